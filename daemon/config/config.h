@@ -1,0 +1,102 @@
+// The daemon's configuration, as parsed and validated from TOML.
+// Lifetime: a Config is a plain value; the app keeps the current one and
+// replaces it on reload. Thread-safety: immutable once loaded; copy to share.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace isthmus::config {
+
+using Millis = std::chrono::milliseconds;
+
+struct HostPort {
+  std::string host;  // IPv4/IPv6 literal or host name, without brackets
+  uint16_t port = 0;
+  std::string to_string() const;  // "host:port" ("[v6]:port" for IPv6)
+};
+
+struct Region {
+  std::string name;       // [a-z0-9][a-z0-9_-]{0,31}
+  int priority = 100;     // failover preference: lower is preferred, 1..1000
+};
+
+struct Nats {
+  std::vector<std::string> urls{"nats://127.0.0.1:4222"};
+  std::string credentials;        // path to a .creds file; empty = none
+  int replicas = 1;               // in-cluster replicas of replica streams, 1..5
+  Millis request_timeout{2000};   // JetStream API requests
+  Millis reconnect_wait{250};     // first retry after a lost connection (doubles, max 5s)
+  int64_t pending_bytes_limit = 32 * 1024 * 1024;  // per subscription, bytes
+};
+
+struct Peer {
+  std::string name;   // a region name, unique, not our own
+  HostPort address;   // where that region's daemon listens for links
+};
+
+struct Link {
+  HostPort listen{"127.0.0.1", 7422};
+  uint32_t max_frame_bytes = 8 * 1024 * 1024;  // refused before allocation; 4 KiB..64 MiB
+  uint32_t batch_bytes = 64 * 1024;            // target payload bytes per data frame
+  uint32_t window_messages = 50000;            // unacked messages per (stream, follower)
+  uint64_t window_bytes = 32 * 1024 * 1024;    // unacked bytes per (stream, follower)
+  Millis heartbeat_interval{1000};
+  Millis stale_after{10000};                   // close a link that received nothing this long
+  Millis handshake_timeout{5000};
+  Millis backoff_min{100};
+  Millis backoff_max{5000};
+};
+
+struct Http {
+  HostPort listen{"127.0.0.1", 7480};
+};
+
+struct Stream {
+  std::string name;    // JetStream stream name
+  std::string leader;  // region name that leads it (static for now)
+};
+
+struct Log {
+  std::string level = "info";   // trace|debug|info|warn|error
+  std::string format = "text";  // text|json
+};
+
+struct Config {
+  std::string path;  // file it was loaded from
+  Region region;
+  Nats nats;
+  Link link;
+  std::vector<Peer> peers;
+  Http http;
+  std::vector<Stream> streams;
+  Log log;
+
+  const Peer* find_peer(const std::string& name) const;
+};
+
+// One problem found in a configuration file, with its position.
+struct ConfigError {
+  std::string file;
+  int line = 0;     // 1-based; 0 when the key is missing altogether
+  int column = 0;   // 1-based; 0 when unknown
+  std::string key;  // dotted path, e.g. "peers[1].address"
+  std::string message;
+  std::string to_string() const;  // "FILE:LINE:COL: KEY: MESSAGE"
+};
+
+struct LoadResult {
+  Config config;                   // valid only when errors is empty
+  std::vector<ConfigError> errors; // every problem found, in file order
+  bool ok() const { return errors.empty(); }
+};
+
+// Parses and validates a configuration file. Collects all errors rather than
+// stopping at the first. Never throws.
+LoadResult load_file(const std::string& path);
+// Same, from text (path is used only in error messages).
+LoadResult load_string(const std::string& text, const std::string& path);
+
+}  // namespace isthmus::config
