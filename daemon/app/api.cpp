@@ -1,0 +1,80 @@
+#include "app/api.h"
+
+#include "isthmus_build.h"
+#include "loop/timer.h"
+
+namespace isthmus::app {
+
+using Json = nlohmann::json;
+
+Json health_report(const ApiSources& src, bool& healthy) {
+  Json reasons = Json::array();
+  bool nats_up = src.replicator->nats_up();
+  if (!nats_up) {
+    std::string why = "local NATS connection down";
+    if (!src.nats->last_error().empty()) why += " (" + src.nats->last_error() + ")";
+    reasons.push_back(why);
+  }
+  Json links = Json::object();
+  for (const auto& p : src.links->status()) {
+    links[p.name] = p.state;
+    if (p.state != "up") {
+      reasons.push_back("link to " + p.name + " is " + p.state +
+                        (p.last_close_reason.empty() ? "" : " (last close: " + p.last_close_reason + ")"));
+    }
+  }
+  for (const auto& p : src.replicator->problems()) reasons.push_back(p);
+  healthy = reasons.empty();
+  Json out;
+  out["status"] = healthy ? "ok" : "unhealthy";
+  out["region"] = src.cfg->region.name;
+  out["version"] = ISTHMUS_VERSION;
+  out["nats"] = nats_up ? "up" : "down";
+  out["links"] = links;
+  out["reasons"] = reasons;
+  out["uptime_s"] = (loop::wall_ns() - src.started_ns) / 1000000000;
+  return out;
+}
+
+Json links_report(const ApiSources& src) {
+  Json arr = Json::array();
+  for (const auto& p : src.links->status()) {
+    Json j;
+    j["peer"] = p.name;
+    j["address"] = p.address;
+    j["state"] = p.state;
+    j["role"] = p.dialer ? "dialer" : "listener";
+    j["since_ns"] = p.since_ns;
+    if (p.rtt_ns >= 0) j["rtt_ms"] = static_cast<double>(p.rtt_ns) / 1e6;
+    j["reconnects"] = p.reconnects;
+    j["bytes_in"] = p.bytes_in;
+    j["bytes_out"] = p.bytes_out;
+    j["frames_in"] = p.frames_in;
+    j["frames_out"] = p.frames_out;
+    if (!p.last_close_reason.empty()) {
+      j["last_close_reason"] = p.last_close_reason;
+      if (!p.last_close_detail.empty()) j["last_close_detail"] = p.last_close_detail;
+      j["last_close_ns"] = p.last_close_ns;
+    }
+    arr.push_back(j);
+  }
+  return Json{{"region", src.cfg->region.name}, {"links", arr}};
+}
+
+void register_api(http::Router& router, const ApiSources& src) {
+  // Copies of the pointers: src itself may be a temporary.
+  ApiSources s = src;
+  router.add("GET", "/healthz", [s](const http::Request&) {
+    bool healthy = false;
+    Json j = health_report(s, healthy);
+    return http::Response::json(healthy ? 200 : 503, j.dump());
+  });
+  router.add("GET", "/v1/lag", [s](const http::Request&) {
+    return http::Response::json(200, s.replicator->lag_json().dump());
+  });
+  router.add("GET", "/v1/links", [s](const http::Request&) {
+    return http::Response::json(200, links_report(s).dump());
+  });
+}
+
+}  // namespace isthmus::app

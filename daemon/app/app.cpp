@@ -1,0 +1,186 @@
+#include "app/app.h"
+
+#include <nats/nats.h>
+#include <spdlog/spdlog.h>
+#include <uv.h>
+
+#include <csignal>
+#include <memory>
+
+#include "app/api.h"
+#include "app/notify.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "isthmus_build.h"
+#include "link/manager.h"
+#include "loop/mailbox.h"
+#include "loop/timer.h"
+#include "nats/client.h"
+#include "replication/replicator.h"
+
+namespace isthmus::app {
+
+namespace {
+
+constexpr uint64_t kDrainMs = 5000;
+
+class Daemon {
+ public:
+  explicit Daemon(const config::Config& cfg) : cfg_(cfg) { uv_loop_init(&loop_); }
+
+  int run() {
+    started_ns_ = loop::wall_ns();
+    mailbox_ = std::make_unique<loop::Mailbox>(&loop_);
+    replicator_ = std::make_unique<replication::Replicator>(&loop_, cfg_, mailbox_.get());
+    links_ = std::make_unique<link::Manager>(&loop_, cfg_, replicator_.get());
+    nats_ = std::make_unique<nats::Client>(cfg_.nats, mailbox_.get(), replicator_.get());
+    replicator_->attach(nats_.get(), links_.get());
+
+    ApiSources src{&cfg_, replicator_.get(), links_.get(), nats_.get(), started_ns_};
+    register_api(router_, src);
+    http_ = std::make_unique<http::Server>(&loop_, router_);
+    Status st = http_->listen(cfg_.http.listen.host, cfg_.http.listen.port);
+    if (!st) {
+      spdlog::critical("http: cannot listen on {}: {}", cfg_.http.listen.to_string(), st.message());
+      return teardown(1);
+    }
+    spdlog::info("http: listening on {}:{}", cfg_.http.listen.host, http_->bound_port());
+    st = links_->start();
+    if (!st) {
+      spdlog::critical("{}", st.message());
+      return teardown(1);
+    }
+    replicator_->start();
+    nats_->start();
+
+    install_signals();
+    uint64_t wd = watchdog_interval_ms();
+    if (wd > 0) {
+      watchdog_ = std::make_unique<loop::Timer>(&loop_);
+      watchdog_->start(wd / 2, wd / 2, [] { notify_watchdog(); });
+    }
+    spdlog::info("isthmusd {} started: region {}, {} peer(s), {} stream(s)", ISTHMUS_VERSION, cfg_.region.name,
+                 cfg_.peers.size(), cfg_.streams.size());
+    notify_ready();
+    notify_status("running");
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    return finish();
+  }
+
+ private:
+  void install_signals() {
+    auto add = [this](int signum, uv_signal_cb cb) {
+      auto* h = new uv_signal_t;
+      uv_signal_init(&loop_, h);
+      h->data = this;
+      uv_signal_start(h, cb, signum);
+      signals_.push_back(h);
+    };
+    add(SIGTERM, [](uv_signal_t* h, int) { static_cast<Daemon*>(h->data)->begin_shutdown("SIGTERM"); });
+    add(SIGINT, [](uv_signal_t* h, int) { static_cast<Daemon*>(h->data)->begin_shutdown("SIGINT"); });
+    add(SIGHUP, [](uv_signal_t* h, int) { static_cast<Daemon*>(h->data)->reload(); });
+  }
+
+  void reload() {
+    auto r = config::load_file(cfg_.path);
+    if (!r.ok()) {
+      for (const auto& e : r.errors) spdlog::error("reload refused: {}", e.to_string());
+      return;
+    }
+    spdlog::warn("SIGHUP: configuration {} is valid; run-time reload is not supported yet, restart to apply it",
+                 cfg_.path);
+  }
+
+  void begin_shutdown(const char* why) {
+    if (shutting_down_) {
+      spdlog::warn("{} again: stopping now", why);
+      end_loop();
+      return;
+    }
+    shutting_down_ = true;
+    spdlog::info("{}: draining (up to {} ms)", why, kDrainMs);
+    notify_stopping();
+    replicator_->drain();
+    drain_deadline_ = loop::mono_ns() + static_cast<int64_t>(kDrainMs) * 1000000;
+    drain_timer_ = std::make_unique<loop::Timer>(&loop_);
+    drain_timer_->start(0, 20, [this] {
+      if (replicator_->drained() || loop::mono_ns() > drain_deadline_) {
+        drain_timer_->stop();
+        end_loop();
+      }
+    });
+  }
+
+  // Close everything the loop owns; uv_run returns once all handles closed.
+  void end_loop() {
+    replicator_->flush_now();  // last acknowledgements
+    replicator_->stop();
+    links_->shutdown();
+    for (auto* h : signals_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<uv_signal_t*>(x); });
+    }
+    signals_.clear();
+    watchdog_.reset();
+    drain_timer_.reset();
+    http_->close([] {});
+    // NATS: closing flushes and joins the worker; cnats threads stop posting.
+    nats_->stop();
+    mailbox_->close();
+    links_.reset();
+    replicator_->stop();
+  }
+
+  int teardown(int code) {
+    if (http_) http_->close([] {});
+    links_.reset();
+    mailbox_->close();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+    return code;
+  }
+
+  int finish() {
+    http_.reset();
+    replicator_.reset();
+    nats_.reset();
+    // Let close callbacks of anything destroyed above run.
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&loop_);
+    if (rc != 0) spdlog::warn("loop closed with handles still open");
+    spdlog::info("isthmusd stopped");
+    return 0;
+  }
+
+  config::Config cfg_;
+  uv_loop_t loop_{};
+  int64_t started_ns_ = 0;
+  std::unique_ptr<loop::Mailbox> mailbox_;
+  std::unique_ptr<replication::Replicator> replicator_;
+  std::unique_ptr<link::Manager> links_;
+  std::unique_ptr<nats::Client> nats_;
+  http::Router router_;
+  std::unique_ptr<http::Server> http_;
+  std::vector<uv_signal_t*> signals_;
+  std::unique_ptr<loop::Timer> watchdog_;
+  std::unique_ptr<loop::Timer> drain_timer_;
+  int64_t drain_deadline_ = 0;
+  bool shutting_down_ = false;
+};
+
+}  // namespace
+
+int run(const config::Config& cfg) {
+  if (nats_Open(-1) != NATS_OK) {
+    spdlog::critical("cannot initialise the NATS library");
+    return 1;
+  }
+  int rc = 0;
+  {
+    Daemon d(cfg);
+    rc = d.run();
+  }
+  nats_CloseAndWait(2000);
+  return rc;
+}
+
+}  // namespace isthmus::app

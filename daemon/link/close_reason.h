@@ -1,0 +1,27 @@
+// Why a link closed. Every close carries exactly one reason; it is logged
+// once and shown in the API (last close reason per peer).
+#pragma once
+
+namespace isthmus::link {
+
+enum class CloseReason {
+  kNone = 0,
+  kPeerClosed,         // the peer closed the TCP connection (EOF)
+  kPeerGoAway,         // the peer said goodbye with a reason
+  kShutdown,           // we are shutting down
+  kIoError,            // socket error (reset, refused, ...)
+  kConnectFailed,      // dial did not succeed
+  kHandshakeTimeout,   // no valid hello within the handshake deadline
+  kProtocolError,      // malformed frame, unexpected frame, bad hello
+  kFrameTooLarge,      // a frame declared a length beyond max_frame_bytes
+  kVersionMismatch,    // peer speaks another protocol version
+  kUnknownPeer,        // hello named a region we do not know
+  kWrongDirection,     // the peer dialed although the rule says we dial
+  kDuplicate,          // a link to that peer already exists
+  kStale,              // nothing received for stale_after
+  kReplaced,           // a newer connection to the same peer replaced this one
+};
+
+const char* close_reason_name(CloseReason r);
+
+}  // namespace isthmus::link

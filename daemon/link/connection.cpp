@@ -1,0 +1,239 @@
+#include "link/connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include "loop/timer.h"
+
+namespace isthmus::link {
+
+const char* close_reason_name(CloseReason r) {
+  switch (r) {
+    case CloseReason::kNone: return "none";
+    case CloseReason::kPeerClosed: return "peer_closed";
+    case CloseReason::kPeerGoAway: return "peer_goaway";
+    case CloseReason::kShutdown: return "shutdown";
+    case CloseReason::kIoError: return "io_error";
+    case CloseReason::kConnectFailed: return "connect_failed";
+    case CloseReason::kHandshakeTimeout: return "handshake_timeout";
+    case CloseReason::kProtocolError: return "protocol_error";
+    case CloseReason::kFrameTooLarge: return "frame_too_large";
+    case CloseReason::kVersionMismatch: return "version_mismatch";
+    case CloseReason::kUnknownPeer: return "unknown_peer";
+    case CloseReason::kWrongDirection: return "wrong_direction";
+    case CloseReason::kDuplicate: return "duplicate";
+    case CloseReason::kStale: return "stale";
+    case CloseReason::kReplaced: return "replaced";
+  }
+  return "unknown";
+}
+
+namespace {
+
+struct WriteReq {
+  uv_write_t req;
+  std::vector<uint8_t> buf;
+};
+
+// Bytes requested per read; the kernel hands us at most this much at once.
+constexpr size_t kReadChunk = 256 * 1024;
+
+}  // namespace
+
+Connection::Connection(uv_loop_t* loop, ConnectionHandler* handler, uint32_t max_frame_bytes)
+    : handler_(handler), tcp_(new uv_tcp_t), reader_(max_frame_bytes) {
+  uv_tcp_init(loop, tcp_);
+  uv_tcp_nodelay(tcp_, 1);
+  tcp_->data = this;
+  created_mono_ns = loop::mono_ns();
+  last_recv_ns_ = created_mono_ns;
+}
+
+Connection::~Connection() {
+  if (!closed_) {
+    closed_ = true;
+    tcp_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  }
+}
+
+Status Connection::connect(const sockaddr* addr) {
+  dialed = true;
+  auto* req = new uv_connect_t;
+  int rc = uv_tcp_connect(req, tcp_, addr, &Connection::on_connect);
+  if (rc != 0) {
+    delete req;
+    return Status(Code::kIo, uv_strerror(rc));
+  }
+  return Status::ok();
+}
+
+void Connection::on_connect(uv_connect_t* req, int status) {
+  auto* self = static_cast<Connection*>(req->handle->data);
+  delete req;
+  if (self == nullptr) return;  // closed meanwhile
+  if (status != 0) {
+    self->fail(CloseReason::kConnectFailed, uv_strerror(status));
+    return;
+  }
+  uv_tcp_nodelay(self->tcp_, 1);
+  self->handler_->on_connected(*self);
+}
+
+Status Connection::start() {
+  int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(tcp_), &Connection::on_alloc,
+                         &Connection::on_read);
+  if (rc != 0) return Status(Code::kIo, uv_strerror(rc));
+  return Status::ok();
+}
+
+void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<Connection*>(h->data);
+  if (self == nullptr) {
+    *buf = uv_buf_init(nullptr, 0);
+    return;
+  }
+  self->read_buf_.resize(kReadChunk);
+  *buf = uv_buf_init(self->read_buf_.data(), static_cast<unsigned>(self->read_buf_.size()));
+}
+
+void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<Connection*>(s->data);
+  if (self == nullptr || nread == 0) return;
+  if (nread < 0) {
+    if (nread == UV_EOF) {
+      self->fail(CloseReason::kPeerClosed, "end of stream");
+    } else {
+      self->fail(CloseReason::kIoError, uv_strerror(static_cast<int>(nread)));
+    }
+    return;
+  }
+  self->handle_bytes(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(nread)));
+}
+
+void Connection::handle_bytes(std::span<const uint8_t> bytes) {
+  stats_.bytes_in += bytes.size();
+  last_recv_ns_ = loop::mono_ns();
+  std::vector<uint8_t> app, back;
+  Status st = layers_.read(bytes, app, back);
+  if (!back.empty()) write_raw(std::move(back));
+  if (!st) {
+    fail(CloseReason::kProtocolError, st.message());
+    return;
+  }
+  st = reader_.feed(app, [this](FrameType t, std::span<const uint8_t> body) -> Status {
+    if (closed_) return Status(Code::kConflict, "closed");
+    stats_.frames_in++;
+    return handler_->on_frame(*this, t, body);
+  });
+  if (!st && !closed_) {
+    fail(st.code() == Code::kTooLarge ? CloseReason::kFrameTooLarge : CloseReason::kProtocolError,
+         st.message());
+  }
+}
+
+void Connection::queue(std::vector<uint8_t>&& frame_bytes) {
+  if (closed_) return;
+  stats_.frames_out++;
+  if (out_.empty()) {
+    out_ = std::move(frame_bytes);
+  } else {
+    out_.insert(out_.end(), frame_bytes.begin(), frame_bytes.end());
+  }
+}
+
+void Connection::queue_copy(std::span<const uint8_t> frame_bytes) {
+  if (closed_) return;
+  stats_.frames_out++;
+  out_.insert(out_.end(), frame_bytes.begin(), frame_bytes.end());
+}
+
+void Connection::flush() {
+  if (closed_ || out_.empty()) return;
+  std::vector<uint8_t> net;
+  Status st = layers_.write(out_, true, net);
+  out_.clear();
+  if (!st) {
+    fail(CloseReason::kProtocolError, st.message());
+    return;
+  }
+  write_raw(std::move(net));
+}
+
+void Connection::write_raw(std::vector<uint8_t>&& bytes) {
+  if (closed_ || bytes.empty()) return;
+  auto* w = new WriteReq;
+  w->buf = std::move(bytes);
+  uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->buf.data()), static_cast<unsigned>(w->buf.size()));
+  queued_in_uv_ += w->buf.size();
+  stats_.bytes_out += w->buf.size();
+  w->req.data = w;
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &Connection::on_write);
+  if (rc != 0) {
+    queued_in_uv_ -= w->buf.size();
+    delete w;
+    fail(CloseReason::kIoError, uv_strerror(rc));
+  }
+}
+
+void Connection::on_write(uv_write_t* req, int status) {
+  auto* w = static_cast<WriteReq*>(req->data);
+  auto* self = static_cast<Connection*>(req->handle->data);
+  size_t n = w->buf.size();
+  delete w;
+  if (self == nullptr) return;
+  self->queued_in_uv_ -= n;
+  if (status != 0 && status != UV_ECANCELED) {
+    self->fail(CloseReason::kIoError, uv_strerror(status));
+  }
+}
+
+size_t Connection::pending_bytes() const { return out_.size() + queued_in_uv_; }
+
+void Connection::fail(CloseReason reason, const std::string& detail) {
+  if (closed_) return;
+  close(reason, detail, reason == CloseReason::kProtocolError || reason == CloseReason::kFrameTooLarge);
+  handler_->on_closed(*this, reason, detail);
+}
+
+void Connection::close(CloseReason reason, const std::string& detail, bool goodbye) {
+  if (closed_) return;
+  if (goodbye) {
+    // Best effort: if the socket takes the bytes at once (the usual case)
+    // they reach the peer before the close; otherwise uv_close cancels them.
+    GoAway g;
+    g.reason = std::string(close_reason_name(reason)) + (detail.empty() ? "" : ": " + detail);
+    std::vector<uint8_t> f;
+    encode(g, f);
+    out_.insert(out_.end(), f.begin(), f.end());
+    flush();
+  }
+  closed_ = true;
+  tcp_->data = nullptr;
+  // uv_close lets queued writes fail with ECANCELED; their callbacks see
+  // data == nullptr and only free their own buffers.
+  uv_close(reinterpret_cast<uv_handle_t*>(tcp_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+}
+
+std::string Connection::peer_address() const {
+  if (closed_) return "?";
+  sockaddr_storage ss{};
+  int len = sizeof(ss);
+  if (uv_tcp_getpeername(tcp_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+  char host[64] = {0};
+  int port = 0;
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    uv_ip4_name(a, host, sizeof(host));
+    port = ntohs(a->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  uv_ip6_name(a6, host, sizeof(host));
+  port = ntohs(a6->sin6_port);
+  return "[" + std::string(host) + "]:" + std::to_string(port);
+}
+
+}  // namespace isthmus::link

@@ -1,0 +1,103 @@
+// Connection: one TCP connection between two region daemons, carrying link
+// frames through a LayerStack. Used for both dialed and accepted sockets.
+//
+// Thread: loop thread only. Lifetime: owned by the link Manager through a
+// unique_ptr. close() may be called at any time (also from inside a handler
+// callback); after it no handler callback runs, and the object may be
+// destroyed at once: the libuv handle and pending writes are released in
+// their own callbacks and never touch the Connection again.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "link/close_reason.h"
+#include "link/frame.h"
+#include "link/layer.h"
+
+namespace isthmus::link {
+
+class Connection;
+
+class ConnectionHandler {
+ public:
+  virtual ~ConnectionHandler() = default;
+  // TCP connect finished (dialed connections only).
+  virtual void on_connected(Connection& c) = 0;
+  // A whole frame arrived. Return non-OK to close with kProtocolError.
+  virtual Status on_frame(Connection& c, FrameType type, std::span<const uint8_t> body) = 0;
+  // The connection closed (by us or the peer); called exactly once, and not
+  // for a close() the owner asked for itself.
+  virtual void on_closed(Connection& c, CloseReason reason, const std::string& detail) = 0;
+};
+
+struct ConnectionStats {
+  uint64_t bytes_in = 0;     // on the socket
+  uint64_t bytes_out = 0;
+  uint64_t frames_in = 0;
+  uint64_t frames_out = 0;
+};
+
+class Connection {
+ public:
+  // Takes an initialised, not yet connected uv_tcp_t (or an accepted one).
+  Connection(uv_loop_t* loop, ConnectionHandler* handler, uint32_t max_frame_bytes);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  uv_tcp_t* handle() { return tcp_; }
+  // Dialing side: connect to an address. Reports via on_connected/on_closed.
+  Status connect(const sockaddr* addr);
+  // Start reading (after connect or accept).
+  Status start();
+
+  // Queue an encoded frame; it is written at the next flush().
+  void queue(std::vector<uint8_t>&& frame_bytes);
+  void queue_copy(std::span<const uint8_t> frame_bytes);
+  // Pass queued frames through the layers and write them to the socket.
+  void flush();
+  // Bytes accepted but not yet written to the kernel: the link's backpressure.
+  size_t pending_bytes() const;
+
+  // Close with a reason. Sends a GOAWAY first when `goodbye` is set.
+  void close(CloseReason reason, const std::string& detail, bool goodbye);
+  bool closed() const { return closed_; }
+
+  std::string peer_address() const;
+  const ConnectionStats& stats() const { return stats_; }
+  int64_t last_recv_mono_ns() const { return last_recv_ns_; }
+
+  // Free-form per-connection state for the owner.
+  std::string peer_name;
+  bool hello_received = false;
+  bool dialed = false;
+  int64_t created_mono_ns = 0;
+
+ private:
+  static void on_connect(uv_connect_t* req, int status);
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  void fail(CloseReason reason, const std::string& detail);
+  void handle_bytes(std::span<const uint8_t> bytes);
+  void write_raw(std::vector<uint8_t>&& bytes);
+
+  ConnectionHandler* handler_;
+  uv_tcp_t* tcp_;
+  FrameReader reader_;
+  LayerStack layers_;
+  std::vector<uint8_t> out_;  // frames waiting for flush()
+  size_t queued_in_uv_ = 0;   // bytes handed to uv_write, not yet completed
+  bool closed_ = false;
+  ConnectionStats stats_;
+  int64_t last_recv_ns_ = 0;
+  std::vector<char> read_buf_;
+};
+
+}  // namespace isthmus::link

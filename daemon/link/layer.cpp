@@ -1,0 +1,49 @@
+#include "link/layer.h"
+
+namespace isthmus::link {
+
+Status LayerStack::write(std::span<const uint8_t> in, bool flush, std::vector<uint8_t>& to_net) {
+  if (layers_.empty()) {
+    to_net.insert(to_net.end(), in.begin(), in.end());
+    return Status::ok();
+  }
+  std::vector<uint8_t> cur(in.begin(), in.end());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    std::vector<uint8_t> next;
+    Status st = layers_[i]->write(cur, flush, i + 1 == layers_.size() ? to_net : next);
+    if (!st) return st;
+    if (i + 1 < layers_.size()) cur.swap(next);
+  }
+  return Status::ok();
+}
+
+Status LayerStack::read(std::span<const uint8_t> in, std::vector<uint8_t>& to_app,
+                        std::vector<uint8_t>& to_net) {
+  if (layers_.empty()) {
+    to_app.insert(to_app.end(), in.begin(), in.end());
+    return Status::ok();
+  }
+  // Bottom layer first. Bytes a layer wants to send back must pass through
+  // the layers below it on the way down.
+  std::vector<uint8_t> cur(in.begin(), in.end());
+  for (size_t i = layers_.size(); i-- > 0;) {
+    std::vector<uint8_t> up, back;
+    Status st = layers_[i]->read(cur, up, back);
+    if (!st) return st;
+    if (!back.empty()) {
+      std::vector<uint8_t> down = std::move(back);
+      for (size_t j = i + 1; j < layers_.size(); ++j) {
+        std::vector<uint8_t> next;
+        st = layers_[j]->write(down, true, next);
+        if (!st) return st;
+        down.swap(next);
+      }
+      to_net.insert(to_net.end(), down.begin(), down.end());
+    }
+    cur.swap(up);
+  }
+  to_app.insert(to_app.end(), cur.begin(), cur.end());
+  return Status::ok();
+}
+
+}  // namespace isthmus::link

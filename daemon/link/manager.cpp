@@ -1,0 +1,433 @@
+#include "link/manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+namespace isthmus::link {
+
+namespace {
+
+Status resolve(const config::HostPort& hp, sockaddr_storage& out) {
+  std::memset(&out, 0, sizeof(out));
+  if (uv_ip4_addr(hp.host.c_str(), hp.port, reinterpret_cast<sockaddr_in*>(&out)) == 0) {
+    return Status::ok();
+  }
+  if (uv_ip6_addr(hp.host.c_str(), hp.port, reinterpret_cast<sockaddr_in6*>(&out)) == 0) {
+    return Status::ok();
+  }
+  // Host names: resolve synchronously once per dial; links are few and
+  // dials are rare. (getaddrinfo on the loop is acceptable at this rate.)
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(hp.host.c_str(), std::to_string(hp.port).c_str(), &hints, &res);
+  if (rc != 0 || res == nullptr) return Status(Code::kIo, "cannot resolve " + hp.host);
+  std::memcpy(&out, res->ai_addr, res->ai_addrlen);
+  freeaddrinfo(res);
+  return Status::ok();
+}
+
+uint64_t jitter(uint64_t ms) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_int_distribution<uint64_t> d(ms / 2, ms);
+  return d(rng);
+}
+
+}  // namespace
+
+Manager::Manager(uv_loop_t* loop, const config::Config& cfg, LinkListener* listener)
+    : loop_(loop), cfg_(cfg), listener_(listener) {
+  for (const auto& pc : cfg_.peers) {
+    Peer p;
+    p.cfg = pc;
+    p.dialer = cfg_.region.name < pc.name;
+    p.st.name = pc.name;
+    p.st.address = pc.address.to_string();
+    p.st.dialer = p.dialer;
+    p.st.state = p.dialer ? "connecting" : "waiting";
+    p.st.since_ns = loop::wall_ns();
+    p.backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
+    peers_.emplace(pc.name, std::move(p));
+  }
+}
+
+Manager::~Manager() {
+  shutdown();
+  if (server_ != nullptr) {
+    server_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(server_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    server_ = nullptr;
+  }
+}
+
+Status Manager::start() {
+  sockaddr_storage addr{};
+  Status st = resolve(cfg_.link.listen, addr);
+  if (!st) return st;
+  server_ = new uv_tcp_t;
+  uv_tcp_init(loop_, server_);
+  server_->data = this;
+  int rc = uv_tcp_bind(server_, reinterpret_cast<sockaddr*>(&addr), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(server_), 64, &Manager::on_accept);
+  if (rc != 0) {
+    return Status(Code::kIo, "link listen on " + cfg_.link.listen.to_string() + ": " + uv_strerror(rc));
+  }
+  tick_ = std::make_unique<loop::Timer>(loop_);
+  reap_ = std::make_unique<loop::Timer>(loop_);
+  auto hb = static_cast<uint64_t>(cfg_.link.heartbeat_interval.count());
+  uint64_t period = std::max<uint64_t>(50, std::min<uint64_t>(hb, 250));
+  tick_->start(period, period, [this] { tick(); });
+  for (auto& [name, p] : peers_) {
+    if (p.dialer) dial(p);
+  }
+  spdlog::info("links: listening on {}", cfg_.link.listen.to_string());
+  return Status::ok();
+}
+
+uint16_t Manager::listen_port() const {
+  if (server_ == nullptr) return 0;
+  sockaddr_storage ss{};
+  int len = sizeof(ss);
+  uv_tcp_getsockname(server_, reinterpret_cast<sockaddr*>(&ss), &len);
+  return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+}
+
+void Manager::shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  if (tick_) tick_->stop();
+  for (auto& [name, p] : peers_) {
+    if (p.dial_timer) p.dial_timer->stop();
+    if (p.conn) {
+      bool was_up = p.up;
+      p.conn->close(CloseReason::kShutdown, "", true);
+      bury(std::move(p.conn));
+      p.up = false;
+      p.st.last_close_reason = close_reason_name(CloseReason::kShutdown);
+      p.st.last_close_ns = loop::wall_ns();
+      set_state(p, "down");
+      if (was_up) listener_->on_link_down(name);
+    }
+  }
+  for (auto& c : pending_) c->close(CloseReason::kShutdown, "", true);
+  pending_.clear();
+}
+
+void Manager::bury(std::unique_ptr<Connection> c) {
+  if (!c) return;
+  graveyard_.push_back(std::move(c));
+  if (reap_ && !reap_->active()) reap_->start(0, 0, [this] { graveyard_.clear(); });
+}
+
+Manager::Peer* Manager::find(const std::string& name) {
+  auto it = peers_.find(name);
+  return it == peers_.end() ? nullptr : &it->second;
+}
+
+const Manager::Peer* Manager::find(const std::string& name) const {
+  auto it = peers_.find(name);
+  return it == peers_.end() ? nullptr : &it->second;
+}
+
+void Manager::set_state(Peer& p, const char* state) {
+  if (p.st.state != state) {
+    p.st.state = state;
+    p.st.since_ns = loop::wall_ns();
+  }
+}
+
+void Manager::on_accept(uv_stream_t* server, int status) {
+  auto* self = static_cast<Manager*>(server->data);
+  if (self == nullptr || status != 0) return;
+  self->accept_one();
+}
+
+void Manager::accept_one() {
+  auto c = std::make_unique<Connection>(loop_, this, cfg_.link.max_frame_bytes);
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(server_), reinterpret_cast<uv_stream_t*>(c->handle())) != 0) {
+    return;
+  }
+  if (shutting_down_) {
+    c->close(CloseReason::kShutdown, "", false);
+    return;
+  }
+  Status st = c->start();
+  if (!st) {
+    c->close(CloseReason::kIoError, st.message(), false);
+    return;
+  }
+  spdlog::debug("links: accepted connection from {}", c->peer_address());
+  send_hello(*c);
+  pending_.push_back(std::move(c));
+}
+
+void Manager::dial(Peer& p) {
+  if (shutting_down_ || p.conn) return;
+  sockaddr_storage addr{};
+  Status st = resolve(p.cfg.address, addr);
+  if (!st) {
+    p.st.last_close_reason = close_reason_name(CloseReason::kConnectFailed);
+    p.st.last_close_detail = st.message();
+    schedule_dial(p);
+    return;
+  }
+  p.conn = std::make_unique<Connection>(loop_, this, cfg_.link.max_frame_bytes);
+  p.conn->peer_name = p.cfg.name;
+  st = p.conn->connect(reinterpret_cast<sockaddr*>(&addr));
+  if (!st) {
+    p.conn->close(CloseReason::kConnectFailed, st.message(), false);
+    bury(std::move(p.conn));
+    schedule_dial(p);
+    return;
+  }
+  set_state(p, "connecting");
+}
+
+void Manager::schedule_dial(Peer& p) {
+  if (shutting_down_ || !p.dialer) return;
+  if (!p.dial_timer) p.dial_timer = std::make_unique<loop::Timer>(loop_);
+  uint64_t wait = jitter(p.backoff_ms);
+  p.backoff_ms = std::min<uint64_t>(p.backoff_ms * 2, static_cast<uint64_t>(cfg_.link.backoff_max.count()));
+  std::string name = p.cfg.name;
+  p.dial_timer->start(wait, 0, [this, name] {
+    if (Peer* q = find(name)) dial(*q);
+  });
+}
+
+void Manager::send_hello(Connection& c) {
+  Hello h;
+  h.region = cfg_.region.name;
+  std::vector<uint8_t> f;
+  encode(h, f);
+  c.queue(std::move(f));
+  c.flush();
+}
+
+void Manager::on_connected(Connection& c) {
+  Status st = c.start();
+  if (!st) {
+    Peer* p = find(c.peer_name);
+    c.close(CloseReason::kIoError, st.message(), false);
+    if (p) link_closed(*p, CloseReason::kIoError, st.message());
+    return;
+  }
+  send_hello(c);
+}
+
+Status Manager::handle_hello(Connection& c, std::span<const uint8_t> body) {
+  Hello h;
+  Status st = decode(body, h);
+  if (!st) return st;
+  if (h.version != kProtocolVersion) {
+    c.close(CloseReason::kVersionMismatch, "peer speaks version " + std::to_string(h.version), true);
+    return Status(Code::kUnsupported, "version mismatch");
+  }
+  Peer* p = find(h.region);
+  if (p == nullptr) {
+    spdlog::warn("links: refusing connection from {}: unknown region '{}'", c.peer_address(), h.region);
+    c.close(CloseReason::kUnknownPeer, h.region, true);
+    return Status(Code::kNotFound, "unknown peer");
+  }
+  if (c.dialed) {
+    if (c.peer_name != h.region) {
+      c.close(CloseReason::kUnknownPeer, "expected " + c.peer_name + ", got " + h.region, true);
+      return Status(Code::kConflict, "wrong peer");
+    }
+  } else {
+    // Accepted connection: move it from pending_ to the peer slot.
+    if (p->dialer) {
+      spdlog::warn("links: refusing connection from {}: we dial that region", h.region);
+      c.close(CloseReason::kWrongDirection, "", true);
+      return Status(Code::kConflict, "wrong direction");
+    }
+    auto it = std::find_if(pending_.begin(), pending_.end(), [&](auto& u) { return u.get() == &c; });
+    if (it == pending_.end()) return Status(Code::kInternal, "connection not pending");
+    std::unique_ptr<Connection> owned = std::move(*it);
+    pending_.erase(it);
+    if (p->conn) {
+      // The peer reconnected while we still hold an older link (e.g. a
+      // half-open one): the newer one wins.
+      bool was_up = p->up;
+      p->conn->close(CloseReason::kReplaced, "", true);
+      bury(std::move(p->conn));
+      p->up = false;
+      if (was_up) listener_->on_link_down(p->cfg.name);
+    }
+    owned->peer_name = h.region;
+    p->conn = std::move(owned);
+  }
+  c.hello_received = true;
+  p->up = true;
+  if (p->established++ > 0) p->st.reconnects++;
+  p->backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
+  set_state(*p, "up");
+  spdlog::info("links: link to {} up ({})", p->cfg.name, c.peer_address());
+  listener_->on_link_up(p->cfg.name);
+  return Status::ok();
+}
+
+Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t> body) {
+  if (!c.hello_received) {
+    if (type != FrameType::kHello) return Status(Code::kInvalid, "expected hello first");
+    return handle_hello(c, body);
+  }
+  switch (type) {
+    case FrameType::kHello:
+      return Status(Code::kInvalid, "second hello");
+    case FrameType::kHeartbeat: {
+      Heartbeat hb;
+      Status st = decode(body, hb);
+      if (!st) return st;
+      Peer* p = find(c.peer_name);
+      if (p != nullptr) {
+        int64_t now = loop::wall_ns();
+        p->peer_hb_send_ns = hb.send_ns;
+        p->peer_hb_recv_ns = now;
+        if (hb.echo_send_ns != 0) {
+          // NTP-style: (now - our send) - (peer hold time).
+          int64_t hold = hb.send_ns - hb.echo_recv_ns;
+          int64_t rtt = (now - hb.echo_send_ns) - hold;
+          if (rtt >= 0) p->st.rtt_ns = rtt;
+        }
+      }
+      return Status::ok();
+    }
+    case FrameType::kGoAway: {
+      GoAway g;
+      (void)decode(body, g);
+      Peer* p = find(c.peer_name);
+      c.close(CloseReason::kPeerGoAway, g.reason, false);
+      if (p != nullptr) link_closed(*p, CloseReason::kPeerGoAway, g.reason);
+      return Status::ok();
+    }
+    default:
+      return listener_->on_link_frame(c.peer_name, type, body);
+  }
+}
+
+void Manager::on_closed(Connection& c, CloseReason reason, const std::string& detail) {
+  auto it = std::find_if(pending_.begin(), pending_.end(), [&](auto& u) { return u.get() == &c; });
+  if (it != pending_.end()) {
+    spdlog::debug("links: unidentified connection closed: {} {}", close_reason_name(reason), detail);
+    bury(std::move(*it));
+    pending_.erase(it);
+    return;
+  }
+  Peer* p = find(c.peer_name);
+  if (p != nullptr && p->conn.get() == &c) link_closed(*p, reason, detail);
+}
+
+void Manager::link_closed(Peer& p, CloseReason reason, const std::string& detail) {
+  bool was_up = p.up;
+  p.up = false;
+  p.st.last_close_reason = close_reason_name(reason);
+  p.st.last_close_detail = detail;
+  p.st.last_close_ns = loop::wall_ns();
+  if (p.conn) {
+    const auto& s = p.conn->stats();
+    p.st.bytes_in += s.bytes_in;
+    p.st.bytes_out += s.bytes_out;
+    p.st.frames_in += s.frames_in;
+    p.st.frames_out += s.frames_out;
+    bury(std::move(p.conn));
+  }
+  if (was_up) {
+    spdlog::warn("links: link to {} closed: {}{}{}", p.cfg.name, close_reason_name(reason),
+                 detail.empty() ? "" : ": ", detail);
+  } else {
+    spdlog::debug("links: connection to {} closed: {} {}", p.cfg.name, close_reason_name(reason), detail);
+  }
+  set_state(p, p.dialer ? "connecting" : "waiting");
+  if (was_up) listener_->on_link_down(p.cfg.name);
+  schedule_dial(p);
+}
+
+void Manager::tick() {
+  int64_t now_mono = loop::mono_ns();
+  int64_t now = loop::wall_ns();
+  auto hb_ns = static_cast<int64_t>(cfg_.link.heartbeat_interval.count()) * 1000000;
+  auto stale_ns = static_cast<int64_t>(cfg_.link.stale_after.count()) * 1000000;
+  auto hs_ns = static_cast<int64_t>(cfg_.link.handshake_timeout.count()) * 1000000;
+  for (auto& [name, p] : peers_) {
+    if (!p.conn) continue;
+    if (!p.up) {
+      if (now_mono - p.conn->created_mono_ns > hs_ns) {
+        p.conn->close(CloseReason::kHandshakeTimeout, "", true);
+        link_closed(p, CloseReason::kHandshakeTimeout, "");
+      }
+      continue;
+    }
+    if (now_mono - p.conn->last_recv_mono_ns() > stale_ns) {
+      p.conn->close(CloseReason::kStale, "", true);
+      link_closed(p, CloseReason::kStale, "nothing received for " + std::to_string(stale_ns / 1000000) + " ms");
+      continue;
+    }
+    if (now - p.last_hb_send_ns >= hb_ns) {
+      Heartbeat hb;
+      hb.send_ns = now;
+      hb.echo_send_ns = p.peer_hb_send_ns;
+      hb.echo_recv_ns = p.peer_hb_recv_ns;
+      std::vector<uint8_t> f;
+      encode(hb, f);
+      p.conn->queue(std::move(f));
+      p.conn->flush();
+      p.last_hb_send_ns = now;
+    }
+  }
+  // Unidentified accepted connections get the same handshake deadline.
+  for (size_t i = 0; i < pending_.size();) {
+    if (now_mono - pending_[i]->created_mono_ns > hs_ns) {
+      pending_[i]->close(CloseReason::kHandshakeTimeout, "", true);
+      bury(std::move(pending_[i]));
+      pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+}
+
+bool Manager::is_up(const std::string& peer) const {
+  const Peer* p = find(peer);
+  return p != nullptr && p->up;
+}
+
+bool Manager::send(const std::string& peer, std::vector<uint8_t>&& frame) {
+  Peer* p = find(peer);
+  if (p == nullptr || !p->up || !p->conn) return false;
+  p->conn->queue(std::move(frame));
+  return true;
+}
+
+void Manager::flush_all() {
+  for (auto& [name, p] : peers_) {
+    if (p.up && p.conn) p.conn->flush();
+  }
+}
+
+size_t Manager::pending_bytes(const std::string& peer) const {
+  const Peer* p = find(peer);
+  if (p == nullptr || !p->conn) return 0;
+  return p->conn->pending_bytes();
+}
+
+std::vector<PeerStatus> Manager::status() const {
+  std::vector<PeerStatus> out;
+  for (const auto& [name, p] : peers_) {
+    PeerStatus s = p.st;
+    if (p.conn) {
+      const auto& cs = p.conn->stats();
+      s.bytes_in += cs.bytes_in;
+      s.bytes_out += cs.bytes_out;
+      s.frames_in += cs.frames_in;
+      s.frames_out += cs.frames_out;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace isthmus::link

@@ -1,0 +1,123 @@
+// Manager: the set of links of this region, one per configured peer.
+//
+// Who dials: the region whose name sorts first dials; the other listens.
+// So two regions never hold two links, and an incoming connection from a
+// peer we should dial is refused (kWrongDirection). Dials back off
+// exponentially with jitter between backoff_min and backoff_max.
+//
+// Liveness: every heartbeat_interval each link sends a HEARTBEAT; a link that
+// received nothing for stale_after is closed as stale. Heartbeats also carry
+// timestamps for a round-trip estimate.
+//
+// Thread: loop thread only. Lifetime: created after the loop, destroyed
+// before it closes; shutdown() closes every link with kShutdown.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "link/connection.h"
+#include "loop/timer.h"
+
+namespace isthmus::link {
+
+// What the replication layer sees of links.
+class LinkListener {
+ public:
+  virtual ~LinkListener() = default;
+  virtual void on_link_up(const std::string& peer) = 0;
+  virtual void on_link_down(const std::string& peer) = 0;
+  // A replication frame (anything but hello/heartbeat/goaway) from a peer.
+  virtual Status on_link_frame(const std::string& peer, FrameType type,
+                               std::span<const uint8_t> body) = 0;
+  // Called once per loop wakeup after frames were delivered (flush point).
+  virtual void on_link_idle() {}
+};
+
+struct PeerStatus {
+  std::string name;
+  std::string address;
+  std::string state;        // "up", "connecting", "waiting", "down"
+  bool dialer = false;      // we dial this peer
+  int64_t since_ns = 0;     // wall clock of the last state change
+  int64_t rtt_ns = -1;      // last round-trip estimate, -1 unknown
+  uint64_t reconnects = 0;  // links established after the first
+  uint64_t bytes_in = 0, bytes_out = 0, frames_in = 0, frames_out = 0;
+  std::string last_close_reason;
+  std::string last_close_detail;
+  int64_t last_close_ns = 0;
+};
+
+class Manager : public ConnectionHandler {
+ public:
+  Manager(uv_loop_t* loop, const config::Config& cfg, LinkListener* listener);
+  ~Manager() override;
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+
+  Status start();       // listen and begin dialing
+  void shutdown();      // close all links with kShutdown; stop dialing
+  uint16_t listen_port() const;
+
+  bool is_up(const std::string& peer) const;
+  // Queue a frame for a peer; dropped when the link is down (replication
+  // resynchronises on link up). Returns false when dropped.
+  bool send(const std::string& peer, std::vector<uint8_t>&& frame);
+  void flush_all();
+  size_t pending_bytes(const std::string& peer) const;
+  std::vector<PeerStatus> status() const;
+
+ private:
+  struct Peer {
+    config::Peer cfg;
+    bool dialer = false;
+    std::unique_ptr<Connection> conn;  // current connection, maybe not hello'd yet
+    bool up = false;                   // hello exchanged
+    std::unique_ptr<loop::Timer> dial_timer;
+    uint64_t backoff_ms = 0;
+    PeerStatus st;
+    uint64_t established = 0;
+    int64_t last_hb_send_ns = 0;
+    int64_t peer_hb_send_ns = 0, peer_hb_recv_ns = 0;
+  };
+
+  // ConnectionHandler
+  void on_connected(Connection& c) override;
+  Status on_frame(Connection& c, FrameType type, std::span<const uint8_t> body) override;
+  void on_closed(Connection& c, CloseReason reason, const std::string& detail) override;
+
+  static void on_accept(uv_stream_t* server, int status);
+  void accept_one();
+  void dial(Peer& p);
+  void schedule_dial(Peer& p);
+  void send_hello(Connection& c);
+  Status handle_hello(Connection& c, std::span<const uint8_t> body);
+  void link_closed(Peer& p, CloseReason reason, const std::string& detail);
+  void tick();
+  Peer* find(const std::string& name);
+  const Peer* find(const std::string& name) const;
+  void set_state(Peer& p, const char* state);
+
+  uv_loop_t* loop_;
+  config::Config cfg_;
+  LinkListener* listener_;
+  uv_tcp_t* server_ = nullptr;
+  std::map<std::string, Peer> peers_;
+  std::vector<std::unique_ptr<Connection>> pending_;  // accepted, awaiting hello
+  // Connections closed from inside their own callbacks are parked here and
+  // destroyed on the next loop turn, never while their code is on the stack.
+  std::vector<std::unique_ptr<Connection>> graveyard_;
+  std::unique_ptr<loop::Timer> tick_;
+  std::unique_ptr<loop::Timer> reap_;
+  bool shutting_down_ = false;
+  void bury(std::unique_ptr<Connection> c);
+};
+
+}  // namespace isthmus::link

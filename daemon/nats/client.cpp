@@ -1,0 +1,218 @@
+#include "nats/client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+namespace isthmus::nats {
+
+Client::Client(const config::Nats& cfg, loop::Mailbox* mailbox, ClientListener* listener)
+    : cfg_(cfg), mailbox_(mailbox), listener_(listener) {}
+
+Client::~Client() { stop(); }
+
+void Client::start() { worker_ = std::thread([this] { worker_main(); }); }
+
+void Client::stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_ && !worker_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void Client::run(std::function<void(natsConnection*)> job) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_) return;
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_all();
+}
+
+size_t Client::queued_jobs() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return jobs_.size();
+}
+
+void Client::on_closed_cb(natsConnection*, void* closure) {
+  auto* self = static_cast<Client*>(closure);
+  {
+    std::lock_guard<std::mutex> lk(self->mu_);
+    self->lost_ = true;
+  }
+  self->cv_.notify_all();
+}
+
+void Client::on_error_cb(natsConnection*, natsSubscription*, natsStatus err, void*) {
+  spdlog::warn("nats: asynchronous error: {}", natsStatus_GetText(err));
+}
+
+bool Client::try_connect() {
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  std::vector<const char*> urls;
+  for (const auto& u : cfg_.urls) urls.push_back(u.c_str());
+  if (s == NATS_OK) s = natsOptions_SetServers(opts, urls.data(), static_cast<int>(urls.size()));
+  if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, false);
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, true);
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, 2000);
+  if (s == NATS_OK) s = natsOptions_SetName(opts, "isthmusd");
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &Client::on_closed_cb, this);
+  if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts, &Client::on_error_cb, this);
+  if (s == NATS_OK) s = natsOptions_SetMaxPendingMsgs(opts, 1 << 20);
+  if (s == NATS_OK && !cfg_.credentials.empty()) {
+    s = natsOptions_SetUserCredentialsFromFiles(opts, cfg_.credentials.c_str(), nullptr);
+  }
+  natsConnection* nc = nullptr;
+  if (s == NATS_OK) s = natsConnection_Connect(&nc, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK) {
+    std::string err = natsStatus_GetText(s);
+    mailbox_->post([this, err] { last_error_ = "connect: " + err; });
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    lost_ = false;
+  }
+  conn_ = ConnPtr(nc, [](natsConnection* c) { natsConnection_Destroy(c); });
+  connected_ = true;
+  uint64_t gen = ++generation_;
+  ConnPtr copy = conn_;
+  char url[256] = {0};
+  natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+  spdlog::info("nats: connected to {} (generation {})", url, gen);
+  mailbox_->post([this, copy, gen] {
+    last_error_.clear();
+    listener_->on_nats_up(copy, gen);
+  });
+  return true;
+}
+
+void Client::worker_main() {
+  auto backoff = std::chrono::milliseconds(cfg_.reconnect_wait);
+  bool warned = false;
+  for (;;) {
+    // Connect (or reconnect) with backoff; jobs that arrive meanwhile run
+    // with a null connection and report unavailability themselves.
+    if (!conn_) {
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (stopping_) break;
+      }
+      if (try_connect()) {
+        backoff = std::chrono::milliseconds(cfg_.reconnect_wait);
+        warned = false;
+      } else {
+        if (!warned) {
+          spdlog::warn("nats: cannot connect to {}; retrying", cfg_.urls.front());
+          warned = true;
+        }
+      }
+    }
+    std::function<void(natsConnection*)> job;
+    bool lost = false;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      auto wake = [&] { return stopping_ || lost_ || !jobs_.empty(); };
+      if (conn_) {
+        cv_.wait(lk, wake);
+      } else {
+        cv_.wait_for(lk, backoff, wake);
+      }
+      if (stopping_) break;
+      lost = lost_ && conn_ != nullptr;
+      if (!lost && !jobs_.empty()) {
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+    }
+    if (lost) {
+      connected_ = false;
+      conn_.reset();
+      spdlog::warn("nats: connection lost; reconnecting");
+      mailbox_->post([this] {
+        last_error_ = "connection lost";
+        listener_->on_nats_down("connection lost");
+      });
+      continue;
+    }
+    if (!conn_ && !job) {
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    }
+    if (job) job(conn_ ? conn_.get() : nullptr);
+  }
+  // Shutdown: flush and close. Remaining jobs are dropped.
+  if (conn_) {
+    natsConnection_FlushTimeout(conn_.get(), 1000);
+    natsConnection_Close(conn_.get());
+    connected_ = false;
+    conn_.reset();
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  jobs_.clear();
+}
+
+struct Subscription::Target {
+  loop::Mailbox* mailbox;
+  Handler handler;
+  std::atomic<bool> alive{true};
+};
+
+Result<std::unique_ptr<Subscription>> Subscription::create(natsConnection* nc, const std::string& subject,
+                                                           loop::Mailbox* mailbox, Handler handler,
+                                                           int64_t pending_bytes_limit) {
+  std::unique_ptr<Subscription> s(new Subscription());
+  s->target_ = std::make_shared<Target>();
+  s->target_->mailbox = mailbox;
+  s->target_->handler = std::move(handler);
+  auto* closure = new std::shared_ptr<Target>(s->target_);
+  natsStatus st = natsConnection_Subscribe(&s->sub_, nc, subject.c_str(), &Subscription::on_msg, closure);
+  if (st != NATS_OK) {
+    delete closure;
+    return Status(Code::kUnavailable, std::string("subscribe ") + subject + ": " + natsStatus_GetText(st));
+  }
+  natsSubscription_SetOnCompleteCB(s->sub_, &Subscription::on_complete, closure);
+  natsSubscription_SetPendingLimits(s->sub_, -1, static_cast<int>(std::min<int64_t>(pending_bytes_limit, 1LL << 30)));
+  return s;
+}
+
+Subscription::~Subscription() {
+  if (target_) target_->alive = false;
+  if (sub_ != nullptr) {
+    natsSubscription_Unsubscribe(sub_);
+    natsSubscription_Destroy(sub_);
+  }
+}
+
+void Subscription::on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  auto t = *static_cast<std::shared_ptr<Target>*>(closure);
+  if (!t->alive) {
+    natsMsg_Destroy(msg);
+    return;
+  }
+  t->mailbox->post([t, msg] {
+    if (t->alive) {
+      t->handler(msg);
+    } else {
+      natsMsg_Destroy(msg);
+    }
+  });
+}
+
+void Subscription::on_complete(void* closure) { delete static_cast<std::shared_ptr<Target>*>(closure); }
+
+std::string new_inbox() {
+  natsInbox* inbox = nullptr;
+  natsInbox_Create(&inbox);
+  std::string s(inbox);
+  natsInbox_Destroy(inbox);
+  return s;
+}
+
+}  // namespace isthmus::nats

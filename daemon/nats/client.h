@@ -1,0 +1,116 @@
+// Client: the daemon's connection to its local nats-server, and the worker
+// thread that runs every blocking NATS call.
+//
+// Threads:
+//  - the worker thread (owned here) connects, reconnects and runs jobs
+//    (JetStream API requests: stream info, create, purge, consumer create...);
+//  - cnats' own threads run subscription callbacks; they only post to the
+//    loop's Mailbox;
+//  - the loop thread receives on_up/on_down and job results through the
+//    Mailbox, and publishes (non-blocking, buffered by cnats).
+//
+// Reconnects: cnats' automatic reconnect is off. After a reconnect cnats
+// would re-send publishes it buffered, which could store a replica message
+// twice or out of place. Instead a lost connection is closed, reported
+// (on_down), and a fresh connection is made after a backoff (on_up with a
+// new generation): the replication pipelines reset to the replica's last
+// sequence.
+//
+// Lifetime: start() after the loop exists; stop() before the Mailbox closes.
+#pragma once
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "config/config.h"
+#include "loop/mailbox.h"
+#include "util/status.h"
+
+namespace isthmus::nats {
+
+// A shared, reference-counted connection. The last holder destroys it.
+using ConnPtr = std::shared_ptr<natsConnection>;
+
+class ClientListener {
+ public:
+  virtual ~ClientListener() = default;
+  // Loop thread. A fresh connection is ready; generation grows by one each time.
+  virtual void on_nats_up(ConnPtr conn, uint64_t generation) = 0;
+  // Loop thread. The connection is gone (reason for logs and /healthz).
+  virtual void on_nats_down(const std::string& reason) = 0;
+};
+
+class Client {
+ public:
+  Client(const config::Nats& cfg, loop::Mailbox* mailbox, ClientListener* listener);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  void start();
+  // Closes the connection and joins the worker. Blocks briefly (flush).
+  void stop();
+
+  // Runs job on the worker thread with the current connection (nullptr when
+  // disconnected). Jobs run one at a time, in order. Any thread.
+  void run(std::function<void(natsConnection*)> job);
+  size_t queued_jobs() const;
+
+  bool connected() const { return connected_.load(); }
+  const std::string& last_error() const { return last_error_; }  // loop thread
+
+ private:
+  void worker_main();
+  bool try_connect();
+  static void on_closed_cb(natsConnection* nc, void* closure);
+  static void on_error_cb(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
+
+  config::Nats cfg_;
+  loop::Mailbox* mailbox_;
+  ClientListener* listener_;
+  std::thread worker_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void(natsConnection*)>> jobs_;
+  bool stopping_ = false;
+  bool lost_ = false;  // closed callback fired for the current connection
+  ConnPtr conn_;       // worker's reference
+  uint64_t generation_ = 0;
+  std::atomic<bool> connected_{false};
+  std::string last_error_;
+};
+
+// One asynchronous subscription whose messages are delivered on the loop
+// thread. Loop thread only for construction and destruction. After the
+// destructor no handler call happens (messages already queued are dropped).
+class Subscription {
+ public:
+  using Handler = std::function<void(natsMsg*)>;  // takes ownership of msg
+  static Result<std::unique_ptr<Subscription>> create(natsConnection* nc, const std::string& subject,
+                                                      loop::Mailbox* mailbox, Handler handler,
+                                                      int64_t pending_bytes_limit);
+  ~Subscription();
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+
+ private:
+  struct Target;
+  Subscription() = default;
+  static void on_msg(natsConnection* nc, natsSubscription* sub, natsMsg* msg, void* closure);
+  static void on_complete(void* closure);
+  natsSubscription* sub_ = nullptr;
+  std::shared_ptr<Target> target_;
+};
+
+// A unique inbox prefix ("_INBOX.<nuid>").
+std::string new_inbox();
+
+}  // namespace isthmus::nats

@@ -1,0 +1,119 @@
+#include "nats/jsapi.h"
+
+namespace isthmus::nats {
+
+Result<Json> api_request(natsConnection* nc, const std::string& subject, const std::string& body,
+                         int64_t timeout_ms) {
+  if (nc == nullptr) return Status(Code::kUnavailable, "not connected to NATS");
+  natsMsg* reply = nullptr;
+  natsStatus s = natsConnection_Request(&reply, nc, subject.c_str(), body.data(),
+                                        static_cast<int>(body.size()), timeout_ms);
+  if (s == NATS_NO_RESPONDERS) {
+    return Status(Code::kUnavailable, subject + ": no responders (is JetStream enabled?)");
+  }
+  if (s == NATS_TIMEOUT) return Status(Code::kTimeout, subject + ": timeout");
+  if (s != NATS_OK) return Status(Code::kUnavailable, subject + ": " + natsStatus_GetText(s));
+  std::string data(natsMsg_GetData(reply), static_cast<size_t>(natsMsg_GetDataLength(reply)));
+  natsMsg_Destroy(reply);
+  Json j = Json::parse(data, nullptr, false);
+  if (j.is_discarded()) return Status(Code::kInvalid, subject + ": unparsable response");
+  if (j.contains("error") && j["error"].is_object()) {
+    const auto& e = j["error"];
+    int code = e.value("err_code", 0);
+    std::string desc = e.value("description", std::string("error"));
+    Code c = Code::kConflict;
+    if (code == 10059 || code == 10037 || code == 10014 || e.value("code", 0) == 404) c = Code::kNotFound;
+    return Status(c, desc + " (err_code " + std::to_string(code) + ")");
+  }
+  return j;
+}
+
+Result<Json> stream_info(natsConnection* nc, const std::string& stream, int64_t timeout_ms) {
+  return api_request(nc, "$JS.API.STREAM.INFO." + stream, "", timeout_ms);
+}
+
+Result<Json> stream_create(natsConnection* nc, const Json& config, int64_t timeout_ms) {
+  return api_request(nc, "$JS.API.STREAM.CREATE." + config.value("name", std::string()), config.dump(),
+                     timeout_ms);
+}
+
+Result<Json> stream_purge_to(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms) {
+  Json b = {{"seq", seq}};
+  return api_request(nc, "$JS.API.STREAM.PURGE." + stream, b.dump(), timeout_ms);
+}
+
+Result<Json> msg_delete(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms) {
+  Json b = {{"seq", seq}, {"no_erase", true}};
+  return api_request(nc, "$JS.API.STREAM.MSG.DELETE." + stream, b.dump(), timeout_ms);
+}
+
+Result<Json> msg_get(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms) {
+  Json b = {{"seq", seq}};
+  auto r = api_request(nc, "$JS.API.STREAM.MSG.GET." + stream, b.dump(), timeout_ms);
+  if (!r) return r;
+  if (!r->contains("message")) return Status(Code::kInvalid, "msg get: no message in response");
+  return (*r)["message"];
+}
+
+Result<Json> consumer_create(natsConnection* nc, const std::string& stream, const Json& config,
+                             int64_t timeout_ms) {
+  Json b = {{"stream_name", stream}, {"config", config}};
+  return api_request(nc, "$JS.API.CONSUMER.CREATE." + stream, b.dump(), timeout_ms);
+}
+
+Status consumer_delete(natsConnection* nc, const std::string& stream, const std::string& name,
+                       int64_t timeout_ms) {
+  auto r = api_request(nc, "$JS.API.CONSUMER.DELETE." + stream + "." + name, "", timeout_ms);
+  return r ? Status::ok() : r.status();
+}
+
+bool base64_decode(const std::string& in, std::string& out) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+  };
+  out.clear();
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    if (c == '\n' || c == '\r') continue;
+    int v = val(c);
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return true;
+}
+
+bool parse_header_block(const std::string& block, std::vector<std::pair<std::string, std::string>>& out) {
+  out.clear();
+  size_t pos = block.find("\r\n");
+  if (block.rfind("NATS/1.0", 0) != 0 || pos == std::string::npos) return false;
+  pos += 2;
+  while (pos < block.size()) {
+    size_t end = block.find("\r\n", pos);
+    if (end == std::string::npos) return false;
+    if (end == pos) break;  // blank line ends the block
+    std::string line = block.substr(pos, end - pos);
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) return false;
+    std::string key = line.substr(0, colon);
+    size_t vs = colon + 1;
+    while (vs < line.size() && (line[vs] == ' ' || line[vs] == '\t')) ++vs;
+    out.emplace_back(key, line.substr(vs));
+    pos = end + 2;
+  }
+  return true;
+}
+
+}  // namespace isthmus::nats

@@ -1,0 +1,44 @@
+// JetStream API calls over the raw JSON API ($JS.API.*). Every function here
+// BLOCKS for up to `timeout_ms`: call them on the NATS worker thread only
+// (Client::run), never on the loop thread.
+#pragma once
+
+#include <nats/nats.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "util/status.h"
+
+namespace isthmus::nats {
+
+using Json = nlohmann::json;
+
+// Sends a request to `subject` with a JSON body (or empty) and returns the
+// parsed response. A response carrying {"error":{...}} becomes a Status
+// whose message holds the description and err_code. kNotFound is used for
+// "stream not found" (err_code 10059) and "no message found" (10037).
+Result<Json> api_request(natsConnection* nc, const std::string& subject, const std::string& body,
+                         int64_t timeout_ms);
+
+Result<Json> stream_info(natsConnection* nc, const std::string& stream, int64_t timeout_ms);
+Result<Json> stream_create(natsConnection* nc, const Json& config, int64_t timeout_ms);
+// Purge everything below `seq` (on an empty stream: the next message gets seq).
+Result<Json> stream_purge_to(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms);
+Result<Json> msg_delete(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms);
+// The stored message at seq: {"subject","seq","hdrs"(base64),"data"(base64),"time"}.
+Result<Json> msg_get(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms);
+// Creates an ephemeral consumer; returns the consumer info (its "name").
+Result<Json> consumer_create(natsConnection* nc, const std::string& stream, const Json& config,
+                             int64_t timeout_ms);
+Status consumer_delete(natsConnection* nc, const std::string& stream, const std::string& name,
+                       int64_t timeout_ms);
+
+// Base64 (standard alphabet, padding optional) decode; false on bad input.
+bool base64_decode(const std::string& in, std::string& out);
+// Parses a NATS header block ("NATS/1.0\r\nK: V\r\n\r\n") into ordered pairs.
+bool parse_header_block(const std::string& block,
+                        std::vector<std::pair<std::string, std::string>>& out);
+
+}  // namespace isthmus::nats

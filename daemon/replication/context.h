@@ -1,0 +1,40 @@
+// What every replicated stream (leader or follower side) shares: the loop,
+// configuration, the NATS client and current connection, and the links.
+// Loop thread only. Owned by the Replicator, which outlives its streams.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <string>
+
+#include "config/config.h"
+#include "link/manager.h"
+#include "loop/mailbox.h"
+#include "nats/client.h"
+
+namespace isthmus::replication {
+
+struct Context {
+  uv_loop_t* loop = nullptr;
+  const config::Config* cfg = nullptr;
+  loop::Mailbox* mailbox = nullptr;
+  nats::Client* nats = nullptr;
+  link::Manager* links = nullptr;
+  nats::ConnPtr conn;        // current local NATS connection (null when down)
+  uint64_t nats_gen = 0;     // grows with every new connection
+  std::function<void()> request_flush;  // ask for a flush of links soon
+
+  int64_t timeout_ms() const { return cfg->nats.request_timeout.count(); }
+  // Runs job on the NATS worker and then done(result) on the loop thread.
+  template <typename R>
+  void async(std::function<R(natsConnection*)> job, std::function<void(R)> done) {
+    loop::Mailbox* mb = mailbox;
+    nats->run([job = std::move(job), done = std::move(done), mb](natsConnection* nc) mutable {
+      auto r = std::make_shared<R>(job(nc));
+      mb->post([done = std::move(done), r]() mutable { done(std::move(*r)); });
+    });
+  }
+};
+
+}  // namespace isthmus::replication

@@ -1,0 +1,586 @@
+#include "replication/follower.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "loop/timer.h"
+#include "nats/jsapi.h"
+#include "replication/headers.h"
+#include "replication/replica_config.h"
+
+namespace isthmus::replication {
+
+using Json = nlohmann::json;
+
+namespace {
+
+// Publishes awaiting acknowledgement, per stream. Bounds what one stream can
+// have outstanding at its local nats-server.
+constexpr size_t kMaxInflight = 4096;
+constexpr int64_t kAckTimeoutNs = 10'000'000'000;
+constexpr int64_t kInfoRetryNs = 5'000'000'000;
+constexpr int64_t kErrorRetryNs = 2'000'000'000;
+// JetStream's error code for a failed Nats-Expected-Last-Sequence check.
+constexpr int kErrWrongLastSequence = 10071;
+
+struct PrepResult {
+  Status st;
+  std::string diverged;  // non-empty: the replica does not match
+  uint64_t last_seq = 0;
+  uint64_t first_seq = 0;
+  uint64_t messages = 0;
+};
+
+bool parse_u64(std::string_view s, uint64_t& out) {
+  return !s.empty() && std::from_chars(s.data(), s.data() + s.size(), out).ec == std::errc();
+}
+
+}  // namespace
+
+const char* Follower::phase_name(Phase p) {
+  switch (p) {
+    case Phase::kIdle: return "starting";
+    case Phase::kAwaitInfo: return "starting";
+    case Phase::kPreparing: return "starting";
+    case Phase::kReplicating: return "replicating";
+    case Phase::kDiverged: return "diverged";
+    case Phase::kError: return "error";
+  }
+  return "unknown";
+}
+
+Follower::Follower(Context& ctx, config::Stream cfg) : ctx_(ctx), cfg_(std::move(cfg)) {
+  phase_since_mono_ns_ = loop::mono_ns();
+}
+
+Follower::~Follower() = default;
+
+void Follower::maybe_start() {
+  if (phase_ != Phase::kIdle) return;
+  if (!ctx_.conn || !ctx_.links->is_up(cfg_.leader)) return;
+  link::StreamReq req;
+  req.stream = cfg_.name;
+  std::vector<uint8_t> f;
+  encode(req, f);
+  if (ctx_.links->send(cfg_.leader, std::move(f))) {
+    phase_ = Phase::kAwaitInfo;
+    phase_since_mono_ns_ = loop::mono_ns();
+    ctx_.request_flush();
+  }
+}
+
+void Follower::on_nats_up() { maybe_start(); }
+
+void Follower::on_nats_down() {
+  ack_sub_.reset();
+  ack_sub_nats_gen_ = 0;
+  reset("local NATS connection lost");
+}
+
+void Follower::on_link_up() { maybe_start(); }
+
+void Follower::on_link_down() { reset("link to leader " + cfg_.leader + " down"); }
+
+void Follower::reset(const std::string& why) {
+  if (phase_ == Phase::kDiverged) return;
+  bool was_active = phase_ == Phase::kReplicating || !inflight_.empty();
+  ++gen_;
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
+  purge_pending_ = false;
+  check_pending_ = false;
+  if (was_active) {
+    ++resets_;
+    spdlog::info("stream {}: replication pipeline reset ({}); resuming from the replica's last sequence",
+                 cfg_.name, why);
+  }
+  phase_ = Phase::kIdle;
+  phase_since_mono_ns_ = loop::mono_ns();
+  maybe_start();
+}
+
+void Follower::diverge(const std::string& why) {
+  if (phase_ == Phase::kDiverged) return;
+  ++gen_;
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
+  purge_pending_ = false;
+  phase_ = Phase::kDiverged;
+  detail_ = why;
+  phase_since_mono_ns_ = loop::mono_ns();
+  spdlog::error("stream {}: DIVERGED, replication stopped: {}", cfg_.name, why);
+  link::Stop stop;
+  stop.stream = cfg_.name;
+  stop.reason = "diverged: " + why;
+  std::vector<uint8_t> f;
+  encode(stop, f);
+  ctx_.links->send(cfg_.leader, std::move(f));
+  ctx_.request_flush();
+}
+
+Status Follower::on_stream_info(const link::StreamInfo& info) {
+  if (phase_ != Phase::kAwaitInfo) return Status::ok();
+  if (!info.error.empty()) {
+    phase_ = Phase::kError;
+    detail_ = "leader " + cfg_.leader + ": " + info.error;
+    phase_since_mono_ns_ = loop::mono_ns();
+    spdlog::warn("stream {}: {}", cfg_.name, detail_);
+    return Status::ok();
+  }
+  Json leader_cfg = Json::parse(info.config_json, nullptr, false);
+  if (leader_cfg.is_discarded()) return Status(Code::kInvalid, "stream_info: unparsable configuration");
+  auto wanted = derive_replica_config(leader_cfg, ctx_.cfg->nats.replicas);
+  if (!wanted) {
+    phase_ = Phase::kError;
+    detail_ = wanted.status().message();
+    phase_since_mono_ns_ = loop::mono_ns();
+    return Status::ok();
+  }
+  phase_ = Phase::kPreparing;
+  uint64_t g = gen_;
+  std::string stream = cfg_.name;
+  std::string leader = cfg_.leader;
+  int64_t tmo = ctx_.timeout_ms();
+  Json want = *wanted;
+  ctx_.async<PrepResult>(
+      [stream, leader, tmo, want](natsConnection* nc) {
+        PrepResult r;
+        auto sinfo = nats::stream_info(nc, stream, tmo);
+        if (!sinfo && sinfo.status().code() == Code::kNotFound) {
+          sinfo = nats::stream_create(nc, want, tmo);
+          if (sinfo) spdlog::info("stream {}: created replica", stream);
+        }
+        if (!sinfo) {
+          r.st = sinfo.status();
+          return r;
+        }
+        std::string conflict = replica_conflict((*sinfo)["config"], want);
+        if (!conflict.empty()) {
+          r.st = Status(Code::kConflict, "existing stream conflicts with the leader's: " + conflict);
+          return r;
+        }
+        const Json& state = (*sinfo)["state"];
+        r.last_seq = state.value("last_seq", uint64_t{0});
+        r.first_seq = state.value("first_seq", uint64_t{0});
+        r.messages = state.value("messages", uint64_t{0});
+        if (r.messages > 0 && r.last_seq > 0) {
+          auto m = nats::msg_get(nc, stream, r.last_seq, tmo);
+          if (m) {
+            std::string hdrs, block;
+            std::vector<std::pair<std::string, std::string>> hv;
+            Origin o;
+            bool ok = m->contains("hdrs") && nats::base64_decode((*m)["hdrs"].get<std::string>(), block) &&
+                      nats::parse_header_block(block, hv) && parse_origin(hv, o);
+            if (!ok) {
+              r.diverged = "the replica's last message (sequence " + std::to_string(r.last_seq) +
+                           ") was not written by Isthmus";
+            } else if (o.seq != r.last_seq) {
+              r.diverged = "the replica's last message (sequence " + std::to_string(r.last_seq) +
+                           ") carries leader sequence " + std::to_string(o.seq);
+            } else if (o.region != leader) {
+              r.diverged = "the replica's last message came from region " + o.region + ", not " + leader;
+            }
+          } else if (m.status().code() != Code::kNotFound) {
+            r.st = m.status();
+          }
+        }
+        return r;
+      },
+      [this, g](PrepResult r) {
+        if (g != gen_ || phase_ != Phase::kPreparing) return;
+        if (!r.diverged.empty()) {
+          diverge(r.diverged);
+          return;
+        }
+        if (!r.st) {
+          phase_ = Phase::kError;
+          detail_ = r.st.message();
+          phase_since_mono_ns_ = loop::mono_ns();
+          spdlog::warn("stream {}: cannot prepare replica: {}", cfg_.name, detail_);
+          return;
+        }
+        prepared(r.last_seq, r.messages, r.first_seq);
+      });
+  return Status::ok();
+}
+
+void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t) {
+  if (!ctx_.conn) {
+    reset("local NATS connection lost");
+    return;
+  }
+  if (!ack_sub_ || ack_sub_nats_gen_ != ctx_.nats_gen) {
+    ack_sub_.reset();
+    ack_prefix_ = nats::new_inbox() + ".ack";
+    auto sub = nats::Subscription::create(
+        ctx_.conn.get(), ack_prefix_ + ".>", ctx_.mailbox, [this](natsMsg* m) { on_ack(m); },
+        ctx_.cfg->nats.pending_bytes_limit);
+    if (!sub) {
+      reset(sub.status().message());
+      return;
+    }
+    ack_sub_ = std::move(*sub);
+    ack_sub_nats_gen_ = ctx_.nats_gen;
+  }
+  applied_ = last_seq;
+  next_ = last_seq + 1;
+  replica_empty_ = messages == 0;
+  detail_.clear();
+  sub_id_ = gen_;
+  link::Subscribe s;
+  s.stream = cfg_.name;
+  s.from_seq = next_;
+  s.sub_id = sub_id_;
+  std::vector<uint8_t> f;
+  encode(s, f);
+  if (!ctx_.links->send(cfg_.leader, std::move(f))) {
+    reset("link to leader down");
+    return;
+  }
+  phase_ = Phase::kReplicating;
+  phase_since_mono_ns_ = loop::mono_ns();
+  leader_last_seq_ = std::max(leader_last_seq_, applied_);
+  spdlog::info("stream {}: replicating from {} at sequence {}", cfg_.name, cfg_.leader, next_);
+  ctx_.request_flush();
+}
+
+Status Follower::on_data(link::Data&& d) {
+  if (phase_ != Phase::kReplicating || d.sub_id != sub_id_) return Status::ok();
+  leader_last_seq_ = std::max(leader_last_seq_, d.leader_last_seq);
+  for (auto& m : d.msgs) {
+    if (m.seq < next_) continue;
+    if (!queue_.empty() && m.seq <= queue_.back().seq) {
+      return Status(Code::kInvalid, "data: sequences out of order");
+    }
+    leader_last_seq_ = std::max(leader_last_seq_, m.seq);
+    queue_bytes_ += m.wire_size();
+    queue_.push_back(std::move(m));
+  }
+  pump();
+  return Status::ok();
+}
+
+void Follower::on_state(const link::State& st) {
+  leader_last_seq_ = st.last_seq;
+  leader_last_time_ns_ = st.last_time_ns;
+}
+
+void Follower::pump() {
+  while (phase_ == Phase::kReplicating && !draining_ && !purge_pending_ && !queue_.empty() &&
+         inflight_.size() < kMaxInflight) {
+    const link::Message& m = queue_.front();
+    if (m.seq < next_) {
+      queue_bytes_ -= m.wire_size();
+      queue_.pop_front();
+      continue;
+    }
+    if (m.seq > next_) {
+      if (replica_empty_ && inflight_.empty()) {
+        // Position the empty replica so the next message lands at m.seq.
+        purge_pending_ = true;
+        uint64_t g = gen_, to = m.seq;
+        std::string stream = cfg_.name;
+        int64_t tmo = ctx_.timeout_ms();
+        ctx_.async<Status>(
+            [stream, to, tmo](natsConnection* nc) {
+              auto r = nats::stream_purge_to(nc, stream, to, tmo);
+              return r ? Status::ok() : r.status();
+            },
+            [this, g, to](Status st) {
+              if (g != gen_) return;
+              purge_pending_ = false;
+              if (!st) {
+                reset("positioning purge failed: " + st.message());
+                return;
+              }
+              spdlog::info("stream {}: replica positioned at sequence {}", cfg_.name, to);
+              // nats-server 2.9 keeps a stale count for the expected-last-
+              // sequence check after such a purge (until it restarts).
+              use_expected_last_ = false;
+              next_ = to;
+              applied_ = to - 1;
+              ack_dirty_ = true;
+              ctx_.request_flush();
+              pump();
+            });
+        return;
+      }
+      // A gap at the leader (deleted or expired messages): keep alignment
+      // with a filler, deleted once stored.
+      link::Message filler;
+      filler.seq = next_;
+      filler.subject = m.subject;
+      filler.time_ns = m.time_ns;
+      if (!publish(filler, true)) return;
+      continue;
+    }
+    if (!publish(m, false)) return;
+    queue_bytes_ -= m.wire_size();
+    queue_.pop_front();
+  }
+}
+
+bool Follower::publish(const link::Message& m, bool filler) {
+  natsMsg* msg = nullptr;
+  std::string reply = ack_prefix_ + "." + std::to_string(gen_) + "." + std::to_string(m.seq);
+  natsStatus s = natsMsg_Create(&msg, m.subject.c_str(), reply.c_str(), m.payload.data(),
+                                static_cast<int>(m.payload.size()));
+  Origin o;
+  o.region = cfg_.leader;
+  o.seq = m.seq;
+  o.time_ns = m.time_ns;
+  o.epoch = 0;
+  Headers hs = replica_headers(m.headers, o);
+  if (filler) hs.emplace_back(std::string(kHdrFiller), "1");
+  // JetStream itself refuses a write that would land anywhere but m.seq, so
+  // a foreign write cannot shift the messages pipelined behind it.
+  if (use_expected_last_) hs.emplace_back("Nats-Expected-Last-Sequence", std::to_string(m.seq - 1));
+  for (size_t i = 0; s == NATS_OK && i < hs.size(); ++i) {
+    s = natsMsgHeader_Add(msg, hs[i].first.c_str(), hs[i].second.c_str());
+  }
+  if (s == NATS_OK) s = natsConnection_PublishMsg(ctx_.conn.get(), msg);
+  natsMsg_Destroy(msg);
+  if (s != NATS_OK) {
+    ++apply_errors_;
+    reset(std::string("publish to replica failed: ") + natsStatus_GetText(s));
+    return false;
+  }
+  Inflight in;
+  in.sent_mono_ns = loop::mono_ns();
+  in.origin_time_ns = m.time_ns;
+  in.filler = filler;
+  inflight_.emplace(m.seq, in);
+  next_ = m.seq + 1;
+  replica_empty_ = false;
+  return true;
+}
+
+void Follower::on_ack(natsMsg* msg) {
+  // Copy before destroying the message: views into it die with it.
+  std::string subj = natsMsg_GetSubject(msg);
+  std::string data(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  bool no_responders = natsMsg_IsNoResponders(msg);
+  natsMsg_Destroy(msg);
+  // <prefix>.<gen>.<seq>
+  std::string_view sv(subj);
+  size_t p2 = sv.rfind('.');
+  size_t p1 = p2 == std::string_view::npos || p2 == 0 ? std::string_view::npos : sv.rfind('.', p2 - 1);
+  uint64_t g = 0, seq = 0;
+  if (p1 == std::string_view::npos || !parse_u64(sv.substr(p1 + 1, p2 - p1 - 1), g) ||
+      !parse_u64(sv.substr(p2 + 1), seq)) {
+    return;
+  }
+  if (g != gen_ || phase_ != Phase::kReplicating) return;
+  auto it = inflight_.find(seq);
+  if (it == inflight_.end()) return;
+  if (no_responders) {
+    ++apply_errors_;
+    reset("no stream holds subject for sequence " + std::to_string(seq));
+    return;
+  }
+  Json j = Json::parse(data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    ++apply_errors_;
+    reset("unparsable publish acknowledgement");
+    return;
+  }
+  if (j.contains("error")) {
+    ++apply_errors_;
+    std::string desc = j["error"].value("description", std::string("error"));
+    if (j["error"].value("err_code", 0) == kErrWrongLastSequence) {
+      wrong_last_sequence(seq, desc);
+      return;
+    }
+    phase_ = Phase::kError;
+    detail_ = "replica refused sequence " + std::to_string(seq) + ": " + desc;
+    phase_since_mono_ns_ = loop::mono_ns();
+    ++gen_;
+    queue_.clear();
+    queue_bytes_ = 0;
+    inflight_.clear();
+    spdlog::warn("stream {}: {}", cfg_.name, detail_);
+    return;
+  }
+  uint64_t stored = j.value("seq", uint64_t{0});
+  std::string stream = j.value("stream", std::string());
+  if (stream != cfg_.name || stored != seq || j.value("duplicate", false)) {
+    diverge("leader sequence " + std::to_string(seq) + " was stored at replica sequence " +
+            std::to_string(stored) + (j.value("duplicate", false) ? " (as a duplicate)" : "") +
+            (stream != cfg_.name ? " in stream " + stream : ""));
+    return;
+  }
+  Inflight in = it->second;
+  inflight_.erase(it);
+  if (in.filler) {
+    ++fillers_;
+    std::string sname = cfg_.name;
+    int64_t tmo = ctx_.timeout_ms();
+    ctx_.async<Status>(
+        [sname, seq, tmo](natsConnection* nc) {
+          auto r = nats::msg_delete(nc, sname, seq, tmo);
+          return r ? Status::ok() : r.status();
+        },
+        [sname, seq](Status st) {
+          if (!st) spdlog::warn("stream {}: could not delete filler at {}: {}", sname, seq, st.message());
+        });
+  } else {
+    ++applied_msgs_;
+    last_applied_origin_ns_ = std::max(last_applied_origin_ns_, in.origin_time_ns);
+    last_apply_wall_ns_ = loop::wall_ns();
+  }
+  advance_applied();
+  ack_dirty_ = true;
+  ctx_.request_flush();
+  pump();
+}
+
+void Follower::wrong_last_sequence(uint64_t seq, const std::string& desc) {
+  // Either a foreign write took the place of `seq`, or nats-server's check
+  // is stale (after a positioning purge, until the server restarts). The
+  // replica's real last sequence tells them apart.
+  uint64_t g = ++gen_;
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
+  phase_ = Phase::kPreparing;
+  phase_since_mono_ns_ = loop::mono_ns();
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
+                           [this, g, seq, desc](Result<Json> r) {
+                             if (g != gen_) return;
+                             if (!r) {
+                               reset("cannot read replica state: " + r.status().message());
+                               return;
+                             }
+                             uint64_t last = (*r)["state"].value("last_seq", uint64_t{0});
+                             if (last + 1 == seq) {
+                               spdlog::warn("stream {}: nats-server's expected-last-sequence check is stale "
+                                            "({}); placing writes by acknowledged sequence only",
+                                            cfg_.name, desc);
+                               use_expected_last_ = false;
+                               phase_ = Phase::kIdle;
+                               maybe_start();
+                               return;
+                             }
+                             phase_ = Phase::kReplicating;
+                             diverge("leader sequence " + std::to_string(seq) +
+                                     " was refused: the replica's last sequence is " + std::to_string(last) +
+                                     ", not " + std::to_string(seq - 1) + " (a foreign write?)");
+                           });
+}
+
+void Follower::advance_applied() {
+  applied_ = inflight_.empty() ? next_ - 1 : inflight_.begin()->first - 1;
+}
+
+void Follower::flush() {
+  if (!ack_dirty_) return;
+  if (phase_ != Phase::kReplicating) {
+    ack_dirty_ = false;
+    return;
+  }
+  link::Ack a;
+  a.stream = cfg_.name;
+  a.stored_seq = applied_;
+  a.stored_time_ns = last_applied_origin_ns_;
+  std::vector<uint8_t> f;
+  encode(a, f);
+  ctx_.links->send(cfg_.leader, std::move(f));
+  ack_dirty_ = false;
+}
+
+void Follower::check_replica() {
+  if (check_pending_ || purge_pending_) return;
+  check_pending_ = true;
+  uint64_t g = gen_;
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
+                           [this, g](Result<Json> r) {
+                             if (g != gen_) return;
+                             check_pending_ = false;
+                             if (phase_ != Phase::kReplicating || purge_pending_) return;
+                             if (!r) {
+                               if (r.status().code() == Code::kNotFound) reset("replica stream disappeared");
+                               return;
+                             }
+                             uint64_t last = (*r)["state"].value("last_seq", uint64_t{0});
+                             // Everything at or below next_-1 is ours (published or
+                             // positioned); anything beyond came from elsewhere.
+                             if (last > next_ - 1) {
+                               diverge("a message was written into the replica from outside Isthmus "
+                                       "(replica last sequence " + std::to_string(last) +
+                                       ", Isthmus wrote up to " + std::to_string(next_ - 1) + ")");
+                             }
+                           });
+}
+
+void Follower::tick() {
+  int64_t now = loop::mono_ns();
+  switch (phase_) {
+    case Phase::kIdle:
+      maybe_start();
+      break;
+    case Phase::kAwaitInfo:
+      if (now - phase_since_mono_ns_ > kInfoRetryNs) {
+        phase_ = Phase::kIdle;
+        maybe_start();
+      }
+      break;
+    case Phase::kError:
+      if (now - phase_since_mono_ns_ > kErrorRetryNs) {
+        phase_ = Phase::kIdle;
+        maybe_start();
+      }
+      break;
+    case Phase::kReplicating:
+      if (!inflight_.empty() && now - inflight_.begin()->second.sent_mono_ns > kAckTimeoutNs) {
+        ++apply_errors_;
+        reset("no publish acknowledgement for 10 s");
+        break;
+      }
+      check_replica();
+      ack_dirty_ = true;  // refresh the leader's view even when idle
+      break;
+    case Phase::kPreparing:
+    case Phase::kDiverged:
+      break;
+  }
+}
+
+nlohmann::json Follower::lag_json() const {
+  Json f;
+  f["region"] = ctx_.cfg->region.name;
+  uint64_t leader_last = std::max(leader_last_seq_, applied_);
+  f["leader_last_seq"] = leader_last;
+  f["applied_seq"] = applied_;
+  f["seq_lag"] = leader_last - applied_;
+  f["last_applied_origin_time_ns"] = last_applied_origin_ns_;
+  f["last_apply_time_ns"] = last_apply_wall_ns_;
+  f["messages_applied"] = applied_msgs_;
+  f["apply_errors"] = apply_errors_;
+  f["fillers"] = fillers_;
+  f["pipeline_resets"] = resets_;
+  f["queued"] = queue_.size();
+  f["inflight"] = inflight_.size();
+  Json s;
+  s["stream"] = cfg_.name;
+  s["leader"] = cfg_.leader;
+  s["role"] = "follower";
+  s["state"] = phase_name(phase_);
+  if (!detail_.empty() && (phase_ == Phase::kDiverged || phase_ == Phase::kError)) s["detail"] = detail_;
+  s["followers"] = Json::array({f});
+  return s;
+}
+
+std::string Follower::problem() const {
+  if (phase_ == Phase::kDiverged) return "stream " + cfg_.name + " diverged: " + detail_;
+  if (phase_ == Phase::kError) return "stream " + cfg_.name + ": " + detail_;
+  return "";
+}
+
+}  // namespace isthmus::replication

@@ -1,0 +1,116 @@
+// Follower: keeps this region's replica of one stream aligned with the
+// leader's stream, sequence for sequence.
+//
+// The durable position is the replica itself: its last sequence is the last
+// applied leader sequence (replicas are sequence-aligned). On every (re)start
+// of the pipeline the follower reads the replica's state, verifies that its
+// last message carries the matching origin sequence, and subscribes from
+// last + 1. Messages are published into the replica in sequence order; each
+// publish acknowledgement must name exactly the intended sequence, otherwise
+// the stream is diverged: it stops applying and reports why. Gaps in the
+// leader's sequence (deleted or expired messages) are kept: on an empty
+// replica by a positioning purge, otherwise by a filler message that is
+// deleted once stored.
+//
+// Thread: loop thread only. Lifetime: owned by the Replicator for the life of
+// the daemon; asynchronous results are matched by generation numbers and
+// dropped when stale.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "link/frame.h"
+#include "replication/context.h"
+
+namespace isthmus::replication {
+
+class Follower {
+ public:
+  Follower(Context& ctx, config::Stream cfg);
+  ~Follower();
+
+  const std::string& name() const { return cfg_.name; }
+  const std::string& leader() const { return cfg_.leader; }
+
+  void on_nats_up();
+  void on_nats_down();
+  void on_link_up();
+  void on_link_down();
+  Status on_stream_info(const link::StreamInfo& info);
+  Status on_data(link::Data&& data);
+  void on_state(const link::State& st);
+  void tick();    // about once a second
+  void flush();   // send a pending ACK
+  // Shutdown: publish nothing new; in-flight publishes still complete.
+  void drain() { draining_ = true; }
+  bool idle() const { return inflight_.empty() && !purge_pending_; }
+
+  nlohmann::json lag_json() const;
+  // Empty when healthy, otherwise why not.
+  std::string problem() const;
+
+ private:
+  enum class Phase { kIdle, kAwaitInfo, kPreparing, kReplicating, kDiverged, kError };
+  static const char* phase_name(Phase p);
+
+  struct Inflight {
+    int64_t sent_mono_ns = 0;
+    int64_t origin_time_ns = 0;
+    bool filler = false;
+  };
+
+  void maybe_start();
+  void reset(const std::string& why);
+  void diverge(const std::string& why);
+  void prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq);
+  void pump();
+  bool publish(const link::Message& m, bool filler);
+  void on_ack(natsMsg* msg);
+  void advance_applied();
+  void wrong_last_sequence(uint64_t seq, const std::string& desc);
+  void check_replica();
+
+  Context& ctx_;
+  config::Stream cfg_;
+  Phase phase_ = Phase::kIdle;
+  std::string detail_;         // why diverged/error
+  uint64_t gen_ = 1;           // pipeline generation: bumps on every reset
+  uint64_t sub_id_ = 0;        // id of our current SUBSCRIBE
+  int64_t phase_since_mono_ns_ = 0;
+
+  // Positions. next_ is the sequence the next publish must land at.
+  uint64_t applied_ = 0;       // highest sequence stored with nothing missing below
+  uint64_t next_ = 1;
+  bool replica_empty_ = false; // no messages stored: a positioning purge is possible
+  bool purge_pending_ = false;
+  std::deque<link::Message> queue_;         // received, not yet published
+  size_t queue_bytes_ = 0;
+  std::map<uint64_t, Inflight> inflight_;   // published, not yet acknowledged
+  bool ack_dirty_ = false;
+  bool check_pending_ = false;
+  bool draining_ = false;
+  bool use_expected_last_ = true;  // see publish()
+
+  std::unique_ptr<nats::Subscription> ack_sub_;
+  std::string ack_prefix_;
+  uint64_t ack_sub_nats_gen_ = 0;
+
+  // What the leader told us, for lag.
+  uint64_t leader_last_seq_ = 0;
+  int64_t leader_last_time_ns_ = 0;
+  int64_t last_applied_origin_ns_ = 0;
+  int64_t last_apply_wall_ns_ = 0;
+
+  // Counters.
+  uint64_t applied_msgs_ = 0;
+  uint64_t applied_bytes_ = 0;
+  uint64_t apply_errors_ = 0;
+  uint64_t fillers_ = 0;
+  uint64_t resets_ = 0;
+};
+
+}  // namespace isthmus::replication

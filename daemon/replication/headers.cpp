@@ -1,0 +1,63 @@
+#include "replication/headers.h"
+
+#include <charconv>
+#include <strings.h>
+
+namespace isthmus::replication {
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && strncasecmp(s.data(), prefix.data(), prefix.size()) == 0;
+}
+
+}  // namespace
+
+bool is_publish_time_header(std::string_view key) {
+  return iequals(key, "Nats-Msg-Id") || istarts_with(key, "Nats-Expected-") || iequals(key, "Nats-Rollup");
+}
+
+bool is_origin_header(std::string_view key) {
+  return iequals(key, kHdrOriginRegion) || iequals(key, kHdrOriginSeq) || iequals(key, kHdrOriginTime) ||
+         iequals(key, kHdrEpoch) || iequals(key, kHdrFiller);
+}
+
+Headers replica_headers(const Headers& leader, const Origin& origin) {
+  Headers out;
+  out.reserve(leader.size() + 4);
+  for (const auto& [k, v] : leader) {
+    if (is_origin_header(k)) continue;
+    if (is_publish_time_header(k)) {
+      out.emplace_back(std::string(kEscapePrefix) + k, v);
+    } else {
+      out.emplace_back(k, v);
+    }
+  }
+  out.emplace_back(std::string(kHdrOriginRegion), origin.region);
+  out.emplace_back(std::string(kHdrOriginSeq), std::to_string(origin.seq));
+  out.emplace_back(std::string(kHdrOriginTime), std::to_string(origin.time_ns));
+  out.emplace_back(std::string(kHdrEpoch), std::to_string(origin.epoch));
+  return out;
+}
+
+bool parse_origin(const Headers& replica, Origin& out) {
+  bool have_seq = false;
+  for (const auto& [k, v] : replica) {
+    if (iequals(k, kHdrOriginRegion)) {
+      out.region = v;
+    } else if (iequals(k, kHdrOriginSeq)) {
+      have_seq = std::from_chars(v.data(), v.data() + v.size(), out.seq).ec == std::errc();
+    } else if (iequals(k, kHdrOriginTime)) {
+      std::from_chars(v.data(), v.data() + v.size(), out.time_ns);
+    } else if (iequals(k, kHdrEpoch)) {
+      std::from_chars(v.data(), v.data() + v.size(), out.epoch);
+    }
+  }
+  return have_seq;
+}
+
+}  // namespace isthmus::replication

@@ -1,0 +1,494 @@
+#include "replication/leader.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "loop/timer.h"
+#include "nats/jsapi.h"
+
+namespace isthmus::replication {
+
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kMaxPullBatch = 1000;
+constexpr int kMaxOutstandingPulls = 2;
+constexpr int64_t kPullExpiresNs = 5'000'000'000;
+// A pull that got neither messages nor its expiry status this long after its
+// own expiry means the consumer is gone (e.g. the server restarted).
+constexpr int64_t kPullLostNs = 15'000'000'000;
+// Bytes queued on a link above which we stop pulling for it.
+constexpr size_t kLinkHighWater = 4 * 1024 * 1024;
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  size_t start = 0;
+  for (;;) {
+    size_t p = s.find(sep, start);
+    out.push_back(s.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start));
+    if (p == std::string_view::npos) break;
+    start = p + 1;
+  }
+  return out;
+}
+
+template <typename T>
+bool parse_num(std::string_view s, T& out) {
+  return !s.empty() && std::from_chars(s.data(), s.data() + s.size(), out).ec == std::errc();
+}
+
+// Reads stream sequence, timestamp and pending count from a JetStream
+// delivery's reply subject. Two forms exist:
+//   $JS.ACK.<stream>.<consumer>.<dcount>.<sseq>.<dseq>.<ts>.<pending>
+//   $JS.ACK.<domain>.<acchash>.<stream>.<consumer>.<dcount>.<sseq>.<dseq>.<ts>.<pending>[.<token>]
+bool parse_ack_subject(std::string_view reply, uint64_t& sseq, int64_t& ts, uint64_t& pending) {
+  auto t = split(reply, '.');
+  if (t.size() < 9 || t[0] != "$JS" || t[1] != "ACK") return false;
+  size_t base = t.size() == 9 ? 5 : 7;
+  if (t.size() < base + 4) return false;
+  return parse_num(t[base], sseq) && parse_num(t[base + 2], ts) && parse_num(t[base + 3], pending);
+}
+
+}  // namespace
+
+Leader::Leader(Context& ctx, config::Stream cfg, std::vector<std::string> followers)
+    : ctx_(ctx), cfg_(std::move(cfg)), followers_(std::move(followers)) {
+  for (const auto& f : followers_) views_[f];
+}
+
+Leader::~Leader() = default;
+
+void Leader::on_nats_up() {
+  // Consumers of the old connection may be gone: recreate each from what was
+  // already sent (the follower drops anything it already has).
+  for (auto& [peer, s] : senders_) {
+    s->consumer.clear();
+    s->sub.reset();
+    s->pulls.clear();
+    s->outstanding = 0;
+    s->start_seq = s->sent_seq + 1 > s->start_seq ? s->sent_seq + 1 : s->start_seq;
+    create_consumer(*s);
+  }
+  refresh_state();
+}
+
+void Leader::on_nats_down() {
+  for (auto& [peer, s] : senders_) {
+    s->sub.reset();
+    s->consumer.clear();
+    s->creating = false;
+    s->pulls.clear();
+    s->outstanding = 0;
+  }
+  error_ = "local NATS connection lost";
+}
+
+void Leader::on_link_up(const std::string&) {}
+
+void Leader::on_link_down(const std::string& peer) {
+  drop_sender(peer);
+  auto it = views_.find(peer);
+  if (it != views_.end()) {
+    it->second.subscribed = false;
+    it->second.state = "waiting";
+  }
+}
+
+Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
+                           [this, peer](Result<Json> r) {
+                             link::StreamInfo info;
+                             info.stream = cfg_.name;
+                             if (!r) {
+                               info.error = "cannot read stream " + cfg_.name + " at the leader: " +
+                                            r.status().message();
+                             } else {
+                               info.config_json = (*r)["config"].dump();
+                               info.first_seq = (*r)["state"].value("first_seq", uint64_t{0});
+                               info.last_seq = (*r)["state"].value("last_seq", uint64_t{0});
+                               last_seq_ = std::max(last_seq_, info.last_seq);
+                               first_seq_ = info.first_seq;
+                             }
+                             std::vector<uint8_t> f;
+                             encode(info, f);
+                             ctx_.links->send(peer, std::move(f));
+                             ctx_.request_flush();
+                           });
+  return Status::ok();
+}
+
+Status Leader::on_subscribe(const std::string& peer, const link::Subscribe& sub) {
+  if (views_.find(peer) == views_.end()) {
+    return Status(Code::kInvalid, "subscribe from " + peer + ", which is not a follower of " + cfg_.name);
+  }
+  auto& v = views_[peer];
+  v.subscribed = true;
+  v.state = "syncing";
+  v.detail.clear();
+  v.acked_seq = sub.from_seq > 0 ? sub.from_seq - 1 : 0;
+  spdlog::info("stream {}: follower {} subscribed from sequence {}", cfg_.name, peer, sub.from_seq);
+  start_sender(peer, sub.sub_id, sub.from_seq);
+  return Status::ok();
+}
+
+Status Leader::on_ack(const std::string& peer, const link::Ack& ack) {
+  auto vit = views_.find(peer);
+  if (vit == views_.end()) return Status::ok();
+  auto& v = vit->second;
+  if (ack.stored_seq > v.acked_seq) v.acked_seq = ack.stored_seq;
+  if (ack.stored_time_ns > v.acked_time_ns) v.acked_time_ns = ack.stored_time_ns;
+  if (v.subscribed) v.state = v.acked_seq >= last_seq_ ? "replicating" : "syncing";
+  auto it = senders_.find(peer);
+  if (it != senders_.end()) {
+    Sender& s = *it->second;
+    while (!s.unacked.empty() && s.unacked.front().first <= v.acked_seq) {
+      s.unacked_bytes -= s.unacked.front().second;
+      s.unacked.pop_front();
+    }
+    pull(s);
+  }
+  return Status::ok();
+}
+
+Status Leader::on_stop(const std::string& peer, const link::Stop& stop) {
+  spdlog::warn("stream {}: follower {} stopped: {}", cfg_.name, peer, stop.reason);
+  drop_sender(peer);
+  auto it = views_.find(peer);
+  if (it != views_.end()) {
+    it->second.subscribed = false;
+    it->second.state = "stopped";
+    it->second.detail = stop.reason;
+  }
+  return Status::ok();
+}
+
+void Leader::start_sender(const std::string& peer, uint64_t sub_id, uint64_t from) {
+  drop_sender(peer);
+  auto s = std::make_unique<Sender>();
+  s->peer = peer;
+  s->id = next_sender_id_++;
+  s->sub_id = sub_id;
+  s->start_seq = from == 0 ? 1 : from;
+  s->sent_seq = s->start_seq - 1;
+  s->batch.stream = cfg_.name;
+  s->batch.sub_id = sub_id;
+  s->last_activity_mono_ns = loop::mono_ns();
+  Sender& ref = *s;
+  senders_[peer] = std::move(s);
+  if (ctx_.conn) create_consumer(ref);
+}
+
+void Leader::create_consumer(Sender& s) {
+  if (s.creating || !ctx_.conn) return;
+  s.creating = true;
+  uint64_t id = s.id;
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  Json cc;
+  cc["deliver_policy"] = "by_start_sequence";
+  cc["opt_start_seq"] = s.start_seq;
+  cc["ack_policy"] = "none";
+  cc["replay_policy"] = "instant";
+  cc["inactive_threshold"] = int64_t{60} * 1000000000;
+  cc["mem_storage"] = true;
+  cc["num_replicas"] = 1;
+  cc["max_waiting"] = 16;
+  cc["description"] = "isthmus: " + ctx_.cfg->region.name + " -> " + s.peer;
+  ctx_.async<Result<Json>>(
+      [stream, cc, tmo](natsConnection* nc) { return nats::consumer_create(nc, stream, cc, tmo); },
+      [this, id](Result<Json> r) {
+        Sender* sp = find_sender(id);
+        if (sp == nullptr) {
+          // The sender went away meanwhile; the consumer expires by itself.
+          return;
+        }
+        sp->creating = false;
+        if (!r) {
+          auto& v = views_[sp->peer];
+          v.detail = "cannot create consumer: " + r.status().message();
+          spdlog::warn("stream {}: follower {}: {}", cfg_.name, sp->peer, v.detail);
+          sp->last_activity_mono_ns = loop::mono_ns();  // retried by tick()
+          return;
+        }
+        sp->consumer = r->value("name", std::string());
+        sp->inbox = nats::new_inbox();
+        auto sub = nats::Subscription::create(
+            ctx_.conn.get(), sp->inbox + ".*", ctx_.mailbox, [this, id](natsMsg* m) { on_msg(id, m); },
+            ctx_.cfg->nats.pending_bytes_limit);
+        if (!sub) {
+          sp->consumer.clear();
+          views_[sp->peer].detail = sub.status().message();
+          return;
+        }
+        sp->sub = std::move(*sub);
+        sp->last_activity_mono_ns = loop::mono_ns();
+        pull(*sp);
+      });
+}
+
+void Leader::drop_sender(const std::string& peer) {
+  auto it = senders_.find(peer);
+  if (it == senders_.end()) return;
+  std::unique_ptr<Sender> s = std::move(it->second);
+  senders_.erase(it);
+  s->sub.reset();
+  if (!s->consumer.empty() && ctx_.conn) {
+    std::string stream = cfg_.name, consumer = s->consumer;
+    int64_t tmo = ctx_.timeout_ms();
+    ctx_.nats->run([stream, consumer, tmo](natsConnection* nc) {
+      (void)nats::consumer_delete(nc, stream, consumer, tmo);
+    });
+  }
+}
+
+Leader::Sender* Leader::find_sender(uint64_t id) {
+  for (auto& [peer, s] : senders_) {
+    if (s->id == id) return s.get();
+  }
+  return nullptr;
+}
+
+void Leader::pull(Sender& s) {
+  if (draining_ || s.consumer.empty() || !s.sub || !ctx_.conn) return;
+  if (!ctx_.links->is_up(s.peer) || ctx_.links->pending_bytes(s.peer) > kLinkHighWater) return;
+  const auto& lc = ctx_.cfg->link;
+  while (static_cast<int>(s.pulls.size()) < kMaxOutstandingPulls) {
+    uint64_t in_window = s.unacked.size() + s.outstanding + s.batch.msgs.size();
+    if (in_window >= lc.window_messages || s.unacked_bytes + s.batch_bytes >= lc.window_bytes) return;
+    uint64_t n = std::min<uint64_t>(kMaxPullBatch, lc.window_messages - in_window);
+    uint64_t rid = s.next_pull_id++;
+    Json body = {{"batch", n}, {"expires", kPullExpiresNs}};
+    std::string b = body.dump();
+    std::string subj = "$JS.API.CONSUMER.MSG.NEXT." + cfg_.name + "." + s.consumer;
+    std::string reply = s.inbox + "." + std::to_string(rid);
+    natsStatus st = natsConnection_PublishRequest(ctx_.conn.get(), subj.c_str(), reply.c_str(), b.data(),
+                                                  static_cast<int>(b.size()));
+    if (st != NATS_OK) return;
+    Pull p;
+    p.requested = n;
+    p.sent_mono_ns = loop::mono_ns();
+    s.pulls[rid] = p;
+    s.outstanding += n;
+  }
+}
+
+void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
+  Sender* s = find_sender(sender_id);
+  if (s == nullptr) {
+    natsMsg_Destroy(msg);
+    return;
+  }
+  // Pulled messages arrive with their original subject (the subscription is
+  // matched by sid); status messages arrive on <inbox>.<pull id>.
+  std::string subj = natsMsg_GetSubject(msg);
+  s->last_activity_mono_ns = loop::mono_ns();
+
+  const char* reply = natsMsg_GetReply(msg);
+  if (reply == nullptr || std::string_view(reply).rfind("$JS.ACK.", 0) != 0) {
+    // A status message: 408 (request expired), 404 (no messages), 409
+    // (consumer deleted, max waiting exceeded...), 100 (heartbeat).
+    const char* status = nullptr;
+    natsMsgHeader_Get(msg, "Status", &status);
+    std::string code = status != nullptr ? status : "";
+    const char* desc = nullptr;
+    natsMsgHeader_Get(msg, "Description", &desc);
+    std::string description = desc != nullptr ? desc : "";
+    natsMsg_Destroy(msg);
+    uint64_t rid = 0;
+    size_t dot = subj.rfind('.');
+    if (dot != std::string::npos) parse_num(std::string_view(subj).substr(dot + 1), rid);
+    auto pit = s->pulls.find(rid);
+    if (pit != s->pulls.end()) {
+      s->outstanding -= pit->second.requested - pit->second.delivered;
+      s->pulls.erase(pit);
+    }
+    if (code == "409" && description.find("Exceeded") == std::string::npos) {
+      // The consumer is gone: recreate it after what was already sent.
+      spdlog::info("stream {}: consumer for {} lost ({}); recreating", cfg_.name, s->peer, description);
+      s->sub.reset();
+      s->consumer.clear();
+      s->pulls.clear();
+      s->outstanding = 0;
+      s->start_seq = s->sent_seq + 1;
+      create_consumer(*s);
+      return;
+    }
+    pull(*s);
+    return;
+  }
+
+  uint64_t sseq = 0, pending = 0;
+  int64_t ts = 0;
+  if (!parse_ack_subject(reply, sseq, ts, pending)) {
+    natsMsg_Destroy(msg);
+    return;
+  }
+  // The server fills waiting pull requests oldest first.
+  auto pit = s->pulls.begin();
+  if (pit != s->pulls.end()) {
+    pit->second.delivered++;
+    s->outstanding--;
+    if (pit->second.delivered >= pit->second.requested) s->pulls.erase(pit);
+  }
+  last_seq_ = std::max(last_seq_, sseq + pending);
+  if (sseq <= s->sent_seq) {  // already sent (consumer recreated)
+    natsMsg_Destroy(msg);
+    return;
+  }
+  link::Message m;
+  m.seq = sseq;
+  m.time_ns = ts;
+  m.subject = std::move(subj);
+  const char** keys = nullptr;
+  int nkeys = 0;
+  if (natsMsgHeader_Keys(msg, &keys, &nkeys) == NATS_OK) {
+    for (int i = 0; i < nkeys; ++i) {
+      const char** vals = nullptr;
+      int nvals = 0;
+      if (natsMsgHeader_Values(msg, keys[i], &vals, &nvals) == NATS_OK) {
+        for (int j = 0; j < nvals; ++j) m.headers.emplace_back(keys[i], vals[j]);
+        free(static_cast<void*>(vals));
+      }
+    }
+    free(static_cast<void*>(keys));
+  }
+  m.payload.assign(natsMsg_GetData(msg) != nullptr ? natsMsg_GetData(msg) : "",
+                   static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  natsMsg_Destroy(msg);
+
+  size_t sz = m.wire_size();
+  s->sent_seq = sseq;
+  s->unacked.emplace_back(sseq, sz);
+  s->unacked_bytes += sz;
+  s->batch_bytes += sz;
+  s->batch.msgs.push_back(std::move(m));
+  auto& v = views_[s->peer];
+  v.msgs_sent++;
+  v.bytes_sent += sz;
+  if (s->batch_bytes >= ctx_.cfg->link.batch_bytes) send_batch(*s);
+  ctx_.request_flush();
+}
+
+void Leader::send_batch(Sender& s) {
+  if (s.batch.msgs.empty()) return;
+  s.batch.leader_last_seq = last_seq_;
+  std::vector<uint8_t> f;
+  encode(s.batch, f);
+  ctx_.links->send(s.peer, std::move(f));
+  s.batch.msgs.clear();
+  s.batch_bytes = 0;
+  pull(s);
+}
+
+void Leader::flush() {
+  for (auto& [peer, s] : senders_) send_batch(*s);
+}
+
+void Leader::pump() {
+  for (auto& [peer, s] : senders_) pull(*s);
+}
+
+void Leader::refresh_state() {
+  if (refresh_pending_ || !ctx_.conn) return;
+  refresh_pending_ = true;
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
+                           [this](Result<Json> r) {
+                             refresh_pending_ = false;
+                             if (!r) {
+                               error_ = "cannot read local stream: " + r.status().message();
+                               return;
+                             }
+                             error_.clear();
+                             const Json& st = (*r)["state"];
+                             first_seq_ = st.value("first_seq", uint64_t{0});
+                             last_seq_ = st.value("last_seq", uint64_t{0});
+                             std::string lt = st.value("last_ts", std::string());
+                             (void)lt;
+                             link::State s;
+                             s.stream = cfg_.name;
+                             s.first_seq = first_seq_;
+                             s.last_seq = last_seq_;
+                             s.last_time_ns = last_time_ns_;
+                             for (auto& [peer, v] : views_) {
+                               if (!v.subscribed) continue;
+                               std::vector<uint8_t> f;
+                               encode(s, f);
+                               ctx_.links->send(peer, std::move(f));
+                               if (v.acked_seq >= last_seq_) v.state = "replicating";
+                             }
+                             ctx_.request_flush();
+                           });
+}
+
+void Leader::tick() {
+  refresh_state();
+  int64_t now = loop::mono_ns();
+  for (auto& [peer, s] : senders_) {
+    if (s->consumer.empty() && !s->creating && ctx_.conn) {
+      if (now - s->last_activity_mono_ns > 2'000'000'000) create_consumer(*s);
+      continue;
+    }
+    // Pulls that never completed: the consumer vanished without telling us.
+    bool lost = false;
+    for (auto& [rid, p] : s->pulls) {
+      if (now - p.sent_mono_ns > kPullExpiresNs + kPullLostNs && now - s->last_activity_mono_ns > kPullLostNs) {
+        lost = true;
+      }
+    }
+    if (lost) {
+      spdlog::info("stream {}: pulls for {} unanswered; recreating consumer", cfg_.name, peer);
+      s->sub.reset();
+      s->consumer.clear();
+      s->pulls.clear();
+      s->outstanding = 0;
+      s->start_seq = s->sent_seq + 1;
+      create_consumer(*s);
+      continue;
+    }
+    pull(*s);
+  }
+}
+
+nlohmann::json Leader::lag_json() const {
+  Json s;
+  s["stream"] = cfg_.name;
+  s["leader"] = cfg_.leader;
+  s["role"] = "leader";
+  s["state"] = error_.empty() ? "replicating" : "error";
+  if (!error_.empty()) s["detail"] = error_;
+  s["first_seq"] = first_seq_;
+  s["last_seq"] = last_seq_;
+  Json fs = Json::array();
+  for (const auto& [peer, v] : views_) {
+    Json f;
+    f["region"] = peer;
+    f["state"] = v.state;
+    if (!v.detail.empty()) f["detail"] = v.detail;
+    f["leader_last_seq"] = std::max(last_seq_, v.acked_seq);
+    f["applied_seq"] = v.acked_seq;
+    f["seq_lag"] = last_seq_ > v.acked_seq ? last_seq_ - v.acked_seq : 0;
+    f["messages_sent"] = v.msgs_sent;
+    f["bytes_sent"] = v.bytes_sent;
+    auto it = senders_.find(peer);
+    if (it != senders_.end()) {
+      f["unacked"] = it->second->unacked.size();
+      f["unacked_bytes"] = it->second->unacked_bytes;
+    }
+    fs.push_back(f);
+  }
+  s["followers"] = fs;
+  return s;
+}
+
+std::string Leader::problem() const {
+  if (!error_.empty()) return "stream " + cfg_.name + ": " + error_;
+  return "";
+}
+
+}  // namespace isthmus::replication

@@ -1,0 +1,111 @@
+// Leader: serves one stream that this region leads to every follower that
+// subscribes to it.
+//
+// Per follower a Sender reads the local stream with an ephemeral pull
+// consumer (ack policy none) starting at the sequence the follower asked
+// for, issues pull requests only while the follower's window has room
+// (window_messages / window_bytes of unacknowledged messages, and a bound on
+// bytes queued on the link), batches messages into DATA frames of about
+// batch_bytes, and tracks what the follower has acknowledged. A slow or
+// stalled follower therefore stops the pulls: memory stays bounded.
+//
+// Thread: loop thread only. Lifetime: owned by the Replicator; Senders are
+// created and destroyed as followers subscribe, stop, or lose their link;
+// asynchronous results find their Sender by id and are dropped when it is
+// gone.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "link/frame.h"
+#include "replication/context.h"
+
+namespace isthmus::replication {
+
+class Leader {
+ public:
+  Leader(Context& ctx, config::Stream cfg, std::vector<std::string> followers);
+  ~Leader();
+
+  const std::string& name() const { return cfg_.name; }
+
+  void on_nats_up();
+  void on_nats_down();
+  void on_link_up(const std::string& peer);
+  void on_link_down(const std::string& peer);
+  Status on_stream_req(const std::string& peer, const link::StreamReq& req);
+  Status on_subscribe(const std::string& peer, const link::Subscribe& sub);
+  Status on_ack(const std::string& peer, const link::Ack& ack);
+  Status on_stop(const std::string& peer, const link::Stop& stop);
+  void tick();   // about once a second
+  void pump();   // issue pulls where windows allow; send partial batches
+  void flush();  // send batches built so far
+  void drain() { draining_ = true; }  // shutdown: no new pulls
+
+  nlohmann::json lag_json() const;
+  std::string problem() const;
+
+ private:
+  struct Pull {
+    uint64_t requested = 0;
+    uint64_t delivered = 0;
+    int64_t sent_mono_ns = 0;
+  };
+  struct Sender {
+    std::string peer;
+    uint64_t id = 0;          // our id, for matching async results
+    uint64_t sub_id = 0;      // the follower's SUBSCRIBE id
+    uint64_t start_seq = 0;   // consumer start
+    std::string consumer;     // empty until created
+    bool creating = false;
+    std::string inbox;
+    std::unique_ptr<nats::Subscription> sub;
+    std::map<uint64_t, Pull> pulls;  // by request id
+    uint64_t next_pull_id = 1;
+    uint64_t outstanding = 0;        // requested, not yet delivered
+    std::deque<std::pair<uint64_t, size_t>> unacked;  // (seq, bytes) sent, not acked
+    size_t unacked_bytes = 0;
+    uint64_t sent_seq = 0;
+    link::Data batch;
+    size_t batch_bytes = 0;
+    int64_t last_activity_mono_ns = 0;
+  };
+  struct FollowerView {
+    uint64_t acked_seq = 0;
+    int64_t acked_time_ns = 0;
+    bool subscribed = false;
+    std::string state = "waiting";  // waiting | syncing | replicating | stopped
+    std::string detail;
+    uint64_t msgs_sent = 0, bytes_sent = 0;
+  };
+
+  void start_sender(const std::string& peer, uint64_t sub_id, uint64_t from);
+  void create_consumer(Sender& s);
+  void drop_sender(const std::string& peer);
+  void pull(Sender& s);
+  void on_msg(uint64_t sender_id, natsMsg* msg);
+  void send_batch(Sender& s);
+  Sender* find_sender(uint64_t id);
+  void refresh_state();
+
+  Context& ctx_;
+  config::Stream cfg_;
+  std::vector<std::string> followers_;
+  std::map<std::string, std::unique_ptr<Sender>> senders_;
+  std::map<std::string, FollowerView> views_;
+  uint64_t next_sender_id_ = 1;
+  bool refresh_pending_ = false;
+  bool draining_ = false;
+
+  // Local stream state (from periodic stream info and delivered messages).
+  uint64_t first_seq_ = 0;
+  uint64_t last_seq_ = 0;
+  int64_t last_time_ns_ = 0;
+  std::string error_;  // the local stream cannot be read
+};
+
+}  // namespace isthmus::replication

@@ -1,0 +1,66 @@
+// Replicator: every replicated stream of this region, leader or follower
+// side, wired to the links and to the local NATS connection.
+//
+// Thread: loop thread only (link frames, NATS up/down and job results all
+// arrive here). Lifetime: created by the App after the Mailbox, NATS client
+// and link Manager; destroyed after the NATS client has stopped and the
+// Mailbox has closed, so no callback can reach it afterwards.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "link/manager.h"
+#include "loop/timer.h"
+#include "nats/client.h"
+#include "replication/context.h"
+#include "replication/follower.h"
+#include "replication/leader.h"
+
+namespace isthmus::replication {
+
+class Replicator : public link::LinkListener, public nats::ClientListener {
+ public:
+  Replicator(uv_loop_t* loop, const config::Config& cfg, loop::Mailbox* mailbox);
+  ~Replicator() override;
+  // The links and NATS client are created by the App with this object as
+  // their listener, then attached here before start().
+  void attach(nats::Client* nats, link::Manager* links);
+  void start();
+  void stop();
+
+  // nats::ClientListener
+  void on_nats_up(nats::ConnPtr conn, uint64_t generation) override;
+  void on_nats_down(const std::string& reason) override;
+  // link::LinkListener
+  void on_link_up(const std::string& peer) override;
+  void on_link_down(const std::string& peer) override;
+  Status on_link_frame(const std::string& peer, link::FrameType type, std::span<const uint8_t> body) override;
+
+  // Shutdown: stop starting new work; drained() once in-flight writes are done.
+  void drain();
+  bool drained() const;
+  void flush_now();
+
+  bool nats_up() const { return static_cast<bool>(ctx_.conn); }
+  nlohmann::json lag_json() const;
+  std::vector<std::string> problems() const;
+
+ private:
+  void schedule_flush();
+  void tick();
+
+  config::Config cfg_;
+  Context ctx_;
+  std::map<std::string, std::unique_ptr<Leader>> leaders_;
+  std::map<std::string, std::unique_ptr<Follower>> followers_;
+  std::unique_ptr<loop::Timer> flush_timer_;
+  std::unique_ptr<loop::Timer> tick_timer_;
+  std::unique_ptr<loop::Timer> pump_timer_;
+  bool flush_scheduled_ = false;
+};
+
+}  // namespace isthmus::replication

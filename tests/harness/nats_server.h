@@ -1,0 +1,59 @@
+// A real nats-server (Debian's 2.9.10) with JetStream, for tests.
+//
+// Writes a config into its own directory (client port, http monitoring
+// port, jetstream store_dir), starts `nats-server -c FILE` and waits until
+// it accepts connections and JetStream answers $JS.API.INFO. stop/kill and
+// start again keep the same ports and store dir.
+// The binary is $NATS_SERVER if set, else /usr/sbin/nats-server or
+// /usr/bin/nats-server, whichever exists.
+// Lifetime: the server is killed when the fixture is destroyed; on a failed
+// test the tail of its log is printed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "process.h"
+
+namespace harness {
+
+class NatsServer {
+ public:
+  // name: used for server_name and file names; dir: an existing directory
+  // that holds config, log and store (e.g. TempDir::subdir(name)).
+  NatsServer(std::string name, std::string dir, uint16_t port = 0);
+  ~NatsServer();
+  NatsServer(const NatsServer&) = delete;
+  NatsServer& operator=(const NatsServer&) = delete;
+
+  // Starts and waits until ready (throws on timeout, naming the log).
+  void start(std::chrono::milliseconds ready_timeout = std::chrono::seconds(20));
+  // Starts without waiting.
+  void spawn();
+  void wait_ready(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // SIGTERM (graceful: flushes the store), waits for exit.
+  void stop();
+  // SIGKILL.
+  void kill();
+  // stop() then start().
+  void restart();
+  bool running() { return proc_.running(); }
+
+  uint16_t port() const { return port_; }
+  uint16_t monitor_port() const { return monitor_port_; }
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  const std::string& name() const { return name_; }
+  const std::string& log_path() const { return log_; }
+  std::string store_dir() const { return dir_ + "/jetstream"; }
+  Process& process() { return proc_; }
+
+  static std::string binary();
+
+ private:
+  std::string name_, dir_, conf_, log_;
+  uint16_t port_, monitor_port_;
+  Process proc_;
+};
+
+}  // namespace harness

@@ -1,0 +1,685 @@
+// Issue 2 end to end: two regions (iad leads COVENANT_COUNTRIES, ams follows),
+// each a real nats-server and a real isthmusd on free ports. Every test case
+// starts its own fresh servers.
+//
+// What every scenario ends with: the replica holds the leader's messages at
+// the same sequences, with the same subject and payload, and the headers of
+// the header rule (harness/mirror_check.h), each exactly once.
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+
+using namespace harness;
+using nlohmann::json;
+
+namespace {
+
+const std::string kStream = "COVENANT_COUNTRIES";
+const std::string kLeader = "iad";
+const std::string kFollower = "ams";
+constexpr int64_t kDupWindowNs = 100'000'000;  // 100 ms: lets Msg-Ids repeat at the leader
+constexpr size_t kIdBatch = 2000;              // Msg-Ids are unique within each block of 2000
+constexpr auto kCatchUp = 120s;                // ceiling for a replica to catch up
+
+json leader_stream_config() {
+  return {{"name", kStream},
+          {"subjects",
+           {"covenant.countries.created", "covenant.countries.updated", "covenant.countries.deleted"}},
+          {"retention", "limits"},
+          {"max_age", int64_t{30} * 24 * 3600 * 1'000'000'000},
+          {"max_msgs", 1'000'000},
+          {"storage", "file"},
+          {"num_replicas", 1},
+          {"discard", "old"},
+          {"duplicate_window", kDupWindowNs}};
+}
+
+// Event number i of a run, to be stored at leader sequence `seq`.
+// - subjects rotate over created/updated/deleted;
+// - every 4th carries Nats-Msg-Id "evt-<n>" with n = (i/4) % 500, so each id
+//   repeats every 2000 events (the leader's 100 ms window and the pauses in
+//   publish_events() keep the leader from deduplicating them; the replica
+//   must not deduplicate them either);
+// - every 11th carries Nats-Expected-Stream, every 101st
+//   Nats-Expected-Last-Sequence (both valid at the leader);
+// - every 7th a two-valued X-Trace header; every 5th no header at all.
+OutMsg event(size_t i, uint64_t seq) {
+  static const char* kinds[] = {"created", "updated", "deleted"};
+  static const char* countries[] = {"FR", "DE", "US", "JP", "BR", "NZ", "KE", "IN", "CA", "NO"};
+  OutMsg m;
+  m.subject = std::string("covenant.countries.") + kinds[i % 3];
+  std::ostringstream p;
+  p << "{\"event\":" << i << ",\"country\":\"" << countries[i % 10] << "\",\"kind\":\"" << kinds[i % 3]
+    << "\",\"population\":" << (i * 7919) % 100000000 << ",\"note\":\"" << std::string(i % 97, 'n')
+    << "\"}";
+  m.payload = p.str();
+  if (i % 5 == 1) return m;
+  m.headers.emplace_back("X-Event-Index", std::to_string(i));
+  m.headers.emplace_back("Content-Type", "application/json");
+  if (i % 4 == 0) m.headers.emplace_back("Nats-Msg-Id", "evt-" + std::to_string((i / 4) % 500));
+  if (i % 7 == 0) {
+    m.headers.emplace_back("X-Trace", "a-" + std::to_string(i));
+    m.headers.emplace_back("X-Trace", "b-" + std::to_string(i));
+  }
+  if (i % 11 == 0) m.headers.emplace_back("Nats-Expected-Stream", kStream);
+  if (i % 101 == 0) m.headers.emplace_back("Nats-Expected-Last-Sequence", std::to_string(seq - 1));
+  return m;
+}
+
+// Publishes events [from, from+count) into the leader, which must store
+// them at first_seq, first_seq+1, ... Chunks of 250 go out with async acks,
+// paced so that an id's next use (2000 events later) comes at least 300 ms
+// after its previous ack: the leader's 100 ms duplicate window (plus its
+// purge timer) has expired by then, so repeated Msg-Ids are stored. That
+// caps the rate near 6,700 msg/s and spreads a run evenly over time. Throws
+// if any ack is a duplicate or lands elsewhere.
+void publish_events(JetStream& js, size_t from, size_t count, uint64_t first_seq) {
+  constexpr size_t kChunk = 250;
+  constexpr size_t kChunksPerIdBlock = kIdBatch / kChunk;
+  constexpr auto kIdReuseGap = 300ms;
+  std::map<size_t, Clock::time_point> chunk_done;  // chunk number (i / kChunk) -> last ack
+  size_t i = from;
+  const size_t end = from + count;
+  while (i < end) {
+    const size_t chunk = i / kChunk;
+    const size_t chunk_end = std::min(end, (chunk + 1) * kChunk);
+    if (chunk >= kChunksPerIdBlock) {
+      auto it = chunk_done.find(chunk - kChunksPerIdBlock);
+      if (it != chunk_done.end()) std::this_thread::sleep_until(it->second + kIdReuseGap);
+    }
+    std::vector<OutMsg> msgs;
+    for (size_t k = i; k < chunk_end; ++k) msgs.push_back(event(k, first_seq + (k - from)));
+    auto acks = js.publish_bulk(msgs, 250);
+    chunk_done[chunk] = Clock::now();
+    for (size_t k = 0; k < acks.size(); ++k) {
+      uint64_t want = first_seq + (i + k - from);
+      if (acks[k].duplicate || acks[k].seq != want)
+        throw std::runtime_error("leader stored event " + std::to_string(i + k) + " at seq " +
+                                 std::to_string(acks[k].seq) + (acks[k].duplicate ? " (duplicate)" : "") +
+                                 ", expected " + std::to_string(want));
+    }
+    i = chunk_end;
+  }
+}
+
+// Runs publish_events on a thread; join() rethrows its error.
+class Publisher {
+ public:
+  Publisher(JetStream& js, size_t from, size_t count, uint64_t first_seq)
+      : thread_([this, &js, from, count, first_seq] {
+          try {
+            publish_events(js, from, count, first_seq);
+          } catch (...) {
+            error_ = std::current_exception();
+          }
+          done_ = true;
+        }) {}
+  ~Publisher() {
+    if (thread_.joinable()) thread_.join();
+  }
+  bool done() const { return done_; }
+  void join() {
+    if (thread_.joinable()) thread_.join();
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+uint64_t last_seq_or_zero(Region& r) {
+  auto i = r.js().stream_info(kStream);
+  return i ? i->last_seq : 0;
+}
+
+std::string lag_state(Region& r) {
+  try {
+    return r.daemon.http_get("/v1/lag", 1s).body;
+  } catch (const std::exception& e) {
+    return std::string("(/v1/lag: ") + e.what() + ")";
+  }
+}
+
+// One look at the follower: its replica's last sequence, and a description
+// for failure messages. Throws Fatal when waiting is pointless: a daemon
+// died, the replica went beyond `limit`, or ams reports the stream diverged.
+uint64_t observe_follower(Mesh& mesh, uint64_t limit, std::string& state) {
+  Region& f = mesh[kFollower];
+  f.daemon.ensure_running("while replicating");
+  mesh[kLeader].daemon.ensure_running("while replicating");
+  auto i = f.js().stream_info(kStream);
+  uint64_t last = i ? i->last_seq : 0;
+  if (last > limit)
+    throw Fatal("replica last_seq " + std::to_string(last) + " is beyond the leader's " + std::to_string(limit));
+  std::string lag = lag_state(f);
+  json lj = json::parse(lag, nullptr, false);
+  if (!lj.is_discarded() && lj.is_object())
+    for (const auto& st : lj.value("streams", json::array()))
+      if (st.is_object() && st.value("stream", "") == kStream && st.value("state", "") == "diverged")
+        throw Fatal("ams reports " + kStream + " diverged while replicating (replica last_seq " +
+                    std::to_string(last) + "): " + st.dump());
+  state = (i ? "replica last_seq " + std::to_string(last) : std::string("no replica stream")) + "; ams /v1/lag " + lag;
+  return last;
+}
+
+// Waits until the follower's replica has reached `target`; fails early if
+// observe_follower() does, or if the replica makes no progress for kStall.
+constexpr auto kStall = 30s;
+void await_replica(Mesh& mesh, uint64_t target, std::chrono::milliseconds timeout = kCatchUp) {
+  uint64_t best = 0;
+  auto progress_at = Clock::now();
+  check_for(
+      timeout,
+      [&](std::string& state) {
+        uint64_t last = observe_follower(mesh, target, state);
+        if (last > best || best == 0) {
+          if (last > best) progress_at = Clock::now();
+          best = std::max(best, last);
+        }
+        if (Clock::now() - progress_at > kStall)
+          throw Fatal("no replication progress for " + std::to_string(kStall.count()) + " s; " + state);
+        return last == target;
+      },
+      "replica " + kStream + " in " + kFollower + " at last_seq " + std::to_string(target));
+}
+
+// The whole replica against the whole leader stream.
+void verify_mirror(Mesh& mesh) {
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  StreamInfo li = l.js().require_stream_info(kStream);
+  StreamInfo fi = f.js().require_stream_info(kStream);
+  INFO("leader first/last/messages " << li.first_seq << "/" << li.last_seq << "/" << li.messages
+       << ", replica " << fi.first_seq << "/" << fi.last_seq << "/" << fi.messages);
+  CHECK(fi.first_seq == li.first_seq);
+  CHECK(fi.last_seq == li.last_seq);
+  CHECK(fi.messages == li.messages);
+  auto lm = l.js().read_stream(kStream);
+  auto fm = f.js().read_stream(kStream);
+  REQUIRE(lm.size() == li.messages);
+  MirrorDiff d = compare_streams(lm, fm, kLeader);
+  INFO(d.summary());
+  REQUIRE(d.ok());
+  REQUIRE(d.compared == lm.size());
+}
+
+// Both daemons report the stream caught up through /v1/lag and are healthy.
+void verify_lag_api(Mesh& mesh, uint64_t last_seq) {
+  auto follower_ok = [&](const json& s, std::string& why) {
+    for (const auto& fo : s.value("followers", json::array())) {
+      if (fo.value("region", "") != kFollower) continue;
+      if (fo.value("applied_seq", uint64_t{0}) == last_seq && fo.value("leader_last_seq", uint64_t{0}) == last_seq &&
+          fo.value("seq_lag", int64_t{-1}) == 0)
+        return true;
+      why = "follower entry " + fo.dump();
+      return false;
+    }
+    why = "no follower entry for " + kFollower + " in " + s.dump();
+    return false;
+  };
+  for (const std::string& region : {kLeader, kFollower}) {
+    Region& r = mesh[region];
+    check_for(
+        15s,
+        [&](std::string& state) {
+          json lag = r.daemon.lag();
+          state = lag.dump();
+          if (lag.value("region", "") != region) return false;
+          auto s = r.daemon.lag_stream(kStream);
+          if (!s) return false;
+          std::string want_role = region == kLeader ? "leader" : "follower";
+          if (s->value("leader", "") != kLeader || s->value("role", "") != want_role ||
+              s->value("state", "") != "replicating")
+            return false;
+          std::string why;
+          if (!follower_ok(*s, why)) {
+            state += " -- " + why;
+            return false;
+          }
+          return true;
+        },
+        region + " /v1/lag: " + kStream + " replicating, applied_seq = leader_last_seq = " +
+            std::to_string(last_seq) + ", seq_lag 0");
+    check_for(
+        15s,
+        [&](std::string& state) {
+          auto h = r.daemon.http_get("/healthz");
+          state = std::to_string(h.status) + " " + h.body;
+          json j = json::parse(h.body, nullptr, false);
+          return h.status == 200 && !j.is_discarded() && j.value("status", "") == "ok";
+        },
+        region + " /healthz 200 {\"status\":\"ok\"}");
+  }
+}
+
+struct Setup {
+  TempDir tmp{"isthmus-mirror"};
+  Mesh mesh{tmp, {kLeader, kFollower}, {{kStream, kLeader}}};
+  Region& leader() { return mesh[kLeader]; }
+  Region& follower() { return mesh[kFollower]; }
+  void create_leader_stream() { leader().js().create_stream(leader_stream_config()); }
+};
+
+void print_figures(const char* what, uint64_t messages, double seconds) {
+  std::printf("[figures] %s: %llu messages in %.3f s = %.0f msgs/s\n", what,
+              static_cast<unsigned long long>(messages), seconds,
+              seconds > 0 ? static_cast<double>(messages) / seconds : 0.0);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+TEST_CASE("a: 20,000 messages reach the replica at the same sequences with the header rule",
+          "[mirror]") {
+  Setup s;
+  s.mesh.start_nats();
+  s.create_leader_stream();
+
+  const size_t kBulk = 20'000;
+  auto tp = Clock::now();
+  publish_events(s.leader().js(), 0, kBulk, 1);
+  print_figures("leader publish (paced for the 100 ms dup window)", kBulk, seconds_since(tp));
+  REQUIRE(s.leader().js().require_stream_info(kStream).last_seq == kBulk);
+
+  // Catch-up: everything is already in the leader when the daemons start.
+  auto t0 = Clock::now();
+  s.mesh.start_daemons();
+  std::optional<Clock::time_point> first_seen;
+  check_for(
+      kCatchUp,
+      [&](std::string& state) {
+        uint64_t last = observe_follower(s.mesh, kBulk, state);
+        if (last > 0 && !first_seen) first_seen = Clock::now();
+        return last == kBulk;
+      },
+      "catch-up of " + std::to_string(kBulk) + " messages");
+  double total = seconds_since(t0);
+  print_figures("catch-up replication iad->ams (from daemon start)", kBulk, total);
+  if (first_seen)
+    print_figures("catch-up replication iad->ams (from first replica message)", kBulk,
+                  std::chrono::duration<double>(Clock::now() - *first_seen).count());
+
+  // Live: publish while both daemons run.
+  const size_t kLive = 2'000;
+  auto tl = Clock::now();
+  publish_events(s.leader().js(), kBulk, kLive, kBulk + 1);
+  double pub_secs = seconds_since(tl);
+  await_replica(s.mesh, kBulk + kLive);
+  double live_secs = seconds_since(tl);
+  print_figures("live replication (publish start to replica caught up)", kLive, live_secs);
+  std::printf("[figures] live: published in %.3f s, replica caught up %.0f ms after the last ack\n", pub_secs,
+              (live_secs - pub_secs) * 1000);
+
+  verify_mirror(s.mesh);
+  verify_lag_api(s.mesh, kBulk + kLive);
+}
+
+namespace {
+
+enum class Fault { kKillFollowerDaemon, kKillLeaderDaemon, kRestartFollowerNats };
+
+// 10,000 events published while a fault hits mid-run; ends with the replica
+// complete and aligned.
+void run_with_fault(Fault fault) {
+  Setup s;
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  s.mesh.start_daemons();
+  const size_t kTotal = 10'000;
+  JetStream& ljs = s.leader().js();
+  s.follower().js();  // connect before the publisher starts
+
+  Publisher pub(ljs, 0, kTotal, 1);
+  // Strike once the replica is well under way.
+  check_for(
+      kCatchUp,
+      [&](std::string& state) { return observe_follower(s.mesh, kTotal, state) >= 3000; },
+      "replica past seq 3000 before the fault");
+  uint64_t at_fault = last_seq_or_zero(s.follower());
+  uint64_t leader_at_fault = last_seq_or_zero(s.leader());
+
+  switch (fault) {
+    case Fault::kKillFollowerDaemon: {
+      ExitStatus st = s.follower().daemon.kill9();
+      CHECK(st.signaled);
+      break;
+    }
+    case Fault::kKillLeaderDaemon: {
+      ExitStatus st = s.leader().daemon.kill9();
+      CHECK(st.signaled);
+      break;
+    }
+    case Fault::kRestartFollowerNats:
+      s.follower().nats.stop();
+      break;
+  }
+  // Let the leader move on while the fault lasts.
+  check_for(
+      60s,
+      [&](std::string& state) {
+        uint64_t l = last_seq_or_zero(s.leader());
+        state = "leader last_seq " + std::to_string(l);
+        return pub.done() || l >= leader_at_fault + 2000;
+      },
+      "leader advancing during the fault");
+  switch (fault) {
+    case Fault::kKillFollowerDaemon:
+      s.follower().daemon.start();
+      break;
+    case Fault::kKillLeaderDaemon:
+      s.leader().daemon.start();
+      break;
+    case Fault::kRestartFollowerNats:
+      s.follower().nats.start();
+      break;
+  }
+  std::printf("[mirror] fault at replica seq %llu (leader %llu)\n", static_cast<unsigned long long>(at_fault),
+              static_cast<unsigned long long>(leader_at_fault));
+  pub.join();
+  REQUIRE(ljs.require_stream_info(kStream).last_seq == kTotal);
+  await_replica(s.mesh, kTotal);
+  verify_mirror(s.mesh);
+  verify_lag_api(s.mesh, kTotal);
+}
+
+}  // namespace
+
+TEST_CASE("b1: kill -9 of the follower daemon mid-run, then restart: exactly once, in order", "[mirror][fault]") {
+  run_with_fault(Fault::kKillFollowerDaemon);
+}
+
+TEST_CASE("b2: kill -9 of the leader daemon mid-run, then restart: exactly once, in order", "[mirror][fault]") {
+  run_with_fault(Fault::kKillLeaderDaemon);
+}
+
+TEST_CASE("c: restart of the follower's nats-server mid-run: the daemon reconnects and completes",
+          "[mirror][fault]") {
+  run_with_fault(Fault::kRestartFollowerNats);
+}
+
+TEST_CASE("d: daemons started before their nats-servers connect once they are up", "[mirror]") {
+  Setup s;
+  // Prepare the leader's stream, then take both servers away.
+  s.leader().nats.start();
+  s.create_leader_stream();
+  publish_events(s.leader().js(), 0, 3000, 1);
+  s.leader().drop_js();
+  s.leader().nats.stop();
+
+  s.mesh.start_daemons();
+  for (const std::string& region : {kLeader, kFollower}) {
+    Region& r = s.mesh[region];
+    check_for(
+        15s,
+        [&](std::string& state) {
+          r.daemon.ensure_running("without its nats-server");
+          auto h = r.daemon.http_get("/healthz");
+          state = std::to_string(h.status) + " " + h.body;
+          json j = json::parse(h.body, nullptr, false);
+          return h.status == 503 && !j.is_discarded() && j.value("status", "") == "unhealthy" &&
+                 j.contains("reasons") && j["reasons"].is_array() && !j["reasons"].empty();
+        },
+        region + " /healthz 503 with reasons while its nats-server is down");
+  }
+  check_stays(
+      1s,
+      [&](std::string& state) {
+        state = "leader running " + std::to_string(s.leader().daemon.running()) + ", follower running " +
+                std::to_string(s.follower().daemon.running());
+        return s.leader().daemon.running() && s.follower().daemon.running();
+      },
+      "daemons keep running without nats-server");
+
+  s.leader().nats.start();
+  s.follower().nats.start();
+  await_replica(s.mesh, 3000);
+  publish_events(s.leader().js(), 3000, 500, 3001);
+  await_replica(s.mesh, 3500);
+  verify_mirror(s.mesh);
+  verify_lag_api(s.mesh, 3500);
+}
+
+TEST_CASE("e: a leader stream whose first sequence is above 1: the replica starts there", "[mirror]") {
+  Setup s;
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  publish_events(s.leader().js(), 0, 100, 1);
+  s.leader().js().purge(kStream, 51);
+  StreamInfo li = s.leader().js().require_stream_info(kStream);
+  REQUIRE(li.first_seq == 51);
+  REQUIRE(li.last_seq == 100);
+  REQUIRE(li.messages == 50);
+
+  s.mesh.start_daemons();
+  await_replica(s.mesh, 100);
+  StreamInfo fi = s.follower().js().require_stream_info(kStream);
+  CHECK(fi.first_seq == 51);
+  CHECK(fi.messages == 50);
+  verify_mirror(s.mesh);
+
+  // Events 110..119 (no Nats-Expected-Last-Sequence among them: the notes
+  // say that check can be stale right after a purge with a sequence).
+  publish_events(s.leader().js(), 110, 10, 101);
+  await_replica(s.mesh, 110);
+  verify_mirror(s.mesh);
+  verify_lag_api(s.mesh, 110);
+}
+
+TEST_CASE("f: a foreign write into the replica is reported as divergence and stops the stream",
+          "[mirror]") {
+  Setup s;
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  s.mesh.start_daemons();
+  publish_events(s.leader().js(), 0, 500, 1);
+  await_replica(s.mesh, 500);
+  verify_mirror(s.mesh);
+
+  // Someone publishes straight into the replica.
+  PubAck foreign = s.follower().js().publish(
+      {"covenant.countries.created", {{"X-Foreign", "yes"}}, "{\"foreign\":true}"});
+  REQUIRE(foreign.stream == kStream);
+  REQUIRE(foreign.seq == 501);
+
+  // The leader goes on.
+  publish_events(s.leader().js(), 500, 100, 501);
+
+  Region& f = s.follower();
+  check_for(
+      30s,
+      [&](std::string& state) {
+        f.daemon.ensure_running("after the foreign write");
+        auto st = f.daemon.lag_stream(kStream);
+        state = st ? st->dump() : "no " + kStream + " in " + lag_state(f);
+        return st && st->value("state", "") == "diverged" && st->contains("detail") &&
+               (*st)["detail"].is_string() && !(*st)["detail"].get<std::string>().empty();
+      },
+      "ams /v1/lag: " + kStream + " state \"diverged\" with a detail");
+  check_for(
+      15s,
+      [&](std::string& state) {
+        auto h = f.daemon.http_get("/healthz");
+        state = std::to_string(h.status) + " " + h.body;
+        json j = json::parse(h.body, nullptr, false);
+        if (h.status != 503 || j.is_discarded() || j.value("status", "") != "unhealthy") return false;
+        for (const auto& reason : j.value("reasons", json::array())) {
+          std::string r = reason.is_string() ? reason.get<std::string>() : reason.dump();
+          for (auto& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          if (r.find("diverg") != std::string::npos) return true;
+        }
+        return false;
+      },
+      "ams /healthz 503 naming the divergence");
+
+  // Stopped: the leader goes on, the replica does not move any more.
+  publish_events(s.leader().js(), 600, 100, 601);
+  const uint64_t stopped_at = f.js().require_stream_info(kStream).last_seq;
+  check_stays(
+      1500ms,
+      [&](std::string& state) {
+        uint64_t now = f.js().require_stream_info(kStream).last_seq;
+        state = "replica last_seq " + std::to_string(now) + " (was " + std::to_string(stopped_at) + ")";
+        return now == stopped_at;
+      },
+      "replica stays put after divergence");
+  f.daemon.ensure_running("after divergence");
+  std::printf("[mirror] divergence: replica stopped at last_seq %llu (foreign write at 501, leader at 600)\n",
+              static_cast<unsigned long long>(stopped_at));
+  INFO("replica last_seq after divergence: " << stopped_at);
+  CHECK(stopped_at <= 600);  // nothing published after the divergence was applied
+
+  // Nothing misaligned: every replica message below the foreign write matches
+  // the leader at its sequence, the foreign message is kept where it landed,
+  // and whatever was already in flight when it landed (at most the pipeline)
+  // sits at its own leader sequence too: nothing was shifted by the foreign write.
+  auto lm = s.leader().js().read_stream(kStream);
+  auto fm = f.js().read_stream(kStream);
+  MirrorDiff d = compare_streams(lm, fm, kLeader, "0", 500);
+  INFO(d.summary());
+  CHECK(d.ok());
+  CHECK(d.compared == 500);
+  std::vector<StoredMsg> lm_after, fm_after;
+  for (const auto& m : lm) {
+    if (m.seq > 501 && m.seq <= stopped_at) lm_after.push_back(m);
+  }
+  for (const auto& m : fm) {
+    if (m.seq > 501) fm_after.push_back(m);
+  }
+  MirrorDiff d2 = compare_streams(lm_after, fm_after, kLeader, "0", stopped_at);
+  INFO("after the foreign write: " << d2.summary());
+  CHECK(d2.ok());
+  auto fw = f.js().get_msg(kStream, 501);
+  REQUIRE(fw.has_value());
+  CHECK(fw->payload == "{\"foreign\":true}");
+  CHECK(fw->headers == Headers{{"X-Foreign", "yes"}});
+}
+
+namespace {
+
+struct CheckRun {
+  RunResult r;
+  std::string path;
+};
+
+CheckRun check_config(TempDir& tmp, const std::string& name, const std::string& text) {
+  CheckRun c;
+  c.path = tmp.file(name);
+  write_file(c.path, text);
+  c.r = run_capture({Isthmusd::binary(), "--check-config", c.path}, 30s);
+  return c;
+}
+
+// True if some stderr line starts with "PATH:LINE:<col>: KEY: " (any column
+// >= 1 when col is 0). key is a regular expression.
+bool has_error_line(const CheckRun& c, int line, int col, const std::string& key_re) {
+  std::string esc;
+  for (char ch : c.path) {
+    if (std::string("\\^$.|?*+()[]{}").find(ch) != std::string::npos) esc += '\\';
+    esc += ch;
+  }
+  std::regex re("^" + esc + ":" + std::to_string(line) + ":" + (col > 0 ? std::to_string(col) : "[1-9][0-9]*") +
+                ": (" + key_re + "): .+");
+  std::istringstream in(c.r.err);
+  std::string l;
+  while (std::getline(in, l))
+    if (std::regex_search(l, re)) return true;
+  return false;
+}
+
+const char* kGood = R"(# a good configuration
+[region]
+name = "iad"
+
+[nats]
+urls = ["nats://127.0.0.1:4222"]
+
+[link]
+listen = "127.0.0.1:7422"
+
+[[peers]]
+name = "ams"
+address = "127.0.0.1:7423"
+
+[http]
+listen = "127.0.0.1:7480"
+
+[[streams]]
+name = "COVENANT_COUNTRIES"
+leader = "iad"
+
+[log]
+level = "info"
+)";
+
+}  // namespace
+
+TEST_CASE("g: --check-config refuses a bad config with file, line, column and key", "[config]") {
+  TempDir tmp("isthmus-config");
+
+  CheckRun good = check_config(tmp, "good.toml", kGood);
+  INFO("good config: " << good.r.status.to_string() << "\nstdout: " << good.r.out << "\nstderr: " << good.r.err);
+  CHECK(good.r.status.exited);
+  CHECK(good.r.status.code == 0);
+
+  // The harness's own generated config must be valid too.
+  IsthmusdConfig gen;
+  gen.region = "ams";
+  gen.nats_urls = {"nats://127.0.0.1:4223"};
+  gen.link_port = 17423;
+  gen.peers = {{"iad", 17422}};
+  gen.http_port = 17481;
+  gen.streams = {{kStream, "iad"}};
+  CheckRun generated = check_config(tmp, "generated.toml", gen.to_toml());
+  INFO("generated config: " << generated.r.status.to_string() << "\nstderr: " << generated.r.err);
+  CHECK(generated.r.status.exited);
+  CHECK(generated.r.status.code == 0);
+
+  // An unknown key (line 4) and a bad address (line 17): both reported.
+  std::string two_errors = kGood;
+  two_errors.replace(two_errors.find("name = \"iad\"\n"), 13, "name = \"iad\"\nnmae = \"typo\"\n");
+  two_errors.replace(two_errors.find("listen = \"127.0.0.1:7480\""), 25, "listen = \"not an address\"");
+  CheckRun bad = check_config(tmp, "bad.toml", two_errors);
+  INFO("bad config: " << bad.r.status.to_string() << "\nstdout: " << bad.r.out << "\nstderr: " << bad.r.err);
+  CHECK_FALSE((bad.r.status.exited && bad.r.status.code == 0));
+  CHECK(has_error_line(bad, 4, 0, R"(region\.nmae)"));
+  CHECK(has_error_line(bad, 17, 0, R"(http\.listen)"));
+
+  // A value of the wrong type.
+  std::string wrong_type = kGood;
+  wrong_type.replace(wrong_type.find("level = \"info\""), 14, "level = 3");
+  CheckRun typed = check_config(tmp, "type.toml", wrong_type);
+  INFO("wrong type: " << typed.r.status.to_string() << "\nstderr: " << typed.r.err);
+  CHECK_FALSE((typed.r.status.exited && typed.r.status.code == 0));
+  CHECK(has_error_line(typed, 23, 0, R"(log\.level)"));
+
+  // A stream led by a region that is neither us nor a peer.
+  std::string unknown_leader = kGood;
+  unknown_leader.replace(unknown_leader.find("leader = \"iad\""), 14, "leader = \"syd\"");
+  CheckRun ul = check_config(tmp, "leader.toml", unknown_leader);
+  INFO("unknown leader: " << ul.r.status.to_string() << "\nstderr: " << ul.r.err);
+  CHECK_FALSE((ul.r.status.exited && ul.r.status.code == 0));
+  CHECK(has_error_line(ul, 20, 0, R"(streams\[[01]\]\.leader)"));
+
+  // A missing file is refused too.
+  RunResult missing = run_capture({Isthmusd::binary(), "--check-config", tmp.file("absent.toml")}, 30s);
+  CHECK_FALSE((missing.status.exited && missing.status.code == 0));
+  CHECK_FALSE(missing.err.empty());
+
+  RunResult version = run_capture({Isthmusd::binary(), "--version"}, 30s);
+  INFO("--version: " << version.status.to_string() << " " << version.out << version.err);
+  CHECK(version.status.exited);
+  CHECK(version.status.code == 0);
+  CHECK_THAT(version.out, Catch::Contains("isthmusd"));
+}
