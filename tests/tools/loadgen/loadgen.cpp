@@ -5,6 +5,7 @@
 //                   [--rate MSGS_PER_S] [--size BYTES] [--msg-id-every K]
 //                   [--inflight N]
 //   isthmus-loadgen info --url URL --stream NAME
+//   isthmus-loadgen ping --url URL          (JetStream answers?)
 //
 // publish sends asynchronously with up to --inflight unacknowledged messages
 // and checks every JetStream acknowledgement; it prints messages, seconds and
@@ -179,6 +180,8 @@ int main(int argc, char** argv) {
     rc = request(nc, "$JS.API.STREAM.CREATE." + name, a.json);
   } else if (a.cmd == "publish") {
     rc = publish(nc, a);
+  } else if (a.cmd == "ping") {
+    rc = request(nc, "$JS.API.INFO", "");
   } else if (a.cmd == "info") {
     rc = request(nc, "$JS.API.STREAM.INFO." + a.stream, "");
   } else {
