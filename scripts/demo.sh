@@ -64,6 +64,19 @@ CONF
   PIDS+=($!)
 done
 
+# Links are mutual TLS: a demo CA and one certificate per region (DNS SAN =
+# region name), made with the openssl CLI (installed by install-deps.sh).
+mkdir -p "$DEMO/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+  -subj "/CN=isthmus demo CA" -keyout "$DEMO/tls/ca.key" -out "$DEMO/tls/ca.pem" 2>/dev/null
+for r in iad ams; do
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$r" \
+    -keyout "$DEMO/tls/$r.key" -out "$DEMO/tls/$r.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$r" > "$DEMO/tls/$r.ext"
+  openssl x509 -req -in "$DEMO/tls/$r.csr" -CA "$DEMO/tls/ca.pem" -CAkey "$DEMO/tls/ca.key" \
+    -CAcreateserial -days 30 -extfile "$DEMO/tls/$r.ext" -out "$DEMO/tls/$r.crt" 2>/dev/null
+done
+
 for r in iad ams; do
   other=$([ $r = iad ] && echo ams || echo iad)
   cat > "$DEMO/$r/isthmus.toml" <<CONF
@@ -75,6 +88,12 @@ urls = ["nats://127.0.0.1:${NATS_PORT[$r]}"]
 
 [link]
 listen = "127.0.0.1:${LINK_PORT[$r]}"
+compression = "s2"
+
+[link.tls]
+ca = "$DEMO/tls/ca.pem"
+cert = "$DEMO/tls/$r.crt"
+key = "$DEMO/tls/$r.key"
 
 [[peers]]
 name = "$other"

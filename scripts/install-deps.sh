@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs every Debian package Isthmus needs to build, test, demo and benchmark.
 # Idempotent: installs only what is missing. Needs root (or sudo).
+#   scripts/install-deps.sh               everything above
+#   scripts/install-deps.sh --packaging   also the Debian packaging tools
+#                                         (scripts/build-deb.sh)
 set -euo pipefail
 
 PKGS=(
@@ -14,6 +17,16 @@ PKGS=(
   golang-go golang-github-klauspost-compress-dev libsnappy-dev
   clang libclang-rt-14-dev
 )
+
+# Optional: only for building the .deb (scripts/build-deb.sh).
+PACKAGING_PKGS=(debhelper dpkg-dev)
+
+for arg in "$@"; do
+  case "$arg" in
+    --packaging) PKGS+=("${PACKAGING_PKGS[@]}") ;;
+    *) echo "install-deps: unknown argument '$arg' (use --packaging)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PKGS[@]}"; do

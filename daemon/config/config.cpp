@@ -14,6 +14,11 @@ const Peer* Config::find_peer(const std::string& name) const {
   return nullptr;
 }
 
+bool Config::compress_link(const Peer& peer) const {
+  const std::string& c = peer.compression == "link" || peer.compression.empty() ? link.compression : peer.compression;
+  return c == "s2";
+}
+
 std::string ConfigError::to_string() const {
   std::string out = file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": ";
   if (!key.empty()) out += key + ": ";

@@ -35,6 +35,16 @@ struct Nats {
 struct Peer {
   std::string name;   // a region name, unique, not our own
   HostPort address;   // where that region's daemon listens for links
+  std::string pin_sha256;          // optional: hex SHA-256 of its certificate's SubjectPublicKeyInfo
+  std::string compression = "link";  // "link" (= link.compression), "s2" or "none"
+};
+
+// TLS material of this region (paths resolved against the config file's
+// directory). Required as soon as there is a peer: links are always mutual TLS.
+struct Tls {
+  std::string ca;    // PEM CA certificate(s) that sign every region's certificate
+  std::string cert;  // PEM certificate of this region; DNS SAN = region.name
+  std::string key;   // PEM private key of cert
 };
 
 struct Link {
@@ -48,6 +58,8 @@ struct Link {
   Millis handshake_timeout{5000};
   Millis backoff_min{100};
   Millis backoff_max{5000};
+  std::string compression = "s2";              // "s2" | "none": S2 stream over TLS
+  Tls tls;
 };
 
 struct Http {
@@ -75,6 +87,8 @@ struct Config {
   Log log;
 
   const Peer* find_peer(const std::string& name) const;
+  // Whether the link to `peer` is S2-compressed (its override or link.compression).
+  bool compress_link(const Peer& peer) const;
 };
 
 // One problem found in a configuration file, with its position.

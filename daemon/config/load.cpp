@@ -1,6 +1,7 @@
 // Loading: TOML text -> toml++ tree -> Config, driven by the schema table.
 // toml++ is built with exceptions (Debian's shared library); parse_error is
 // caught here, at the boundary, and nothing else can throw past load_*.
+#include <cctype>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -194,6 +195,9 @@ class Loader {
     // Sections absent from the file: defaults, and errors for required keys.
     for (const Section& s : sections()) {
       if (s.array || root.contains(s.name)) continue;
+      // A nested table ([link.tls]) is handled by its parent when that exists.
+      const std::string_view parent = s.name.substr(0, s.name.find('.'));
+      if (parent != s.name && root.contains(parent)) continue;
       for (const Key& k : keys()) {
         if (k.section != s.name) continue;
         const std::string dotted = std::string(s.name) + "." + std::string(k.name);
@@ -217,6 +221,17 @@ class Loader {
       const std::string dotted = prefix + "." + std::string(k.str());
       const Key* key = find_key(s.name, k.str());
       if (key == nullptr) {
+        // A table nested in this one ([link.tls]).
+        const Section* sub = find_section(std::string(s.name) + "." + std::string(k.str()));
+        if (sub != nullptr && !sub->array) {
+          if (const toml::table* st = node.as_table()) {
+            located_.tables[dotted] = pos_of(st->source());
+            load_table(*sub, *st, dotted, index, config);
+          } else {
+            refuse(pos_of(node.source()), dotted, std::string("expected a table, got ") + type_name(node));
+          }
+          continue;
+        }
         unknown(k, node, dotted, s.name);
         continue;
       }
@@ -226,6 +241,19 @@ class Loader {
     for (const Key& k : keys()) {
       if (k.section != s.name || t.contains(k.name)) continue;
       const std::string dotted = prefix + "." + std::string(k.name);
+      if (k.required) {
+        refuse(pos_of(t.source()), dotted, "required key is missing");
+      } else {
+        apply_default(k, dotted, index, config);
+      }
+    }
+    // Nested tables absent from this one: their defaults.
+    const std::string child_prefix = std::string(s.name) + ".";
+    for (const Key& k : keys()) {
+      if (k.section.substr(0, child_prefix.size()) != child_prefix) continue;
+      std::string_view child = k.section.substr(child_prefix.size());
+      if (child.find('.') != std::string_view::npos || t.contains(child)) continue;
+      const std::string dotted = prefix + "." + std::string(child) + "." + std::string(k.name);
       if (k.required) {
         refuse(pos_of(t.source()), dotted, "required key is missing");
       } else {
@@ -367,6 +395,7 @@ class Loader {
       case Check::kRegionName: st = check_region_name(std::get<std::string>(*v)); break;
       case Check::kStreamName: st = check_stream_name(std::get<std::string>(*v)); break;
       case Check::kReadableFile: st = check_file(&std::get<std::string>(*v)); break;
+      case Check::kSha256Hex: st = check_sha256_hex(std::get<std::string>(*v)); break;
       case Check::kNatsUrls:  // per element, in load_value
       case Check::kNone: break;
     }
@@ -375,6 +404,23 @@ class Loader {
       return false;
     }
     return true;
+  }
+
+  // Empty, or 32 bytes in hex (two digits each, ':' between bytes allowed).
+  static Status check_sha256_hex(const std::string& hex) {
+    if (hex.empty()) return Status::ok();
+    size_t digits = 0;
+    for (char c : hex) {
+      if (c == ':') continue;
+      if (!std::isxdigit(static_cast<unsigned char>(c))) {
+        return Status(Code::kInvalid, "not a hex SHA-256: unexpected character '" + std::string(1, c) + "'");
+      }
+      ++digits;
+    }
+    if (digits != 64) {
+      return Status(Code::kInvalid, "a SHA-256 pin has 64 hex digits, got " + std::to_string(digits));
+    }
+    return Status::ok();
   }
 
   // Resolves a relative path against the config file's directory and checks

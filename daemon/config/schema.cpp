@@ -20,6 +20,7 @@ constexpr std::array kSections{
     Section{"region", false, "This region: its name and failover priority."},
     Section{"nats", false, "The local NATS JetStream cluster this daemon serves."},
     Section{"link", false, "Links to the other regions' daemons: listener, framing, flow control, liveness."},
+    Section{"link.tls", false, "TLS material of this region's links (required when there are peers)."},
     Section{"peers", true, "The other regions, one [[peers]] table each (full mesh)."},
     Section{"http", false, "The HTTP API: health, lag, metrics, status page."},
     Section{"streams", true, "Replicated JetStream streams, one [[streams]] table each."},
@@ -104,6 +105,24 @@ const std::array kKeys{
         .default_toml = R"("5s")", .min = 10 * kMs, .max = 10 * kMin, .reload = Reload::kLive,
         .doc = "Longest redial delay; at least backoff_min.",
         .field = FIELD(c.link.backoff_max)},
+    Key{.section = "link", .name = "compression", .kind = Kind::kEnum, .default_toml = R"("s2")",
+        .choices = "s2|none",
+        .doc = "S2-compress the frames of every link (both ends must agree; see peers[].compression).",
+        .field = FIELD(c.link.compression)},
+
+    // [link.tls]
+    Key{.section = "link.tls", .name = "ca", .kind = Kind::kString, .default_toml = R"("")",
+        .check = Check::kReadableFile,
+        .doc = "PEM file of the CA that signs every region's link certificate. Required when there are peers.",
+        .field = FIELD(c.link.tls.ca)},
+    Key{.section = "link.tls", .name = "cert", .kind = Kind::kString, .default_toml = R"("")",
+        .check = Check::kReadableFile,
+        .doc = "PEM certificate of this region, with region.name as a DNS subject alternative name.",
+        .field = FIELD(c.link.tls.cert)},
+    Key{.section = "link.tls", .name = "key", .kind = Kind::kString, .default_toml = R"("")",
+        .check = Check::kReadableFile,
+        .doc = "PEM private key of cert.",
+        .field = FIELD(c.link.tls.key)},
 
     // [[peers]]
     Key{.section = "peers", .name = "name", .kind = Kind::kString, .required = true,
@@ -114,6 +133,14 @@ const std::array kKeys{
         .reload = Reload::kLive,
         .doc = "Where the peer's daemon listens for links (its link.listen, as reachable from here).",
         .field = FIELD(c.peers[i].address)},
+    Key{.section = "peers", .name = "pin_sha256", .kind = Kind::kString, .default_toml = R"("")",
+        .check = Check::kSha256Hex,
+        .doc = "Optional: hex SHA-256 of the peer certificate's SubjectPublicKeyInfo; another key is refused.",
+        .field = FIELD(c.peers[i].pin_sha256)},
+    Key{.section = "peers", .name = "compression", .kind = Kind::kEnum, .default_toml = R"("link")",
+        .choices = "link|s2|none",
+        .doc = "S2 on this link: \"link\" follows link.compression; the peer must choose the same.",
+        .field = FIELD(c.peers[i].compression)},
 
     // [http]
     Key{.section = "http", .name = "listen", .kind = Kind::kHostPort,

@@ -34,6 +34,7 @@ enum class Check {
   kStreamName,    // JetStream stream name
   kNatsUrls,      // every element is a nats:// or tls:// URL
   kReadableFile,  // empty, or a readable regular file (relative to the config file)
+  kSha256Hex,     // empty, or 64 hex digits (':' separators allowed)
 };
 
 enum class Reload {
@@ -48,7 +49,7 @@ using FieldRef = std::variant<std::string*, int*, uint32_t*, uint64_t*, int64_t*
 using FieldFn = FieldRef (*)(Config& config, size_t index);
 
 struct Section {
-  std::string_view name;  // "link"; the TOML table name
+  std::string_view name;  // "link"; the TOML table name; "link.tls": a table inside [link]
   bool array = false;     // true: [[name]], an array of tables, may be absent
   std::string_view doc;
 };

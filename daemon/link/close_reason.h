@@ -20,6 +20,12 @@ enum class CloseReason {
   kDuplicate,          // a link to that peer already exists
   kStale,              // nothing received for stale_after
   kReplaced,           // a newer connection to the same peer replaced this one
+  kTlsHandshakeFailed, // TLS handshake failed (no certificate, TLS < 1.3, garbage, ...)
+  kCertRejected,       // the peer's certificate failed verification (expired, unknown CA, ...)
+  kNameMismatch,       // the certificate does not name the expected region, or the HELLO
+                       // names another region than the certificate
+  kPinMismatch,        // the certificate's public key does not match the configured pin
+  kCompressionMismatch,// the two ends disagree on S2 compression (seen in the HELLO)
 };
 
 const char* close_reason_name(CloseReason r);

@@ -23,6 +23,11 @@ const char* close_reason_name(CloseReason r) {
     case CloseReason::kDuplicate: return "duplicate";
     case CloseReason::kStale: return "stale";
     case CloseReason::kReplaced: return "replaced";
+    case CloseReason::kTlsHandshakeFailed: return "tls_handshake_failed";
+    case CloseReason::kCertRejected: return "certificate_rejected";
+    case CloseReason::kNameMismatch: return "name_mismatch";
+    case CloseReason::kPinMismatch: return "pin_mismatch";
+    case CloseReason::kCompressionMismatch: return "compression_mismatch";
   }
   return "unknown";
 }
@@ -119,18 +124,40 @@ void Connection::handle_bytes(std::span<const uint8_t> bytes) {
   Status st = layers_.read(bytes, app, back);
   if (!back.empty()) write_raw(std::move(back));
   if (!st) {
-    fail(CloseReason::kProtocolError, st.message());
+    fail(layers_.failure_reason(), st.message());
     return;
   }
-  st = reader_.feed(app, [this](FrameType t, std::span<const uint8_t> body) -> Status {
+  auto on_frame = [this](FrameType t, std::span<const uint8_t> body) -> Status {
     if (closed_) return Status(Code::kConflict, "closed");
     stats_.frames_in++;
     return handler_->on_frame(*this, t, body);
-  });
+  };
+  st = reader_.feed(app, on_frame);
+  // A layer pushed on top by a frame handler (S2 after the HELLO): what
+  // followed that frame was encoded by the peer's new layer.
+  while (st && !closed_ && pushed_top_) {
+    pushed_top_ = false;
+    std::vector<uint8_t> rest = reader_.take_buffered();
+    std::vector<uint8_t> up;
+    st = layers_.read_top(rest, up);
+    if (!st) {
+      fail(layers_.failure_reason(), st.message());
+      return;
+    }
+    st = reader_.feed(up, on_frame);
+  }
   if (!st && !closed_) {
     fail(st.code() == Code::kTooLarge ? CloseReason::kFrameTooLarge : CloseReason::kProtocolError,
          st.message());
   }
+}
+
+void Connection::push_top(std::unique_ptr<Layer> layer) {
+  if (closed_) return;
+  flush();
+  layers_.push_top(std::move(layer));
+  pushed_top_ = true;
+  reader_.pause();
 }
 
 void Connection::queue(std::vector<uint8_t>&& frame_bytes) {
@@ -155,7 +182,7 @@ void Connection::flush() {
   Status st = layers_.write(out_, true, net);
   out_.clear();
   if (!st) {
-    fail(CloseReason::kProtocolError, st.message());
+    fail(layers_.failure_reason(), st.message());
     return;
   }
   write_raw(std::move(net));
@@ -193,6 +220,7 @@ size_t Connection::pending_bytes() const { return out_.size() + queued_in_uv_; }
 
 void Connection::fail(CloseReason reason, const std::string& detail) {
   if (closed_) return;
+  // A goodbye only where the layers below the frames still work.
   close(reason, detail, reason == CloseReason::kProtocolError || reason == CloseReason::kFrameTooLarge);
   handler_->on_closed(*this, reason, detail);
 }
@@ -207,7 +235,9 @@ void Connection::close(CloseReason reason, const std::string& detail, bool goodb
     std::vector<uint8_t> f;
     encode(g, f);
     out_.insert(out_.end(), f.begin(), f.end());
-    flush();
+    std::vector<uint8_t> net;
+    if (layers_.write(out_, true, net)) write_raw(std::move(net));
+    out_.clear();
   }
   closed_ = true;
   tcp_->data = nullptr;

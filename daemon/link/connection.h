@@ -20,6 +20,10 @@
 #include "link/frame.h"
 #include "link/layer.h"
 
+namespace isthmus::tls {
+class TlsLayer;
+}
+
 namespace isthmus::link {
 
 class Connection;
@@ -57,6 +61,14 @@ class Connection {
   // Start reading (after connect or accept).
   Status start();
 
+  // Adds a layer next to the socket (TLS); before start() only.
+  void push_bottom(std::unique_ptr<Layer> layer) { layers_.push_bottom(std::move(layer)); }
+  // Adds a layer next to the frames (S2), in both directions, from now on.
+  // Call only from inside ConnectionHandler::on_frame: queued frames are
+  // flushed first, and the bytes received after the current frame (maybe in
+  // the same read) go through the new layer.
+  void push_top(std::unique_ptr<Layer> layer);
+
   // Queue an encoded frame; it is written at the next flush().
   void queue(std::vector<uint8_t>&& frame_bytes);
   void queue_copy(std::span<const uint8_t> frame_bytes);
@@ -75,9 +87,12 @@ class Connection {
 
   // Free-form per-connection state for the owner.
   std::string peer_name;
+  std::string remote_address;  // "host:port" of the other end, kept after close
   bool hello_received = false;
   bool dialed = false;
   int64_t created_mono_ns = 0;
+  tls::TlsLayer* tls = nullptr;  // the TLS layer in layers_, if any
+  bool compressed = false;       // S2 layer pushed
 
  private:
   static void on_connect(uv_connect_t* req, int status);
@@ -95,6 +110,7 @@ class Connection {
   std::vector<uint8_t> out_;  // frames waiting for flush()
   size_t queued_in_uv_ = 0;   // bytes handed to uv_write, not yet completed
   bool closed_ = false;
+  bool pushed_top_ = false;   // push_top() ran inside the current feed
   ConnectionStats stats_;
   int64_t last_recv_ns_ = 0;
   std::vector<char> read_buf_;

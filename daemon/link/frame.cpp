@@ -264,8 +264,16 @@ Status FrameReader::feed(std::span<const uint8_t> bytes, const OnFrame& on_frame
     Status st = on_frame(type, in.subspan(pos + kFrameHeaderBytes, len - 1));
     if (!st) return st;
     pos += 4 + len;
+    if (paused_) {
+      paused_ = false;
+      break;
+    }
   }
-  buf_.assign(in.begin() + static_cast<std::ptrdiff_t>(pos), in.end());
+  if (pos == 0 && !joined.empty()) {
+    buf_.swap(joined);  // nothing consumed: keep the joined buffer, do not copy it again
+  } else {
+    buf_.assign(in.begin() + static_cast<std::ptrdiff_t>(pos), in.end());
+  }
   return Status::ok();
 }
 

@@ -26,6 +26,10 @@ constexpr size_t kMaxNameBytes = 256;        // region and stream names
 constexpr size_t kMaxSubjectBytes = 4096;
 constexpr size_t kMaxHeaders = 1024;         // header fields per message
 
+// HELLO flags. kHelloFlagS2: the sender S2-compresses this link after the
+// HELLO exchange; both ends must set it or neither.
+constexpr uint32_t kHelloFlagS2 = 1u << 0;
+
 enum class FrameType : uint8_t {
   kHello = 1,       // both ways, first frame on a link
   kStreamReq = 2,   // follower -> leader: describe stream
@@ -44,7 +48,7 @@ struct Hello {
   uint16_t version = kProtocolVersion;
   std::string region;
   uint64_t epoch = 0;
-  uint32_t flags = 0;  // reserved for negotiated features
+  uint32_t flags = 0;  // negotiated features: kHelloFlag*
 };
 
 struct StreamReq {
@@ -148,9 +152,15 @@ class FrameReader {
   // error the reader must not be fed again.
   Status feed(std::span<const uint8_t> bytes, const OnFrame& on_frame);
   size_t buffered() const { return buf_.size(); }
+  // Called from inside on_frame: feed() returns after this frame and keeps
+  // the rest of its input buffered (e.g. the bytes after a HELLO, which
+  // belong to a layer pushed in answer to it). Take them with take_buffered().
+  void pause() { paused_ = true; }
+  std::vector<uint8_t> take_buffered() { return std::exchange(buf_, {}); }
 
  private:
   uint32_t max_;
+  bool paused_ = false;
   std::vector<uint8_t> buf_;
 };
 

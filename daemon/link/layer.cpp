@@ -11,7 +11,10 @@ Status LayerStack::write(std::span<const uint8_t> in, bool flush, std::vector<ui
   for (size_t i = 0; i < layers_.size(); ++i) {
     std::vector<uint8_t> next;
     Status st = layers_[i]->write(cur, flush, i + 1 == layers_.size() ? to_net : next);
-    if (!st) return st;
+    if (!st) {
+      failure_ = layers_[i]->failure_reason();
+      return st;
+    }
     if (i + 1 < layers_.size()) cur.swap(next);
   }
   return Status::ok();
@@ -29,21 +32,40 @@ Status LayerStack::read(std::span<const uint8_t> in, std::vector<uint8_t>& to_ap
   for (size_t i = layers_.size(); i-- > 0;) {
     std::vector<uint8_t> up, back;
     Status st = layers_[i]->read(cur, up, back);
-    if (!st) return st;
+    if (!st) failure_ = layers_[i]->failure_reason();
     if (!back.empty()) {
       std::vector<uint8_t> down = std::move(back);
       for (size_t j = i + 1; j < layers_.size(); ++j) {
         std::vector<uint8_t> next;
-        st = layers_[j]->write(down, true, next);
-        if (!st) return st;
+        Status wst = layers_[j]->write(down, true, next);
+        if (!wst) {
+          if (st) {
+            failure_ = layers_[j]->failure_reason();
+            st = wst;
+          }
+          down.clear();
+          break;
+        }
         down.swap(next);
       }
       to_net.insert(to_net.end(), down.begin(), down.end());
     }
+    if (!st) return st;
     cur.swap(up);
   }
   to_app.insert(to_app.end(), cur.begin(), cur.end());
   return Status::ok();
+}
+
+Status LayerStack::read_top(std::span<const uint8_t> in, std::vector<uint8_t>& to_app) {
+  if (layers_.empty()) {
+    to_app.insert(to_app.end(), in.begin(), in.end());
+    return Status::ok();
+  }
+  std::vector<uint8_t> back;
+  Status st = layers_.front()->read(in, to_app, back);
+  if (!st) failure_ = layers_.front()->failure_reason();
+  return st;
 }
 
 }  // namespace isthmus::link

@@ -1,14 +1,16 @@
 // Byte layers: the link is a stack of transformations between frames and the
-// socket (today: none, i.e. plain TCP; the secure-links work adds S2 and TLS
-// as layers without touching the frame code). Each layer is pure bytes in,
-// bytes out: no libuv, no sockets. Loop thread only (owned by one link).
+// socket: [S2] over TLS over TCP (docs/wire-format.md, "Layers"). Each layer
+// is pure bytes in, bytes out: no libuv, no sockets. Loop thread only (owned
+// by one link).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
+#include "link/close_reason.h"
 #include "util/status.h"
 
 namespace isthmus::link {
@@ -20,9 +22,12 @@ class Layer {
   // compressing layer emits its chunk). Output goes to `to_net`.
   virtual Status write(std::span<const uint8_t> in, bool flush, std::vector<uint8_t>& to_net) = 0;
   // Bytes from the network, heading up into `to_app`. A layer may also have
-  // bytes to send in answer (a TLS handshake), appended to `to_net`.
+  // bytes to send in answer (a TLS handshake, an alert), appended to
+  // `to_net`, also when it returns an error.
   virtual Status read(std::span<const uint8_t> in, std::vector<uint8_t>& to_app,
                       std::vector<uint8_t>& to_net) = 0;
+  // After read()/write() failed: the link close reason for that failure.
+  virtual CloseReason failure_reason() const { return CloseReason::kProtocolError; }
 };
 
 // An ordered stack, top (next to frames) first. With no layers it passes bytes
@@ -30,14 +35,25 @@ class Layer {
 class LayerStack {
  public:
   void push_bottom(std::unique_ptr<Layer> l) { layers_.push_back(std::move(l)); }
+  // Adds a layer next to the frames (S2, once the HELLO exchange is done).
+  void push_top(std::unique_ptr<Layer> l) { layers_.insert(layers_.begin(), std::move(l)); }
   bool empty() const { return layers_.empty(); }
+  size_t size() const { return layers_.size(); }
+  Layer* at(size_t i) { return layers_[i].get(); }
   // Frames -> socket bytes.
   Status write(std::span<const uint8_t> in, bool flush, std::vector<uint8_t>& to_net);
-  // Socket bytes -> frame bytes (plus any bytes the layers must send back).
+  // Socket bytes -> frame bytes (plus any bytes the layers must send back,
+  // also when an error is returned).
   Status read(std::span<const uint8_t> in, std::vector<uint8_t>& to_app, std::vector<uint8_t>& to_net);
+  // Bytes that already passed every layer but the top one (after push_top)
+  // -> frame bytes, through the top layer only.
+  Status read_top(std::span<const uint8_t> in, std::vector<uint8_t>& to_app);
+  // The close reason of the layer whose read()/write() failed last.
+  CloseReason failure_reason() const { return failure_; }
 
  private:
   std::vector<std::unique_ptr<Layer>> layers_;
+  CloseReason failure_ = CloseReason::kProtocolError;
 };
 
 }  // namespace isthmus::link

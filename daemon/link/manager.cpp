@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <random>
 
+#include "link/s2_layer.h"
+#include "tls/tls_layer.h"
+
 namespace isthmus::link {
 
 namespace {
@@ -65,6 +68,23 @@ Manager::~Manager() {
 }
 
 Status Manager::start() {
+  const config::Tls& t = cfg_.link.tls;
+  if (!t.ca.empty() && !t.cert.empty() && !t.key.empty()) {
+    tls::TlsContext::Options o;
+    o.ca_file = t.ca;
+    o.cert_file = t.cert;
+    o.key_file = t.key;
+    auto ctx = tls::TlsContext::create(o);
+    if (!ctx) return ctx.status();
+    tls_ = std::move(ctx.value());
+  } else if (!cfg_.peers.empty()) {
+    return Status(Code::kInvalid, "links need [link.tls] ca, cert and key");
+  }
+  for (const auto& pc : cfg_.peers) {
+    if (!pc.pin_sha256.empty() && !tls::parse_pin(pc.pin_sha256)) {
+      return Status(Code::kInvalid, "peers." + pc.name + ".pin_sha256: not a SHA-256");
+    }
+  }
   sockaddr_storage addr{};
   Status st = resolve(cfg_.link.listen, addr);
   if (!st) return st;
@@ -160,8 +180,16 @@ void Manager::accept_one() {
     c->close(CloseReason::kIoError, st.message(), false);
     return;
   }
-  spdlog::debug("links: accepted connection from {}", c->peer_address());
-  send_hello(*c);
+  c->remote_address = c->peer_address();
+  spdlog::debug("links: accepted connection from {}", c->remote_address);
+  if (!tls_) {
+    c->close(CloseReason::kTlsHandshakeFailed, "no TLS configuration", false);
+    return;
+  }
+  auto layer = make_tls(false, "");
+  c->tls = static_cast<tls::TlsLayer*>(layer.get());
+  c->push_bottom(std::move(layer));
+  // The listener answers the dialer's HELLO (handle_hello).
   pending_.push_back(std::move(c));
 }
 
@@ -177,6 +205,12 @@ void Manager::dial(Peer& p) {
   }
   p.conn = std::make_unique<Connection>(loop_, this, cfg_.link.max_frame_bytes);
   p.conn->peer_name = p.cfg.name;
+  p.conn->remote_address = p.cfg.address.to_string();
+  if (tls_) {
+    auto layer = make_tls(true, p.cfg.name);
+    p.conn->tls = static_cast<tls::TlsLayer*>(layer.get());
+    p.conn->push_bottom(std::move(layer));
+  }
   st = p.conn->connect(reinterpret_cast<sockaddr*>(&addr));
   if (!st) {
     p.conn->close(CloseReason::kConnectFailed, st.message(), false);
@@ -198,9 +232,21 @@ void Manager::schedule_dial(Peer& p) {
   });
 }
 
-void Manager::send_hello(Connection& c) {
+std::unique_ptr<Layer> Manager::make_tls(bool client, const std::string& peer) {
+  tls::TlsLayer::Peer who;
+  for (const auto& [name, p] : peers_) {
+    if (client && name != peer) continue;
+    who.names.push_back(name);
+    if (auto pin = tls::parse_pin(p.cfg.pin_sha256)) who.pins[name] = *pin;
+  }
+  return std::make_unique<tls::TlsLayer>(
+      tls_, client ? tls::TlsLayer::Role::kClient : tls::TlsLayer::Role::kServer, std::move(who));
+}
+
+void Manager::send_hello(Connection& c, bool compress) {
   Hello h;
   h.region = cfg_.region.name;
+  h.flags = compress ? kHelloFlagS2 : 0;
   std::vector<uint8_t> f;
   encode(h, f);
   c.queue(std::move(f));
@@ -215,7 +261,29 @@ void Manager::on_connected(Connection& c) {
     if (p) link_closed(*p, CloseReason::kIoError, st.message());
     return;
   }
-  send_hello(c);
+  const Peer* p = find(c.peer_name);
+  // The dialer speaks first; TLS holds the HELLO until the handshake is done.
+  send_hello(c, p != nullptr && cfg_.compress_link(p->cfg));
+}
+
+void Manager::refuse(Connection& c, CloseReason reason, const std::string& detail) {
+  c.close(reason, detail, true);
+  if (!c.dialed) {
+    on_closed(c, reason, detail);  // logs, counts and drops the pending connection
+    return;
+  }
+  Peer* p = find(c.peer_name);
+  if (p != nullptr && p->conn.get() == &c) link_closed(*p, reason, detail);
+}
+
+// Both HELLOs carry the sender's compression choice; they must agree.
+Status Manager::check_compression(Connection& c, const Hello& h, bool compress) {
+  bool theirs = (h.flags & kHelloFlagS2) != 0;
+  if (theirs == compress) return Status::ok();
+  std::string detail = std::string("we ") + (compress ? "compress (s2)" : "do not compress") + ", " + h.region +
+                       (theirs ? " compresses (s2)" : " does not");
+  refuse(c, CloseReason::kCompressionMismatch, detail);
+  return Status(Code::kConflict, "compression mismatch");
 }
 
 Status Manager::handle_hello(Connection& c, std::span<const uint8_t> body) {
@@ -223,27 +291,44 @@ Status Manager::handle_hello(Connection& c, std::span<const uint8_t> body) {
   Status st = decode(body, h);
   if (!st) return st;
   if (h.version != kProtocolVersion) {
-    c.close(CloseReason::kVersionMismatch, "peer speaks version " + std::to_string(h.version), true);
+    refuse(c, CloseReason::kVersionMismatch, "peer speaks version " + std::to_string(h.version));
     return Status(Code::kUnsupported, "version mismatch");
   }
   Peer* p = find(h.region);
   if (p == nullptr) {
-    spdlog::warn("links: refusing connection from {}: unknown region '{}'", c.peer_address(), h.region);
-    c.close(CloseReason::kUnknownPeer, h.region, true);
+    refuse(c, CloseReason::kUnknownPeer, h.region);
     return Status(Code::kNotFound, "unknown peer");
   }
+  // The certificate named the peer; the HELLO must name the same region.
+  const std::string cert_name = c.tls != nullptr ? c.tls->peer_name() : h.region;
   if (c.dialed) {
     if (c.peer_name != h.region) {
-      c.close(CloseReason::kUnknownPeer, "expected " + c.peer_name + ", got " + h.region, true);
+      refuse(c, CloseReason::kNameMismatch, "expected " + c.peer_name + ", hello says " + h.region);
       return Status(Code::kConflict, "wrong peer");
     }
-  } else {
-    // Accepted connection: move it from pending_ to the peer slot.
+  } else if (cert_name != h.region) {
+    refuse(c, CloseReason::kNameMismatch, "certificate names " + cert_name + ", hello says " + h.region);
+    return Status(Code::kConflict, "name mismatch");
+  }
+  const bool compress = cfg_.compress_link(p->cfg);
+  if (!c.dialed) {
     if (p->dialer) {
-      spdlog::warn("links: refusing connection from {}: we dial that region", h.region);
-      c.close(CloseReason::kWrongDirection, "", true);
+      refuse(c, CloseReason::kWrongDirection, "");
       return Status(Code::kConflict, "wrong direction");
     }
+    // Answer with our HELLO (uncompressed) so the dialer sees our choice
+    // even when they differ.
+    send_hello(c, compress);
+  }
+  st = check_compression(c, h, compress);
+  if (!st) return st;
+  if (compress) {
+    // Everything after the HELLO exchange, both ways, is an S2 stream.
+    c.push_top(std::make_unique<S2Layer>(kS2LinkBlockSize, s2_chunk_limit(cfg_.link.max_frame_bytes)));
+    c.compressed = true;
+  }
+  if (!c.dialed) {
+    // Accepted connection: move it from pending_ to the peer slot.
     auto it = std::find_if(pending_.begin(), pending_.end(), [&](auto& u) { return u.get() == &c; });
     if (it == pending_.end()) return Status(Code::kInternal, "connection not pending");
     std::unique_ptr<Connection> owned = std::move(*it);
@@ -265,13 +350,27 @@ Status Manager::handle_hello(Connection& c, std::span<const uint8_t> body) {
   if (p->established++ > 0) p->st.reconnects++;
   p->backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
   set_state(*p, "up");
-  spdlog::info("links: link to {} up ({})", p->cfg.name, c.peer_address());
+  spdlog::info("links: link to {} up ({}, tls 1.3, {})", p->cfg.name, c.remote_address,
+               compress ? "s2" : "uncompressed");
   listener_->on_link_up(p->cfg.name);
   return Status::ok();
 }
 
 Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t> body) {
   if (!c.hello_received) {
+    if (type == FrameType::kGoAway) {
+      // Refused by the peer before its HELLO (e.g. it does not know us).
+      GoAway g;
+      (void)decode(body, g);
+      Peer* p = c.dialed ? find(c.peer_name) : nullptr;
+      c.close(CloseReason::kPeerGoAway, g.reason, false);
+      if (p != nullptr && p->conn.get() == &c) {
+        link_closed(*p, CloseReason::kPeerGoAway, g.reason);
+      } else {
+        on_closed(c, CloseReason::kPeerGoAway, g.reason);
+      }
+      return Status::ok();
+    }
     if (type != FrameType::kHello) return Status(Code::kInvalid, "expected hello first");
     return handle_hello(c, body);
   }
@@ -312,7 +411,10 @@ Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t>
 void Manager::on_closed(Connection& c, CloseReason reason, const std::string& detail) {
   auto it = std::find_if(pending_.begin(), pending_.end(), [&](auto& u) { return u.get() == &c; });
   if (it != pending_.end()) {
-    spdlog::debug("links: unidentified connection closed: {} {}", close_reason_name(reason), detail);
+    // Refused before it identified itself: log it once, and count it.
+    spdlog::warn("links: refused connection from {}: {}{}{}", c.remote_address, close_reason_name(reason),
+                 detail.empty() ? "" : ": ", detail);
+    refused_[close_reason_name(reason)]++;
     bury(std::move(*it));
     pending_.erase(it);
     return;
@@ -338,8 +440,13 @@ void Manager::link_closed(Peer& p, CloseReason reason, const std::string& detail
   if (was_up) {
     spdlog::warn("links: link to {} closed: {}{}{}", p.cfg.name, close_reason_name(reason),
                  detail.empty() ? "" : ": ", detail);
-  } else {
+  } else if (reason == CloseReason::kConnectFailed || reason == CloseReason::kPeerClosed ||
+             reason == CloseReason::kIoError || reason == CloseReason::kShutdown) {
     spdlog::debug("links: connection to {} closed: {} {}", p.cfg.name, close_reason_name(reason), detail);
+  } else {
+    // Refused during the handshake (TLS, names, compression, ...).
+    spdlog::warn("links: connection to {} refused: {}{}{}", p.cfg.name, close_reason_name(reason),
+                 detail.empty() ? "" : ": ", detail);
   }
   set_state(p, p.dialer ? "connecting" : "waiting");
   if (was_up) listener_->on_link_down(p.cfg.name);
@@ -381,7 +488,10 @@ void Manager::tick() {
   // Unidentified accepted connections get the same handshake deadline.
   for (size_t i = 0; i < pending_.size();) {
     if (now_mono - pending_[i]->created_mono_ns > hs_ns) {
-      pending_[i]->close(CloseReason::kHandshakeTimeout, "", true);
+      spdlog::warn("links: refused connection from {}: {}", pending_[i]->remote_address,
+                   close_reason_name(CloseReason::kHandshakeTimeout));
+      refused_[close_reason_name(CloseReason::kHandshakeTimeout)]++;
+      pending_[i]->close(CloseReason::kHandshakeTimeout, "", false);
       bury(std::move(pending_[i]));
       pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
     } else {

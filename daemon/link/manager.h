@@ -5,6 +5,14 @@
 // peer we should dial is refused (kWrongDirection). Dials back off
 // exponentially with jitter between backoff_min and backoff_max.
 //
+// Security and compression: every connection runs TLS 1.3 with mutual
+// authentication (tls/tls_layer.h); the dialer checks the certificate names
+// the peer it dials, the listener learns the peer from the certificate and
+// requires the HELLO to name the same region. The dialer sends HELLO first;
+// the listener answers with its own. Both carry kHelloFlagS2 when the link
+// is to be compressed; equal flags push the S2 layer on both ends right
+// after the exchange, different ones close with kCompressionMismatch.
+//
 // Liveness: every heartbeat_interval each link sends a HEARTBEAT; a link that
 // received nothing for stale_after is closed as stale. Heartbeats also carry
 // timestamps for a round-trip estimate.
@@ -25,6 +33,7 @@
 #include "config/config.h"
 #include "link/connection.h"
 #include "loop/timer.h"
+#include "tls/tls_context.h"
 
 namespace isthmus::link {
 
@@ -73,6 +82,9 @@ class Manager : public ConnectionHandler {
   void flush_all();
   size_t pending_bytes(const std::string& peer) const;
   std::vector<PeerStatus> status() const;
+  // Accepted connections closed before they identified a peer, by close
+  // reason name (garbage, TLS refusals, handshake timeouts, ...).
+  const std::map<std::string, uint64_t>& refused() const { return refused_; }
 
  private:
   struct Peer {
@@ -97,7 +109,12 @@ class Manager : public ConnectionHandler {
   void accept_one();
   void dial(Peer& p);
   void schedule_dial(Peer& p);
-  void send_hello(Connection& c);
+  void send_hello(Connection& c, bool compress);
+  // Closes a connection from inside its own handling, with a goodbye, and
+  // settles its slot (pending or peer) at once.
+  void refuse(Connection& c, CloseReason reason, const std::string& detail);
+  Status check_compression(Connection& c, const Hello& h, bool compress);
+  std::unique_ptr<Layer> make_tls(bool client, const std::string& peer);
   Status handle_hello(Connection& c, std::span<const uint8_t> body);
   void link_closed(Peer& p, CloseReason reason, const std::string& detail);
   void tick();
@@ -117,6 +134,8 @@ class Manager : public ConnectionHandler {
   std::unique_ptr<loop::Timer> tick_;
   std::unique_ptr<loop::Timer> reap_;
   bool shutting_down_ = false;
+  std::shared_ptr<tls::TlsContext> tls_;
+  std::map<std::string, uint64_t> refused_;
   void bury(std::unique_ptr<Connection> c);
 };
 

@@ -7,7 +7,9 @@ namespace isthmus::replication {
 
 using Json = nlohmann::json;
 
-Result<Json> derive_replica_config(const Json& leader, int replicas) {
+namespace {
+
+Result<Json> derive(const Json& leader, int replicas) {
   if (!leader.is_object() || !leader.contains("name") || !leader.contains("subjects")) {
     return Status(Code::kInvalid, "leader stream configuration lacks name or subjects");
   }
@@ -35,7 +37,21 @@ Result<Json> derive_replica_config(const Json& leader, int replicas) {
   return r;
 }
 
-std::string replica_conflict(const Json& existing, const Json& wanted) {
+}  // namespace
+
+// The leader's configuration arrives from a peer: a field of an unexpected
+// type (e.g. "name": null) is refused, never thrown into the loop.
+Result<Json> derive_replica_config(const Json& leader, int replicas) {
+  try {
+    return derive(leader, replicas);
+  } catch (const Json::exception& e) {
+    return Status(Code::kInvalid, std::string("leader stream configuration: ") + e.what());
+  }
+}
+
+namespace {
+
+std::string conflict(const Json& existing, const Json& wanted) {
   auto subjects = [](const Json& j) {
     std::set<std::string> s;
     if (j.contains("subjects") && j["subjects"].is_array()) {
@@ -60,6 +76,17 @@ std::string replica_conflict(const Json& existing, const Json& wanted) {
   if (existing.value("deny_delete", false)) return "the replica denies deletes";
   if (existing.contains("mirror") && !existing["mirror"].is_null()) return "the replica is a native mirror";
   return "";
+}
+
+}  // namespace
+
+std::string replica_conflict(const Json& existing, const Json& wanted) {
+  if (!existing.is_object()) return "the replica's configuration is not an object";
+  try {
+    return conflict(existing, wanted);
+  } catch (const Json::exception& e) {
+    return std::string("the replica's configuration is unreadable: ") + e.what();
+  }
 }
 
 }  // namespace isthmus::replication

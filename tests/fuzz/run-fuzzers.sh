@@ -7,7 +7,7 @@
 # SECONDS defaults to 600 per driver; OUT_DIR (default build-fuzz) receives
 # the binaries, a working corpus per driver (seeded from tests/fuzz/corpus),
 # crash artifacts and one log per driver. Drivers default to all three:
-# block_decode stream_decode roundtrip. Runs under `nice`. Exits non-zero if
+# block_decode stream_decode roundtrip frame. Runs under `nice`. Exits non-zero if
 # any driver found a crash; new interesting inputs stay in OUT_DIR/corpus-*
 # (copy small ones into tests/fuzz/corpus/ to keep them as regression seeds).
 set -euo pipefail
@@ -18,12 +18,12 @@ secs="${1:-600}"
 out="${2:-$root/build-fuzz}"
 shift $(( $# > 2 ? 2 : $# ))
 drivers=("$@")
-[ ${#drivers[@]} -gt 0 ] || drivers=(block_decode stream_decode roundtrip)
+[ ${#drivers[@]} -gt 0 ] || drivers=(block_decode stream_decode roundtrip frame)
 CXX="${CXX:-clang++}"
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=all -I"$root/daemon")
 mkdir -p "$out"
-srcs=("$root"/daemon/codec/*.cpp "$root/daemon/util/status.cpp")
+srcs=("$root"/daemon/codec/*.cpp "$root/daemon/util/status.cpp" "$root/daemon/link/wire.cpp" "$root/daemon/link/frame.cpp")
 
 for d in "${drivers[@]}"; do
   echo "build fuzz_$d"

@@ -1,6 +1,7 @@
 // The integration-test harness: include this one header.
 #pragma once
 
+#include "certs.h"
 #include "http_client.h"
 #include "isthmusd.h"
 #include "jetstream.h"

@@ -29,10 +29,19 @@ std::string IsthmusdConfig::to_toml() const {
   t += "[nats]\nurls = [";
   for (size_t i = 0; i < nats_urls.size(); ++i) t += (i ? ", " : "") + quote(nats_urls[i]);
   t += "]\n\n";
-  t += "[link]\nlisten = " + quote("127.0.0.1:" + std::to_string(link_port)) + "\n\n";
+  t += "[link]\nlisten = " + quote("127.0.0.1:" + std::to_string(link_port)) + "\n";
+  if (!compression.empty()) t += "compression = " + quote(compression) + "\n";
+  t += "\n";
+  if (!tls_ca.empty()) {
+    t += "[link.tls]\nca = " + quote(tls_ca) + "\ncert = " + quote(tls_cert) + "\nkey = " + quote(tls_key) +
+         "\n\n";
+  }
   for (const auto& p : peers) {
     t += "[[peers]]\nname = " + quote(p.name) + "\naddress = " +
-         quote("127.0.0.1:" + std::to_string(p.port)) + "\n\n";
+         quote("127.0.0.1:" + std::to_string(p.port)) + "\n";
+    if (!p.pin_sha256.empty()) t += "pin_sha256 = " + quote(p.pin_sha256) + "\n";
+    if (!p.compression.empty()) t += "compression = " + quote(p.compression) + "\n";
+    t += "\n";
   }
   t += "[http]\nlisten = " + quote("127.0.0.1:" + std::to_string(http_port)) + "\n\n";
   for (const auto& s : streams) {

@@ -21,6 +21,8 @@ struct IsthmusdConfig {
   struct Peer {
     std::string name;
     uint16_t port = 0;  // the peer daemon's link port on 127.0.0.1
+    std::string pin_sha256;   // optional
+    std::string compression;  // optional per-peer override
   };
   struct Stream {
     std::string name;
@@ -33,6 +35,9 @@ struct IsthmusdConfig {
   uint16_t http_port = 0;
   std::vector<Stream> streams;
   std::string log_level = "info";
+  // [link.tls]: required with peers; harness::region_certs() makes them.
+  std::string tls_ca, tls_cert, tls_key;
+  std::string compression;  // link.compression; empty: the default ("s2")
   std::string extra;  // TOML appended verbatim (tables for later issues)
 
   std::string to_toml() const;

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "certs.h"
+
 namespace harness {
 
 namespace {
@@ -34,7 +36,11 @@ Mesh::Mesh(TempDir& tmp, const std::vector<std::string>& names,
     cfg.streams = streams;
     cfg.log_level = log_level;
     for (const auto& p : names)
-      if (p != n) cfg.peers.push_back({p, link_ports[p]});
+      if (p != n) cfg.peers.push_back({p, link_ports[p], "", ""});
+    CertFiles certs = region_certs(tmp.path(), n);
+    cfg.tls_ca = certs.ca;
+    cfg.tls_cert = certs.cert;
+    cfg.tls_key = certs.key;
     regions_[n] = std::make_unique<Region>(n, tmp.subdir(n), std::move(cfg));
   }
 }

@@ -576,7 +576,14 @@ struct CheckRun {
 CheckRun check_config(TempDir& tmp, const std::string& name, const std::string& text) {
   CheckRun c;
   c.path = tmp.file(name);
-  write_file(c.path, text);
+  // Links are always TLS: a config with peers needs [link.tls]. Appended
+  // last so the line numbers the cases below expect stay put.
+  std::string full = text;
+  if (full.find("[link.tls]") == std::string::npos) {
+    CertFiles certs = region_certs(tmp.path(), "iad");
+    full += "\n[link.tls]\nca = \"" + certs.ca + "\"\ncert = \"" + certs.cert + "\"\nkey = \"" + certs.key + "\"\n";
+  }
+  write_file(c.path, full);
   c.r = run_capture({Isthmusd::binary(), "--check-config", c.path}, 30s);
   return c;
 }

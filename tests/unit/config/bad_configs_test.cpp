@@ -64,9 +64,43 @@ url = ["nats://127.0.0.1:4222"]
 )", 4, 1, "nats.url", "unknown key (did you mean \"urls\"?)"},
     {"unknown sub-table", R"([region]
 name = "iad"
-[link.tls]
+[link.bogus]
 cert = "x"
-)", 3, 7, "link.tls", "unknown table [link.tls]"},
+)", 3, 7, "link.bogus", "unknown table [link.bogus]"},
+    {"unknown key in [link.tls]", R"([region]
+name = "iad"
+[link.tls]
+certificate = "x"
+)", 4, 1, "link.tls.certificate", "unknown key"},
+    {"link.tls.ca is not a file", R"([region]
+name = "iad"
+[link.tls]
+ca = "no-such-ca.pem"
+)", 4, 6, "link.tls.ca", "cannot use"},
+    {"[link.tls] is not a table", R"([region]
+name = "iad"
+[link]
+tls = "yes"
+)", 4, 7, "link.tls", "expected a table, got string"},
+    {"bad pin", R"([region]
+name = "iad"
+[[peers]]
+name = "ams"
+address = "127.0.0.1:7423"
+pin_sha256 = "abcd"
+)", 6, 14, "peers[0].pin_sha256", "64 hex digits"},
+    {"bad per-peer compression", R"([region]
+name = "iad"
+[[peers]]
+name = "ams"
+address = "127.0.0.1:7423"
+compression = "zstd"
+)", 6, 15, "peers[0].compression", "must be one of"},
+    {"bad link compression", R"([region]
+name = "iad"
+[link]
+compression = "gzip"
+)", 4, 15, "link.compression", "must be one of"},
 
     // --- [region]
     {"region.name missing", R"([region]

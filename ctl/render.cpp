@@ -1,0 +1,246 @@
+#include "ctl/render.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+namespace isthmus::ctl {
+
+namespace {
+
+using Json = nlohmann::json;
+
+const std::string kNone = "-";
+
+// A field as text: strings as they are, numbers in decimal, absent or null "-".
+std::string cell(const Json& obj, const char* key) {
+  if (!obj.is_object()) return kNone;
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return kNone;
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number_unsigned()) return std::to_string(it->get<uint64_t>());
+  if (it->is_number_integer()) return std::to_string(it->get<int64_t>());
+  return it->dump();
+}
+
+const Json& array_field(const Json& obj, const char* key) {
+  static const Json kEmpty = Json::array();
+  if (!obj.is_object()) return kEmpty;
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return kEmpty;
+  (void)it->get_ref<const Json::array_t&>();  // throws type_error unless an array
+  return *it;
+}
+
+std::string sprintf_str(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), fmt, v);
+  return buf;
+}
+
+}  // namespace
+
+void Table::add_row(std::vector<std::string> cells) {
+  cells.resize(std::max(cells.size(), columns_.size()));
+  rows_.push_back(std::move(cells));
+}
+
+std::string Table::render() const {
+  std::vector<size_t> width(columns_.size());
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    width[c] = columns_[c].title.size();
+    for (const auto& r : rows_) width[c] = std::max(width[c], r[c].size());
+  }
+  auto line = [&](auto&& text_of) {
+    std::string out;
+    for (size_t c = 0; c < columns_.size(); ++c) {
+      const std::string& t = text_of(c);
+      size_t pad = width[c] - t.size();
+      if (c > 0) out += "  ";
+      if (columns_[c].align == Align::kRight) out.append(pad, ' ');
+      out += t;
+      if (columns_[c].align == Align::kLeft) out.append(pad, ' ');
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out + "\n";
+  };
+  std::string out = line([&](size_t c) -> const std::string& { return columns_[c].title; });
+  for (const auto& r : rows_) out += line([&](size_t c) -> const std::string& { return r[c]; });
+  return out;
+}
+
+std::string format_bytes(uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double v = static_cast<double>(bytes) / 1024.0;
+  size_t u = 0;
+  while (v >= 1024.0 && u + 1 < std::size(kUnits)) {
+    v /= 1024.0;
+    ++u;
+  }
+  // One decimal below 100 (and only if rounding does not reach 1024).
+  std::string num = v < 99.95 ? sprintf_str("%.1f", v) : sprintf_str("%.0f", v);
+  return num + " " + kUnits[u];
+}
+
+std::string format_age(int64_t ns) {
+  if (ns < 0) return kNone;
+  int64_t s = ns / 1000000000;
+  char buf[48];
+  if (s < 60) {
+    std::snprintf(buf, sizeof(buf), "%llds", static_cast<long long>(s));
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof(buf), "%lldm%02llds", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  } else if (s < 86400) {
+    std::snprintf(buf, sizeof(buf), "%lldh%02lldm", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s % 3600 / 60));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%lldd%02lldh", static_cast<long long>(s / 86400),
+                  static_cast<long long>(s % 86400 / 3600));
+  }
+  return buf;
+}
+
+std::string format_rtt_ms(double ms) {
+  if (!(ms >= 0)) return kNone;
+  if (ms < 9.995) return sprintf_str("%.2fms", ms);
+  if (ms < 99.95) return sprintf_str("%.1fms", ms);
+  return sprintf_str("%.0fms", ms);
+}
+
+Result<int64_t> parse_duration_ms(std::string_view text) {
+  auto bad = [&] {
+    return Status(Code::kInvalid,
+                  "invalid duration '" + std::string(text) + "': use e.g. 500ms, 1s, 1.5s, 2m (a bare number is seconds)");
+  };
+  size_t unit_at = text.find_first_not_of("0123456789.");
+  std::string_view num = text.substr(0, unit_at);
+  std::string_view unit = unit_at == std::string_view::npos ? std::string_view("s") : text.substr(unit_at);
+  if (num.empty() || std::count(num.begin(), num.end(), '.') > 1 || num.front() == '.' || num.back() == '.') {
+    return bad();
+  }
+  double v = 0;
+  auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
+  if (ec != std::errc() || p != num.data() + num.size()) return bad();
+  double scale = 0;
+  if (unit == "ms") {
+    scale = 1;
+  } else if (unit == "s") {
+    scale = 1000;
+  } else if (unit == "m") {
+    scale = 60000;
+  } else {
+    return bad();
+  }
+  double ms = v * scale;
+  if (ms < 1 || ms > 3600000) {
+    return Status(Code::kInvalid, "duration '" + std::string(text) + "' out of range (1ms..1h)");
+  }
+  return static_cast<int64_t>(std::llround(ms));
+}
+
+std::string render_lag(const Json& lag) {
+  Table t({{"STREAM"},
+           {"ROLE"},
+           {"LEADER"},
+           {"FOLLOWER"},
+           {"STATE"},
+           {"LEADER SEQ", Table::Align::kRight},
+           {"APPLIED SEQ", Table::Align::kRight},
+           {"SEQ LAG", Table::Align::kRight}});
+  std::vector<std::string> notes;
+  for (const Json& s : array_field(lag, "streams")) {
+    std::string stream = cell(s, "stream");
+    std::string stream_state = cell(s, "state");
+    if (s.contains("detail")) notes.push_back(stream + ": " + stream_state + ": " + cell(s, "detail"));
+    const Json& followers = array_field(s, "followers");
+    if (followers.empty()) {
+      t.add_row({stream, cell(s, "role"), cell(s, "leader"), kNone, stream_state, cell(s, "last_seq"), kNone, kNone});
+      continue;
+    }
+    for (const Json& f : followers) {
+      // A leader reports each follower's own state; a follower's only entry
+      // is itself, whose state is the stream's.
+      std::string state = f.contains("state") ? cell(f, "state") : stream_state;
+      if (f.contains("detail")) notes.push_back(stream + " -> " + cell(f, "region") + ": " + state + ": " + cell(f, "detail"));
+      t.add_row({stream, cell(s, "role"), cell(s, "leader"), cell(f, "region"), state, cell(f, "leader_last_seq"),
+                 cell(f, "applied_seq"), cell(f, "seq_lag")});
+    }
+  }
+  std::string out = "region " + cell(lag, "region") + "\n\n";
+  if (t.rows() == 0) return out + "no replicated streams\n";
+  out += t.render();
+  if (!notes.empty()) {
+    out += "\n";
+    for (const auto& n : notes) out += n + "\n";
+  }
+  return out;
+}
+
+std::string render_links(const Json& links, int64_t now_ns) {
+  Table t({{"PEER"},
+           {"STATE"},
+           {"ROLE"},
+           {"SINCE", Table::Align::kRight},
+           {"RTT", Table::Align::kRight},
+           {"RECONNECTS", Table::Align::kRight},
+           {"BYTES IN", Table::Align::kRight},
+           {"BYTES OUT", Table::Align::kRight},
+           {"LAST CLOSE"}});
+  std::vector<std::string> notes;
+  for (const Json& l : array_field(links, "links")) {
+    std::string since = kNone;
+    if (l.contains("since_ns") && l["since_ns"].get<int64_t>() > 0) {
+      since = format_age(std::max<int64_t>(0, now_ns - l["since_ns"].get<int64_t>()));
+    }
+    std::string rtt = l.contains("rtt_ms") ? format_rtt_ms(l["rtt_ms"].get<double>()) : kNone;
+    auto bytes = [&](const char* key) { return l.contains(key) ? format_bytes(l[key].get<uint64_t>()) : kNone; };
+    std::string last_close = cell(l, "last_close_reason");
+    if (l.contains("last_close_ns") && l["last_close_ns"].get<int64_t>() > 0 && last_close != kNone) {
+      last_close += " (" + format_age(std::max<int64_t>(0, now_ns - l["last_close_ns"].get<int64_t>())) + " ago)";
+    }
+    if (l.contains("last_close_detail")) notes.push_back(cell(l, "peer") + ": last close: " + cell(l, "last_close_detail"));
+    t.add_row({cell(l, "peer"), cell(l, "state"), cell(l, "role"), since, rtt, cell(l, "reconnects"),
+               bytes("bytes_in"), bytes("bytes_out"), last_close});
+  }
+  std::string out = "region " + cell(links, "region") + "\n\n";
+  if (t.rows() == 0) return out + "no peers configured\n";
+  out += t.render();
+  if (!notes.empty()) {
+    out += "\n";
+    for (const auto& n : notes) out += n + "\n";
+  }
+  return out;
+}
+
+std::string render_health(const Json& health) {
+  std::string links;
+  if (health.contains("links") && health["links"].is_object()) {
+    for (const auto& [peer, state] : health["links"].items()) {
+      if (!links.empty()) links += ", ";
+      links += peer + " " + (state.is_string() ? state.get<std::string>() : state.dump());
+    }
+  }
+  if (links.empty()) links = "none";
+  std::string uptime = kNone;
+  if (health.contains("uptime_s")) uptime = format_age(health["uptime_s"].get<int64_t>() * 1000000000);
+
+  Table t({{""}, {""}});
+  t.add_row({"status", cell(health, "status")});
+  t.add_row({"region", cell(health, "region")});
+  t.add_row({"version", cell(health, "version")});
+  t.add_row({"uptime", uptime});
+  t.add_row({"nats", cell(health, "nats")});
+  t.add_row({"links", links});
+  std::string out = t.render();
+  out.erase(0, out.find('\n') + 1);  // no title line
+  const Json& reasons = array_field(health, "reasons");
+  if (!reasons.empty()) {
+    out += "reasons:\n";
+    for (const Json& r : reasons) out += "  - " + (r.is_string() ? r.get<std::string>() : r.dump()) + "\n";
+  }
+  return out;
+}
+
+}  // namespace isthmus::ctl

@@ -1,0 +1,59 @@
+// What isthmusctl shows people: aligned tables built from the daemon's JSON
+// (docs/http-api.md), and the small formatting helpers they use. Pure
+// functions of their arguments, so they are unit-tested without a daemon.
+// Renderers tolerate missing fields (shown as "-") but throw
+// nlohmann::json::exception when a field has the wrong type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "util/status.h"
+
+namespace isthmus::ctl {
+
+// Columns separated by two spaces, padded to the widest cell; numeric
+// columns are right-aligned. No trailing spaces. Every line ends in '\n'.
+class Table {
+ public:
+  enum class Align { kLeft, kRight };
+  struct Column {
+    std::string title;
+    Align align = Align::kLeft;
+  };
+
+  explicit Table(std::vector<Column> columns) : columns_(std::move(columns)) {}
+  // A row with fewer cells than columns is padded with "".
+  void add_row(std::vector<std::string> cells);
+  size_t rows() const { return rows_.size(); }
+  std::string render() const;
+
+ private:
+  std::vector<Column> columns_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// 0 B, 1023 B, 1.0 KiB, 12.3 MiB, 1.5 GiB (1024-based).
+std::string format_bytes(uint64_t bytes);
+// A non-negative age: 0s, 59s, 1m05s, 1h02m, 3d04h. Negative: "-".
+std::string format_age(int64_t ns);
+// Round-trip time in milliseconds: 0.42ms, 12.3ms, 250ms.
+std::string format_rtt_ms(double ms);
+
+// --interval / --timeout values: "500ms", "1s", "1.5s", "2m", or a bare
+// number of seconds ("2"). Between 1ms and 1h.
+Result<int64_t> parse_duration_ms(std::string_view text);
+
+// GET /v1/lag: one row per (stream, follower).
+std::string render_lag(const nlohmann::json& lag);
+// GET /v1/links: one row per peer; `now_ns` (wall clock) turns since_ns
+// into an age.
+std::string render_links(const nlohmann::json& links, int64_t now_ns);
+// GET /healthz: status, region, version, uptime, NATS, links, reasons.
+std::string render_health(const nlohmann::json& health);
+
+}  // namespace isthmus::ctl

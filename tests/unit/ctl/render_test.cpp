@@ -1,0 +1,138 @@
+// isthmusctl's tables and formatting helpers, from JSON shaped like the
+// daemon's (daemon/app/api.cpp, daemon/replication/{leader,follower}.cpp).
+#include "ctl/render.h"
+
+#include <catch2/catch.hpp>
+
+using namespace isthmus::ctl;
+using Json = nlohmann::json;
+
+TEST_CASE("table: aligned columns, numbers right-aligned, no trailing spaces", "[ctl][render]") {
+  Table t({{"NAME"}, {"STATE"}, {"COUNT", Table::Align::kRight}});
+  t.add_row({"a", "up", "7"});
+  t.add_row({"longer-name", "connecting", "12345"});
+  t.add_row({"short"});  // padded with empty cells
+  CHECK(t.render() ==
+        "NAME         STATE       COUNT\n"
+        "a            up              7\n"
+        "longer-name  connecting  12345\n"
+        "short\n");
+}
+
+TEST_CASE("format helpers", "[ctl][render]") {
+  CHECK(format_bytes(0) == "0 B");
+  CHECK(format_bytes(1023) == "1023 B");
+  CHECK(format_bytes(1024) == "1.0 KiB");
+  CHECK(format_bytes(1536) == "1.5 KiB");
+  CHECK(format_bytes(150 * 1024) == "150 KiB");
+  CHECK(format_bytes(5ull << 30) == "5.0 GiB");
+
+  const int64_t s = 1000000000;
+  CHECK(format_age(0) == "0s");
+  CHECK(format_age(59 * s + s / 2) == "59s");
+  CHECK(format_age(65 * s) == "1m05s");
+  CHECK(format_age(3720 * s) == "1h02m");
+  CHECK(format_age((3 * 86400 + 4 * 3600 + 5) * s) == "3d04h");
+  CHECK(format_age(-1) == "-");
+
+  CHECK(format_rtt_ms(0.4213) == "0.42ms");
+  CHECK(format_rtt_ms(12.34) == "12.3ms");
+  CHECK(format_rtt_ms(250.4) == "250ms");
+}
+
+TEST_CASE("durations for --interval and --timeout", "[ctl][render]") {
+  CHECK(*parse_duration_ms("500ms") == 500);
+  CHECK(*parse_duration_ms("1s") == 1000);
+  CHECK(*parse_duration_ms("1.5s") == 1500);
+  CHECK(*parse_duration_ms("2m") == 120000);
+  CHECK(*parse_duration_ms("2") == 2000);
+  for (const char* bad : {"", "s", "1h", "1 s", "-1s", "1.s", ".5s", "1..5s", "0s", "0.1ms", "2m30s", "61m"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_duration_ms(bad));
+  }
+}
+
+TEST_CASE("lag table: leader with two followers, follower diverged", "[ctl][render]") {
+  Json leader = Json::parse(R"({"region":"iad","streams":[
+    {"stream":"COVENANT_USERS","leader":"iad","role":"leader","state":"replicating","first_seq":1,"last_seq":120345,
+     "followers":[
+       {"region":"ams","state":"replicating","leader_last_seq":120345,"applied_seq":120345,"seq_lag":0,
+        "messages_sent":120345,"bytes_sent":9000000,"unacked":0,"unacked_bytes":0},
+       {"region":"syd","state":"syncing","leader_last_seq":120345,"applied_seq":98000,"seq_lag":22345,
+        "messages_sent":98000,"bytes_sent":7000000}]},
+    {"stream":"ALERTS_INCIDENTS","leader":"iad","role":"leader","state":"replicating","first_seq":0,"last_seq":0,
+     "followers":[]}]})");
+  CHECK(render_lag(leader) ==
+        "region iad\n"
+        "\n"
+        "STREAM            ROLE    LEADER  FOLLOWER  STATE        LEADER SEQ  APPLIED SEQ  SEQ LAG\n"
+        "COVENANT_USERS    leader  iad     ams       replicating      120345       120345        0\n"
+        "COVENANT_USERS    leader  iad     syd       syncing          120345        98000    22345\n"
+        "ALERTS_INCIDENTS  leader  iad     -         replicating           0            -        -\n");
+
+  Json follower = Json::parse(R"({"region":"ams","streams":[
+    {"stream":"COVENANT_USERS","leader":"iad","role":"follower","state":"diverged",
+     "detail":"leader sequence 7 was stored at replica sequence 8",
+     "followers":[{"region":"ams","leader_last_seq":10,"applied_seq":6,"seq_lag":4,"queued":0,"inflight":0}]}]})");
+  CHECK(render_lag(follower) ==
+        "region ams\n"
+        "\n"
+        "STREAM          ROLE      LEADER  FOLLOWER  STATE     LEADER SEQ  APPLIED SEQ  SEQ LAG\n"
+        "COVENANT_USERS  follower  iad     ams       diverged          10            6        4\n"
+        "\n"
+        "COVENANT_USERS: diverged: leader sequence 7 was stored at replica sequence 8\n");
+
+  CHECK(render_lag(Json::parse(R"({"region":"syd","streams":[]})")) == "region syd\n\nno replicated streams\n");
+  CHECK_THROWS_AS(render_lag(Json::parse(R"({"region":"x","streams":{}})")), Json::exception);
+}
+
+TEST_CASE("links table", "[ctl][render]") {
+  const int64_t s = 1000000000;
+  const int64_t now = 1700000000 * s;
+  Json links = Json::parse(R"({"region":"iad","links":[
+    {"peer":"ams","address":"10.0.0.2:7422","state":"up","role":"dialer","since_ns":0,"rtt_ms":81.234,
+     "reconnects":2,"bytes_in":2048,"bytes_out":73400320,"frames_in":10,"frames_out":900,
+     "last_close_reason":"stale","last_close_ns":0},
+    {"peer":"syd","address":"10.0.0.3:7422","state":"connecting","role":"dialer","since_ns":0,
+     "reconnects":0,"bytes_in":0,"bytes_out":0,"frames_in":0,"frames_out":0,
+     "last_close_reason":"connect failed","last_close_detail":"connection refused","last_close_ns":0}]})");
+  links["links"][0]["since_ns"] = now - 3725 * s;
+  links["links"][0]["last_close_ns"] = now - 3730 * s;
+  links["links"][1]["since_ns"] = now - 4 * s;
+  links["links"][1]["last_close_ns"] = now - 4 * s;
+  CHECK(render_links(links, now) ==
+        "region iad\n"
+        "\n"
+        "PEER  STATE       ROLE    SINCE     RTT  RECONNECTS  BYTES IN  BYTES OUT  LAST CLOSE\n"
+        "ams   up          dialer  1h02m  81.2ms           2   2.0 KiB   70.0 MiB  stale (1h02m ago)\n"
+        "syd   connecting  dialer     4s       -           0       0 B        0 B  connect failed (4s ago)\n"
+        "\n"
+        "syd: last close: connection refused\n");
+
+  CHECK(render_links(Json::parse(R"({"region":"iad","links":[]})"), now) == "region iad\n\nno peers configured\n");
+}
+
+TEST_CASE("health", "[ctl][render]") {
+  Json ok = Json::parse(R"({"status":"ok","region":"iad","version":"0.1.0","nats":"up",
+    "links":{"ams":"up","syd":"up"},"reasons":[],"uptime_s":3725})");
+  CHECK(render_health(ok) ==
+        "status   ok\n"
+        "region   iad\n"
+        "version  0.1.0\n"
+        "uptime   1h02m\n"
+        "nats     up\n"
+        "links    ams up, syd up\n");
+
+  Json bad = Json::parse(R"({"status":"unhealthy","region":"ams","version":"0.1.0","nats":"down",
+    "links":{},"reasons":["local NATS connection down","stream COVENANT_USERS diverged: x"],"uptime_s":5})");
+  CHECK(render_health(bad) ==
+        "status   unhealthy\n"
+        "region   ams\n"
+        "version  0.1.0\n"
+        "uptime   5s\n"
+        "nats     down\n"
+        "links    none\n"
+        "reasons:\n"
+        "  - local NATS connection down\n"
+        "  - stream COVENANT_USERS diverged: x\n");
+}

@@ -1,0 +1,223 @@
+// Unit tests for daemon/replication/replica_config.{h,cpp}.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "replication/replica_config.h"
+
+using namespace isthmus;
+using namespace isthmus::replication;
+using Json = nlohmann::json;
+
+namespace {
+
+// A leader configuration as nats-server reports it in STREAM.INFO.
+Json leader_config() {
+  return Json::parse(R"({
+    "name": "COVENANT_USERS",
+    "subjects": ["covenant.users.>", "covenant.user-events.*"],
+    "retention": "limits",
+    "max_consumers": -1,
+    "max_msgs": 1000000,
+    "max_bytes": 1073741824,
+    "max_age": 604800000000000,
+    "max_msgs_per_subject": 10,
+    "max_msg_size": 1048576,
+    "discard": "old",
+    "storage": "memory",
+    "num_replicas": 3,
+    "duplicate_window": 60000000000,
+    "sealed": false,
+    "deny_delete": true,
+    "deny_purge": true,
+    "allow_rollup_hdrs": true,
+    "allow_direct": false,
+    "mirror_direct": false
+  })");
+}
+
+}  // namespace
+
+TEST_CASE("derive_replica_config copies name, subjects, storage and limits", "[replica_config]") {
+  auto r = derive_replica_config(leader_config(), 1);
+  REQUIRE(r.is_ok());
+  const Json& c = *r;
+  CHECK(c["name"] == "COVENANT_USERS");
+  CHECK(c["subjects"] == Json::array({"covenant.users.>", "covenant.user-events.*"}));
+  CHECK(c["storage"] == "memory");
+  CHECK(c["max_msgs"] == 1000000);
+  CHECK(c["max_bytes"] == 1073741824);
+  CHECK(c["max_age"] == 604800000000000);
+  CHECK(c["max_msgs_per_subject"] == 10);
+  CHECK(c["max_msg_size"] == 1048576);
+  CHECK(c["duplicate_window"] == 60000000000);
+  CHECK(c["num_replicas"] == 1);
+  CHECK(c["retention"] == "limits");
+  CHECK(c["discard"] == "old");
+  CHECK(c["allow_rollup_hdrs"] == false);
+  CHECK(c["deny_delete"] == false);
+  CHECK(c["deny_purge"] == false);
+  CHECK(c["max_consumers"] == -1);
+  CHECK_FALSE(c.contains("mirror"));
+  CHECK_FALSE(c.contains("sources"));
+  CHECK(c["description"].get<std::string>().find("COVENANT_USERS") != std::string::npos);
+}
+
+TEST_CASE("num_replicas comes from the argument, not the leader", "[replica_config]") {
+  for (int n : {1, 3, 5}) {
+    auto r = derive_replica_config(leader_config(), n);
+    REQUIRE(r.is_ok());
+    CHECK((*r)["num_replicas"] == n);
+  }
+}
+
+TEST_CASE("limits retention and discard old even for an interest or work-queue, discard-new leader",
+          "[replica_config]") {
+  for (const char* retention : {"interest", "workqueue", "limits"}) {
+    Json l = leader_config();
+    l["retention"] = retention;
+    l["discard"] = "new";
+    l["discard_new_per_subject"] = true;
+    auto r = derive_replica_config(l, 3);
+    REQUIRE(r.is_ok());
+    INFO(retention);
+    CHECK((*r)["retention"] == "limits");
+    CHECK((*r)["discard"] == "old");
+    CHECK((*r).value("discard_new_per_subject", false) == false);
+  }
+}
+
+TEST_CASE("defaults when the leader omits optional settings", "[replica_config]") {
+  Json l = {{"name", "ALERTS_INCIDENTS"}, {"subjects", {"alerts.>"}}};
+  auto r = derive_replica_config(l, 1);
+  REQUIRE(r.is_ok());
+  CHECK((*r)["storage"] == "file");
+  CHECK((*r)["max_msgs"] == -1);
+  CHECK((*r)["max_bytes"] == -1);
+  CHECK((*r)["max_age"] == 0);
+  CHECK((*r)["max_msgs_per_subject"] == -1);
+  CHECK((*r)["max_msg_size"] == -1);
+  CHECK((*r)["duplicate_window"] == 120000000000);
+}
+
+TEST_CASE("a leader that is itself a mirror is refused", "[replica_config]") {
+  Json l = leader_config();
+  l["mirror"] = {{"name", "UPSTREAM"}};
+  auto r = derive_replica_config(l, 1);
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().code() == Code::kUnsupported);
+  CHECK(r.status().message().find("mirror") != std::string::npos);
+
+  Json n = leader_config();
+  n["mirror"] = nullptr;  // explicitly none
+  CHECK(derive_replica_config(n, 1).is_ok());
+}
+
+TEST_CASE("a leader configuration without name or subjects is refused", "[replica_config]") {
+  Json no_name = leader_config();
+  no_name.erase("name");
+  CHECK(derive_replica_config(no_name, 1).status().code() == Code::kInvalid);
+  Json no_subjects = leader_config();
+  no_subjects.erase("subjects");
+  CHECK(derive_replica_config(no_subjects, 1).status().code() == Code::kInvalid);
+  CHECK(derive_replica_config(Json::array(), 1).status().code() == Code::kInvalid);
+  CHECK(derive_replica_config(Json(), 1).status().code() == Code::kInvalid);
+}
+
+TEST_CASE("a derived replica is compatible with what is wanted", "[replica_config]") {
+  auto wanted = derive_replica_config(leader_config(), 1);
+  REQUIRE(wanted.is_ok());
+  CHECK(replica_conflict(*wanted, *wanted).empty());
+  // Subject order and unrelated settings do not matter.
+  Json existing = *wanted;
+  existing["subjects"] = Json::array({"covenant.user-events.*", "covenant.users.>"});
+  existing["num_replicas"] = 3;
+  CHECK(replica_conflict(existing, *wanted).empty());
+  // Omitted storage and retention mean file and limits.
+  Json minimal = {{"name", "COVENANT_USERS"}, {"subjects", (*wanted)["subjects"]}};
+  Json wanted_file = *wanted;
+  wanted_file["storage"] = "file";
+  CHECK(replica_conflict(minimal, wanted_file).empty());
+}
+
+TEST_CASE("replica_conflict names the first difference", "[replica_config]") {
+  auto w = derive_replica_config(leader_config(), 1);
+  REQUIRE(w.is_ok());
+  const Json& wanted = *w;
+
+  SECTION("subjects") {
+    Json e = wanted;
+    e["subjects"] = Json::array({"covenant.users.>"});
+    std::string c = replica_conflict(e, wanted);
+    CHECK(c.find("subjects") != std::string::npos);
+    CHECK(c.find("covenant.user-events.*") != std::string::npos);
+    e.erase("subjects");
+    CHECK(replica_conflict(e, wanted).find("subjects") != std::string::npos);
+  }
+  SECTION("storage") {
+    Json e = wanted;
+    e["storage"] = "file";
+    std::string c = replica_conflict(e, wanted);
+    CHECK(c.find("storage") != std::string::npos);
+    CHECK(c.find("file") != std::string::npos);
+    CHECK(c.find("memory") != std::string::npos);
+  }
+  SECTION("retention") {
+    for (const char* ret : {"interest", "workqueue"}) {
+      Json e = wanted;
+      e["retention"] = ret;
+      std::string c = replica_conflict(e, wanted);
+      CHECK(c.find("retention") != std::string::npos);
+      CHECK(c.find(ret) != std::string::npos);
+    }
+  }
+  SECTION("deny_delete") {
+    Json e = wanted;
+    e["deny_delete"] = true;
+    CHECK(replica_conflict(e, wanted).find("denies deletes") != std::string::npos);
+  }
+  SECTION("native mirror") {
+    Json e = wanted;
+    e["mirror"] = {{"name", "COVENANT_USERS"}, {"external", {{"api", "$JS.iad.API"}}}};
+    CHECK(replica_conflict(e, wanted).find("mirror") != std::string::npos);
+    e["mirror"] = nullptr;
+    CHECK(replica_conflict(e, wanted).empty());
+  }
+  SECTION("subjects are reported before storage") {
+    Json e = wanted;
+    e["subjects"] = Json::array({"other.>"});
+    e["storage"] = "file";
+    CHECK(replica_conflict(e, wanted).rfind("subjects", 0) == 0);
+  }
+}
+
+TEST_CASE("a leader configuration with fields of the wrong type is refused, not thrown", "[replica_config]") {
+  // config_json arrives from a peer in STREAM_INFO: it must never throw into the loop.
+  auto with = [](const char* key, Json v) {
+    Json l = leader_config();
+    l[key] = std::move(v);
+    return l;
+  };
+  for (const Json& l : {with("name", nullptr), with("name", 5), with("storage", 1), with("max_msgs", "many"),
+                        with("max_bytes", nullptr), with("max_age", Json::array()), with("max_msg_size", "1MB"),
+                        with("duplicate_window", Json::object())}) {
+    INFO(l.dump());
+    Result<Json> r(Status(Code::kInternal, "not run"));
+    REQUIRE_NOTHROW(r = derive_replica_config(l, 1));
+    CHECK(r.status().code() == Code::kInvalid);
+  }
+}
+
+TEST_CASE("replica_conflict never throws on an odd existing configuration", "[replica_config]") {
+  auto w = derive_replica_config(leader_config(), 1);
+  REQUIRE(w.is_ok());
+  for (const Json& e : {Json(), Json::array(), Json("x"),
+                        Json{{"subjects", (*w)["subjects"]}, {"storage", 7}},
+                        Json{{"subjects", (*w)["subjects"]}, {"storage", "memory"}, {"retention", nullptr}},
+                        Json{{"subjects", (*w)["subjects"]}, {"storage", "memory"}, {"deny_delete", "yes"}}}) {
+    INFO(e.dump());
+    std::string c;
+    REQUIRE_NOTHROW(c = replica_conflict(e, *w));
+    CHECK_FALSE(c.empty());
+  }
+}
