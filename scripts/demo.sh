@@ -109,6 +109,7 @@ CONF
   "$ISTHMUSD" --check-config "$DEMO/$r/isthmus.toml"
   "$ISTHMUSD" --config "$DEMO/$r/isthmus.toml" >"$DEMO/$r/isthmusd.log" 2>&1 &
   PIDS+=($!)
+  [ $r = ams ] && AMS_DAEMON=$!
 done
 echo "== two regions up: iad (nats :${NATS_PORT[iad]}, api :${HTTP_PORT[iad]}), ams (nats :${NATS_PORT[ams]}, api :${HTTP_PORT[ams]})"
 
@@ -136,12 +137,31 @@ done
 wait $PUB || { echo "publisher failed:"; cat "$DEMO/publish.log"; exit 1; }
 cat "$DEMO/publish.log"
 
-lag_zero() {
-  "$CTL" --json --url "http://127.0.0.1:${HTTP_PORT[ams]}" lag |
+lag_zero() {  # lag_zero REGION: the follower's applied sequence equals the leader's
+  "$CTL" --json --url "http://127.0.0.1:${HTTP_PORT[$1]}" lag |
     python3 -c 'import json,sys; j=json.load(sys.stdin); f=j["streams"][0]["followers"][0]; sys.exit(0 if f["seq_lag"]==0 and f["applied_seq"]>0 else 1)'
 }
-wait_for 60 "the lag to reach zero" lag_zero
+wait_for 60 "the lag to reach zero" lag_zero ams
 echo "--- $(date +%T): caught up"
+"$CTL" --url "http://127.0.0.1:${HTTP_PORT[ams]}" lag
+
+echo
+echo "== kill -9 of ams's isthmusd, then $EVENTS more events in iad: the leader sees ams fall behind"
+kill -9 "$AMS_DAEMON"; wait "$AMS_DAEMON" 2>/dev/null || true
+"$LOADGEN" publish --url "nats://127.0.0.1:${NATS_PORT[iad]}" --count "$EVENTS" >"$DEMO/publish2.log" 2>&1
+cat "$DEMO/publish2.log"
+"$CTL" --url "http://127.0.0.1:${HTTP_PORT[iad]}" lag || true
+echo "== restarting ams's isthmusd: it resumes from its replica's last sequence (nothing replayed, nothing lost)"
+"$ISTHMUSD" --config "$DEMO/ams/isthmus.toml" >>"$DEMO/ams/isthmusd.log" 2>&1 &
+PIDS+=($!)
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  sleep 0.5
+  echo "--- $(date +%T.%N | cut -c1-12)"
+  "$CTL" --url "http://127.0.0.1:${HTTP_PORT[iad]}" lag 2>/dev/null | tail -1 || true
+  lag_zero iad 2>/dev/null && break
+done
+wait_for 60 "the lag to reach zero again" lag_zero iad
+echo "--- $(date +%T): caught up again"
 "$CTL" --url "http://127.0.0.1:${HTTP_PORT[ams]}" lag
 echo
 echo "== the leader's view (iad):"

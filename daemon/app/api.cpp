@@ -69,8 +69,10 @@ void register_api(http::Router& router, const ApiSources& src) {
     Json j = health_report(s, healthy);
     return http::Response::json(healthy ? 200 : 503, j.dump());
   });
-  router.add("GET", "/v1/lag", [s](const http::Request&) {
-    return http::Response::json(200, s.replicator->lag_json().dump());
+  router.add_async("GET", "/v1/lag", [s](const http::Request&, http::Responder respond) {
+    // The leader's last sequence is re-read first, so the lag is current.
+    s.replicator->refresh(
+        [s, respond] { respond(http::Response::json(200, s.replicator->lag_json().dump())); });
   });
   router.add("GET", "/v1/links", [s](const http::Request&) {
     return http::Response::json(200, links_report(s).dump());

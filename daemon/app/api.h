@@ -12,7 +12,7 @@ namespace isthmus::app {
 
 struct ApiSources {
   const config::Config* cfg = nullptr;
-  const replication::Replicator* replicator = nullptr;
+  replication::Replicator* replicator = nullptr;
   const link::Manager* links = nullptr;
   const nats::Client* nats = nullptr;
   int64_t started_ns = 0;

@@ -392,14 +392,27 @@ void Leader::pump() {
   for (auto& [peer, s] : senders_) pull(*s);
 }
 
-void Leader::refresh_state() {
-  if (refresh_pending_ || !ctx_.conn) return;
+void Leader::refresh_state(std::function<void()> done) {
+  if (!ctx_.conn) {
+    if (done) done();
+    return;
+  }
+  if (done) refresh_waiters_.push_back(std::move(done));
+  if (refresh_pending_) return;
   refresh_pending_ = true;
   std::string stream = cfg_.name;
   int64_t tmo = ctx_.timeout_ms();
   ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
                            [this](Result<Json> r) {
                              refresh_pending_ = false;
+                             auto waiters = std::move(refresh_waiters_);
+                             refresh_waiters_.clear();
+                             struct RunAtEnd {
+                               std::vector<std::function<void()>>& w;
+                               ~RunAtEnd() {
+                                 for (auto& f : w) f();
+                               }
+                             } run_at_end{waiters};
                              if (!r) {
                                error_ = "cannot read local stream: " + r.status().message();
                                return;

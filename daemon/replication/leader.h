@@ -42,6 +42,9 @@ class Leader {
   Status on_ack(const std::string& peer, const link::Ack& ack);
   Status on_stop(const std::string& peer, const link::Stop& stop);
   void tick();   // about once a second
+  // Re-reads the local stream's state; done() runs on the loop once known
+  // (at once when NATS is down).
+  void refresh_state(std::function<void()> done = {});
   void pump();   // issue pulls where windows allow; send partial batches
   void flush();  // send batches built so far
   void drain() { draining_ = true; }  // shutdown: no new pulls
@@ -90,7 +93,6 @@ class Leader {
   void on_msg(uint64_t sender_id, natsMsg* msg);
   void send_batch(Sender& s);
   Sender* find_sender(uint64_t id);
-  void refresh_state();
 
   Context& ctx_;
   config::Stream cfg_;
@@ -99,6 +101,7 @@ class Leader {
   std::map<std::string, FollowerView> views_;
   uint64_t next_sender_id_ = 1;
   bool refresh_pending_ = false;
+  std::vector<std::function<void()>> refresh_waiters_;
   bool draining_ = false;
 
   // Local stream state (from periodic stream info and delivered messages).

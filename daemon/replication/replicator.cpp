@@ -174,6 +174,20 @@ void Replicator::tick() {
   schedule_flush();
 }
 
+void Replicator::refresh(std::function<void()> done) {
+  if (leaders_.empty()) {
+    done();
+    return;
+  }
+  auto remaining = std::make_shared<size_t>(leaders_.size());
+  auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+  for (auto& [n, l] : leaders_) {
+    l->refresh_state([remaining, shared_done] {
+      if (--*remaining == 0) (*shared_done)();
+    });
+  }
+}
+
 Json Replicator::lag_json() const {
   Json out;
   out["region"] = cfg_.region.name;

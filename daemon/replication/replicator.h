@@ -47,6 +47,10 @@ class Replicator : public link::LinkListener, public nats::ClientListener {
 
   bool nats_up() const { return static_cast<bool>(ctx_.conn); }
   nlohmann::json lag_json() const;
+  // Refreshes every led stream's state from the local nats-server, then
+  // runs done() on the loop thread: a lag report read right after it is
+  // current, not up to a second old.
+  void refresh(std::function<void()> done);
   std::vector<std::string> problems() const;
 
  private:
