@@ -44,7 +44,6 @@ class Daemon {
       spdlog::critical("http: cannot listen on {}: {}", cfg_.http.listen.to_string(), st.message());
       return teardown(1);
     }
-    spdlog::info("http: listening on {}:{}", cfg_.http.listen.host, http_->bound_port());
     st = links_->start();
     if (!st) {
       spdlog::critical("{}", st.message());
