@@ -120,18 +120,32 @@ std::string TestCa::spki_sha256_hex(const std::string& cert_path) {
   return out;
 }
 
-CertFiles region_certs(const std::string& dir, const std::string& region) {
-  static std::mutex mu;
-  static std::map<std::string, std::unique_ptr<TestCa>> cas;  // per directory
-  std::lock_guard<std::mutex> lock(mu);
-  const std::string tls_dir = dir + "/tls";
+namespace {
+std::mutex ca_mu;
+std::map<std::string, std::unique_ptr<TestCa>> cas;  // per directory
+
+// Call with ca_mu held.
+TestCa& ca_for(const std::string& tls_dir) {
   ::mkdir(tls_dir.c_str(), 0700);
   auto& ca = cas[tls_dir];
   if (!ca) ca = std::make_unique<TestCa>("isthmus test CA", tls_dir + "/ca.pem");
+  return *ca;
+}
+}  // namespace
+
+CertFiles region_certs(const std::string& dir, const std::string& region) {
+  std::lock_guard<std::mutex> lock(ca_mu);
+  const std::string tls_dir = dir + "/tls";
+  TestCa& ca = ca_for(tls_dir);
   CertSpec spec;
   spec.common_name = region;
   spec.dns = {region};
-  return ca->issue(spec, tls_dir + "/" + region + ".crt", tls_dir + "/" + region + ".key");
+  return ca.issue(spec, tls_dir + "/" + region + ".crt", tls_dir + "/" + region + ".key");
+}
+
+const TestCa& region_ca(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(ca_mu);
+  return ca_for(dir + "/tls");
 }
 
 }  // namespace harness

@@ -46,4 +46,8 @@ class TestCa {
 // dir/tls/<region>.crt/.key with DNS SAN = region.
 CertFiles region_certs(const std::string& dir, const std::string& region);
 
+// The CA region_certs() uses for `dir` (created on first use), to issue
+// further certificates from the same CA (expired, other names, ...).
+const TestCa& region_ca(const std::string& dir);
+
 }  // namespace harness

@@ -31,6 +31,7 @@ std::string IsthmusdConfig::to_toml() const {
   t += "]\n\n";
   t += "[link]\nlisten = " + quote("127.0.0.1:" + std::to_string(link_port)) + "\n";
   if (!compression.empty()) t += "compression = " + quote(compression) + "\n";
+  if (!link_extra.empty()) t += link_extra + "\n";
   t += "\n";
   if (!tls_ca.empty()) {
     t += "[link.tls]\nca = " + quote(tls_ca) + "\ncert = " + quote(tls_cert) + "\nkey = " + quote(tls_key) +
