@@ -46,6 +46,20 @@ Json links_report(const ApiSources& src) {
     j["role"] = p.dialer ? "dialer" : "listener";
     j["since_ns"] = p.since_ns;
     if (p.rtt_ns >= 0) j["rtt_ms"] = static_cast<double>(p.rtt_ns) / 1e6;
+    if (p.clock_offset_error_ns >= 0) {
+      j["clock_offset_ms"] = static_cast<double>(p.clock_offset_ns) / 1e6;
+      j["clock_offset_error_ms"] = static_cast<double>(p.clock_offset_error_ns) / 1e6;
+    }
+    j["compression"] = p.compressed ? "s2" : "none";
+    // Wire bytes (after S2 and TLS) and frame bytes (before), both directions.
+    j["frame_bytes_in"] = p.frame_bytes_in;
+    j["frame_bytes_out"] = p.frame_bytes_out;
+    if (p.frame_bytes_out > 0) {
+      j["compression_ratio_out"] = static_cast<double>(p.bytes_out) / static_cast<double>(p.frame_bytes_out);
+    }
+    if (p.frame_bytes_in > 0) {
+      j["compression_ratio_in"] = static_cast<double>(p.bytes_in) / static_cast<double>(p.frame_bytes_in);
+    }
     j["reconnects"] = p.reconnects;
     j["bytes_in"] = p.bytes_in;
     j["bytes_out"] = p.bytes_out;

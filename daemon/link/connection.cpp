@@ -1,5 +1,9 @@
 #include "link/connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <spdlog/spdlog.h>
 
 #include "loop/timer.h"
@@ -86,6 +90,13 @@ void Connection::on_connect(uv_connect_t* req, int status) {
 }
 
 Status Connection::start() {
+  // Keep little unsent data in the kernel, so control frames queued behind
+  // it wait at most a few milliseconds on a slow link (see flush()).
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(tcp_), &fd) == 0) {
+    int lowat = kNotSentLowat;
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
+  }
   int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(tcp_), &Connection::on_alloc,
                          &Connection::on_read);
   if (rc != 0) return Status(Code::kIo, uv_strerror(rc));
@@ -132,6 +143,7 @@ void Connection::handle_bytes(std::span<const uint8_t> bytes) {
     stats_.frames_in++;
     return handler_->on_frame(*this, t, body);
   };
+  stats_.frame_bytes_in += app.size();
   st = reader_.feed(app, on_frame);
   // A layer pushed on top by a frame handler (S2 after the HELLO): what
   // followed that frame was encoded by the peer's new layer.
@@ -144,6 +156,7 @@ void Connection::handle_bytes(std::span<const uint8_t> bytes) {
       fail(layers_.failure_reason(), st.message());
       return;
     }
+    stats_.frame_bytes_in += up.size() - rest.size();
     st = reader_.feed(up, on_frame);
   }
   if (!st && !closed_) {
@@ -154,38 +167,67 @@ void Connection::handle_bytes(std::span<const uint8_t> bytes) {
 
 void Connection::push_top(std::unique_ptr<Layer> layer) {
   if (closed_) return;
+  // Everything queued so far was encoded for the old stack: write it all.
   flush();
+  while (!closed_ && !data_.empty()) {
+    std::vector<uint8_t> f = std::move(data_.front());
+    data_.pop_front();
+    data_bytes_ -= f.size();
+    write_frames(f);
+  }
   layers_.push_top(std::move(layer));
   pushed_top_ = true;
   reader_.pause();
 }
 
 void Connection::queue(std::vector<uint8_t>&& frame_bytes) {
-  if (closed_) return;
+  if (closed_ || frame_bytes.empty()) return;
   stats_.frames_out++;
-  if (out_.empty()) {
-    out_ = std::move(frame_bytes);
-  } else {
-    out_.insert(out_.end(), frame_bytes.begin(), frame_bytes.end());
-  }
+  data_bytes_ += frame_bytes.size();
+  data_.push_back(std::move(frame_bytes));
 }
 
 void Connection::queue_copy(std::span<const uint8_t> frame_bytes) {
-  if (closed_) return;
-  stats_.frames_out++;
-  out_.insert(out_.end(), frame_bytes.begin(), frame_bytes.end());
+  queue(std::vector<uint8_t>(frame_bytes.begin(), frame_bytes.end()));
 }
 
-void Connection::flush() {
-  if (closed_ || out_.empty()) return;
+void Connection::queue_priority(std::vector<uint8_t>&& frame_bytes) {
+  if (closed_) return;
+  stats_.frames_out++;
+  prio_.insert(prio_.end(), frame_bytes.begin(), frame_bytes.end());
+}
+
+void Connection::write_frames(std::span<const uint8_t> frames) {
+  stats_.frame_bytes_out += frames.size();
   std::vector<uint8_t> net;
-  Status st = layers_.write(out_, true, net);
-  out_.clear();
+  Status st = layers_.write(frames, true, net);
   if (!st) {
     fail(layers_.failure_reason(), st.message());
     return;
   }
   write_raw(std::move(net));
+}
+
+void Connection::flush() {
+  if (closed_) return;
+  if (!prio_.empty()) {
+    std::vector<uint8_t> p;
+    p.swap(prio_);
+    write_frames(p);
+  }
+  // Whole frames only, grouped into chunks of about 64 KiB (one S2 chunk,
+  // one TLS write each), while the socket's queue has room.
+  constexpr size_t kGroupBytes = 64 * 1024;
+  while (!closed_ && !data_.empty() && queued_in_uv_ < kSocketQueueBytes) {
+    std::vector<uint8_t> group = std::move(data_.front());
+    data_.pop_front();
+    while (!data_.empty() && group.size() + data_.front().size() <= kGroupBytes) {
+      group.insert(group.end(), data_.front().begin(), data_.front().end());
+      data_.pop_front();
+    }
+    data_bytes_ -= group.size();
+    write_frames(group);
+  }
 }
 
 void Connection::write_raw(std::vector<uint8_t>&& bytes) {
@@ -213,10 +255,13 @@ void Connection::on_write(uv_write_t* req, int status) {
   self->queued_in_uv_ -= n;
   if (status != 0 && status != UV_ECANCELED) {
     self->fail(CloseReason::kIoError, uv_strerror(status));
+    return;
   }
+  // Room again: let more data frames follow.
+  if (!self->data_.empty() && self->queued_in_uv_ < kSocketQueueBytes) self->flush();
 }
 
-size_t Connection::pending_bytes() const { return out_.size() + queued_in_uv_; }
+size_t Connection::pending_bytes() const { return data_bytes_ + prio_.size() + queued_in_uv_; }
 
 void Connection::fail(CloseReason reason, const std::string& detail) {
   if (closed_) return;
@@ -234,10 +279,12 @@ void Connection::close(CloseReason reason, const std::string& detail, bool goodb
     g.reason = std::string(close_reason_name(reason)) + (detail.empty() ? "" : ": " + detail);
     std::vector<uint8_t> f;
     encode(g, f);
-    out_.insert(out_.end(), f.begin(), f.end());
+    // Data frames not yet on the socket are dropped; the byte stream is at a
+    // frame boundary (only whole frames are written), so the GOAWAY parses.
+    f.insert(f.begin(), prio_.begin(), prio_.end());
+    prio_.clear();
     std::vector<uint8_t> net;
-    if (layers_.write(out_, true, net)) write_raw(std::move(net));
-    out_.clear();
+    if (layers_.write(f, true, net)) write_raw(std::move(net));
   }
   closed_ = true;
   tcp_->data = nullptr;

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -45,6 +46,8 @@ struct ConnectionStats {
   uint64_t bytes_out = 0;
   uint64_t frames_in = 0;
   uint64_t frames_out = 0;
+  uint64_t frame_bytes_in = 0;   // frame bytes, before decompression/decryption
+  uint64_t frame_bytes_out = 0;  // frame bytes, before compression/encryption
 };
 
 class Connection {
@@ -69,11 +72,20 @@ class Connection {
   // the same read) go through the new layer.
   void push_top(std::unique_ptr<Layer> layer);
 
-  // Queue an encoded frame; it is written at the next flush().
+  // Queue an encoded data frame; it is written at the next flush().
   void queue(std::vector<uint8_t>&& frame_bytes);
   void queue_copy(std::span<const uint8_t> frame_bytes);
-  // Pass queued frames through the layers and write them to the socket.
+  // Queue a control frame (HELLO, HEARTBEAT): it goes out at the next flush()
+  // ahead of every data frame not yet handed to the socket.
+  void queue_priority(std::vector<uint8_t>&& frame_bytes);
+  // Pass queued frames through the layers and write them to the socket:
+  // control frames first, then data frames while at most kSocketQueueBytes
+  // wait in libuv's write queue. The rest stays here (in frame form) and
+  // follows as writes complete. With TCP_NOTSENT_LOWAT on the socket, this
+  // bounds what a heartbeat can queue behind (nats-server #7615).
   void flush();
+  static constexpr size_t kSocketQueueBytes = 32 * 1024;
+  static constexpr int kNotSentLowat = 16 * 1024;
   // Bytes accepted but not yet written to the kernel: the link's backpressure.
   size_t pending_bytes() const;
 
@@ -102,12 +114,15 @@ class Connection {
   void fail(CloseReason reason, const std::string& detail);
   void handle_bytes(std::span<const uint8_t> bytes);
   void write_raw(std::vector<uint8_t>&& bytes);
+  void write_frames(std::span<const uint8_t> frames);
 
   ConnectionHandler* handler_;
   uv_tcp_t* tcp_;
   FrameReader reader_;
   LayerStack layers_;
-  std::vector<uint8_t> out_;  // frames waiting for flush()
+  std::deque<std::vector<uint8_t>> data_;  // data frames waiting for the socket
+  size_t data_bytes_ = 0;
+  std::vector<uint8_t> prio_;             // control frames waiting for flush()
   size_t queued_in_uv_ = 0;   // bytes handed to uv_write, not yet completed
   bool closed_ = false;
   bool pushed_top_ = false;   // push_top() ran inside the current feed

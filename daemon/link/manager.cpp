@@ -249,7 +249,7 @@ void Manager::send_hello(Connection& c, bool compress) {
   h.flags = compress ? kHelloFlagS2 : 0;
   std::vector<uint8_t> f;
   encode(h, f);
-  c.queue(std::move(f));
+  c.queue_priority(std::move(f));
   c.flush();
 }
 
@@ -387,10 +387,23 @@ Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t>
         p->peer_hb_send_ns = hb.send_ns;
         p->peer_hb_recv_ns = now;
         if (hb.echo_send_ns != 0) {
-          // NTP-style: (now - our send) - (peer hold time).
-          int64_t hold = hb.send_ns - hb.echo_recv_ns;
-          int64_t rtt = (now - hb.echo_send_ns) - hold;
-          if (rtt >= 0) p->st.rtt_ns = rtt;
+          // NTP-style, t1 = our send, t2 = peer's receive, t3 = peer's send,
+          // t4 = our receive: rtt = (t4 - t1) - (t3 - t2),
+          // offset (peer - us) = ((t2 - t1) + (t3 - t4)) / 2, error <= rtt / 2.
+          int64_t t1 = hb.echo_send_ns, t2 = hb.echo_recv_ns, t3 = hb.send_ns, t4 = now;
+          int64_t rtt = (t4 - t1) - (t3 - t2);
+          if (rtt >= 0) {
+            p->st.rtt_ns = rtt;
+            p->samples.push_back({rtt, ((t2 - t1) + (t3 - t4)) / 2});
+            constexpr size_t kClockSamples = 8;
+            if (p->samples.size() > kClockSamples) p->samples.erase(p->samples.begin());
+            const auto* best = &p->samples.front();
+            for (const auto& smp : p->samples) {
+              if (smp.rtt_ns < best->rtt_ns) best = &smp;
+            }
+            p->st.clock_offset_ns = best->offset_ns;
+            p->st.clock_offset_error_ns = best->rtt_ns / 2;
+          }
         }
       }
       return Status::ok();
@@ -435,6 +448,8 @@ void Manager::link_closed(Peer& p, CloseReason reason, const std::string& detail
     p.st.bytes_out += s.bytes_out;
     p.st.frames_in += s.frames_in;
     p.st.frames_out += s.frames_out;
+    p.st.frame_bytes_in += s.frame_bytes_in;
+    p.st.frame_bytes_out += s.frame_bytes_out;
     bury(std::move(p.conn));
   }
   if (was_up) {
@@ -480,7 +495,7 @@ void Manager::tick() {
       hb.echo_recv_ns = p.peer_hb_recv_ns;
       std::vector<uint8_t> f;
       encode(hb, f);
-      p.conn->queue(std::move(f));
+      p.conn->queue_priority(std::move(f));
       p.conn->flush();
       p.last_hb_send_ns = now;
     }
@@ -534,6 +549,9 @@ std::vector<PeerStatus> Manager::status() const {
       s.bytes_out += cs.bytes_out;
       s.frames_in += cs.frames_in;
       s.frames_out += cs.frames_out;
+      s.frame_bytes_in += cs.frame_bytes_in;
+      s.frame_bytes_out += cs.frame_bytes_out;
+      s.compressed = p.up && p.conn->compressed;
     }
     out.push_back(std::move(s));
   }

@@ -57,6 +57,12 @@ struct PeerStatus {
   bool dialer = false;      // we dial this peer
   int64_t since_ns = 0;     // wall clock of the last state change
   int64_t rtt_ns = -1;      // last round-trip estimate, -1 unknown
+  // Peer clock minus ours, from the heartbeat with the smallest round trip
+  // among the last few (NTP-style); error bound is half that round trip.
+  int64_t clock_offset_ns = 0;
+  int64_t clock_offset_error_ns = -1;  // -1: no estimate yet
+  bool compressed = false;
+  uint64_t frame_bytes_in = 0, frame_bytes_out = 0;  // before compression/TLS
   uint64_t reconnects = 0;  // links established after the first
   uint64_t bytes_in = 0, bytes_out = 0, frames_in = 0, frames_out = 0;
   std::string last_close_reason;
@@ -98,6 +104,10 @@ class Manager : public ConnectionHandler {
     uint64_t established = 0;
     int64_t last_hb_send_ns = 0;
     int64_t peer_hb_send_ns = 0, peer_hb_recv_ns = 0;
+    struct ClockSample {
+      int64_t rtt_ns, offset_ns;
+    };
+    std::vector<ClockSample> samples;  // most recent last, at most kClockSamples
   };
 
   // ConnectionHandler
