@@ -84,7 +84,7 @@ class Connection {
   // follows as writes complete. With TCP_NOTSENT_LOWAT on the socket, this
   // bounds what a heartbeat can queue behind (nats-server #7615).
   void flush();
-  static constexpr size_t kSocketQueueBytes = 32 * 1024;
+  static constexpr size_t kSocketQueueBytes = 16 * 1024;
   static constexpr int kNotSentLowat = 16 * 1024;
   // Bytes accepted but not yet written to the kernel: the link's backpressure.
   size_t pending_bytes() const;

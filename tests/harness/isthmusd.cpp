@@ -39,7 +39,7 @@ std::string IsthmusdConfig::to_toml() const {
   }
   for (const auto& p : peers) {
     t += "[[peers]]\nname = " + quote(p.name) + "\naddress = " +
-         quote("127.0.0.1:" + std::to_string(p.port)) + "\n";
+         quote(p.address.empty() ? "127.0.0.1:" + std::to_string(p.port) : p.address) + "\n";
     if (!p.pin_sha256.empty()) t += "pin_sha256 = " + quote(p.pin_sha256) + "\n";
     if (!p.compression.empty()) t += "compression = " + quote(p.compression) + "\n";
     t += "\n";

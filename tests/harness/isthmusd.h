@@ -23,6 +23,7 @@ struct IsthmusdConfig {
     uint16_t port = 0;  // the peer daemon's link port on 127.0.0.1
     std::string pin_sha256;   // optional
     std::string compression;  // optional per-peer override
+    std::string address;      // optional "host:port" dialed instead of 127.0.0.1:port (e.g. a fault proxy)
   };
   struct Stream {
     std::string name;

@@ -36,7 +36,7 @@ Mesh::Mesh(TempDir& tmp, const std::vector<std::string>& names,
     cfg.streams = streams;
     cfg.log_level = log_level;
     for (const auto& p : names)
-      if (p != n) cfg.peers.push_back({p, link_ports[p], "", ""});
+      if (p != n) cfg.peers.push_back({p, link_ports[p], "", "", ""});
     CertFiles certs = region_certs(tmp.path(), n);
     cfg.tls_ca = certs.ca;
     cfg.tls_cert = certs.cert;

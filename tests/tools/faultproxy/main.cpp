@@ -1,6 +1,7 @@
 // faultproxy: a TCP fault-injection proxy for tests. See README.md.
 //
 //   faultproxy --listen 127.0.0.1:0 --target HOST:PORT --control 127.0.0.1:0 [--seed N]
+//              [--sockbuf BYTES]   kernel buffers of the proxy's sockets (0: kernel default)
 //
 // Prints "listen=ADDR control=ADDR" on stdout once both ports are bound, then
 // serves until SIGTERM or SIGINT.
@@ -23,7 +24,7 @@ namespace {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: faultproxy --listen HOST:PORT --target HOST:PORT --control HOST:PORT [--seed N]\n");
+               "usage: faultproxy --listen HOST:PORT --target HOST:PORT --control HOST:PORT [--seed N] [--sockbuf BYTES]\n");
 }
 
 // Splits "HOST:PORT" or "[V6]:PORT".
@@ -55,6 +56,7 @@ std::string resolve(uv_loop_t* loop, const std::string& spec, sockaddr_storage* 
 int run(int argc, char** argv) {
   std::string listen_spec, target_spec, control_spec;
   uint64_t seed = std::random_device{}();
+  int sockbuf = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (i + 1 >= argc) {
@@ -66,6 +68,7 @@ int run(int argc, char** argv) {
     else if (a == "--target") target_spec = v;
     else if (a == "--control") control_spec = v;
     else if (a == "--seed") seed = std::strtoull(v.c_str(), nullptr, 10);
+    else if (a == "--sockbuf") sockbuf = std::atoi(v.c_str());
     else {
       usage();
       return 2;
@@ -88,6 +91,7 @@ int run(int argc, char** argv) {
 
     Reaper reaper(&loop);
     Proxy proxy(&loop, &reaper, target_addr, seed);
+    proxy.set_socket_buffer(sockbuf);
     ControlServer control(&loop, &reaper, &proxy);
     if (err.empty()) err = proxy.listen(reinterpret_cast<sockaddr*>(&listen_addr));
     if (err.empty()) err = control.listen(reinterpret_cast<sockaddr*>(&control_addr));

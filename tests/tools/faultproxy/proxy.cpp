@@ -3,6 +3,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cinttypes>
@@ -271,8 +272,9 @@ bool Connection::accept(uv_stream_t* server) {
 
 void Connection::start(const sockaddr* target) {
   uv_tcp_nodelay(client_.get(), 1);
-  uv_tcp_init(proxy_->loop(), target_.get());
+  uv_tcp_init_ex(proxy_->loop(), target_.get(), target->sa_family);  // socket now, for its buffers
   target_.mark_initialized(this);
+  proxy_->apply_socket_buffer(target_.get());
   auto* req = new uv_connect_t{};
   int rc = uv_tcp_connect(req, target_.get(), target, [](uv_connect_t* r, int status) {
     std::unique_ptr<uv_connect_t> own(r);
@@ -331,6 +333,7 @@ std::string Proxy::listen(const sockaddr* addr) {
   uv_tcp_init(loop_, listener_.get());
   listener_.mark_initialized(this);
   int rc = uv_tcp_bind(listener_.get(), addr, 0);
+  if (rc == 0) apply_socket_buffer(listener_.get());  // inherited by accepted sockets
   if (rc == 0) {
     rc = uv_listen(listener_.stream(), 128, [](uv_stream_t* s, int status) {
       auto* p = static_cast<Proxy*>(s->data);
@@ -339,6 +342,15 @@ std::string Proxy::listen(const sockaddr* addr) {
   }
   if (rc != 0) return std::string("listen on ") + format_address(addr) + ": " + uv_strerror(rc);
   return {};
+}
+
+void Proxy::apply_socket_buffer(uv_tcp_t* h) const {
+  if (sockbuf_ <= 0) return;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(h), &fd) != 0) return;
+  int v = sockbuf_;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
 }
 
 std::string Proxy::local_address() const {

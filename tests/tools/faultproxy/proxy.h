@@ -133,6 +133,15 @@ class Proxy {
 
   // Binds and listens. Returns an empty string or the error.
   std::string listen(const sockaddr* addr);
+  // Kernel socket buffers (SO_RCVBUF and SO_SNDBUF) of the proxy's own
+  // sockets, in bytes; 0 keeps the kernel's (auto-tuned, up to megabytes on
+  // loopback). A small value models a bottleneck with a bounded buffer: the
+  // kernel behind a stalled or rate-capped direction cannot soak up
+  // megabytes and hide the backpressure from the sender. Set before listen().
+  void set_socket_buffer(int bytes) { sockbuf_ = bytes; }
+  int socket_buffer() const { return sockbuf_; }
+  // Applies socket_buffer() to an initialised handle that has a socket.
+  void apply_socket_buffer(uv_tcp_t* h) const;
   // The bound address, "HOST:PORT".
   std::string local_address() const;
   // Executes one control command; returns the reply line without newline.
@@ -165,6 +174,7 @@ class Proxy {
   DirSettings settings_[kDirCount];
   TokenBucket buckets_[kDirCount];
   std::mt19937_64 rng_;
+  int sockbuf_ = 0;
   std::map<uint64_t, std::unique_ptr<Connection>> conns_;
   ProxyStats stats_;
   uint64_t next_id_ = 1;

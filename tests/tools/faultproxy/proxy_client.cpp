@@ -113,7 +113,8 @@ std::string FaultProxy::default_executable() {
 }
 
 Result<std::unique_ptr<FaultProxy>> FaultProxy::start(const std::string& exe, const std::string& target,
-                                                      std::chrono::milliseconds ready_timeout) {
+                                                      std::chrono::milliseconds ready_timeout,
+                                                    const std::vector<std::string>& extra_args) {
   if (exe.empty()) return Status(Code::kInvalid, "no faultproxy executable (is ISTHMUS_BUILD_DIR set?)");
   if (::access(exe.c_str(), X_OK) != 0) return Status(Code::kNotFound, errno_text(exe.c_str()));
   int out[2];
@@ -123,6 +124,7 @@ Result<std::unique_ptr<FaultProxy>> FaultProxy::start(const std::string& exe, co
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
   std::vector<std::string> args = {exe, "--listen", "127.0.0.1:0", "--target", target, "--control", "127.0.0.1:0"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <vector>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -49,7 +50,8 @@ class FaultProxy {
   // and waits up to ready_timeout for its ready line.
   static Result<std::unique_ptr<FaultProxy>> start(
       const std::string& exe, const std::string& target,
-      std::chrono::milliseconds ready_timeout = std::chrono::seconds(5));
+      std::chrono::milliseconds ready_timeout = std::chrono::seconds(5),
+      const std::vector<std::string>& extra_args = {});
 
   ~FaultProxy();
   FaultProxy(const FaultProxy&) = delete;
