@@ -8,21 +8,11 @@
 #include <string>
 
 #include "codec/s2_block.h"
+#include "codec/unaligned.h"
 
 namespace isthmus::codec {
 namespace {
 
-inline uint64_t load64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-inline uint32_t load32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline void store64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, 8); }
 inline void copy16(uint8_t* d, const uint8_t* s) {
   uint64_t a = load64(s);
   uint64_t b = load64(s + 8);

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "codec/s2_block.h"
+#include "codec/unaligned.h"
 
 namespace isthmus::codec {
 namespace {
@@ -16,16 +17,6 @@ constexpr size_t kInputMargin = 8;       // keeps 8-byte loads inside src
 constexpr int kMaxTableBits = 14;
 constexpr int kMinTableBits = 8;
 
-inline uint64_t load64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-inline uint32_t load32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 
 inline uint32_t hash6(uint64_t v, int bits) {
   constexpr uint64_t kPrime6 = 227718039650203ull;
