@@ -1,5 +1,6 @@
 #include "app/api.h"
 
+#include "app/metrics.h"
 #include "isthmus_build.h"
 #include "loop/timer.h"
 
@@ -87,6 +88,14 @@ void register_api(http::Router& router, const ApiSources& src) {
     // The leader's last sequence is re-read first, so the lag is current.
     s.replicator->refresh(
         [s, respond] { respond(http::Response::json(200, s.replicator->lag_json().dump())); });
+  });
+  router.add_async("GET", "/metrics", [s](const http::Request&, http::Responder respond) {
+    s.replicator->refresh([s, respond] {
+      bool healthy = false;
+      Json health = health_report(s, healthy);
+      std::string text = render_metrics(s.replicator->lag_json(), links_report(s), health);
+      respond(http::Response::text(200, std::move(text), "text/plain; version=0.0.4; charset=utf-8"));
+    });
   });
   router.add("GET", "/v1/links", [s](const http::Request&) {
     return http::Response::json(200, links_report(s).dump());

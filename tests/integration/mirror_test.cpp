@@ -324,6 +324,21 @@ TEST_CASE("a: 20,000 messages reach the replica at the same sequences with the h
 
   verify_mirror(s.mesh);
   verify_lag_api(s.mesh, kBulk + kLive);
+
+  // The same truth in Prometheus form, at both ends.
+  const std::string labels = "{region=\"" + std::string(kFollower) + "\",stream=\"" + kStream +
+                             "\",role=\"follower\",follower=\"" + kFollower + "\"}";
+  auto m = s.follower().daemon.http_get("/metrics");
+  INFO(m.body.substr(0, 2000));
+  CHECK(m.status == 200);
+  CHECK(m.body.find("\nisthmus_lag_messages" + labels + " 0\n") != std::string::npos);
+  CHECK(m.body.find("\nisthmus_lag_applied_sequence" + labels + " " + std::to_string(kBulk + kLive) + "\n") !=
+        std::string::npos);
+  CHECK(m.body.find("\nisthmus_link_up{region=\"" + std::string(kFollower) + "\",peer=\"" + kLeader + "\"} 1\n") !=
+        std::string::npos);
+  auto lm = s.leader().daemon.http_get("/metrics");
+  CHECK(lm.status == 200);
+  CHECK(lm.body.find("isthmus_sent_messages_total{") != std::string::npos);
 }
 
 namespace {

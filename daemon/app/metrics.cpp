@@ -1,0 +1,139 @@
+#include "app/metrics.h"
+
+#include <charconv>
+#include <map>
+#include <vector>
+
+namespace isthmus::app {
+
+using Json = nlohmann::json;
+
+namespace {
+
+// Label values escape backslash, quote and newline.
+std::string esc(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Shortest text that reads back as the same double.
+std::string num(double v) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, r.ptr);
+}
+
+// Collects samples per metric so each family is written once, with its
+// HELP and TYPE lines, in a stable order.
+class Families {
+ public:
+  void add(const std::string& name, const char* type, const char* help, const std::string& labels,
+           double value) {
+    auto& f = fam_[name];
+    f.type = type;
+    f.help = help;
+    f.lines.push_back(name + (labels.empty() ? "" : "{" + labels + "}") + " " + num(value));
+  }
+  std::string text() const {
+    std::string out;
+    for (const auto& [name, f] : fam_) {
+      out += "# HELP " + name + " " + f.help + "\n";
+      out += "# TYPE " + name + " " + f.type + "\n";
+      for (const auto& l : f.lines) out += l + "\n";
+    }
+    return out;
+  }
+
+ private:
+  struct Family {
+    std::string type, help;
+    std::vector<std::string> lines;
+  };
+  std::map<std::string, Family> fam_;
+};
+
+double as_num(const Json& j, const char* key) {
+  if (!j.contains(key) || !j[key].is_number()) return 0;
+  return j[key].get<double>();
+}
+
+}  // namespace
+
+std::string render_metrics(const Json& lag, const Json& links, const Json& health) {
+  Families m;
+  const std::string region = "region=\"" + esc(health.value("region", std::string())) + "\"";
+  m.add("isthmus_healthy", "gauge", "1 when /healthz answers 200", region,
+        health.value("status", std::string()) == "ok" ? 1 : 0);
+  m.add("isthmus_nats_connected", "gauge", "1 while the local NATS connection is up", region,
+        health.value("nats", std::string()) == "up" ? 1 : 0);
+
+  for (const auto& l : links.value("links", Json::array())) {
+    std::string lb = region + ",peer=\"" + esc(l.value("peer", std::string())) + "\"";
+    m.add("isthmus_link_up", "gauge", "1 while the link to the peer is up", lb,
+          l.value("state", std::string()) == "up" ? 1 : 0);
+    m.add("isthmus_link_reconnects_total", "counter", "links established after the first", lb,
+          as_num(l, "reconnects"));
+    m.add("isthmus_link_wire_bytes_sent_total", "counter", "bytes sent on the socket (after S2 and TLS)", lb,
+          as_num(l, "bytes_out"));
+    m.add("isthmus_link_wire_bytes_received_total", "counter", "bytes received on the socket", lb,
+          as_num(l, "bytes_in"));
+    m.add("isthmus_link_frame_bytes_sent_total", "counter", "frame bytes sent, before compression", lb,
+          as_num(l, "frame_bytes_out"));
+    m.add("isthmus_link_frame_bytes_received_total", "counter", "frame bytes received, after decompression",
+          lb, as_num(l, "frame_bytes_in"));
+    if (l.contains("rtt_ms")) {
+      m.add("isthmus_link_rtt_seconds", "gauge", "round trip measured by heartbeats", lb,
+            as_num(l, "rtt_ms") / 1000.0);
+    }
+    if (l.contains("clock_offset_ms")) {
+      m.add("isthmus_link_clock_offset_seconds", "gauge", "the peer's clock minus ours", lb,
+            as_num(l, "clock_offset_ms") / 1000.0);
+      m.add("isthmus_link_clock_offset_error_seconds", "gauge", "error bound of the clock offset", lb,
+            as_num(l, "clock_offset_error_ms") / 1000.0);
+    }
+  }
+
+  for (const auto& s : lag.value("streams", Json::array())) {
+    std::string stream = esc(s.value("stream", std::string()));
+    std::string sb = region + ",stream=\"" + stream + "\",role=\"" + esc(s.value("role", std::string())) + "\"";
+    std::string state = s.value("state", std::string());
+    m.add("isthmus_stream_diverged", "gauge", "1 when the replica stopped because it diverged", sb,
+          state == "diverged" ? 1 : 0);
+    m.add("isthmus_stream_error", "gauge", "1 while the stream cannot be served (see /v1/lag detail)", sb,
+          state == "error" ? 1 : 0);
+    for (const auto& f : s.value("followers", Json::array())) {
+      std::string fb = sb + ",follower=\"" + esc(f.value("region", std::string())) + "\"";
+      m.add("isthmus_lag_leader_last_sequence", "gauge", "the leader stream's last sequence", fb,
+            as_num(f, "leader_last_seq"));
+      m.add("isthmus_lag_applied_sequence", "gauge", "highest sequence stored in the replica, nothing missing below",
+            fb, as_num(f, "applied_seq"));
+      m.add("isthmus_lag_messages", "gauge", "sequence lag: leader last sequence minus applied sequence", fb,
+            as_num(f, "seq_lag"));
+      if (f.contains("messages_applied")) {
+        m.add("isthmus_replicated_messages_total", "counter", "messages written into the replica", fb,
+              as_num(f, "messages_applied"));
+        m.add("isthmus_apply_errors_total", "counter", "replica writes refused or failed", fb,
+              as_num(f, "apply_errors"));
+      }
+      if (f.contains("messages_sent")) {
+        m.add("isthmus_sent_messages_total", "counter", "messages sent to the follower", fb,
+              as_num(f, "messages_sent"));
+        m.add("isthmus_sent_bytes_total", "counter", "message bytes sent to the follower", fb,
+              as_num(f, "bytes_sent"));
+      }
+    }
+  }
+  return m.text();
+}
+
+}  // namespace isthmus::app
