@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "bytes.h"
+
 #include <random>
 #include <string>
 #include <string_view>
@@ -13,18 +15,10 @@ using namespace isthmus::codec;
 
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-
-Bytes B(std::initializer_list<int> v) {
-  Bytes out;
-  for (int x : v) out.push_back(static_cast<uint8_t>(x));
-  return out;
-}
-Bytes S(std::string_view s) { return Bytes(s.begin(), s.end()); }
-Bytes cat(Bytes a, const Bytes& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
+using codec_test::B;
+using codec_test::Bytes;
+using codec_test::cat;
+using codec_test::S;
 Bytes random_bytes(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   Bytes b(n);
