@@ -539,6 +539,12 @@ size_t Manager::pending_bytes(const std::string& peer) const {
   return p->conn->pending_bytes();
 }
 
+size_t Manager::frame_limit(const std::string& peer, size_t fallback) const {
+  const Peer* p = find(peer);
+  if (p == nullptr || !p->up || !p->conn) return fallback;
+  return std::min(fallback, p->conn->group_limit());
+}
+
 std::vector<PeerStatus> Manager::status() const {
   std::vector<PeerStatus> out;
   for (const auto& [name, p] : peers_) {
@@ -552,6 +558,9 @@ std::vector<PeerStatus> Manager::status() const {
       s.frame_bytes_in += cs.frame_bytes_in;
       s.frame_bytes_out += cs.frame_bytes_out;
       s.compressed = p.up && p.conn->compressed;
+      s.drain_rate = p.conn->drain_rate();
+      s.send_budget = p.conn->send_budget();
+      s.group_limit = p.conn->group_limit();
     }
     out.push_back(std::move(s));
   }

@@ -62,6 +62,11 @@ struct PeerStatus {
   int64_t clock_offset_ns = 0;
   int64_t clock_offset_error_ns = -1;  // -1: no estimate yet
   bool compressed = false;
+  // Send pacing (Connection::send_budget): measured drain rate in bytes/s
+  // (0: not measured yet) and the current budget, while a connection exists.
+  double drain_rate = 0;
+  size_t send_budget = 0;
+  size_t group_limit = 0;
   uint64_t frame_bytes_in = 0, frame_bytes_out = 0;  // before compression/TLS
   uint64_t reconnects = 0;  // links established after the first
   uint64_t bytes_in = 0, bytes_out = 0, frames_in = 0, frames_out = 0;
@@ -87,6 +92,10 @@ class Manager : public ConnectionHandler {
   bool send(const std::string& peer, std::vector<uint8_t>&& frame);
   void flush_all();
   size_t pending_bytes(const std::string& peer) const;
+  // Largest DATA frame worth building for a peer now: the connection's
+  // group_limit() (small on a slow link so a heartbeat never waits behind a
+  // big frame; Connection::flush), or `fallback` when the link is down.
+  size_t frame_limit(const std::string& peer, size_t fallback) const;
   std::vector<PeerStatus> status() const;
   // Accepted connections closed before they identified a peer, by close
   // reason name (garbage, TLS refusals, handshake timeouts, ...).

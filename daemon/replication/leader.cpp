@@ -369,7 +369,9 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   auto& v = views_[s->peer];
   v.msgs_sent++;
   v.bytes_sent += sz;
-  if (s->batch_bytes >= ctx_.cfg->link.batch_bytes) send_batch(*s);
+  // DATA frames no bigger than the link's group limit: on a slow link a
+  // heartbeat must not wait behind one big frame (link/connection.h).
+  if (s->batch_bytes >= ctx_.links->frame_limit(s->peer, ctx_.cfg->link.batch_bytes)) send_batch(*s);
   ctx_.request_flush();
 }
 
