@@ -78,9 +78,14 @@ Json links_report(const ApiSources& src) {
       if (!p.last_close_detail.empty()) j["last_close_detail"] = p.last_close_detail;
       j["last_close_ns"] = p.last_close_ns;
     }
+    j["closes"] = Json::object();
+    for (const auto& [reason, n] : p.closes) j["closes"][reason] = n;
     arr.push_back(j);
   }
-  return Json{{"region", src.cfg->region.name}, {"links", arr}};
+  // Accepted connections closed before they identified a peer, by reason.
+  Json refused = Json::object();
+  for (const auto& [reason, n] : src.links->refused()) refused[reason] = n;
+  return Json{{"region", src.cfg->region.name}, {"links", arr}, {"refused", refused}};
 }
 
 void register_api(http::Router& router, const ApiSources& src) {

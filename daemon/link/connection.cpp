@@ -34,6 +34,7 @@ const char* close_reason_name(CloseReason r) {
     case CloseReason::kNameMismatch: return "name_mismatch";
     case CloseReason::kPinMismatch: return "pin_mismatch";
     case CloseReason::kCompressionMismatch: return "compression_mismatch";
+    case CloseReason::kSendStalled: return "send_stalled";
   }
   return "unknown";
 }
@@ -270,7 +271,10 @@ void Connection::write_raw(std::vector<uint8_t>&& bytes) {
   auto* w = new WriteReq;
   w->buf = std::move(bytes);
   uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->buf.data()), static_cast<unsigned>(w->buf.size()));
-  if (queued_in_uv_ == 0) drain_mark_ns_ = loop::mono_ns();  // a busy stretch begins
+  if (queued_in_uv_ == 0) {  // a busy stretch begins
+    drain_mark_ns_ = loop::mono_ns();
+    write_progress_ns_ = drain_mark_ns_;
+  }
   queued_in_uv_ += w->buf.size();
   stats_.bytes_out += w->buf.size();
   w->req.data = w;
@@ -293,6 +297,7 @@ void Connection::on_write(uv_write_t* req, int status) {
     self->fail(CloseReason::kIoError, uv_strerror(status));
     return;
   }
+  self->write_progress_ns_ = loop::mono_ns();
   self->note_drained(n);
   // Room again: let more data frames follow.
   if (!self->data_.empty() && self->queued_in_uv_ < self->budget_) self->flush();

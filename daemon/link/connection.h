@@ -105,6 +105,12 @@ class Connection {
   double drain_rate() const { return rate_; }
   // Bytes accepted but not yet written to the kernel: the link's backpressure.
   size_t pending_bytes() const;
+  // Send-side liveness: 0 while libuv's write queue is empty, else the
+  // monotonic time of the last write progress (a write completing, or the
+  // queue becoming non-empty). The Manager closes a link whose writes made
+  // no progress for stale_after (kSendStalled).
+  int64_t write_blocked_since_ns() const { return queued_in_uv_ == 0 ? 0 : write_progress_ns_; }
+  size_t queued_in_socket() const { return queued_in_uv_; }
 
   // Close with a reason. Sends a GOAWAY first when `goodbye` is set.
   void close(CloseReason reason, const std::string& detail, bool goodbye);
@@ -152,6 +158,7 @@ class Connection {
   double wire_ratio_ = 1.0;     // socket bytes per frame byte, recent data groups
   size_t budget_ = kInitialBudget;
   int lowat_ = 0;               // TCP_NOTSENT_LOWAT now set on the socket
+  int64_t write_progress_ns_ = 0;  // see write_blocked_since_ns()
   bool closed_ = false;
   bool pushed_top_ = false;   // push_top() ran inside the current feed
   ConnectionStats stats_;

@@ -442,6 +442,7 @@ void Manager::link_closed(Peer& p, CloseReason reason, const std::string& detail
   p.st.last_close_reason = close_reason_name(reason);
   p.st.last_close_detail = detail;
   p.st.last_close_ns = loop::wall_ns();
+  p.st.closes[close_reason_name(reason)]++;
   if (p.conn) {
     const auto& s = p.conn->stats();
     p.st.bytes_in += s.bytes_in;
@@ -486,6 +487,16 @@ void Manager::tick() {
     if (now_mono - p.conn->last_recv_mono_ns() > stale_ns) {
       p.conn->close(CloseReason::kStale, "", true);
       link_closed(p, CloseReason::kStale, "nothing received for " + std::to_string(stale_ns / 1000000) + " ms");
+      continue;
+    }
+    // The other way round: bytes wait for the socket and none could be
+    // written (the peer stopped reading). Without this a peer that sends
+    // heartbeats but never reads would hold the link, and its queues, forever.
+    if (int64_t since = p.conn->write_blocked_since_ns(); since != 0 && now_mono - since > stale_ns) {
+      std::string detail = "nothing could be written for " + std::to_string((now_mono - since) / 1000000) +
+                           " ms (" + std::to_string(p.conn->pending_bytes()) + " bytes waiting)";
+      p.conn->close(CloseReason::kSendStalled, detail, false);
+      link_closed(p, CloseReason::kSendStalled, detail);
       continue;
     }
     if (now - p.last_hb_send_ns >= hb_ns) {

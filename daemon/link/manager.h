@@ -14,8 +14,10 @@
 // after the exchange, different ones close with kCompressionMismatch.
 //
 // Liveness: every heartbeat_interval each link sends a HEARTBEAT; a link that
-// received nothing for stale_after is closed as stale. Heartbeats also carry
-// timestamps for a round-trip estimate.
+// received nothing for stale_after is closed as stale, and one whose socket
+// took none of the bytes waiting for it for stale_after (a peer that stopped
+// reading) as send_stalled. Heartbeats also carry timestamps for a
+// round-trip estimate.
 //
 // Thread: loop thread only. Lifetime: created after the loop, destroyed
 // before it closes; shutdown() closes every link with kShutdown.
@@ -73,6 +75,9 @@ struct PeerStatus {
   std::string last_close_reason;
   std::string last_close_detail;
   int64_t last_close_ns = 0;
+  // Every close of a connection to this peer (also refusals during the
+  // handshake of a connection we dialed), by close reason name.
+  std::map<std::string, uint64_t> closes;
 };
 
 class Manager : public ConnectionHandler {

@@ -58,7 +58,12 @@ Leader::Leader(Context& ctx, config::Stream cfg, std::vector<std::string> follow
   for (const auto& f : followers_) views_[f];
 }
 
-Leader::~Leader() = default;
+Leader::~Leader() {
+  for (auto& [peer, s] : senders_) {
+    uint64_t& inflight = ctx_.peer_inflight_bytes[peer];
+    inflight -= std::min(inflight, s->accounted);
+  }
+}
 
 void Leader::on_nats_up() {
   // Consumers of the old connection may be gone: recreate each from what was
@@ -149,6 +154,7 @@ Status Leader::on_ack(const std::string& peer, const link::Ack& ack) {
       s.unacked_bytes -= s.unacked.front().second;
       s.unacked.pop_front();
     }
+    account(s);
     pull(s);
   }
   return Status::ok();
@@ -235,6 +241,8 @@ void Leader::drop_sender(const std::string& peer) {
   if (it == senders_.end()) return;
   std::unique_ptr<Sender> s = std::move(it->second);
   senders_.erase(it);
+  uint64_t& inflight = ctx_.peer_inflight_bytes[peer];
+  inflight -= std::min(inflight, s->accounted);
   s->sub.reset();
   if (!s->consumer.empty() && ctx_.conn) {
     std::string stream = cfg_.name, consumer = s->consumer;
@@ -256,10 +264,19 @@ void Leader::pull(Sender& s) {
   if (draining_ || s.consumer.empty() || !s.sub || !ctx_.conn) return;
   if (!ctx_.links->is_up(s.peer) || ctx_.links->pending_bytes(s.peer) > kLinkHighWater) return;
   const auto& lc = ctx_.cfg->link;
+  account(s);
   while (static_cast<int>(s.pulls.size()) < kMaxOutstandingPulls) {
     uint64_t in_window = s.unacked.size() + s.outstanding + s.batch.msgs.size();
-    if (in_window >= lc.window_messages || s.unacked_bytes + s.batch_bytes >= lc.window_bytes) return;
-    uint64_t n = std::min<uint64_t>(kMaxPullBatch, lc.window_messages - in_window);
+    if (in_window >= lc.window_messages) return;
+    // Byte windows: this (stream, follower)'s and the link's, shared by every
+    // stream sent to the peer. A pull asks for no more messages than fit in
+    // the smaller room at the recent message size.
+    const uint64_t mine = inflight_bytes(s);
+    const uint64_t link_used = ctx_.peer_inflight_bytes[s.peer];
+    if (mine >= lc.window_bytes || link_used >= lc.peer_window_bytes) return;
+    const uint64_t room = std::min(lc.window_bytes - mine, lc.peer_window_bytes - link_used);
+    uint64_t fit = static_cast<uint64_t>(static_cast<double>(room) / std::max(s.avg_msg_bytes, 1.0));
+    uint64_t n = std::min<uint64_t>({kMaxPullBatch, lc.window_messages - in_window, std::max<uint64_t>(fit, 1)});
     uint64_t rid = s.next_pull_id++;
     Json body = {{"batch", n}, {"expires", kPullExpiresNs}};
     std::string b = body.dump();
@@ -273,7 +290,20 @@ void Leader::pull(Sender& s) {
     p.sent_mono_ns = loop::mono_ns();
     s.pulls[rid] = p;
     s.outstanding += n;
+    account(s);
   }
+}
+
+uint64_t Leader::inflight_bytes(const Sender& s) const {
+  return s.unacked_bytes + static_cast<uint64_t>(static_cast<double>(s.outstanding) * s.avg_msg_bytes);
+}
+
+void Leader::account(Sender& s) {
+  uint64_t now = inflight_bytes(s);
+  uint64_t& total = ctx_.peer_inflight_bytes[s.peer];
+  total -= std::min(total, s.accounted);
+  total += now;
+  s.accounted = now;
 }
 
 void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
@@ -364,6 +394,7 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   s->sent_seq = sseq;
   s->unacked.emplace_back(sseq, sz);
   s->unacked_bytes += sz;
+  s->avg_msg_bytes = 0.9 * s->avg_msg_bytes + 0.1 * static_cast<double>(sz);
   s->batch_bytes += sz;
   s->batch.msgs.push_back(std::move(m));
   auto& v = views_[s->peer];
@@ -371,6 +402,7 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   v.bytes_sent += sz;
   // DATA frames no bigger than the link's group limit: on a slow link a
   // heartbeat must not wait behind one big frame (link/connection.h).
+  account(*s);
   if (s->batch_bytes >= ctx_.links->frame_limit(s->peer, ctx_.cfg->link.batch_bytes)) send_batch(*s);
   ctx_.request_flush();
 }
@@ -494,6 +526,8 @@ nlohmann::json Leader::lag_json() const {
     if (it != senders_.end()) {
       f["unacked"] = it->second->unacked.size();
       f["unacked_bytes"] = it->second->unacked_bytes;
+      // The link's in-flight bytes over all streams (link.peer_window_bytes).
+      f["link_inflight_bytes"] = ctx_.peer_inflight_bytes[peer];
     }
     fs.push_back(f);
   }
