@@ -91,7 +91,8 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
           as_num(l, "frame_bytes_out"));
     m.add("isthmus_link_frame_bytes_received_total", "counter", "frame bytes received, after decompression",
           lb, as_num(l, "frame_bytes_in"));
-    for (const auto& [reason, n] : l.value("closes", Json::object()).items()) {
+    const Json closes = l.value("closes", Json::object());  // items() must not outlive it
+    for (const auto& [reason, n] : closes.items()) {
       m.add("isthmus_link_closes_total", "counter", "connections to the peer closed, by close reason",
             lb + ",reason=\"" + esc(reason) + "\"", n.is_number() ? n.get<double>() : 0);
     }
@@ -107,7 +108,8 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
     }
   }
 
-  for (const auto& [reason, n] : links.value("refused", Json::object()).items()) {
+  const Json refused = links.value("refused", Json::object());
+  for (const auto& [reason, n] : refused.items()) {
     m.add("isthmus_link_refused_total", "counter",
           "accepted link connections closed before they identified a peer, by close reason",
           region + ",reason=\"" + esc(reason) + "\"", n.is_number() ? n.get<double>() : 0);
