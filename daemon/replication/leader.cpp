@@ -275,8 +275,13 @@ void Leader::pull(Sender& s) {
     const uint64_t link_used = ctx_.peer_inflight_bytes[s.peer];
     if (mine >= lc.window_bytes || link_used >= lc.peer_window_bytes) return;
     const uint64_t room = std::min(lc.window_bytes - mine, lc.peer_window_bytes - link_used);
-    uint64_t fit = static_cast<uint64_t>(static_cast<double>(room) / std::max(s.avg_msg_bytes, 1.0));
-    uint64_t n = std::min<uint64_t>({kMaxPullBatch, lc.window_messages - in_window, std::max<uint64_t>(fit, 1)});
+    // Message sizes are estimated (the larger of the recent average and the
+    // latest size), and pull sizes start small and double with each pull
+    // served in full, so a stream whose messages suddenly grow overshoots
+    // the room by at most one pull's misestimate.
+    uint64_t fit = s.avg_msg_bytes > 0 ? static_cast<uint64_t>(static_cast<double>(room) / msg_estimate(s)) : 16;
+    uint64_t n = std::min<uint64_t>(
+        {kMaxPullBatch, lc.window_messages - in_window, s.pull_cap, std::max<uint64_t>(fit, 1)});
     uint64_t rid = s.next_pull_id++;
     Json body = {{"batch", n}, {"expires", kPullExpiresNs}};
     std::string b = body.dump();
@@ -294,8 +299,17 @@ void Leader::pull(Sender& s) {
   }
 }
 
+double Leader::msg_estimate(const Sender& s) {
+  return std::max(s.avg_msg_bytes, static_cast<double>(s.last_msg_bytes));
+}
+
 uint64_t Leader::inflight_bytes(const Sender& s) const {
-  return s.unacked_bytes + static_cast<uint64_t>(static_cast<double>(s.outstanding) * s.avg_msg_bytes);
+  // Outstanding pulls count for what they can still deliver: at most the
+  // messages the stream holds beyond what was sent (a pull waiting on an
+  // idle stream reserves nothing), at the recent message size.
+  const uint64_t available = last_seq_ > s.sent_seq ? last_seq_ - s.sent_seq : 0;
+  const double est = s.avg_msg_bytes > 0 ? msg_estimate(s) : 4096.0;
+  return s.unacked_bytes + static_cast<uint64_t>(static_cast<double>(std::min(s.outstanding, available)) * est);
 }
 
 void Leader::account(Sender& s) {
@@ -362,7 +376,10 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   if (pit != s->pulls.end()) {
     pit->second.delivered++;
     s->outstanding--;
-    if (pit->second.delivered >= pit->second.requested) s->pulls.erase(pit);
+    if (pit->second.delivered >= pit->second.requested) {
+      s->pull_cap = std::min<uint64_t>(kMaxPullBatch, std::max(s->pull_cap, 2 * pit->second.requested));
+      s->pulls.erase(pit);
+    }
   }
   last_seq_ = std::max(last_seq_, sseq + pending);
   if (sseq <= s->sent_seq) {  // already sent (consumer recreated)
@@ -394,7 +411,9 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   s->sent_seq = sseq;
   s->unacked.emplace_back(sseq, sz);
   s->unacked_bytes += sz;
-  s->avg_msg_bytes = 0.9 * s->avg_msg_bytes + 0.1 * static_cast<double>(sz);
+  s->last_msg_bytes = sz;
+  s->avg_msg_bytes = s->avg_msg_bytes > 0 ? 0.9 * s->avg_msg_bytes + 0.1 * static_cast<double>(sz)
+                                          : static_cast<double>(sz);
   s->batch_bytes += sz;
   s->batch.msgs.push_back(std::move(m));
   auto& v = views_[s->peer];
