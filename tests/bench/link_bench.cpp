@@ -297,9 +297,38 @@ RunResult run_once(StackKind kind, const Pki& pki, Batches& batches, size_t targ
   return r;
 }
 
+// CPU seconds (user+system) of a process, from /proc/PID/stat.
+double proc_cpu_s(pid_t pid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (f == nullptr) return 0;
+  char buf[2048];
+  size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');  // after "(comm)" come fields 3..
+  if (p == nullptr) return 0;
+  unsigned long long ut = 0, st = 0;
+  // fields 3..13 skipped, 14 utime, 15 stime
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return 0;
+  return static_cast<double>(ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double self_cpu_s() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+struct JsResult {
+  double mbps = 0, cpu_s_per_gb = 0;
+};
+
 // JetStream ingest: `bytes` of json_events published asynchronously into
-// stream EVENTS; returns payload MB/s from the first publish to the last ack.
-double jetstream_once(harness::JetStream& js, isthmus::bench::EventGenerator& gen, size_t bytes) {
+// stream EVENTS; payload MB/s from the first publish to the last ack, and
+// CPU seconds per GB of the nats-server process plus this process (the
+// publisher and its cnats threads; nothing else runs meanwhile).
+JsResult jetstream_once(harness::JetStream& js, pid_t server, isthmus::bench::EventGenerator& gen, size_t bytes) {
   std::vector<harness::OutMsg> msgs;
   size_t total = 0;
   while (total < bytes) {
@@ -309,12 +338,14 @@ double jetstream_once(harness::JetStream& js, isthmus::bench::EventGenerator& ge
     total += m.payload.size();
     msgs.push_back(std::move(m));
   }
+  const double c0 = proc_cpu_s(server) + self_cpu_s();
   auto t0 = Clock::now();
   auto acks = js.publish_bulk(msgs, 512, std::chrono::seconds(300));
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double cpu = proc_cpu_s(server) + self_cpu_s() - c0;
   for (const auto& a : acks)
     if (a.seq == 0 || a.duplicate) die("JetStream refused or duplicated a publish");
-  return static_cast<double>(total) / 1e6 / secs;
+  return JsResult{static_cast<double>(total) / 1e6 / secs, cpu / (static_cast<double>(total) / 1e9)};
 }
 
 // TLS+S2 wire bytes per payload byte with DATA batches of `batch` bytes
@@ -388,14 +419,16 @@ int main(int argc, char** argv) {
 
   const StackKind kinds[] = {StackKind::kTcp, StackKind::kTls, StackKind::kTlsS2};
   std::vector<RunResult> results[3];
-  std::vector<double> js_mbps, ratio;
+  std::vector<double> js_mbps, js_cpu, ratio;
   for (int rep = 0; rep < reps; ++rep) {
     for (int j = 0; j < 4; ++j) {
       const int k = (rep + j) % 4;  // rotate the order each round; 3 = JetStream
       if (k == 3) {
-        double v = jetstream_once(js, js_gen, js_mib << 20);
-        std::fprintf(stderr, "rep %d %-9s %8.1f MB/s\n", rep + 1, "jetstream", v);
-        js_mbps.push_back(v);
+        JsResult v = jetstream_once(js, nats.process().pid(), js_gen, js_mib << 20);
+        std::fprintf(stderr, "rep %d %-9s %8.1f MB/s %6.2f CPU s/GB\n", rep + 1, "jetstream", v.mbps,
+                     v.cpu_s_per_gb);
+        js_mbps.push_back(v.mbps);
+        js_cpu.push_back(v.cpu_s_per_gb);
         continue;
       }
       RunResult r = run_once(kinds[k], pki, batches, target);
@@ -428,14 +461,21 @@ int main(int argc, char** argv) {
   {
     auto [lo, hi] = std::minmax_element(js_mbps.begin(), js_mbps.end());
     auto [rlo, rhi] = std::minmax_element(ratio.begin(), ratio.end());
-    std::vector<double> wr;
-    for (const auto& r : results[2]) wr.push_back(r.wire_ratio);
+    std::vector<double> wr, lcpu;
+    for (const auto& r : results[2]) {
+      wr.push_back(r.wire_ratio);
+      lcpu.push_back(r.cpu_s_per_gb);
+    }
+    auto [clo, chi] = std::minmax_element(js_cpu.begin(), js_cpu.end());
     std::printf("\nJetStream ingest (nats-server, file storage, async publish of %zu MiB json_events, "
-                "512 in flight): %.1f (%.1f-%.1f) MB/s\n",
-                js_mib, median(js_mbps), *lo, *hi);
+                "512 in flight): %.1f (%.1f-%.1f) MB/s, %.2f (%.2f-%.2f) CPU s/GB (server + publisher)\n",
+                js_mib, median(js_mbps), *lo, *hi, median(js_cpu), *clo, *chi);
     std::printf("TLS+S2 link / JetStream ingest, per round: %.1fx (%.1f-%.1f) [target >= 5x]; "
                 "TLS+S2 wire/payload %.3f [target < 0.40]\n",
                 median(ratio), *rlo, *rhi, median(wr));
+    std::printf("CPU per GB, JetStream ingest / TLS+S2 link (both ends): %.1fx (the link's throughput "
+                "advantage at equal CPU, independent of machine load)\n",
+                median(js_cpu) / median(lcpu));
   }
   std::printf("\nTLS+S2 wire bytes per payload byte by DATA batch (= S2 chunk) size:\n\n");
   std::printf("| batch | wire/payload |\n|---:|---:|\n");
