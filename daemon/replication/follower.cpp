@@ -146,6 +146,8 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
     return Status::ok();
   }
   phase_ = Phase::kPreparing;
+  // Fresh from the leader: never trim by a first sequence of an earlier session.
+  leader_first_ = info.first_seq;
   uint64_t g = gen_;
   std::string stream = cfg_.name;
   std::string leader = cfg_.leader;

@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <nats/nats.h>
+#include <signal.h>
 
 #include <string>
 #include <thread>
@@ -115,6 +116,7 @@ struct AppConsumer {
 
   // Fetches n messages and acknowledges each; returns their sequences.
   std::vector<uint64_t> consume(size_t n) {
+    if (n == 0) return {};
     std::string req = "{\"batch\":" + std::to_string(n) + ",\"expires\":5000000000}";
     std::string subj = "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + name;
     natsConnection_PublishRequestString(js.connection(), subj.c_str(), inbox.c_str(), req.c_str());
@@ -368,4 +370,46 @@ TEST_CASE("interest retention: the replica keeps what nobody in its region consu
   StreamInfo fi = f.js().require_stream_info(kStream);
   CHECK(fi.messages == 0);
   CHECK(fi.last_seq == 350);
+
+  // kill -9 of the follower's daemon while deliveries are outstanding: the
+  // leader replaces its durable (new one first) and still keeps everything
+  // ams has not stored; nothing is lost, nothing duplicated.
+  // ams's daemon is frozen (SIGSTOP) while 3000 are published: the leader
+  // delivers them into its window but hears no ACK; then kill -9.
+  f.daemon.process().signal(SIGSTOP);
+  l.js().publish_bulk(messages("covenant.users.updated", 351, 3000), 1024);
+  std::string durable_before;
+  check_for(
+      kWait,
+      [&](std::string& st) {
+        json now = l.js().api("$JS.API.CONSUMER.NAMES." + kStream, json::object())["consumers"];
+        for (const auto& n : now)
+          if (n.get<std::string>().rfind("isthmus_ams_", 0) == 0) durable_before = n.get<std::string>();
+        json d = l.js().api("$JS.API.CONSUMER.INFO." + kStream + "." + durable_before, nullptr);
+        st = d.dump();
+        return d.value("num_ack_pending", 0) > 0;
+      },
+      "deliveries to ams outstanding at the leader");
+  f.daemon.kill9();
+  auto all = app.consume(3000);
+  REQUIRE(all.back() == 3350);
+  uint64_t stored = f.js().require_stream_info(kStream).last_seq;
+  std::this_thread::sleep_for(500ms);
+  StreamInfo kept = l.js().require_stream_info(kStream);
+  INFO("ams had stored up to " << stored << " when killed; leader first " << kept.first_seq);
+  CHECK(kept.first_seq <= stored + 1);  // nothing ams lacks was dropped
+  CHECK(kept.last_seq == 3350);
+  f.daemon.start();
+  check_for(
+      kWait, [&] { return l.js().require_stream_info(kStream).messages == 0; },
+      "leader drops 351..3350 once ams stored them");
+  match(l, f, kStream);
+  CHECK(f.js().require_stream_info(kStream).last_seq == 3350);
+  json after = l.js().api("$JS.API.CONSUMER.NAMES." + kStream, json::object())["consumers"];
+  INFO("consumers before " << durable_before << ", after " << after.dump());
+  std::vector<std::string> durables;
+  for (const auto& n : after)
+    if (n.get<std::string>().rfind("isthmus_ams_", 0) == 0) durables.push_back(n.get<std::string>());
+  REQUIRE(durables.size() == 1);
+  CHECK(durables[0] != durable_before);  // replaced, the old one deleted
 }
