@@ -207,10 +207,19 @@ TEST_CASE("history trimmed by max_msgs and with interior deletes reaches a new f
                 "its restart\n",
                 seconds_since(tr));
 
+    // Stopped again; the leader moves on and purges past everything the
+    // replica holds: the gap (971..999) is crossed with one positioning purge.
+    f.daemon.terminate();
+    l.js().publish_bulk(messages("covenant.projects.deleted", 971, 50));
+    l.js().purge(kStream, 1000);
+    f.daemon.start();
+    match(l, f, kStream);
+    CHECK(f.js().require_stream_info(kStream).first_seq == 1000);
+
     // And while the leader's daemon is down (reconciled when it is back).
     l.daemon.terminate();
-    l.js().delete_msg(kStream, 900);
-    l.js().purge(kStream, 640);
+    l.js().delete_msg(kStream, 1005);
+    l.js().purge(kStream, 1002);
     l.daemon.start();
     match(l, f, kStream);
 
@@ -218,9 +227,38 @@ TEST_CASE("history trimmed by max_msgs and with interior deletes reaches a new f
     l.js().purge(kStream);
     match(l, f, kStream);
     CHECK(f.js().require_stream_info(kStream).messages == 0);
-    l.js().publish_bulk(messages("covenant.projects.created", 971, 5));
+    l.js().publish_bulk(messages("covenant.projects.created", 1021, 5));
     match(l, f, kStream);
+    json lag = *f.daemon.lag_stream(kStream);
+    INFO(lag.dump());
+    CHECK(lag["followers"][0].value("trims", 0) > 0);
+    CHECK(lag["followers"][0].value("deletes_applied", 0) > 0);
+    CHECK(lag["followers"][0].value("apply_errors", 1) == 0);
   }
+}
+
+TEST_CASE("max_age at the leader: the replica (no max_age of its own) drops messages as the leader does",
+          "[history][max_age]") {
+  const std::string kStream = "COVENANT_PROJECTS";
+  TempDir tmp("isthmus-max-age");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  l.js().create_stream({{"name", kStream},
+                        {"subjects", {"covenant.projects.>"}},
+                        {"max_age", int64_t{3'000'000'000}},  // 3 s
+                        {"storage", "file"}});
+  mesh.start_daemons();
+  l.js().publish_bulk(messages("covenant.projects.created", 1, 100));
+  match(l, f, kStream);
+  check_neutral_limits(replica_config(f, kStream), "limits");
+  check_for(
+      20s, [&] { return l.js().require_stream_info(kStream).messages == 0; }, "leader expires everything");
+  match(l, f, kStream, 10s);
+  CHECK(f.js().require_stream_info(kStream).first_seq == 101);
+  l.js().publish_bulk(messages("covenant.projects.updated", 101, 10));
+  match(l, f, kStream);
 }
 
 TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica never refuses and matches; a "
