@@ -12,6 +12,7 @@
 #include <nats/nats.h>
 #include <signal.h>
 
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -347,11 +348,26 @@ TEST_CASE("interest retention: the replica keeps what nobody in its region consu
                         {"storage", "file"},
                         {"num_replicas", 1}});
   AppConsumer app(l.js(), kStream, "billing");
+  // The durable of a region that is no longer a peer (syd): it would pin
+  // the stream forever; the leader's daemon deletes it.
+  l.js().api("$JS.API.CONSUMER.DURABLE.CREATE." + kStream + ".isthmus_syd_1",
+             {{"stream_name", kStream},
+              {"config", {{"durable_name", "isthmus_syd_1"}, {"ack_policy", "all"}, {"deliver_policy", "all"}}}});
   l.js().publish_bulk(messages("covenant.users.signup", 1, 300));
   REQUIRE(l.js().require_stream_info(kStream).messages == 300);
 
   mesh.start_daemons();
   match(l, f, kStream);
+  check_for(
+      15s,
+      [&](std::string& st) {
+        json c = l.js().api("$JS.API.CONSUMER.NAMES." + kStream, json::object())["consumers"];
+        st = c.dump();
+        for (const auto& n : c)
+          if (n.get<std::string>() == "isthmus_syd_1") return false;
+        return true;
+      },
+      "stale durable isthmus_syd_1 deleted by iad's daemon");
   json rc = replica_config(f, kStream);
   check_neutral_limits(rc, "interest");
   // Nobody consumes in ams: the retention anchor keeps everything.
@@ -450,4 +466,31 @@ TEST_CASE("interest retention: the replica keeps what nobody in its region consu
     if (n.get<std::string>().rfind("isthmus_ams_", 0) == 0) durables.push_back(n.get<std::string>());
   REQUIRE(durables.size() == 1);
   CHECK(durables[0] != durable_before);  // replaced, the old one deleted
+}
+
+// Not a test of correctness: catch-up figures for a limits stream (ephemeral
+// ack-none reader) against an interest stream (durable, ack all per ACK
+// frame). Hidden; run with: history_test "[perf]"
+TEST_CASE("catch-up rate: ephemeral reader vs durable reader", "[.][perf]") {
+  for (const char* retention : {"limits", "interest", "limits", "interest"}) {
+    const std::string kStream = "COVENANT_USERS";
+    TempDir tmp("isthmus-perf");
+    Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
+    Region& l = mesh[kLeader];
+    Region& f = mesh[kFollower];
+    mesh.start_nats();
+    l.js().create_stream({{"name", kStream}, {"subjects", {"covenant.users.>"}}, {"retention", retention},
+                          {"storage", "file"}});
+    std::optional<AppConsumer> app;
+    if (std::string(retention) == "interest") app.emplace(l.js(), kStream, "billing");
+    const size_t n = 50'000;
+    for (size_t i = 0; i < n; i += 10'000) l.js().publish_bulk(messages("covenant.users.signup", i, 10'000), 1024);
+    auto t0 = Clock::now();
+    mesh.start_daemons();
+    check_for(
+        120s, [&] { auto fi = f.js().stream_info(kStream); return fi && fi->last_seq == n; }, "caught up");
+    double secs = seconds_since(t0);
+    std::printf("[figures] catch-up of %zu x ~100 B, %s retention: %.2f s = %.0f msgs/s\n", n, retention, secs,
+                static_cast<double>(n) / secs);
+  }
 }
