@@ -619,7 +619,7 @@ void Leader::reconcile() {
             // Only what the follower may hold: up to what was sent to it.
             auto end = std::upper_bound(deleted.begin(), deleted.end(), sp->sent_seq);
             size_t n = static_cast<size_t>(end - deleted.begin());
-            for (size_t i = 0; i < n || i == 0; i += link::kMaxDeletedPerFrame) {
+            for (size_t i = 0; i < n; i += link::kMaxDeletedPerFrame) {
               link::Deleted d;
               d.stream = cfg_.name;
               d.first_seq = first;
@@ -629,7 +629,6 @@ void Leader::reconcile() {
               std::vector<uint8_t> f;
               encode(d, f);
               ctx_.links->send(peer, std::move(f));
-              if (n == 0) break;
             }
           }
           ctx_.request_flush();
