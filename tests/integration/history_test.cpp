@@ -268,7 +268,8 @@ TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica nev
   const std::string kStream = "ALERTS_INCIDENTS";
   const std::string kOther = "COVENANT_COUNTRIES";
   TempDir tmp("isthmus-discard-new");
-  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}, {kOther, kLeader}});
+  const std::string kQueue = "COVENANT_JOBS";
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}, {kOther, kLeader}, {kQueue, kLeader}});
   Region& l = mesh[kLeader];
   Region& f = mesh[kFollower];
   mesh.start_nats();
@@ -287,6 +288,9 @@ TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica nev
   // A replica of another stream that conflicts (storage differs).
   l.js().create_stream({{"name", kOther}, {"subjects", {"covenant.countries.>"}}, {"storage", "file"}});
   f.js().create_stream({{"name", kOther}, {"subjects", {"covenant.countries.>"}}, {"storage", "memory"}});
+  // A work-queue stream is not replicated (a reader would take its messages).
+  l.js().create_stream({{"name", kQueue}, {"subjects", {"covenant.jobs.>"}}, {"retention", "workqueue"}});
+  l.js().publish_bulk(messages("covenant.jobs.new", 0, 10));
 
   l.js().publish_bulk(messages("alerts.incidents.opened", 0, 10'000), 1024);
   OutMsg extra = messages("alerts.incidents.opened", 10'000, 1)[0];
@@ -328,6 +332,17 @@ TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica nev
   CHECK(detail.find("memory") != std::string::npos);
   CHECK(detail.find("file") != std::string::npos);
   CHECK(f.js().require_stream_info(kOther).raw["config"].value("storage", "") == "memory");
+
+  check_for(
+      15s,
+      [&](std::string& st) {
+        auto q = f.daemon.lag_stream(kQueue);
+        st = q ? q->dump() : "(no entry)";
+        return q && q->value("state", "") == "error" && q->value("detail", "").find("work-queue") != std::string::npos;
+      },
+      kQueue + " refused (work-queue) at " + kFollower);
+  CHECK(l.js().require_stream_info(kQueue).messages == 10);  // nothing taken from the queue
+  CHECK_FALSE(f.js().stream_info(kQueue));                   // no replica created
 }
 
 TEST_CASE("interest retention: the replica keeps what nobody in its region consumes, follows the leader's "
