@@ -10,6 +10,9 @@
 //                   [--timeout SECONDS] [--interval-ms MS]
 //   isthmus-loadgen info --url URL --stream NAME
 //   isthmus-loadgen ping --url URL          (JetStream answers?)
+//   isthmus-loadgen api --url URL --subject '$JS.API....' [--json BODY]
+//                   (any JetStream API request; prints the reply, fails on
+//                   an "error" in it)
 //
 // One concept per file: payloads (payload.h: the country demo event, and the
 // stamped `bytes` and `json_events` payloads of the replication benchmark),
@@ -36,7 +39,7 @@
 namespace {
 
 struct Args {
-  std::string cmd, url = "nats://127.0.0.1:4222", json, stream, payload = "country";
+  std::string cmd, url = "nats://127.0.0.1:4222", json, stream, subject, payload = "country";
   loadgen::PublishOptions pub{.subjects = {"covenant.countries.created", "covenant.countries.updated",
                                            "covenant.countries.deleted"}};
   long size = 0, interval_ms = 10;
@@ -81,7 +84,7 @@ std::string stream_name_of(const std::string& json) {
 int main(int argc, char** argv) {
   Args a;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: isthmus-loadgen create-stream|publish|lag|wait-count|info|ping [options]\n");
+    std::fprintf(stderr, "usage: isthmus-loadgen create-stream|publish|lag|wait-count|info|ping|api [options]\n");
     return 2;
   }
   a.cmd = argv[1];
@@ -90,6 +93,7 @@ int main(int argc, char** argv) {
     if (k == "--url") a.url = v;
     else if (k == "--json") a.json = v;
     else if (k == "--stream") a.stream = v;
+    else if (k == "--subject") a.subject = v;
     else if (k == "--subjects") a.pub.subjects = split(v);
     else if (k == "--count") a.pub.count = std::atol(v.c_str());
     else if (k == "--rate") a.pub.rate = std::atol(v.c_str());
@@ -133,6 +137,8 @@ int main(int argc, char** argv) {
     rc = loadgen::watch_catchup(nc, a.stream, static_cast<uint64_t>(a.pub.count), a.timeout_s, a.interval_ms);
   } else if (a.cmd == "ping") {
     rc = request(nc, "$JS.API.INFO", "");
+  } else if (a.cmd == "api" && a.subject.rfind("$JS.API.", 0) == 0) {
+    rc = request(nc, a.subject, a.json);
   } else if (a.cmd == "info") {
     rc = request(nc, "$JS.API.STREAM.INFO." + a.stream, "");
   } else {
