@@ -291,8 +291,13 @@ class Bench:
         watch = subprocess.Popen([self.loadgen, "wait-count", "--url", follower_url, "--stream", follower_stream,
                                   "--count", str(self.a.catchup), "--timeout", "120", "--interval-ms", "5"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        start_fn()
-        out, err = watch.communicate(timeout=150)
+        try:
+            start_fn()
+            out, err = watch.communicate(timeout=150)
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+                watch.wait()
         w = json.loads(out.strip().splitlines()[-1])
         if not w["ok"]:
             raise RuntimeError(f"catch-up did not finish: {w} {err}")
