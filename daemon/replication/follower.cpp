@@ -533,8 +533,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t) {
   state_seen_ = false;
   detail_.clear();
   if (rebuild_ == Rebuild::kSyncing && !progress_.active()) {
-    progress_.start("rebuild", leader_first_seq_ > 0 ? leader_first_seq_ - 1 : 0, loop::wall_ns());
-    progress_.sample(applied_, loop::mono_ns());
+    progress_.start("rebuild", leader_first_seq_ > 0 ? leader_first_seq_ - 1 : 0, applied_, loop::mono_ns());
   }
   sub_id_ = gen_;
   link::Subscribe s;
@@ -891,7 +890,7 @@ nlohmann::json Follower::lag_json() const {
     if (!foreign_error_.empty()) f["foreign_error"] = foreign_error_;
   }
   if (rebuild_ == Rebuild::kSyncing && progress_.active()) {
-    f["sync"] = progress_.json(applied_, leader_last, loop::wall_ns());
+    f["sync"] = progress_.json(applied_, leader_last, loop::mono_ns());
   }
   Json s;
   s["stream"] = cfg_.name;

@@ -15,35 +15,37 @@ class SyncProgress {
  public:
   static constexpr int64_t kWindowNs = 10'000'000'000;  // rate over the last 10 s
 
-  // `base` is the sequence below the first one to sync (leader first_seq - 1).
-  void start(std::string kind, uint64_t base, int64_t now_ns) {
+  // `base` is the sequence below the first one to sync (leader first_seq - 1);
+  // `applied` the highest sequence already there. Times are monotonic ns.
+  void start(std::string kind, uint64_t base, uint64_t applied, int64_t now_mono_ns) {
     kind_ = std::move(kind);
     base_ = base;
-    started_ns_ = now_ns;
+    started_ns_ = now_mono_ns;
     samples_.clear();
+    samples_.emplace_back(now_mono_ns, applied);
     active_ = true;
   }
   void stop() { active_ = false; }
   bool active() const { return active_; }
   // About once a second, with the highest sequence applied so far.
-  void sample(uint64_t applied, int64_t now_ns) {
+  void sample(uint64_t applied, int64_t now_mono_ns) {
     if (!active_) return;
-    samples_.emplace_back(now_ns, applied);
-    while (samples_.size() > 2 && now_ns - samples_.front().first > kWindowNs) samples_.pop_front();
+    samples_.emplace_back(now_mono_ns, applied);
+    while (samples_.size() > 2 && now_mono_ns - samples_.front().first > kWindowNs) samples_.pop_front();
   }
-  // Messages per second over the window; 0 until two samples exist.
-  double rate() const {
-    if (samples_.size() < 2) return 0;
+  // Messages per second from the oldest sample in the window (at most
+  // kWindowNs old, or the start) to (now_mono_ns, applied); 0 when unknown.
+  double rate(uint64_t applied, int64_t now_mono_ns) const {
+    if (samples_.empty()) return 0;
     auto [t0, a0] = samples_.front();
-    auto [t1, a1] = samples_.back();
-    if (t1 <= t0 || a1 < a0) return 0;
-    return static_cast<double>(a1 - a0) * 1e9 / static_cast<double>(t1 - t0);
+    if (now_mono_ns <= t0 || applied < a0) return 0;
+    return static_cast<double>(applied - a0) * 1e9 / static_cast<double>(now_mono_ns - t0);
   }
   // {"kind","done","to_go","rate_msgs_per_s","eta_s"(null when unknown),"elapsed_s"}
-  nlohmann::json json(uint64_t applied, uint64_t leader_last, int64_t now_ns) const {
+  nlohmann::json json(uint64_t applied, uint64_t leader_last, int64_t now_mono_ns) const {
     uint64_t done = applied > base_ ? applied - base_ : 0;
     uint64_t to_go = leader_last > applied ? leader_last - applied : 0;
-    double r = rate();
+    double r = rate(applied, now_mono_ns);
     nlohmann::json j;
     j["kind"] = kind_;
     j["done"] = done;
@@ -56,7 +58,7 @@ class SyncProgress {
     } else {
       j["eta_s"] = nullptr;
     }
-    j["elapsed_s"] = static_cast<double>(now_ns - started_ns_) / 1e9;
+    j["elapsed_s"] = static_cast<double>(now_mono_ns - started_ns_) / 1e9;
     return j;
   }
 
