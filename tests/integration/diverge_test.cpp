@@ -179,6 +179,8 @@ void verify_identical(Mesh& mesh, const std::string& stream, std::chrono::millis
   REQUIRE(d.compared == lm.size());
 }
 
+std::string side_stream_for_alerts() { return "ISTHMUS_FOREIGN_" + kAlerts; }
+
 bool file_contains(const std::string& path, const std::string& needle) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -388,4 +390,30 @@ TEST_CASE("divergence: foreign writes kept aside, rebuild from loopback only, su
   // The replica no longer carries a mark in its description.
   auto fi = f.js().require_stream_info(kCountries);
   CHECK(fi.raw["config"].value("description", "").find("isthmus:") == std::string::npos);
+
+  // isthmusctl: refused from a non-loopback address (exit 5); a healthy
+  // replica rebuilt on the operator's word, watched until done.
+  const std::string ctl = env_or("ISTHMUS_BUILD_DIR", "") + "/ctl/isthmusctl";
+  const std::string port = std::to_string(f.daemon.http_port());
+  RunResult refused = run_capture({ctl, "--url", "http://" + remote + ":" + port, "rebuild", kAlerts}, 30s);
+  INFO("isthmusctl from " << remote << ": " << refused.status.to_string() << "\n" << refused.out << refused.err);
+  CHECK(refused.status.exited);
+  CHECK(refused.status.code == 5);
+  CHECK_THAT(refused.err, Catch::Contains("403"));
+  l.js().publish_bulk([] {
+    std::vector<OutMsg> a;
+    for (size_t i = 0; i < 5000; ++i) a.push_back(alert(200'000 + i));
+    return a;
+  }(), 512);
+  auto t_ctl = Clock::now();
+  RunResult watched = run_capture(
+      {ctl, "--url", "http://127.0.0.1:" + port, "rebuild", kAlerts, "--watch", "--interval", "200ms"}, 90s);
+  INFO("isthmusctl rebuild --watch: " << watched.status.to_string() << "\n" << watched.out << watched.err);
+  CHECK(watched.status.exited);
+  CHECK(watched.status.code == 0);
+  CHECK_THAT(watched.out, Catch::Contains("accepted") && Catch::Contains("rebuild done"));
+  std::printf("[figures] isthmusctl rebuild --watch of a healthy %s replica: %.2f s\n", kAlerts.c_str(),
+              seconds_since(t_ctl));
+  verify_identical(mesh, kAlerts, 60s);
+  CHECK(f.js().stream_info(side_stream_for_alerts()) == std::nullopt);  // nothing foreign: no side stream
 }
