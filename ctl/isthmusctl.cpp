@@ -207,13 +207,12 @@ int watch(const Options& o, const Command& cmd) {
   return kOk;
 }
 
-int unreachable(const Options& o, const isthmus::Status& st) {
+int unreachable(const isthmus::Status& st) {
   std::fprintf(stderr, "isthmusctl: %s\n", st.message().c_str());
   if (st.code() == Code::kInvalid) return kUnexpected;
   if (st.code() != Code::kTimeout && st.code() != Code::kUnavailable) {
     std::fprintf(stderr, "isthmusctl: check that isthmusd is running and that --url matches its http.listen\n");
   }
-  (void)o;
   return kUnreachable;
 }
 
@@ -223,7 +222,7 @@ int unreachable(const Options& o, const isthmus::Status& st) {
 int rebuild(const Options& o) {
   const std::string path = "/v1/streams/" + o.stream + "/rebuild";
   auto r = isthmus::ctl::http_request(o.url, "POST", path, "", std::chrono::milliseconds(o.timeout_ms));
-  if (!r) return unreachable(o, r.status());
+  if (!r) return unreachable(r.status());
   Json doc = Json::parse(r->body, nullptr, false);
   if (r->status != 202) {
     std::string why = !doc.is_discarded() && doc.is_object() && doc.contains("error") && doc["error"].is_string()
