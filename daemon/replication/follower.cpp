@@ -365,9 +365,10 @@ void Follower::check_synced() {
         }
         rebuild_ = Rebuild::kNone;
         double secs = static_cast<double>(loop::mono_ns() - rebuild_started_mono_ns_) / 1e9;
+        rebuild_started_mono_ns_ = 0;
         progress_.stop();
-        spdlog::info("stream {}: rebuild done: the replica matches {} up to sequence {} ({:.1f} s)", cfg_.name,
-                     cfg_.leader, applied_, rebuild_started_mono_ns_ > 0 ? secs : 0.0);
+        spdlog::info("stream {}: rebuild done: the replica matches {} up to sequence {} ({:.1f} s in this run)",
+                     cfg_.name, cfg_.leader, applied_, secs);
       });
 }
 
@@ -478,6 +479,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         if (r.rebuilt && r.st) {
           rebuild_ = Rebuild::kSyncing;
           rebuild_known_from_ = 0;
+          if (rebuild_started_mono_ns_ == 0) rebuild_started_mono_ns_ = loop::mono_ns();  // redone after a restart
           foreign_found_ = r.found;
           foreign_kept_ = r.kept;
           spdlog::info("stream {}: rebuild: {} foreign message(s) found, {} kept aside in {}; the replica is "
@@ -500,7 +502,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         }
         if (r.syncing && rebuild_ == Rebuild::kNone) {
           rebuild_ = Rebuild::kSyncing;
-          rebuild_started_mono_ns_ = 0;  // started before this daemon did
+          rebuild_started_mono_ns_ = loop::mono_ns();  // (started before this daemon did)
           spdlog::info("stream {}: a rebuild's sync was under way; finishing it", cfg_.name);
         }
         prepared(r.last_seq, r.messages, r.first_seq);
