@@ -342,8 +342,11 @@ Status Follower::request_rebuild() {
 }
 
 void Follower::check_synced() {
+  // Caught up: the replica holds the leader's last sequence as of the
+  // latest STATE frame (at most about a second old). Not "nothing queued":
+  // under steady traffic there always is.
   if (rebuild_ != Rebuild::kSyncing || phase_ != Phase::kReplicating || marker_clearing_ || !state_seen_ ||
-      !queue_.empty() || !inflight_.empty() || purge_pending_ || applied_ < leader_last_seq_) {
+      purge_pending_ || applied_ < state_last_seq_) {
     return;
   }
   marker_clearing_ = true;
@@ -572,7 +575,10 @@ Status Follower::on_data(link::Data&& d) {
 }
 
 void Follower::on_state(const link::State& st) {
-  if (phase_ == Phase::kReplicating) state_seen_ = true;
+  if (phase_ == Phase::kReplicating) {
+    state_seen_ = true;
+    state_last_seq_ = st.last_seq;
+  }
   leader_first_seq_ = st.first_seq;
   leader_last_seq_ = st.last_seq;
   leader_last_time_ns_ = st.last_time_ns;

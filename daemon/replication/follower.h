@@ -140,6 +140,7 @@ class Follower {
   std::string storage_ = "file";     // the replica's storage (for the side stream)
   bool marker_clearing_ = false;
   bool state_seen_ = false;          // a STATE frame arrived since subscribing
+  uint64_t state_last_seq_ = 0;      // the leader's last sequence in that frame
   uint64_t leader_first_seq_ = 0;
   SyncProgress progress_;
   int64_t rebuild_started_mono_ns_ = 0;

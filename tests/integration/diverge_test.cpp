@@ -366,6 +366,17 @@ TEST_CASE("divergence: foreign writes kept aside, rebuild from loopback only, su
   uint64_t at_kill = f.js().require_stream_info(kCountries).last_seq;
   f.daemon.start();
 
+  // The rebuild ends while the leader keeps publishing.
+  check_for(
+      90s,
+      [&](std::string& state) {
+        f.daemon.ensure_running("finishing the rebuild");
+        trickle.check();
+        auto s = f.daemon.lag_stream(kCountries);
+        state = s ? s->dump() : "no stream";
+        return s && s->value("state", "") == "replicating";
+      },
+      "ams " + kCountries + " replicating again (rebuild done) under continuous publishing");
   trickle.stop();
   trickle.check();
   verify_identical(mesh, kCountries, 120s);
