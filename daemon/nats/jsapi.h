@@ -25,14 +25,17 @@ Result<Json> api_request(natsConnection* nc, const std::string& subject, const s
                          int64_t timeout_ms);
 
 Result<Json> stream_info(natsConnection* nc, const std::string& stream, int64_t timeout_ms);
+// With deleted_details the state carries "deleted": the sequences missing
+// between first_seq and last_seq.
+Result<Json> stream_info(natsConnection* nc, const std::string& stream, bool deleted_details,
+                         int64_t timeout_ms);
 Result<Json> stream_create(natsConnection* nc, const Json& config, int64_t timeout_ms);
+Result<Json> stream_update(natsConnection* nc, const Json& config, int64_t timeout_ms);
 // Purge everything below `seq` (on an empty stream: the next message gets seq).
 Result<Json> stream_purge_to(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms);
 Result<Json> msg_delete(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms);
 // The stored message at seq: {"subject","seq","hdrs"(base64),"data"(base64),"time"}.
 Result<Json> msg_get(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms);
-// Replaces the stream's configuration (STREAM.UPDATE with the whole config).
-Result<Json> stream_update(natsConnection* nc, const Json& config, int64_t timeout_ms);
 Status stream_delete(natsConnection* nc, const std::string& stream, int64_t timeout_ms);
 // The last stored message on `subject` (same shape as msg_get); kNotFound if none.
 Result<Json> msg_get_last_by_subject(natsConnection* nc, const std::string& stream, const std::string& subject,
@@ -46,6 +49,14 @@ Result<Json> publish_sync(natsConnection* nc, const std::string& subject,
 // Creates an ephemeral consumer; returns the consumer info (its "name").
 Result<Json> consumer_create(natsConnection* nc, const std::string& stream, const Json& config,
                              int64_t timeout_ms);
+// Creates (or finds, if identical) the durable consumer config["durable_name"].
+Result<Json> durable_create(natsConnection* nc, const std::string& stream, const Json& config,
+                            int64_t timeout_ms);
+Result<Json> consumer_info(natsConnection* nc, const std::string& stream, const std::string& name,
+                           int64_t timeout_ms);
+// Names of every consumer of the stream (all pages).
+Result<std::vector<std::string>> consumer_names(natsConnection* nc, const std::string& stream,
+                                                int64_t timeout_ms);
 Status consumer_delete(natsConnection* nc, const std::string& stream, const std::string& name,
                        int64_t timeout_ms);
 
