@@ -412,6 +412,8 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
   }
   bool rebuild = rebuild_ == Rebuild::kRequested;
   phase_ = rebuild ? Phase::kRebuilding : Phase::kPreparing;
+  // Fresh from the leader: never trim by a first sequence of an earlier session.
+  leader_first_ = info.first_seq;
   uint64_t g = gen_;
   std::string stream = cfg_.name;
   std::string leader = cfg_.leader;
@@ -544,9 +546,15 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           phase_ = Phase::kError;
           detail_ = r.st.message();
           phase_since_mono_ns_ = loop::mono_ns();
-          spdlog::warn("stream {}: cannot prepare replica: {}", cfg_.name, detail_);
+          // Retried every 2 s: log a persistent cause (e.g. a conflicting
+          // replica) once, not on every retry.
+          if (detail_ != last_prepare_error_) {
+            spdlog::warn("stream {}: cannot prepare replica: {}", cfg_.name, detail_);
+            last_prepare_error_ = detail_;
+          }
           return;
         }
+        last_prepare_error_.clear();
         if (r.syncing && rebuild_ == Rebuild::kNone) {
           rebuild_ = Rebuild::kSyncing;
           rebuild_started_mono_ns_ = loop::mono_ns();  // (started before this daemon did)
