@@ -207,6 +207,11 @@ Result<ParseState> parse_response(std::string_view data, bool eof, HttpResponse&
 }
 
 Result<HttpResponse> http_get(const Url& url, std::string_view path, std::chrono::milliseconds timeout) {
+  return http_request(url, "GET", path, "", timeout);
+}
+
+Result<HttpResponse> http_request(const Url& url, std::string_view method, std::string_view path,
+                                  std::string_view body, std::chrono::milliseconds timeout) {
   const std::string where = url.to_string();
   auto fail = [&](const Status& st, const std::string& what) {
     if (st.code() == Code::kTimeout) {
@@ -235,9 +240,13 @@ Result<HttpResponse> http_get(const Url& url, std::string_view path, std::chrono
   if (raw < 0) return fail(last, "connect");
   Fd fd(raw);
 
-  std::string req = "GET " + url.target(path) + " HTTP/1.1\r\nHost: " + url.authority() +
-                    "\r\nUser-Agent: isthmusctl/" ISTHMUS_VERSION "\r\nAccept: application/json\r\n"
-                    "Connection: close\r\n\r\n";
+  std::string req = std::string(method) + " " + url.target(path) + " HTTP/1.1\r\nHost: " + url.authority() +
+                    "\r\nUser-Agent: isthmusctl/" ISTHMUS_VERSION "\r\nAccept: application/json\r\n";
+  if (method != "GET" && method != "HEAD") {
+    req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  req += "Connection: close\r\n\r\n";
+  req += body;
   size_t sent = 0;
   while (sent < req.size()) {
     ssize_t n = ::send(fd.get(), req.data() + sent, req.size() - sent, MSG_NOSIGNAL);

@@ -1,4 +1,4 @@
-// A small blocking HTTP/1.1 client: one GET per connection
+// A small blocking HTTP/1.1 client: one request per connection
 // (Connection: close), with one deadline for connect, send and receive.
 // Enough for isthmusctl talking to the daemon's API; not a general client
 // (no TLS, no redirects, no keep-alive).
@@ -39,5 +39,8 @@ Result<ParseState> parse_response(std::string_view data, bool eof, HttpResponse&
 // kUnavailable when a signal interrupted the wait (the caller decides what
 // that means). Messages name the URL.
 Result<HttpResponse> http_get(const Url& url, std::string_view path, std::chrono::milliseconds timeout);
+// Any method, with a JSON body (sent with Content-Length unless GET/HEAD).
+Result<HttpResponse> http_request(const Url& url, std::string_view method, std::string_view path,
+                                  std::string_view body, std::chrono::milliseconds timeout);
 
 }  // namespace isthmus::ctl

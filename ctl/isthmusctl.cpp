@@ -1,7 +1,9 @@
 // isthmusctl: the operator's view of one isthmusd over its HTTP API.
 //   isthmusctl [--url URL] [--json] [--timeout D] health|lag|links [--watch [--interval D]]
-// Exit codes: 0 ok, 1 unhealthy (health), 2 usage, 3 cannot reach the
-// daemon, 4 the daemon answered something unexpected.
+//   isthmusctl [--url URL] [--json] rebuild STREAM [--watch [--interval D]]
+// Exit codes: 0 ok, 1 unhealthy (health) or a rebuild that stopped
+// (diverged/error), 2 usage, 3 cannot reach the daemon, 4 the daemon
+// answered something unexpected, 5 the daemon refused the request.
 #include <poll.h>
 #include <unistd.h>
 
@@ -26,7 +28,7 @@ using isthmus::ctl::HttpResponse;
 using isthmus::ctl::Url;
 using Json = nlohmann::json;
 
-enum Exit : int { kOk = 0, kUnhealthy = 1, kUsage = 2, kUnreachable = 3, kUnexpected = 4 };
+enum Exit : int { kOk = 0, kUnhealthy = 1, kUsage = 2, kUnreachable = 3, kUnexpected = 4, kRefused = 5 };
 
 constexpr const char* kDefaultUrl = "http://127.0.0.1:7480";
 
@@ -38,6 +40,10 @@ void usage(FILE* out) {
                "  health   the daemon's health: NATS, links, problems (GET /healthz)\n"
                "  lag      replication position and lag per stream and follower (GET /v1/lag)\n"
                "  links    links to the other regions (GET /v1/links)\n"
+               "  rebuild STREAM\n"
+               "           rebuild this region's replica of STREAM from its leader\n"
+               "           (POST /v1/streams/STREAM/rebuild; the daemon accepts it from loopback only);\n"
+               "           with --watch, show its progress until it is done\n"
                "\n"
                "options:\n"
                "  --url URL       the daemon's HTTP API (default %s)\n"
@@ -48,8 +54,9 @@ void usage(FILE* out) {
                "  --version       print the version\n"
                "Durations: 500ms, 1s, 1.5s, 2m, or a bare number of seconds.\n"
                "\n"
-               "exit status: 0 ok, 1 unhealthy (health), 2 usage error, 3 cannot reach the daemon,\n"
-               "             4 unexpected answer from the daemon\n",
+               "exit status: 0 ok, 1 unhealthy (health) or the rebuild stopped, 2 usage error,\n"
+               "             3 cannot reach the daemon, 4 unexpected answer from the daemon,\n"
+               "             5 request refused by the daemon (rebuild)\n",
                kDefaultUrl);
 }
 
@@ -65,6 +72,7 @@ struct Options {
   bool json = false;
   bool watch = false;
   std::string command;
+  std::string stream;  // rebuild
   int64_t interval_ms = 1000;
   bool interval_given = false;
   int64_t timeout_ms = 5000;
@@ -199,6 +207,78 @@ int watch(const Options& o, const Command& cmd) {
   return kOk;
 }
 
+int unreachable(const isthmus::Status& st) {
+  std::fprintf(stderr, "isthmusctl: %s\n", st.message().c_str());
+  if (st.code() == Code::kInvalid) return kUnexpected;
+  if (st.code() != Code::kTimeout && st.code() != Code::kUnavailable) {
+    std::fprintf(stderr, "isthmusctl: check that isthmusd is running and that --url matches its http.listen\n");
+  }
+  return kUnreachable;
+}
+
+// rebuild STREAM: POST, then with --watch one progress line per interval
+// until the stream replicates again (0), stops (1) or Ctrl-C (0; the rebuild
+// goes on in the daemon).
+int rebuild(const Options& o) {
+  const std::string path = "/v1/streams/" + o.stream + "/rebuild";
+  auto r = isthmus::ctl::http_request(o.url, "POST", path, "", std::chrono::milliseconds(o.timeout_ms));
+  if (!r) return unreachable(r.status());
+  Json doc = Json::parse(r->body, nullptr, false);
+  if (r->status != 202) {
+    std::string why = !doc.is_discarded() && doc.is_object() && doc.contains("error") && doc["error"].is_string()
+                          ? doc["error"].get<std::string>()
+                          : r->body.substr(0, 200);
+    std::fprintf(stderr, "isthmusctl: rebuild of %s refused: HTTP %d: %s\n", o.stream.c_str(), r->status,
+                 why.c_str());
+    if (r->status == 403) {
+      std::fprintf(stderr, "isthmusctl: run isthmusctl on the daemon's host, with --url pointing at 127.0.0.1\n");
+    }
+    return r->status == 403 || r->status == 404 || r->status == 409 ? kRefused : kUnexpected;
+  }
+  if (o.json) {
+    std::printf("%s\n", r->body.c_str());
+  } else {
+    std::printf("rebuild of %s accepted: foreign messages go aside, then the replica is synced again from %s\n",
+                o.stream.c_str(), doc.is_object() ? doc.value("leader", std::string("its leader")).c_str() : "?");
+  }
+  std::fflush(stdout);
+  if (!o.watch) return kOk;
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  // Give the daemon a moment to leave "replicating" for "rebuilding".
+  sleep_ms(std::min<int64_t>(o.interval_ms, 500));
+  while (g_stop == 0) {
+    auto lag = isthmus::ctl::http_get(o.url, "/v1/lag", std::chrono::milliseconds(o.timeout_ms));
+    if (!lag) {
+      std::fprintf(stderr, "isthmusctl: %s (retrying)\n", lag.status().message().c_str());
+    } else {
+      Json j = Json::parse(lag->body, nullptr, false);
+      bool finished = false, failed = false;
+      std::string line;
+      try {
+        line = isthmus::ctl::render_rebuild(j, o.stream, finished, failed);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "isthmusctl: unexpected answer from %s/v1/lag: %s\n", o.url.to_string().c_str(),
+                     e.what());
+        return kUnexpected;
+      }
+      if (o.json) {
+        std::printf("%s\n", lag->body.c_str());
+      } else {
+        std::printf("%s  %s", local_time().c_str(), line.c_str());
+      }
+      std::fflush(stdout);
+      if (finished) return kOk;
+      if (failed) return kUnhealthy;
+    }
+    sleep_ms(o.interval_ms);
+  }
+  return kOk;
+}
+
 // Parses "--opt VALUE" and "--opt=VALUE". Returns false if `a` is not `name`.
 bool take_value(const std::string& a, const char* name, int argc, char** argv, int& i, std::string& value,
                 std::string& missing) {
@@ -255,6 +335,8 @@ int main(int argc, char** argv) {
       return usage_error("unknown option '" + a + "'");
     } else if (o.command.empty()) {
       o.command = a;
+    } else if (o.command == "rebuild" && o.stream.empty()) {
+      o.stream = a;
     } else {
       return usage_error("unexpected argument '" + a + "'");
     }
@@ -267,11 +349,20 @@ int main(int argc, char** argv) {
   for (const auto& c : kCommands) {
     if (o.command == c.name) cmd = &c;
   }
-  if (cmd == nullptr) return usage_error("unknown command '" + o.command + "' (health, lag, links)");
+  if (cmd == nullptr && o.command != "rebuild") {
+    return usage_error("unknown command '" + o.command + "' (health, lag, links, rebuild)");
+  }
   if (o.interval_given && !o.watch) return usage_error("--interval needs --watch");
   auto url = isthmus::ctl::parse_url(o.url_text);
   if (!url) return usage_error(url.status().message());
   o.url = *url;
+  if (o.command == "rebuild") {
+    if (o.stream.empty()) return usage_error("rebuild needs a stream name");
+    if (o.stream.find_first_of("/?#%. \t*>") != std::string::npos) {
+      return usage_error("'" + o.stream + "' is not a stream name");
+    }
+    return rebuild(o);
+  }
 
   if (o.watch) return watch(o, *cmd);
   std::string out, err;

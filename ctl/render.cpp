@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
 
 namespace isthmus::ctl {
 
@@ -212,6 +213,38 @@ std::string render_links(const Json& links, int64_t now_ns) {
     for (const auto& n : notes) out += n + "\n";
   }
   return out;
+}
+
+std::string render_rebuild(const Json& lag, const std::string& stream, bool& finished, bool& failed) {
+  finished = false;
+  failed = false;
+  for (const Json& s : array_field(lag, "streams")) {
+    if (cell(s, "stream") != stream) continue;
+    std::string state = cell(s, "state");
+    std::string line = stream + " " + state;
+    if (state == "replicating") {
+      finished = true;
+      return line + ": rebuild done\n";
+    }
+    if (state == "diverged" || state == "error") {
+      failed = true;
+      return line + ": " + cell(s, "detail") + "\n";
+    }
+    const Json* sync = nullptr;
+    for (const Json& f : array_field(s, "followers")) {
+      if (f.is_object() && f.contains("sync") && f["sync"].is_object()) sync = &f["sync"];
+    }
+    if (sync == nullptr) return line + (s.contains("detail") ? ": " + cell(s, "detail") : std::string()) + "\n";
+    line += ": " + cell(*sync, "done") + " done, " + cell(*sync, "to_go") + " to go";
+    double rate = sync->value("rate_msgs_per_s", 0.0);
+    if (rate > 0) line += ", " + sprintf_str("%.0f", rate) + " msg/s";
+    auto eta = sync->find("eta_s");
+    if (eta != sync->end() && eta->is_number()) {
+      line += ", about " + format_age(static_cast<int64_t>(eta->get<double>() * 1e9)) + " left";
+    }
+    return line + "\n";
+  }
+  throw std::runtime_error("stream " + stream + " is not in the daemon's lag report");
 }
 
 std::string render_health(const Json& health) {

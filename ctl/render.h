@@ -53,6 +53,12 @@ std::string render_lag(const nlohmann::json& lag);
 // GET /v1/links: one row per peer; `now_ns` (wall clock) turns since_ns
 // into an age.
 std::string render_links(const nlohmann::json& links, int64_t now_ns);
+// One line on a stream's rebuild from GET /v1/lag: state, done, to go,
+// rate, estimated time ("COVENANT_COUNTRIES rebuilding: 20,297 done, 40,211
+// to go, 15,640 msg/s, about 3s left"). `finished` is set when the stream is
+// replicating again (the rebuild is over), `failed` when it is diverged or
+// in error; a stream missing from the report throws std::runtime_error.
+std::string render_rebuild(const nlohmann::json& lag, const std::string& stream, bool& finished, bool& failed);
 // GET /healthz: status, region, version, uptime, NATS, links, reasons.
 std::string render_health(const nlohmann::json& health);
 

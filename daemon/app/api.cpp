@@ -88,6 +88,45 @@ Json links_report(const ApiSources& src) {
   return Json{{"region", src.cfg->region.name}, {"links", arr}, {"refused", refused}};
 }
 
+void register_rebuild(http::Router& router, const config::Config* cfg, RebuildStarter start) {
+  router.add_prefix("POST", "/v1/streams/", [cfg, start](const http::Request& req) {
+    auto error = [](int status, const std::string& msg) {
+      return http::Response::json(status, Json{{"error", msg}}.dump());
+    };
+    if (!req.peer.is_loopback()) {
+      return error(403, "rebuild is accepted from a loopback address only (request from " +
+                            (req.peer.ip.empty() ? std::string("an unknown address") : req.peer.ip) + ")");
+    }
+    constexpr std::string_view kPrefix = "/v1/streams/";
+    constexpr std::string_view kSuffix = "/rebuild";
+    std::string_view path = req.path;
+    if (path.size() <= kPrefix.size() + kSuffix.size() || path.substr(path.size() - kSuffix.size()) != kSuffix) {
+      return error(404, "not found");
+    }
+    std::string name =
+        http::percent_decode(path.substr(kPrefix.size(), path.size() - kPrefix.size() - kSuffix.size()), false);
+    if (name.find('/') != std::string::npos) return error(404, "not found");
+    const config::Stream* stream = nullptr;
+    for (const auto& s : cfg->streams) {
+      if (s.name == name) stream = &s;
+    }
+    if (stream == nullptr) return error(404, "no replicated stream " + name);
+    if (stream->leader == cfg->region.name) {
+      return error(409, "region " + cfg->region.name + " leads stream " + name + ": only a replica can be rebuilt");
+    }
+    Status st = start(name);
+    if (!st) {
+      int code = st.code() == Code::kNotFound ? 404 : st.code() == Code::kConflict ? 409 : 503;
+      return error(code, st.message());
+    }
+    Json ok = {{"stream", name},
+               {"state", "rebuilding"},
+               {"leader", stream->leader},
+               {"progress", "GET /v1/lag"}};
+    return http::Response::json(202, ok.dump());
+  });
+}
+
 void register_api(http::Router& router, const ApiSources& src) {
   // Copies of the pointers: src itself may be a temporary.
   ApiSources s = src;
@@ -112,6 +151,7 @@ void register_api(http::Router& router, const ApiSources& src) {
   router.add("GET", "/v1/links", [s](const http::Request&) {
     return http::Response::json(200, links_report(s).dump());
   });
+  register_rebuild(router, s.cfg, [s](const std::string& stream) { return s.replicator->request_rebuild(stream); });
 }
 
 }  // namespace isthmus::app

@@ -2,7 +2,9 @@
 // handlers for it (transport). Loop thread only; see docs/http-api.md.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "http/router.h"
 #include "link/manager.h"
@@ -24,5 +26,14 @@ nlohmann::json health_report(const ApiSources& src, bool& healthy);
 nlohmann::json links_report(const ApiSources& src);
 
 void register_api(http::Router& router, const ApiSources& src);
+
+// POST /v1/streams/<name>/rebuild, registered by register_api(). Accepted
+// only from a loopback peer (403 otherwise: the API has no authentication
+// yet); 404 for an unknown stream or path, 409 when this region leads the
+// stream (or the existing stream is not an Isthmus replica), 202 when
+// accepted. `start` is Replicator::request_rebuild in the daemon; separate so
+// the routing is unit-tested without one.
+using RebuildStarter = std::function<Status(const std::string& stream)>;
+void register_rebuild(http::Router& router, const config::Config* cfg, RebuildStarter start);
 
 }  // namespace isthmus::app

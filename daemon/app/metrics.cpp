@@ -123,6 +123,8 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
           state == "diverged" ? 1 : 0);
     m.add("isthmus_stream_error", "gauge", "1 while the stream cannot be served (see /v1/lag detail)", sb,
           state == "error" ? 1 : 0);
+    m.add("isthmus_stream_rebuilding", "gauge", "1 while the replica is being rebuilt from the leader", sb,
+          state == "rebuilding" ? 1 : 0);
     for (const auto& f : s.value("followers", Json::array())) {
       std::string fb = sb + ",follower=\"" + esc(f.value("region", std::string())) + "\"";
       m.add("isthmus_lag_leader_last_sequence", "gauge", "the leader stream's last sequence", fb,
@@ -136,6 +138,12 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
               as_num(f, "messages_applied"));
         m.add("isthmus_apply_errors_total", "counter", "replica writes refused or failed", fb,
               as_num(f, "apply_errors"));
+      }
+      if (f.contains("foreign_found")) {
+        m.add("isthmus_foreign_messages_found", "gauge", "foreign messages found in the diverged replica", fb,
+              as_num(f, "foreign_found"));
+        m.add("isthmus_foreign_messages_kept", "gauge", "of them, kept aside in the side stream", fb,
+              as_num(f, "foreign_kept"));
       }
       if (f.contains("messages_sent")) {
         m.add("isthmus_sent_messages_total", "counter", "messages sent to the follower", fb,

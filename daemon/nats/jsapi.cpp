@@ -67,6 +67,46 @@ Result<Json> msg_get(natsConnection* nc, const std::string& stream, uint64_t seq
   return (*r)["message"];
 }
 
+Status stream_delete(natsConnection* nc, const std::string& stream, int64_t timeout_ms) {
+  auto r = api_request(nc, "$JS.API.STREAM.DELETE." + stream, "", timeout_ms);
+  return r ? Status::ok() : r.status();
+}
+
+Result<Json> msg_get_last_by_subject(natsConnection* nc, const std::string& stream, const std::string& subject,
+                                     int64_t timeout_ms) {
+  Json b = {{"last_by_subj", subject}};
+  auto r = api_request(nc, "$JS.API.STREAM.MSG.GET." + stream, b.dump(), timeout_ms);
+  if (!r) return r;
+  if (!r->contains("message")) return Status(Code::kInvalid, "msg get: no message in response");
+  return (*r)["message"];
+}
+
+Result<Json> publish_sync(natsConnection* nc, const std::string& subject,
+                          const std::vector<std::pair<std::string, std::string>>& headers,
+                          const std::string& payload, int64_t timeout_ms) {
+  if (nc == nullptr) return Status(Code::kUnavailable, "not connected to NATS");
+  natsMsg* msg = nullptr;
+  natsStatus s = natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(), static_cast<int>(payload.size()));
+  for (size_t i = 0; s == NATS_OK && i < headers.size(); ++i) {
+    s = natsMsgHeader_Add(msg, headers[i].first.c_str(), headers[i].second.c_str());
+  }
+  natsMsg* reply = nullptr;
+  if (s == NATS_OK) s = natsConnection_RequestMsg(&reply, nc, msg, timeout_ms);
+  natsMsg_Destroy(msg);
+  if (s == NATS_NO_RESPONDERS) return Status(Code::kUnavailable, subject + ": no stream holds this subject");
+  if (s == NATS_TIMEOUT) return Status(Code::kTimeout, subject + ": timeout");
+  if (s != NATS_OK) return Status(Code::kUnavailable, subject + ": " + natsStatus_GetText(s));
+  std::string data(natsMsg_GetData(reply), static_cast<size_t>(natsMsg_GetDataLength(reply)));
+  natsMsg_Destroy(reply);
+  Json j = Json::parse(data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status(Code::kInvalid, subject + ": unparsable acknowledgement");
+  if (j.contains("error") && j["error"].is_object()) {
+    return Status(Code::kConflict, subject + ": " + j["error"].value("description", std::string("error")) +
+                                       " (err_code " + std::to_string(j["error"].value("err_code", 0)) + ")");
+  }
+  return j;
+}
+
 Result<Json> consumer_create(natsConnection* nc, const std::string& stream, const Json& config,
                              int64_t timeout_ms) {
   Json b = {{"stream_name", stream}, {"config", config}};

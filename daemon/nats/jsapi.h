@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "util/status.h"
@@ -35,6 +36,16 @@ Result<Json> stream_purge_to(natsConnection* nc, const std::string& stream, uint
 Result<Json> msg_delete(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms);
 // The stored message at seq: {"subject","seq","hdrs"(base64),"data"(base64),"time"}.
 Result<Json> msg_get(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms);
+Status stream_delete(natsConnection* nc, const std::string& stream, int64_t timeout_ms);
+// The last stored message on `subject` (same shape as msg_get); kNotFound if none.
+Result<Json> msg_get_last_by_subject(natsConnection* nc, const std::string& stream, const std::string& subject,
+                                     int64_t timeout_ms);
+// Publishes one message with headers and waits for the JetStream
+// acknowledgement ({"stream","seq"[,"duplicate"]}); an error ack or no
+// responders is an error Status.
+Result<Json> publish_sync(natsConnection* nc, const std::string& subject,
+                          const std::vector<std::pair<std::string, std::string>>& headers,
+                          const std::string& payload, int64_t timeout_ms);
 // Creates an ephemeral consumer; returns the consumer info (its "name").
 Result<Json> consumer_create(natsConnection* nc, const std::string& stream, const Json& config,
                              int64_t timeout_ms);

@@ -6,8 +6,10 @@
 
 #include "loop/timer.h"
 #include "nats/jsapi.h"
+#include "replication/foreign.h"
 #include "replication/headers.h"
 #include "replication/replica_config.h"
+#include "replication/side_stream.h"
 
 namespace isthmus::replication {
 
@@ -29,13 +31,111 @@ constexpr uint64_t kPositionGapMin = 16;
 // Deletions remembered for sequences not yet applied here.
 constexpr size_t kMaxPendingDeletes = 1'000'000;
 
+// Foreign messages examined per worker job while diverged, so one stream's
+// backlog does not hold up the other streams' JetStream requests for long.
+constexpr uint64_t kKeepAsideChunk = 2000;
+
 struct PrepResult {
   Status st;
-  std::string diverged;  // non-empty: the replica does not match
+  bool conflict = false;  // the existing stream is not a replica we may touch
+  std::string diverged;   // non-empty: the replica does not match
+  uint64_t foreign_from = 0;
+  bool marked = false;    // the replica's description already says diverged
+  bool syncing = false;   // a rebuild's sync was under way (marker)
+  bool rebuilt = false;   // the replica was deleted and recreated just now
+  uint64_t found = 0, kept = 0;
+  std::string storage;
   uint64_t last_seq = 0;
   uint64_t first_seq = 0;
   uint64_t messages = 0;
 };
+
+// Worker thread: keeps the foreign messages aside, then deletes the replica
+// and recreates it empty (marked "syncing"). `sinfo` is the replica's
+// current info (null: it does not exist).
+void rebuild_replica(natsConnection* nc, const std::string& stream, const std::string& leader, const Json& want,
+                     const Json* sinfo, uint64_t known_from, int replicas, int64_t tmo, PrepResult& r) {
+  r.rebuilt = true;
+  if (sinfo != nullptr) {
+    const Json& cfg = (*sinfo)["config"];
+    const Json& state = (*sinfo)["state"];
+    Marker mk = parse_marker(cfg.value("description", std::string()));
+    uint64_t from = mk.kind == Marker::Kind::kDiverged || mk.kind == Marker::Kind::kRebuildRequested ? mk.seq : 0;
+    if (from == 0) from = known_from;
+    if (mk.kind != Marker::Kind::kRebuildRequested || !cfg.value("sealed", false)) {
+      std::string conflict = replica_conflict(cfg, want);
+      if (!conflict.empty()) {
+        r.conflict = true;
+        r.st = Status(Code::kConflict, "existing stream conflicts with the leader's: " + conflict +
+                                           "; Isthmus does not rebuild a stream it did not create");
+        return;
+      }
+      // Sealed: nothing lands in the replica any more while we look.
+      Marker req{Marker::Kind::kRebuildRequested, from};
+      Status st = write_marker(nc, cfg, req, true, tmo);
+      if (!st) {
+        r.st = Status(st.code(), "rebuild: cannot seal the replica: " + st.message());
+        return;
+      }
+      spdlog::info("stream {}: rebuild: replica sealed and marked", stream);
+    }
+    uint64_t first = state.value("first_seq", uint64_t{0});
+    uint64_t last = state.value("last_seq", uint64_t{0});
+    if (state.value("messages", uint64_t{0}) > 0) {
+      if (from == 0) {
+        auto t = foreign_tail_start(nc, stream, leader, first, last, tmo);
+        if (!t) {
+          r.st = Status(t.status().code(), "rebuild: " + t.status().message());
+          return;
+        }
+        from = *t;
+      }
+      KeepAsideArgs ka;
+      ka.stream = stream;
+      ka.leader = leader;
+      ka.storage = cfg.value("storage", std::string("file"));
+      ka.replicas = replicas;
+      ka.from_seq = std::max(from, first);
+      ka.to_seq = last;
+      ka.timeout_ms = tmo;
+      KeepAsideResult k = keep_aside(nc, ka);
+      r.found = k.found;
+      r.kept = k.kept;
+      if (!k.st) {
+        r.st = Status(k.st.code(), "rebuild: keeping foreign messages aside: " + k.st.message());
+        return;
+      }
+      if (k.found > 0) {
+        spdlog::info("stream {}: rebuild: {} foreign message(s) (sequences {}..{}) kept aside in {} ({} copied now)",
+                     stream, k.found, k.first_found, k.last_found, side_stream_name(stream), k.copied);
+      }
+    }
+    Status st = nats::stream_delete(nc, stream, tmo);
+    if (!st && st.code() != Code::kNotFound) {
+      r.st = Status(st.code(), "rebuild: cannot delete the replica: " + st.message());
+      return;
+    }
+    spdlog::info("stream {}: rebuild: replica deleted", stream);
+  }
+  Json fresh = want;
+  fresh["description"] = with_marker(want.value("description", std::string()), {Marker::Kind::kRebuildSyncing, 0});
+  auto c = nats::stream_create(nc, fresh, tmo);
+  if (!c) {
+    r.st = Status(c.status().code(), "rebuild: cannot create the replica: " + c.status().message());
+    return;
+  }
+  r.storage = fresh.value("storage", std::string("file"));
+  if (needs_retention_anchor(want)) {
+    // Before anything is published (see the normal preparation).
+    auto ci = nats::durable_create(nc, stream, retention_anchor_config(), tmo);
+    if (!ci) {
+      r.st = Status(ci.status().code(), std::string("rebuild: cannot create the retention anchor consumer ") +
+                                            kRetentionAnchor + ": " + ci.status().message());
+      return;
+    }
+  }
+  spdlog::info("stream {}: rebuild: replica recreated", stream);
+}
 
 bool parse_u64(std::string_view s, uint64_t& out) {
   return !s.empty() && std::from_chars(s.data(), s.data() + s.size(), out).ec == std::errc();
@@ -51,6 +151,7 @@ const char* Follower::phase_name(Phase p) {
     case Phase::kReplicating: return "replicating";
     case Phase::kDiverged: return "diverged";
     case Phase::kError: return "error";
+    case Phase::kRebuilding: return "rebuilding";
   }
   return "unknown";
 }
@@ -107,8 +208,18 @@ void Follower::reset(const std::string& why) {
   maybe_start();
 }
 
-void Follower::diverge(const std::string& why) {
-  if (phase_ == Phase::kDiverged) return;
+void Follower::stop_leader(const std::string& reason) {
+  link::Stop stop;
+  stop.stream = cfg_.name;
+  stop.reason = reason;
+  std::vector<uint8_t> f;
+  encode(stop, f);
+  ctx_.links->send(cfg_.leader, std::move(f));
+  ctx_.request_flush();
+}
+
+void Follower::diverge(const std::string& why, uint64_t from_seq, bool marked) {
+  if (phase_ == Phase::kDiverged || rebuild_ == Rebuild::kRequested) return;
   ++gen_;
   queue_.clear();
   queue_bytes_ = 0;
@@ -117,14 +228,166 @@ void Follower::diverge(const std::string& why) {
   phase_ = Phase::kDiverged;
   detail_ = why;
   phase_since_mono_ns_ = loop::mono_ns();
+  if (rebuild_ == Rebuild::kSyncing) {
+    rebuild_ = Rebuild::kNone;
+    progress_.stop();
+  }
+  foreign_from_ = from_seq;
+  foreign_scanned_to_ = 0;
+  foreign_found_ = 0;
+  foreign_kept_ = 0;
+  foreign_error_.clear();
   spdlog::error("stream {}: DIVERGED, replication stopped: {}", cfg_.name, why);
-  link::Stop stop;
-  stop.stream = cfg_.name;
-  stop.reason = "diverged: " + why;
-  std::vector<uint8_t> f;
-  encode(stop, f);
-  ctx_.links->send(cfg_.leader, std::move(f));
-  ctx_.request_flush();
+  stop_leader("diverged: " + why);
+  if (!marked) {
+    // Mark the replica, so that a restart knows it diverged and from where.
+    std::string stream = cfg_.name;
+    int64_t tmo = ctx_.timeout_ms();
+    ctx_.async<Status>(
+        [stream, from_seq, tmo](natsConnection* nc) {
+          auto si = nats::stream_info(nc, stream, tmo);
+          if (!si) return si.status();
+          return write_marker(nc, (*si)["config"], {Marker::Kind::kDiverged, from_seq}, false, tmo);
+        },
+        [stream](Status st) {
+          if (!st) spdlog::warn("stream {}: could not mark the replica diverged: {}", stream, st.message());
+        });
+  }
+  keep_foreign();
+}
+
+void Follower::keep_foreign() {
+  if (foreign_busy_ || !ctx_.conn || phase_ != Phase::kDiverged) return;
+  foreign_busy_ = true;
+  uint64_t g = gen_;
+  KeepAsideArgs a;
+  a.stream = cfg_.name;
+  a.leader = cfg_.leader;
+  a.storage = storage_;
+  a.replicas = ctx_.cfg->nats.replicas;
+  a.from_seq = std::max(foreign_from_, foreign_scanned_to_ + 1);
+  a.max_scan = kKeepAsideChunk;
+  a.timeout_ms = ctx_.timeout_ms();
+  bool need_start = foreign_from_ == 0;
+  struct Out {
+    KeepAsideResult k;
+    uint64_t from = 0;
+  };
+  ctx_.async<Out>(
+      [a, need_start](natsConnection* nc) mutable {
+        Out o;
+        auto si = nats::stream_info(nc, a.stream, a.timeout_ms);
+        if (!si) {
+          o.k.st = si.status();
+          return o;
+        }
+        uint64_t first = (*si)["state"].value("first_seq", uint64_t{0});
+        a.to_seq = (*si)["state"].value("last_seq", uint64_t{0});
+        if (need_start) {
+          auto t = foreign_tail_start(nc, a.stream, a.leader, first, a.to_seq, a.timeout_ms);
+          if (!t) {
+            o.k.st = t.status();
+            return o;
+          }
+          a.from_seq = *t;
+        }
+        a.from_seq = std::max(a.from_seq, first);
+        o.from = a.from_seq;
+        if (a.from_seq > a.to_seq) {
+          o.k.scanned_to = a.to_seq;
+          return o;
+        }
+        o.k = keep_aside(nc, a);
+        return o;
+      },
+      [this, g, need_start](Out o) {
+        foreign_busy_ = false;
+        if (g != gen_ || phase_ != Phase::kDiverged) return;
+        if (need_start && o.from > 0) foreign_from_ = o.from;
+        foreign_found_ += o.k.found;
+        foreign_kept_ += o.k.kept;
+        foreign_scanned_to_ = std::max(foreign_scanned_to_, o.k.scanned_to);
+        if (o.k.found > 0) {
+          spdlog::error("stream {}: {} foreign message(s) found in the replica (sequences {}..{}), {} kept aside in "
+                        "{}; {} found, {} kept aside since the divergence",
+                        cfg_.name, o.k.found, o.k.first_found, o.k.last_found, o.k.kept,
+                        side_stream_name(cfg_.name), foreign_found_, foreign_kept_);
+        }
+        if (!o.k.st) {
+          if (foreign_error_ != o.k.st.message()) {
+            spdlog::warn("stream {}: keeping foreign messages aside: {}", cfg_.name, o.k.st.message());
+          }
+          foreign_error_ = o.k.st.message();
+        } else {
+          foreign_error_.clear();
+        }
+      });
+}
+
+Status Follower::request_rebuild() {
+  if (conflict_) return Status(Code::kConflict, detail_);
+  if (rebuild_ == Rebuild::kRequested) return Status::ok();  // already under way
+  uint64_t known_from = 0;
+  if (phase_ == Phase::kDiverged) {
+    known_from = foreign_from_;
+  } else if (pipeline_verified_) {
+    known_from = applied_ + 1;
+  }
+  bool was_subscribed = phase_ == Phase::kReplicating || phase_ == Phase::kPreparing;
+  ++gen_;
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
+  purge_pending_ = false;
+  check_pending_ = false;
+  pipeline_verified_ = false;
+  if (was_subscribed && ctx_.links->is_up(cfg_.leader)) stop_leader("rebuild requested");
+  rebuild_ = Rebuild::kRequested;
+  rebuild_known_from_ = known_from;
+  rebuild_started_mono_ns_ = loop::mono_ns();
+  progress_.stop();
+  detail_.clear();
+  spdlog::warn("stream {}: rebuild requested: the replica's foreign messages go aside into {}, then it is deleted "
+               "and synced again from {}",
+               cfg_.name, side_stream_name(cfg_.name), cfg_.leader);
+  phase_ = Phase::kIdle;
+  phase_since_mono_ns_ = loop::mono_ns();
+  maybe_start();
+  return Status::ok();
+}
+
+void Follower::check_synced() {
+  // Caught up: the replica holds the leader's last sequence as of the
+  // latest STATE frame (at most about a second old). Not "nothing queued":
+  // under steady traffic there always is.
+  if (rebuild_ != Rebuild::kSyncing || phase_ != Phase::kReplicating || marker_clearing_ || !state_seen_ ||
+      purge_pending_ || applied_ < state_last_seq_) {
+    return;
+  }
+  marker_clearing_ = true;
+  uint64_t g = gen_;
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<Status>(
+      [stream, tmo](natsConnection* nc) {
+        auto si = nats::stream_info(nc, stream, tmo);
+        if (!si) return si.status();
+        return write_marker(nc, (*si)["config"], {}, false, tmo);
+      },
+      [this, g](Status st) {
+        marker_clearing_ = false;
+        if (g != gen_ || rebuild_ != Rebuild::kSyncing) return;
+        if (!st) {
+          spdlog::warn("stream {}: rebuild: could not clear the replica's mark: {}", cfg_.name, st.message());
+          return;
+        }
+        rebuild_ = Rebuild::kNone;
+        double secs = static_cast<double>(loop::mono_ns() - rebuild_started_mono_ns_) / 1e9;
+        rebuild_started_mono_ns_ = 0;
+        progress_.stop();
+        spdlog::info("stream {}: rebuild done: the replica matches {} up to sequence {} ({:.1f} s in this run)",
+                     cfg_.name, cfg_.leader, applied_, secs);
+      });
 }
 
 Status Follower::on_stream_info(const link::StreamInfo& info) {
@@ -136,6 +399,8 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
     spdlog::warn("stream {}: {}", cfg_.name, detail_);
     return Status::ok();
   }
+  leader_first_seq_ = info.first_seq;
+  leader_last_seq_ = std::max(leader_last_seq_, info.last_seq);
   Json leader_cfg = Json::parse(info.config_json, nullptr, false);
   if (leader_cfg.is_discarded()) return Status(Code::kInvalid, "stream_info: unparsable configuration");
   auto wanted = derive_replica_config(leader_cfg, ctx_.cfg->nats.replicas);
@@ -145,19 +410,35 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
     phase_since_mono_ns_ = loop::mono_ns();
     return Status::ok();
   }
-  phase_ = Phase::kPreparing;
+  bool rebuild = rebuild_ == Rebuild::kRequested;
+  phase_ = rebuild ? Phase::kRebuilding : Phase::kPreparing;
   // Fresh from the leader: never trim by a first sequence of an earlier session.
   leader_first_ = info.first_seq;
   uint64_t g = gen_;
   std::string stream = cfg_.name;
   std::string leader = cfg_.leader;
   int64_t tmo = ctx_.timeout_ms();
+  int replicas = ctx_.cfg->nats.replicas;
+  uint64_t known_from = rebuild_known_from_;
   Json want = *wanted;
   ctx_.async<PrepResult>(
-      [stream, leader, tmo, want](natsConnection* nc) {
+      [stream, leader, tmo, want, rebuild, known_from, replicas](natsConnection* nc) {
         PrepResult r;
         auto sinfo = nats::stream_info(nc, stream, tmo);
-        if (!sinfo && sinfo.status().code() == Code::kNotFound) {
+        if (!sinfo && sinfo.status().code() != Code::kNotFound) {
+          r.st = sinfo.status();
+          return r;
+        }
+        Marker mk;
+        if (sinfo) {
+          mk = parse_marker((*sinfo)["config"].value("description", std::string()));
+          r.storage = (*sinfo)["config"].value("storage", std::string("file"));
+        }
+        if (rebuild || mk.kind == Marker::Kind::kRebuildRequested) {
+          rebuild_replica(nc, stream, leader, want, sinfo ? &*sinfo : nullptr, known_from, replicas, tmo, r);
+          return r;
+        }
+        if (!sinfo) {
           sinfo = nats::stream_create(nc, want, tmo);
           if (sinfo) spdlog::info("stream {}: created replica", stream);
         }
@@ -167,6 +448,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         }
         std::string conflict = replica_conflict((*sinfo)["config"], want);
         if (!conflict.empty()) {
+          r.conflict = true;
           r.st = Status(Code::kConflict, "existing stream conflicts with the leader's: " + conflict);
           return r;
         }
@@ -203,6 +485,15 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         r.last_seq = state.value("last_seq", uint64_t{0});
         r.first_seq = state.value("first_seq", uint64_t{0});
         r.messages = state.value("messages", uint64_t{0});
+        if (mk.kind == Marker::Kind::kDiverged) {
+          r.diverged = "the replica was marked diverged" +
+                       (mk.seq > 0 ? " from sequence " + std::to_string(mk.seq) : std::string()) +
+                       " (before this start); realign it with a rebuild";
+          r.foreign_from = mk.seq;
+          r.marked = true;
+          return r;
+        }
+        r.syncing = mk.kind == Marker::Kind::kRebuildSyncing;
         if (r.messages > 0 && r.last_seq > 0) {
           auto m = nats::msg_get(nc, stream, r.last_seq, tmo);
           if (m) {
@@ -220,6 +511,10 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
             } else if (o.region != leader) {
               r.diverged = "the replica's last message came from region " + o.region + ", not " + leader;
             }
+            if (!r.diverged.empty()) {
+              auto t = foreign_tail_start(nc, stream, leader, r.first_seq, r.last_seq, tmo);
+              r.foreign_from = t ? *t : 0;
+            }
           } else if (m.status().code() != Code::kNotFound) {
             r.st = m.status();
           }
@@ -227,9 +522,24 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         return r;
       },
       [this, g](PrepResult r) {
-        if (g != gen_ || phase_ != Phase::kPreparing) return;
-        if (!r.diverged.empty()) {
-          diverge(r.diverged);
+        if (g != gen_ || (phase_ != Phase::kPreparing && phase_ != Phase::kRebuilding)) return;
+        conflict_ = r.conflict;
+        if (!r.storage.empty()) storage_ = r.storage;
+        if (r.rebuilt && r.st) {
+          rebuild_ = Rebuild::kSyncing;
+          rebuild_known_from_ = 0;
+          if (rebuild_started_mono_ns_ == 0) rebuild_started_mono_ns_ = loop::mono_ns();  // redone after a restart
+          foreign_found_ = r.found;
+          foreign_kept_ = r.kept;
+          spdlog::info("stream {}: rebuild: {} foreign message(s) found, {} kept aside in {}; the replica is "
+                       "recreated and syncs from {} at its first sequence {}",
+                       cfg_.name, r.found, r.kept, side_stream_name(cfg_.name), cfg_.leader,
+                       std::max<uint64_t>(leader_first_seq_, 1));
+          prepared(0, 0, 0);
+          return;
+        }
+        if (!r.diverged.empty() && r.st) {
+          diverge(r.diverged, r.foreign_from, r.marked);
           return;
         }
         if (!r.st) {
@@ -245,6 +555,11 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           return;
         }
         last_prepare_error_.clear();
+        if (r.syncing && rebuild_ == Rebuild::kNone) {
+          rebuild_ = Rebuild::kSyncing;
+          rebuild_started_mono_ns_ = loop::mono_ns();  // (started before this daemon did)
+          spdlog::info("stream {}: a rebuild's sync was under way; finishing it", cfg_.name);
+        }
         prepared(r.last_seq, r.messages, r.first_seq);
       });
   return Status::ok();
@@ -271,8 +586,13 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   applied_ = last_seq;
   next_ = last_seq + 1;
   replica_empty_ = messages == 0;
+  pipeline_verified_ = true;
+  state_seen_ = false;
   replica_first_ = messages == 0 ? last_seq + 1 : first_seq;
   detail_.clear();
+  if (rebuild_ == Rebuild::kSyncing && !progress_.active()) {
+    progress_.start("rebuild", leader_first_seq_ > 0 ? leader_first_seq_ - 1 : 0, applied_, loop::mono_ns());
+  }
   sub_id_ = gen_;
   link::Subscribe s;
   s.stream = cfg_.name;
@@ -309,6 +629,11 @@ Status Follower::on_data(link::Data&& d) {
 }
 
 void Follower::on_state(const link::State& st) {
+  if (phase_ == Phase::kReplicating) {
+    state_seen_ = true;
+    state_last_seq_ = st.last_seq;
+  }
+  leader_first_seq_ = st.first_seq;
   leader_last_seq_ = st.last_seq;
   leader_last_time_ns_ = st.last_time_ns;
   leader_first_ = std::max(leader_first_, st.first_seq);
@@ -568,8 +893,9 @@ void Follower::on_ack(natsMsg* msg) {
   std::string stream = j.value("stream", std::string());
   if (stream != cfg_.name || stored != seq || j.value("duplicate", false)) {
     diverge("leader sequence " + std::to_string(seq) + " was stored at replica sequence " +
-            std::to_string(stored) + (j.value("duplicate", false) ? " (as a duplicate)" : "") +
-            (stream != cfg_.name ? " in stream " + stream : ""));
+                std::to_string(stored) + (j.value("duplicate", false) ? " (as a duplicate)" : "") +
+                (stream != cfg_.name ? " in stream " + stream : ""),
+            applied_ + 1);
     return;
   }
   Inflight in = it->second;
@@ -630,8 +956,9 @@ void Follower::wrong_last_sequence(uint64_t seq, const std::string& desc) {
                              }
                              phase_ = Phase::kReplicating;
                              diverge("leader sequence " + std::to_string(seq) +
-                                     " was refused: the replica's last sequence is " + std::to_string(last) +
-                                     ", not " + std::to_string(seq - 1) + " (a foreign write?)");
+                                         " was refused: the replica's last sequence is " + std::to_string(last) +
+                                         ", not " + std::to_string(seq - 1) + " (a foreign write?)",
+                                     applied_ + 1);
                            });
 }
 
@@ -676,7 +1003,8 @@ void Follower::check_replica() {
                              if (last > next_ - 1) {
                                diverge("a message was written into the replica from outside Isthmus "
                                        "(replica last sequence " + std::to_string(last) +
-                                       ", Isthmus wrote up to " + std::to_string(next_ - 1) + ")");
+                                           ", Isthmus wrote up to " + std::to_string(next_ - 1) + ")",
+                                       applied_ + 1);
                              }
                            });
 }
@@ -709,9 +1037,14 @@ void Follower::tick() {
       trim();
       apply_deletes();
       ack_dirty_ = true;  // refresh the leader's view even when idle
+      if (progress_.active()) progress_.sample(applied_, now);
+      check_synced();
+      break;
+    case Phase::kDiverged:
+      keep_foreign();  // foreign writes may go on while diverged
       break;
     case Phase::kPreparing:
-    case Phase::kDiverged:
+    case Phase::kRebuilding:
       break;
   }
 }
@@ -733,19 +1066,43 @@ nlohmann::json Follower::lag_json() const {
   f["pipeline_resets"] = resets_;
   f["queued"] = queue_.size();
   f["inflight"] = inflight_.size();
+  if (phase_ == Phase::kDiverged || foreign_found_ > 0) {
+    f["foreign_found"] = foreign_found_;
+    f["foreign_kept"] = foreign_kept_;
+    f["side_stream"] = side_stream_name(cfg_.name);
+    if (!foreign_error_.empty()) f["foreign_error"] = foreign_error_;
+  }
+  if (rebuild_ == Rebuild::kSyncing && progress_.active()) {
+    f["sync"] = progress_.json(applied_, leader_last, loop::mono_ns());
+  }
   Json s;
   s["stream"] = cfg_.name;
   s["leader"] = cfg_.leader;
   s["role"] = "follower";
-  s["state"] = phase_name(phase_);
+  s["state"] = rebuild_ != Rebuild::kNone && phase_ != Phase::kDiverged ? "rebuilding" : phase_name(phase_);
   if (!detail_.empty() && (phase_ == Phase::kDiverged || phase_ == Phase::kError)) s["detail"] = detail_;
+  if (rebuild_ == Rebuild::kRequested && phase_ != Phase::kError) {
+    s["detail"] = "keeping foreign messages aside, then deleting and recreating the replica";
+  } else if (rebuild_ == Rebuild::kSyncing && phase_ == Phase::kReplicating) {
+    s["detail"] = "syncing from " + cfg_.leader;
+  }
   s["followers"] = Json::array({f});
   return s;
 }
 
 std::string Follower::problem() const {
-  if (phase_ == Phase::kDiverged) return "stream " + cfg_.name + " diverged: " + detail_;
+  if (phase_ == Phase::kDiverged) {
+    return "stream " + cfg_.name + " diverged: " + detail_ + "; " + std::to_string(foreign_found_) +
+           " foreign message(s) found, " + std::to_string(foreign_kept_) + " kept aside in " +
+           side_stream_name(cfg_.name) + "; realign with POST /v1/streams/" + cfg_.name + "/rebuild";
+  }
   if (phase_ == Phase::kError) return "stream " + cfg_.name + ": " + detail_;
+  if (rebuild_ != Rebuild::kNone) {
+    uint64_t leader_last = std::max(leader_last_seq_, applied_);
+    return "stream " + cfg_.name + " rebuilding" +
+           (rebuild_ == Rebuild::kSyncing ? ": " + std::to_string(leader_last - applied_) + " message(s) to go"
+                                          : ": keeping foreign messages aside and recreating the replica");
+  }
   return "";
 }
 

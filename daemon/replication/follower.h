@@ -21,6 +21,14 @@
 // the sequences a DELETED frame lists are deleted from the replica when it
 // holds them (compared with the replica's own deleted set).
 //
+// Divergence: a diverged replica is marked in its description (so a restart
+// knows), and the messages Isthmus did not write there are kept aside in the
+// side stream (side_stream.h), checked again every second while diverged.
+// Rebuild (operator's request): the replica is sealed and marked, its
+// foreign messages are kept aside, then it is deleted, recreated (marked
+// "syncing") and synced from the leader's first sequence; the mark is
+// cleared once caught up. A restart at any point redoes or finishes it.
+//
 // Thread: loop thread only. Lifetime: owned by the Replicator for the life of
 // the daemon; asynchronous results are matched by generation numbers and
 // dropped when stale.
@@ -35,6 +43,7 @@
 
 #include "link/frame.h"
 #include "replication/context.h"
+#include "replication/sync_progress.h"
 
 namespace isthmus::replication {
 
@@ -60,12 +69,18 @@ class Follower {
   void drain() { draining_ = true; }
   bool idle() const { return inflight_.empty() && !purge_pending_; }
 
+  // Operator's request to rebuild the replica from the leader. Refused
+  // (kConflict) when the existing stream is not an Isthmus replica.
+  Status request_rebuild();
+  bool diverged() const { return phase_ == Phase::kDiverged; }
+
   nlohmann::json lag_json() const;
   // Empty when healthy, otherwise why not.
   std::string problem() const;
 
  private:
-  enum class Phase { kIdle, kAwaitInfo, kPreparing, kReplicating, kDiverged, kError };
+  enum class Phase { kIdle, kAwaitInfo, kPreparing, kReplicating, kDiverged, kError, kRebuilding };
+  enum class Rebuild { kNone, kRequested, kSyncing };
   static const char* phase_name(Phase p);
 
   struct Inflight {
@@ -76,7 +91,12 @@ class Follower {
 
   void maybe_start();
   void reset(const std::string& why);
-  void diverge(const std::string& why);
+  // from_seq: first sequence that may hold foreign messages (0: unknown);
+  // marked: the replica's description already says so.
+  void diverge(const std::string& why, uint64_t from_seq, bool marked = false);
+  void keep_foreign();
+  void check_synced();
+  void stop_leader(const std::string& reason);
   void prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq);
   void pump();
   bool publish(const link::Message& m, bool filler);
@@ -126,6 +146,27 @@ class Follower {
   int64_t leader_last_time_ns_ = 0;
   int64_t last_applied_origin_ns_ = 0;
   int64_t last_apply_wall_ns_ = 0;
+
+  // Divergence: foreign messages in the replica, kept aside.
+  uint64_t foreign_from_ = 0;        // first sequence that may hold one (0: unknown yet)
+  uint64_t foreign_scanned_to_ = 0;  // examined up to here
+  uint64_t foreign_found_ = 0;
+  uint64_t foreign_kept_ = 0;
+  bool foreign_busy_ = false;
+  std::string foreign_error_;        // last failure keeping them aside
+  bool pipeline_verified_ = false;   // applied_ was acknowledged in this run
+
+  // Rebuild.
+  Rebuild rebuild_ = Rebuild::kNone;
+  uint64_t rebuild_known_from_ = 0;  // where foreign messages may start, if known
+  std::string storage_ = "file";     // the replica's storage (for the side stream)
+  bool marker_clearing_ = false;
+  bool state_seen_ = false;          // a STATE frame arrived since subscribing
+  uint64_t state_last_seq_ = 0;      // the leader's last sequence in that frame
+  uint64_t leader_first_seq_ = 0;
+  SyncProgress progress_;
+  int64_t rebuild_started_mono_ns_ = 0;
+  bool conflict_ = false;            // the existing stream is not a replica we may touch
 
   // Counters.
   uint64_t applied_msgs_ = 0;

@@ -260,6 +260,16 @@ Json Replicator::lag_json() const {
   return out;
 }
 
+Status Replicator::request_rebuild(const std::string& stream) {
+  if (leaders_.count(stream) != 0) {
+    return Status(Code::kConflict, "region " + cfg_.region.name + " leads stream " + stream +
+                                       ": only a replica can be rebuilt");
+  }
+  auto it = followers_.find(stream);
+  if (it == followers_.end()) return Status(Code::kNotFound, "no replicated stream " + stream);
+  return it->second->request_rebuild();
+}
+
 std::vector<std::string> Replicator::problems() const {
   std::vector<std::string> out;
   for (const auto& [n, l] : leaders_) {

@@ -52,6 +52,11 @@ class Replicator : public link::LinkListener, public nats::ClientListener {
   // current, not up to a second old.
   void refresh(std::function<void()> done);
   std::vector<std::string> problems() const;
+  // Operator's request to rebuild this region's replica of `stream` from
+  // its leader (POST /v1/streams/<name>/rebuild). kNotFound: not a
+  // configured stream; kConflict: this region leads it, or the existing
+  // stream is not an Isthmus replica. OK: accepted, the rebuild runs on.
+  Status request_rebuild(const std::string& stream);
 
  private:
   void schedule_flush();

@@ -36,8 +36,8 @@ int ms_left(Clock::time_point deadline) {
   return left.count() > 0 ? static_cast<int>(left.count()) : 0;
 }
 
-[[noreturn]] void fail(const std::string& what, uint16_t port, const std::string& path) {
-  throw std::runtime_error("http 127.0.0.1:" + std::to_string(port) + path + ": " + what);
+[[noreturn]] void fail(const std::string& what, const std::string& host, uint16_t port, const std::string& path) {
+  throw std::runtime_error("http " + host + ":" + std::to_string(port) + path + ": " + what);
 }
 
 std::string decode_chunked(const std::string& in) {
@@ -60,22 +60,39 @@ std::string decode_chunked(const std::string& in) {
 HttpResponse http_request(uint16_t port, const std::string& method, const std::string& path,
                           const std::string& body, const std::string& content_type,
                           std::chrono::milliseconds timeout) {
+  return http_request_at("127.0.0.1", port, method, path, body, content_type, timeout);
+}
+
+HttpResponse http_request_at(const std::string& host, uint16_t port, const std::string& method,
+                             const std::string& path, const std::string& body, const std::string& content_type,
+                             std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
+  sockaddr_storage ss{};
+  socklen_t ss_len = 0;
+  auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET, host.c_str(), &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    ss_len = sizeof *a4;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    ss_len = sizeof *a6;
+  } else {
+    fail("not an IP address", host, port, path);
+  }
   Fd s;
-  s.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (s.fd < 0) fail(std::string("socket: ") + std::strerror(errno), port, path);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  if (::connect(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    if (errno != EINPROGRESS) fail(std::string("connect: ") + std::strerror(errno), port, path);
+  s.fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s.fd < 0) fail(std::string("socket: ") + std::strerror(errno), host, port, path);
+  if (::connect(s.fd, reinterpret_cast<sockaddr*>(&ss), ss_len) != 0) {
+    if (errno != EINPROGRESS) fail(std::string("connect: ") + std::strerror(errno), host, port, path);
     pollfd p{s.fd, POLLOUT, 0};
-    if (::poll(&p, 1, ms_left(deadline)) <= 0) fail("connect timed out", port, path);
+    if (::poll(&p, 1, ms_left(deadline)) <= 0) fail("connect timed out", host, port, path);
     int err = 0;
     socklen_t len = sizeof err;
     ::getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0) fail(std::string("connect: ") + std::strerror(err), port, path);
+    if (err != 0) fail(std::string("connect: ") + std::strerror(err), host, port, path);
   }
   std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" +
                     std::to_string(port) + "\r\nConnection: close\r\nUser-Agent: isthmus-it\r\n";
@@ -93,10 +110,10 @@ HttpResponse http_request(uint16_t port, const std::string& method, const std::s
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
       pollfd p{s.fd, POLLOUT, 0};
-      if (::poll(&p, 1, ms_left(deadline)) <= 0) fail("send timed out", port, path);
+      if (::poll(&p, 1, ms_left(deadline)) <= 0) fail("send timed out", host, port, path);
       continue;
     }
-    fail(std::string("send: ") + std::strerror(errno), port, path);
+    fail(std::string("send: ") + std::strerror(errno), host, port, path);
   }
   std::string raw;
   for (;;) {
@@ -121,21 +138,21 @@ HttpResponse http_request(uint16_t port, const std::string& method, const std::s
     if (n == 0) break;
     if (errno == EAGAIN || errno == EINTR) {
       pollfd p{s.fd, POLLIN, 0};
-      if (::poll(&p, 1, ms_left(deadline)) <= 0) fail("response timed out", port, path);
+      if (::poll(&p, 1, ms_left(deadline)) <= 0) fail("response timed out", host, port, path);
       continue;
     }
     if (errno == ECONNRESET && !raw.empty()) break;
-    fail(std::string("recv: ") + std::strerror(errno), port, path);
+    fail(std::string("recv: ") + std::strerror(errno), host, port, path);
   }
   size_t hdr_end = raw.find("\r\n\r\n");
   if (hdr_end == std::string::npos)
-    fail("incomplete response (" + std::to_string(raw.size()) + " bytes)", port, path);
+    fail("incomplete response (" + std::to_string(raw.size()) + " bytes)", host, port, path);
   HttpResponse resp;
   std::string head = raw.substr(0, hdr_end);
   size_t line_end = head.find("\r\n");
   std::string status_line = head.substr(0, line_end);
   if (status_line.rfind("HTTP/1.", 0) != 0 || status_line.size() < 12)
-    fail("bad status line: " + status_line, port, path);
+    fail("bad status line: " + status_line, host, port, path);
   resp.status = std::atoi(status_line.c_str() + 9);
   size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
   while (pos < head.size()) {
@@ -155,7 +172,7 @@ HttpResponse http_request(uint16_t port, const std::string& method, const std::s
   std::string cl = resp.header("Content-Length");
   if (!cl.empty()) {
     size_t len = std::stoul(cl);
-    if (resp.body.size() < len) fail("truncated body", port, path);
+    if (resp.body.size() < len) fail("truncated body", host, port, path);
     resp.body.resize(len);
   } else if (::strcasecmp(resp.header("Transfer-Encoding").c_str(), "chunked") == 0) {
     resp.body = decode_chunked(resp.body);

@@ -1,5 +1,6 @@
 // Minimal blocking HTTP/1.1 client for tests: one request per connection
-// (Connection: close) to 127.0.0.1:port, with an overall timeout.
+// (Connection: close) to 127.0.0.1:port (or another address), with an
+// overall timeout.
 #pragma once
 
 #include <chrono>
@@ -24,6 +25,11 @@ HttpResponse http_request(uint16_t port, const std::string& method, const std::s
                           const std::string& body = "",
                           const std::string& content_type = "application/json",
                           std::chrono::milliseconds timeout = std::chrono::seconds(5));
+// The same to `host` (an IPv4 or IPv6 literal) instead of 127.0.0.1.
+HttpResponse http_request_at(const std::string& host, uint16_t port, const std::string& method,
+                             const std::string& path, const std::string& body = "",
+                             const std::string& content_type = "application/json",
+                             std::chrono::milliseconds timeout = std::chrono::seconds(5));
 inline HttpResponse http_get(uint16_t port, const std::string& path,
                              std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
   return http_request(port, "GET", path, "", "", timeout);

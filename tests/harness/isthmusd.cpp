@@ -44,7 +44,7 @@ std::string IsthmusdConfig::to_toml() const {
     if (!p.compression.empty()) t += "compression = " + quote(p.compression) + "\n";
     t += "\n";
   }
-  t += "[http]\nlisten = " + quote("127.0.0.1:" + std::to_string(http_port)) + "\n\n";
+  t += "[http]\nlisten = " + quote(http_host + ":" + std::to_string(http_port)) + "\n\n";
   for (const auto& s : streams) {
     t += "[[streams]]\nname = " + quote(s.name) + "\nleader = " + quote(s.leader) + "\n\n";
   }
@@ -120,6 +120,11 @@ void Isthmusd::ensure_running(const std::string& context) {
 
 HttpResponse Isthmusd::http_get(const std::string& path, std::chrono::milliseconds timeout) {
   return harness::http_get(cfg_.http_port, path, timeout);
+}
+
+HttpResponse Isthmusd::http_post(const std::string& path, const std::string& body,
+                                 std::chrono::milliseconds timeout) {
+  return harness::http_post(cfg_.http_port, path, body, timeout);
 }
 
 json Isthmusd::lag() {

@@ -34,6 +34,7 @@ struct IsthmusdConfig {
   uint16_t link_port = 0;
   std::vector<Peer> peers;
   uint16_t http_port = 0;
+  std::string http_host = "127.0.0.1";  // http.listen host ("0.0.0.0": every IPv4 address)
   std::vector<Stream> streams;
   std::string log_level = "info";
   // [link.tls]: required with peers; harness::region_certs() makes them.
@@ -77,6 +78,8 @@ class Isthmusd {
 
   HttpResponse http_get(const std::string& path,
                         std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  HttpResponse http_post(const std::string& path, const std::string& body = "",
+                         std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // GET /v1/lag parsed (throws unless 200 with JSON).
   nlohmann::json lag();
   // The /v1/lag entry for one stream, or nullopt.

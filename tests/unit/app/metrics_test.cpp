@@ -77,6 +77,20 @@ TEST_CASE("metrics show divergence and unhealthiness", "[metrics]") {
   CHECK(has_line(t, "isthmus_healthy{region=\"ams\"} 0"));
 }
 
+TEST_CASE("metrics show foreign messages and a rebuild", "[metrics]") {
+  json l = lag("diverged");
+  l["streams"][0]["followers"][0]["foreign_found"] = 3;
+  l["streams"][0]["followers"][0]["foreign_kept"] = 2;
+  std::string t = render_metrics(l, links(), health(false));
+  const std::string fb = "{region=\"ams\",stream=\"COVENANT_COUNTRIES\",role=\"follower\",follower=\"ams\"}";
+  CHECK(has_line(t, "isthmus_foreign_messages_found" + fb + " 3"));
+  CHECK(has_line(t, "isthmus_foreign_messages_kept" + fb + " 2"));
+  CHECK(has_line(t, "isthmus_stream_rebuilding{region=\"ams\",stream=\"COVENANT_COUNTRIES\",role=\"follower\"} 0"));
+  t = render_metrics(lag("rebuilding"), links(), health(false));
+  CHECK(has_line(t, "isthmus_stream_rebuilding{region=\"ams\",stream=\"COVENANT_COUNTRIES\",role=\"follower\"} 1"));
+  CHECK(t.find("isthmus_foreign_messages_found") == std::string::npos);
+}
+
 TEST_CASE("metric label values are escaped", "[metrics]") {
   json h = health(true);
   h["region"] = "a\"b\\c";

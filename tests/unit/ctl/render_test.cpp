@@ -136,3 +136,28 @@ TEST_CASE("health", "[ctl][render]") {
         "  - local NATS connection down\n"
         "  - stream COVENANT_USERS diverged: x\n");
 }
+
+TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
+  using isthmus::ctl::render_rebuild;
+  nlohmann::json lag = nlohmann::json::parse(R"({"region":"ams","streams":[
+    {"stream":"S","role":"follower","leader":"iad","state":"rebuilding","detail":"syncing from iad",
+     "followers":[{"region":"ams","sync":{"kind":"rebuild","done":20297,"to_go":40211,
+                   "rate_msgs_per_s":15640.2,"eta_s":2.57,"elapsed_s":1.3}}]},
+    {"stream":"T","role":"follower","leader":"iad","state":"rebuilding",
+     "detail":"keeping foreign messages aside, then deleting and recreating the replica","followers":[{}]},
+    {"stream":"U","role":"follower","leader":"iad","state":"replicating","followers":[{}]},
+    {"stream":"V","role":"follower","leader":"iad","state":"diverged","detail":"a foreign write","followers":[{}]}]})");
+  bool finished = true, failed = true;
+  CHECK(render_rebuild(lag, "S", finished, failed) ==
+        "S rebuilding: 20297 done, 40211 to go, 15640 msg/s, about 2s left\n");
+  CHECK_FALSE(finished);
+  CHECK_FALSE(failed);
+  CHECK_THAT(render_rebuild(lag, "T", finished, failed), Catch::Contains("keeping foreign messages aside"));
+  CHECK_FALSE(finished);
+  CHECK(render_rebuild(lag, "U", finished, failed) == "U replicating: rebuild done\n");
+  CHECK(finished);
+  CHECK_FALSE(failed);
+  CHECK(render_rebuild(lag, "V", finished, failed) == "V diverged: a foreign write\n");
+  CHECK(failed);
+  CHECK_THROWS(render_rebuild(lag, "W", finished, failed));
+}

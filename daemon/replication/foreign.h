@@ -1,0 +1,59 @@
+// Foreign messages: finding them in a replica and keeping them aside in the
+// side stream (side_stream.h), and the replica's description marker.
+//
+// Every function here BLOCKS on JetStream API requests: call them on the
+// NATS worker thread only (Context::async), never on the loop thread.
+// Stateless; all state lives with the Follower that calls them.
+#pragma once
+
+#include <nats/nats.h>
+
+#include <cstdint>
+#include <string>
+
+#include "replication/side_stream.h"
+#include "util/status.h"
+
+namespace isthmus::replication {
+
+struct KeepAsideArgs {
+  std::string stream;    // the replica
+  std::string leader;    // region whose origin headers mark Isthmus's own messages
+  std::string storage = "file";
+  int replicas = 1;
+  uint64_t from_seq = 0;  // scan [from_seq, to_seq]
+  uint64_t to_seq = 0;
+  uint64_t max_scan = 0;  // stop after examining this many sequences (0: no limit)
+  int64_t timeout_ms = 5000;
+};
+
+struct KeepAsideResult {
+  Status st;
+  uint64_t scanned_to = 0;  // every sequence up to here was examined (from_seq - 1 if none)
+  uint64_t found = 0;       // foreign messages found in the scanned range
+  uint64_t kept = 0;        // of them, held by the side stream (already, or copied now)
+  uint64_t copied = 0;      // copied by this call
+  uint64_t first_found = 0, last_found = 0;  // their sequences (0 if none)
+};
+
+// Examines every stored message of the replica in [from_seq, to_seq] (deleted
+// sequences are skipped); each foreign one (foreign_reason() non-empty) is
+// copied into the side stream unless the side stream already holds that
+// sequence with the same store time. The side stream is created when the
+// first foreign message needs it. Idempotent: running it again, or after a
+// crash at any point, copies nothing twice and misses nothing.
+KeepAsideResult keep_aside(natsConnection* nc, const KeepAsideArgs& a);
+
+// The first sequence that may hold a foreign message when nothing else is
+// known: one past the highest message that Isthmus wrote at its place,
+// found by walking down from `last` (at least `first`).
+Result<uint64_t> foreign_tail_start(natsConnection* nc, const std::string& stream, const std::string& leader,
+                                    uint64_t first, uint64_t last, int64_t timeout_ms);
+
+// Rewrites the replica's description marker (and seals the stream when
+// `seal`: a sealed stream refuses every write, so nothing new lands while a
+// rebuild keeps the foreign messages aside). `config` is the stream's
+// current configuration.
+Status write_marker(natsConnection* nc, nlohmann::json config, const Marker& m, bool seal, int64_t timeout_ms);
+
+}  // namespace isthmus::replication
