@@ -539,6 +539,14 @@ size_t Manager::pending_bytes(const std::string& peer) const {
   return p->conn->pending_bytes();
 }
 
+bool Manager::clock_offset(const std::string& peer, int64_t& offset_ns, int64_t& error_ns) const {
+  const Peer* p = find(peer);
+  if (p == nullptr || p->st.clock_offset_error_ns < 0) return false;
+  offset_ns = p->st.clock_offset_ns;
+  error_ns = p->st.clock_offset_error_ns;
+  return true;
+}
+
 std::vector<PeerStatus> Manager::status() const {
   std::vector<PeerStatus> out;
   for (const auto& [name, p] : peers_) {

@@ -25,6 +25,8 @@
 
 #include "link/frame.h"
 #include "replication/context.h"
+#include "replication/latency_histogram.h"
+#include "replication/sync_progress.h"
 
 namespace isthmus::replication {
 
@@ -49,6 +51,7 @@ class Follower {
   void drain() { draining_ = true; }
   bool idle() const { return inflight_.empty() && !purge_pending_; }
 
+  // The lag figures (docs/http-api.md, GET /v1/lag).
   nlohmann::json lag_json() const;
   // Empty when healthy, otherwise why not.
   std::string problem() const;
@@ -60,8 +63,20 @@ class Follower {
   struct Inflight {
     int64_t sent_mono_ns = 0;
     int64_t origin_time_ns = 0;
+    size_t bytes = 0;
     bool filler = false;
   };
+  // The figures both /v1/lag and LAG_REPORT carry, at one instant.
+  struct LagFigures {
+    bool offset_known = false;
+    int64_t offset_ns = 0, offset_error_ns = -1;
+    int64_t newest_applied_age_ns = -1;
+    LagQuantiles window;
+    SyncSnapshot sync;
+  };
+  LagFigures figures() const;
+  void record_apply(const Inflight& in);
+  void send_lag_report();
 
   void maybe_start();
   void reset(const std::string& why);
@@ -101,9 +116,21 @@ class Follower {
 
   // What the leader told us, for lag.
   uint64_t leader_last_seq_ = 0;
+  uint64_t leader_first_seq_ = 0;
   int64_t leader_last_time_ns_ = 0;
   int64_t last_applied_origin_ns_ = 0;
   int64_t last_apply_wall_ns_ = 0;
+  int64_t leader_heard_mono_ns_ = 0;  // last STATE or DATA from the leader
+
+  // Time lag (docs/architecture.md "Lag"): apply time (our wall clock when
+  // the replica acknowledged) minus the origin store time (the leader's
+  // clock), plus the leader's clock offset (leader minus us).
+  int64_t time_lag_ns_ = -1;              // last corrected value, clamped >= 0; -1 unknown
+  int64_t time_lag_uncorrected_ns_ = 0;   // the same without the correction (may be negative)
+  bool time_lag_clamped_ = false;         // the last corrected value was negative and shown as 0
+  uint64_t lag_samples_unrecorded_ = 0;   // applied while no clock offset estimate existed
+  LagHistogram lag_hist_;
+  SyncProgress sync_;
 
   // Counters.
   uint64_t applied_msgs_ = 0;
