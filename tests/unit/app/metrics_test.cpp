@@ -77,3 +77,70 @@ TEST_CASE("metric label values are escaped", "[metrics]") {
   std::string t = render_metrics(json{{"streams", json::array()}}, json{{"links", json::array()}}, h);
   CHECK(has_line(t, "isthmus_healthy{region=\"a\\\"b\\\\c\"} 1"));
 }
+
+namespace {
+
+// A follower entry and a leader entry with every lag figure (as
+// Follower::lag_json and Leader::lag_json produce them).
+json full_lag() {
+  return json::parse(R"({"region":"ams","streams":[
+    {"stream":"COVENANT_COUNTRIES","leader":"iad","role":"follower","state":"syncing",
+     "followers":[{"region":"ams","leader_last_seq":120,"applied_seq":100,"seq_lag":20,
+       "messages_applied":100,"bytes_applied":12800,"apply_errors":0,
+       "time_lag":{"current_ms":21.5,"p50_ms":20.25,"p95_ms":30.0,"p99_ms":45.5,"window_samples":100,"window_s":60,
+         "clock_offset_known":true,"clock_offset_ms":-30000.5,"clock_offset_error_ms":20.1,
+         "uncorrected_ms":30021.0,"clamped":false,"unrecorded_without_offset":3,
+         "histogram":{"le_s":[0.01,0.025,0.05],"cumulative":[0,60,98,100],"sum_s":2.5,"count":100}},
+       "newest_applied_age_ms":1500.0,
+       "sync":{"state":"syncing","done":100,"to_go":20,"rate_per_s":50.5,"eta_s":0.4}}]},
+    {"stream":"COVENANT_USERS","leader":"ams","role":"leader","state":"replicating",
+     "followers":[{"region":"iad","state":"replicating","leader_last_seq":10,"applied_seq":10,"seq_lag":0,
+       "messages_sent":10,"bytes_sent":1000,"oldest_unreplicated_age_ms":0,"newest_applied_age_ms":0,
+       "time_lag":{"current_ms":1.0,"p50_ms":1.0,"p95_ms":null,"p99_ms":null,"window_samples":1,"window_s":60,
+         "clock_offset_known":false,"clock_offset_ms":null,"clock_offset_error_ms":null,"report_age_ms":300},
+       "sync":{"state":"caught_up","done":10,"to_go":0,"rate_per_s":0,"eta_s":0}}]}]})");
+}
+
+}  // namespace
+
+TEST_CASE("metrics render time lag, window quantiles, the histogram, ages and sync progress", "[metrics]") {
+  std::string t = render_metrics(full_lag(), links(), health(true));
+  const std::string f = R"(region="ams",stream="COVENANT_COUNTRIES",role="follower",follower="ams")";
+  const std::string l = R"(region="ams",stream="COVENANT_USERS",role="leader",follower="iad")";
+  CHECK(has_line(t, "isthmus_lag_time_seconds{" + f + "} 0.0215"));
+  CHECK(has_line(t, "isthmus_lag_time_window_seconds{" + f + ",quantile=\"0.5\"} 0.02025"));
+  CHECK(has_line(t, "isthmus_lag_time_window_seconds{" + f + ",quantile=\"0.95\"} 0.03"));
+  CHECK(has_line(t, "isthmus_lag_time_window_seconds{" + f + ",quantile=\"0.99\"} 0.0455"));
+  CHECK(has_line(t, "isthmus_lag_time_window_samples{" + f + "} 100"));
+  CHECK(has_line(t, "isthmus_lag_clock_offset_known{" + f + "} 1"));
+  // A real Prometheus histogram: cumulative buckets, +Inf equals _count.
+  CHECK(has_line(t, "# TYPE isthmus_lag_time_histogram_seconds histogram"));
+  CHECK(has_line(t, "isthmus_lag_time_histogram_seconds_bucket{" + f + ",le=\"0.01\"} 0"));
+  CHECK(has_line(t, "isthmus_lag_time_histogram_seconds_bucket{" + f + ",le=\"0.025\"} 60"));
+  CHECK(has_line(t, "isthmus_lag_time_histogram_seconds_bucket{" + f + ",le=\"0.05\"} 98"));
+  CHECK(has_line(t, "isthmus_lag_time_histogram_seconds_bucket{" + f + ",le=\"+Inf\"} 100"));
+  CHECK(has_line(t, "isthmus_lag_time_histogram_seconds_sum{" + f + "} 2.5"));
+  CHECK(has_line(t, "isthmus_lag_time_histogram_seconds_count{" + f + "} 100"));
+  CHECK(has_line(t, "isthmus_lag_newest_applied_age_seconds{" + f + "} 1.5"));
+  CHECK(has_line(t, "isthmus_replicated_bytes_total{" + f + "} 12800"));
+  CHECK(has_line(t, "isthmus_sync_syncing{" + f + "} 1"));
+  CHECK(has_line(t, "isthmus_sync_done_messages{" + f + "} 100"));
+  CHECK(has_line(t, "isthmus_sync_remaining_messages{" + f + "} 20"));
+  CHECK(has_line(t, "isthmus_sync_rate_messages_per_second{" + f + "} 50.5"));
+  CHECK(has_line(t, "isthmus_sync_eta_seconds{" + f + "} 0.4"));
+  // Leader side: its own oldest-unreplicated age, the follower's reported
+  // figures (no histogram: buckets stay at the follower), unknowns omitted.
+  CHECK(has_line(t, "isthmus_lag_oldest_unreplicated_age_seconds{" + l + "} 0"));
+  CHECK(has_line(t, "isthmus_lag_time_seconds{" + l + "} 0.001"));
+  CHECK(has_line(t, "isthmus_lag_clock_offset_known{" + l + "} 0"));
+  CHECK(has_line(t, "isthmus_sync_syncing{" + l + "} 0"));
+  CHECK(t.find("isthmus_lag_time_window_seconds{" + l + ",quantile=\"0.99\"}") == std::string::npos);
+  CHECK(t.find("isthmus_lag_time_histogram_seconds_count{" + l) == std::string::npos);
+  // The histogram family is declared once.
+  size_t pos = 0, count = 0;
+  while ((pos = t.find("# TYPE isthmus_lag_time_histogram_seconds ", pos)) != std::string::npos) {
+    ++count;
+    ++pos;
+  }
+  CHECK(count == 1);
+}
