@@ -1,9 +1,15 @@
 // The Prometheus rendering of the JSON reports.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "app/metrics.h"
 
@@ -143,4 +149,107 @@ TEST_CASE("metrics render time lag, window quantiles, the histogram, ages and sy
     ++pos;
   }
   CHECK(count == 1);
+}
+
+// docs/http-api.md lists every metric; the Grafana dashboard in docs/ and
+// the renderer may use only those.
+namespace {
+
+std::string source_file(const std::string& rel) {
+  const char* dir = std::getenv("ISTHMUS_SOURCE_DIR");
+  REQUIRE(dir != nullptr);  // set by meson test (tests/meson.build)
+  std::ifstream in(std::string(dir) + "/" + rel);
+  REQUIRE(in.good());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// name -> type, from the rows "| `isthmus_...` | type | ..." of the table.
+std::map<std::string, std::string> documented_metrics() {
+  std::map<std::string, std::string> out;
+  std::istringstream in(source_file("docs/http-api.md"));
+  std::string line;
+  std::regex row(R"(^\| `(isthmus_[a-z0-9_]+)` \| (gauge|counter|histogram) \|)");
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_search(line, m, row)) out[m[1]] = m[2];
+  }
+  return out;
+}
+
+// Whether a name used in a query is a documented metric (histogram series
+// add _bucket, _sum, _count).
+bool known(const std::map<std::string, std::string>& docs, const std::string& name) {
+  if (docs.count(name) != 0) return true;
+  for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+    std::string sfx(suffix);
+    if (name.size() > sfx.size() && name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0) {
+      auto it = docs.find(name.substr(0, name.size() - sfx.size()));
+      if (it != docs.end() && it->second == "histogram") return true;
+    }
+  }
+  return false;
+}
+
+void collect_strings(const json& j, std::vector<std::string>& out) {
+  if (j.is_string()) {
+    out.push_back(j.get<std::string>());
+  } else if (j.is_array() || j.is_object()) {
+    for (const auto& v : j) collect_strings(v, out);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the Grafana dashboard queries only metrics listed in docs/http-api.md", "[metrics][docs]") {
+  auto docs = documented_metrics();
+  REQUIRE(docs.size() >= 30);
+  CHECK(docs["isthmus_lag_time_histogram_seconds"] == "histogram");
+  json dash = json::parse(source_file("docs/grafana/isthmus.json"));  // throws unless valid JSON
+  REQUIRE(dash.contains("panels"));
+  std::vector<std::string> strings;
+  collect_strings(dash, strings);
+  std::set<std::string> used;
+  std::regex metric(R"(isthmus_[a-z0-9_]+)");
+  for (const auto& s : strings) {
+    for (auto it = std::sregex_iterator(s.begin(), s.end(), metric); it != std::sregex_iterator(); ++it) {
+      std::string name = it->str();
+      if (name == "isthmus_replication" || name.rfind("isthmus-", 0) == 0) continue;
+      used.insert(name);
+    }
+  }
+  REQUIRE(used.size() >= 20);
+  for (const auto& name : used) {
+    INFO(name);
+    CHECK(known(docs, name));
+  }
+  // The lag figures this issue adds are all on the dashboard.
+  for (const char* name :
+       {"isthmus_lag_messages", "isthmus_lag_time_seconds", "isthmus_lag_time_window_seconds",
+        "isthmus_lag_time_histogram_seconds_bucket", "isthmus_lag_oldest_unreplicated_age_seconds",
+        "isthmus_lag_newest_applied_age_seconds", "isthmus_replicated_messages_total", "isthmus_replicated_bytes_total",
+        "isthmus_apply_errors_total", "isthmus_stream_diverged", "isthmus_sync_remaining_messages",
+        "isthmus_link_frame_bytes_sent_total", "isthmus_link_wire_bytes_sent_total", "isthmus_link_reconnects_total"}) {
+    INFO(name);
+    CHECK(used.count(name) == 1);
+  }
+}
+
+TEST_CASE("every metric /metrics renders is listed in docs/http-api.md with its type", "[metrics][docs]") {
+  auto docs = documented_metrics();
+  std::string t = render_metrics(full_lag(), links(), health(true));
+  std::istringstream in(t);
+  std::string line;
+  std::regex type_line(R"(^# TYPE (\S+) (\S+)$)");
+  int families = 0;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (!std::regex_match(line, m, type_line)) continue;
+    ++families;
+    INFO(line);
+    REQUIRE(docs.count(m[1]) == 1);
+    CHECK(docs[m[1]] == m[2].str());
+  }
+  CHECK(families >= 30);
 }
