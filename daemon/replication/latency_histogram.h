@@ -10,7 +10,8 @@
 // layout merge by adding counts.
 //
 // WindowedHistogram: a sliding window of about one minute made of 12
-// sub-windows of 5 s (each a LogLinearHistogram, allocated on first use).
+// sub-windows of 5 s (each a LogLinearHistogram: 12 x 1920 x 8 bytes, about
+// 180 KiB per (stream, follower)).
 // Recording rotates out sub-windows older than the window; quantiles merge
 // the live ones. Times are the caller's monotonic nanoseconds.
 //
