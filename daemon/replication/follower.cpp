@@ -466,17 +466,12 @@ void Follower::record_apply(const Inflight& in) {
   time_lag_uncorrected_ns_ = now_wall - in.origin_time_ns;
   int64_t off = 0, err = -1;
   if (!ctx_.links->clock_offset(cfg_.leader, off, err)) {
-    time_lag_ns_ = -1;
-    time_lag_clamped_ = false;
     ++lag_samples_unrecorded_;
     return;
   }
-  int64_t corrected = time_lag_uncorrected_ns_ + off;
   // Never negative: a message cannot be applied before it was stored; a
   // negative value is the offset estimate's error (at most err) showing.
-  time_lag_clamped_ = corrected < 0;
-  time_lag_ns_ = std::max<int64_t>(0, corrected);
-  lag_hist_.record_ns(loop::mono_ns(), time_lag_ns_);
+  lag_hist_.record_ns(loop::mono_ns(), std::max<int64_t>(0, time_lag_uncorrected_ns_ + off));
 }
 
 Follower::LagFigures Follower::figures() const {
@@ -485,6 +480,14 @@ Follower::LagFigures Follower::figures() const {
   int64_t now_mono = loop::mono_ns();
   f.window = lag_hist_.window_quantiles(now_mono);
   f.sync = sync_.snapshot();
+  // The current time lag: the last applied message's, corrected with the
+  // offset as estimated now (so a message applied before the first estimate
+  // gets one as soon as it exists).
+  if (last_apply_wall_ns_ > 0 && f.offset_known) {
+    int64_t corrected = time_lag_uncorrected_ns_ + f.offset_ns;
+    f.time_lag_clamped = corrected < 0;
+    f.time_lag_ns = std::max<int64_t>(0, corrected);
+  }
   // Newest-applied age. Caught up with a leader heard from in the last few
   // seconds: 0 (an idle leader has nothing newer). Otherwise the time since
   // the newest applied message's origin store time, on the leader's clock
@@ -510,7 +513,7 @@ void Follower::send_lag_report() {
   if (fg.offset_known) r.flags |= link::kLagFlagOffsetKnown;
   if (fg.sync.started) r.flags |= link::kLagFlagSyncStarted;
   if (fg.sync.syncing) r.flags |= link::kLagFlagSyncing;
-  r.time_lag_ns = time_lag_ns_;
+  r.time_lag_ns = fg.time_lag_ns;
   r.p50_ns = fg.window.p50_ns;
   r.p95_ns = fg.window.p95_ns;
   r.p99_ns = fg.window.p99_ns;
@@ -655,9 +658,9 @@ nlohmann::json Follower::lag_json() const {
   f["last_applied_origin_time_ns"] = last_applied_origin_ns_;
   f["last_apply_time_ns"] = last_apply_wall_ns_;
   LagFigures fg = figures();
-  Json tl = lag_figures_json(time_lag_ns_, fg.window, fg.offset_known, fg.offset_ns, fg.offset_error_ns);
+  Json tl = lag_figures_json(fg.time_lag_ns, fg.window, fg.offset_known, fg.offset_ns, fg.offset_error_ns);
   tl["uncorrected_ms"] = last_apply_wall_ns_ > 0 ? Json(ns_to_ms(time_lag_uncorrected_ns_)) : Json(nullptr);
-  tl["clamped"] = time_lag_clamped_;
+  tl["clamped"] = fg.time_lag_clamped;
   tl["unrecorded_without_offset"] = lag_samples_unrecorded_;
   tl["histogram"] = histogram_json(lag_hist_.total());
   f["time_lag"] = tl;

@@ -71,6 +71,8 @@ class Follower {
     bool offset_known = false;
     int64_t offset_ns = 0, offset_error_ns = -1;
     int64_t newest_applied_age_ns = -1;
+    int64_t time_lag_ns = -1;       // current, corrected, clamped >= 0; -1 unknown
+    bool time_lag_clamped = false;  // the corrected value was negative, shown as 0
     LagQuantiles window;
     SyncSnapshot sync;
   };
@@ -125,9 +127,7 @@ class Follower {
   // Time lag (docs/architecture.md "Lag"): apply time (our wall clock when
   // the replica acknowledged) minus the origin store time (the leader's
   // clock), plus the leader's clock offset (leader minus us).
-  int64_t time_lag_ns_ = -1;              // last corrected value, clamped >= 0; -1 unknown
-  int64_t time_lag_uncorrected_ns_ = 0;   // the same without the correction (may be negative)
-  bool time_lag_clamped_ = false;         // the last corrected value was negative and shown as 0
+  int64_t time_lag_uncorrected_ns_ = 0;   // of the last applied message (may be negative)
   uint64_t lag_samples_unrecorded_ = 0;   // applied while no clock offset estimate existed
   LagHistogram lag_hist_;
   SyncProgress sync_;

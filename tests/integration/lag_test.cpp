@@ -18,6 +18,9 @@
 //      iad publishes steadily: iad's oldest-unreplicated age and ams's
 //      newest-applied age both rise to about 10 s, then fall back once the
 //      link is back. /metrics carries the lag metric families.
+//   c  Initial sync of 20,000 messages over a 1 MB/s cap: both ends show
+//      "syncing" with done, to go, rate and estimate (isthmusctl lag too),
+//      then "caught_up" with done = 20,000.
 // Each case prints "[figures]" lines.
 #include <nats/nats.h>
 
@@ -431,5 +434,86 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
   CHECK(m.body.find("le=\"+Inf\"") != std::string::npos);
   pub.stop();
   pub.check();
+  std::fflush(stdout);
+}
+
+TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate at both ends, then caught up",
+          "[lag][sync]") {
+  // 20,000 messages of ~300 bytes in the leader before the follower starts;
+  // the leader -> follower direction capped at 1 MB/s, so the sync takes
+  // several seconds and can be watched.
+  constexpr size_t kTotal = 20'000;
+  Setup su;
+  REQUIRE(su.proxy->set(FaultProxy::kB2A, "rate_bps=1000000").is_ok());
+  su.mesh.start_nats();
+  su.leader().js().create_stream(leader_stream_config());
+  std::vector<OutMsg> msgs;
+  for (size_t i = 0; i < kTotal; ++i) {
+    OutMsg m;
+    m.subject = kSubject;
+    // Pseudo-random base64 padding: S2 cannot shrink it much.
+    std::string pad(280, 'A');
+    uint64_t x = 0x9E3779B97F4A7C15ull * (i + 1);
+    for (auto& ch : pad) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      ch = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[x & 63];
+    }
+    m.payload = "{\"history\":" + std::to_string(i) + ",\"pad\":\"" + pad + "\"}";
+    msgs.push_back(std::move(m));
+  }
+  su.leader().js().publish_bulk(msgs, 1024);
+  su.follower().js();
+  su.leader().daemon.start();
+  su.follower().daemon.start();
+
+  // While syncing: the follower's figures, mirrored at the leader, and the
+  // PROGRESS column of isthmusctl.
+  json f, l;
+  check_for(
+      30s,
+      [&](std::string& st) {
+        f = su.lag_entry(kFollower);
+        l = su.lag_entry(kLeader);
+        st = "ams " + f.dump() + "; iad " + l.dump();
+        const json& fs = f.at("sync");
+        const json& ls = l.contains("sync") ? l["sync"] : json();
+        return fs.value("state", "") == "syncing" && num(fs, "done", 0) > 0 && num(fs, "to_go", 0) > 0 &&
+               num(fs, "rate_per_s", 0) > 0 && num(fs, "eta_s") > 0 && f.value("stream_state", "") == "syncing" &&
+               ls.is_object() && ls.value("state", "") == "syncing" && num(ls, "to_go", 0) > 0;
+      },
+      "both ends show the initial sync under way");
+  const json& fs = f.at("sync");
+  std::printf("[figures] c: ams syncing: done %.0f, to go %.0f, %.0f msgs/s, eta %.1f s; iad mirrors done %.0f, "
+              "to go %.0f\n",
+              num(fs, "done"), num(fs, "to_go"), num(fs, "rate_per_s"), num(fs, "eta_s"), num(l.at("sync"), "done"),
+              num(l.at("sync"), "to_go"));
+  CHECK(num(fs, "done") + num(fs, "to_go") == Approx(static_cast<double>(kTotal)));
+  RunResult ctl = run_capture({env_or("ISTHMUS_BUILD_DIR", "") + "/ctl/isthmusctl", "--url",
+                               "http://127.0.0.1:" + std::to_string(su.follower().daemon.http_port()), "lag"},
+                              10s);
+  std::printf("[figures] c: isthmusctl lag at ams during the sync:\n%s", ctl.out.c_str());
+  CHECK(ctl.status.exited);
+  CHECK(ctl.status.code == 0);
+  CHECK(ctl.out.find("PROGRESS") != std::string::npos);
+  CHECK(ctl.out.find("syncing ") != std::string::npos);
+
+  auto t0 = Clock::now();
+  check_for(
+      60s,
+      [&](std::string& st) {
+        f = su.lag_entry(kFollower);
+        l = su.lag_entry(kLeader);
+        st = "ams " + f.dump() + "; iad " + l.dump();
+        return f.at("sync").value("state", "") == "caught_up" && l.contains("sync") &&
+               l["sync"].value("state", "") == "caught_up";
+      },
+      "both ends show the sync caught up");
+  std::printf("[figures] c: caught up %.1f s later; ams done %.0f, to go %.0f\n", ms_since(t0, Clock::now()) / 1000,
+              num(f.at("sync"), "done"), num(f.at("sync"), "to_go"));
+  CHECK(num(f.at("sync"), "done") == static_cast<double>(kTotal));
+  CHECK(num(f.at("sync"), "to_go") == 0);
+  CHECK(f.value("applied_seq", 0UL) == kTotal);
   std::fflush(stdout);
 }
