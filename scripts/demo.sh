@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds, and runs a local two-region
-# deployment on real nats-servers (iad leads COVENANT_COUNTRIES, ams follows),
-# publishes events in iad and shows them arriving in ams with the lag table
-# falling to zero. Stops everything it started on exit.
-#   scripts/demo.sh [--events N] [--rate MSGS_PER_S]
+# The main job: installs what is missing, builds, and runs a local
+# three-region deployment on real nats-servers: iad leads the seed's four
+# streams (COVENANT_COUNTRIES, COVENANT_PROJECTS, COVENANT_USERS with
+# interest retention, ALERTS_INCIDENTS with limits/discard new), ams and syd
+# follow over mutual-TLS + S2 links in a full mesh. It publishes events into
+# all four streams in iad and shows the leader's lag table (every stream x
+# follower) while they replicate, then a kill -9 of syd's daemon and its
+# resume. Stops everything it started on exit.
+#   scripts/demo.sh [--events N] [--rate MSGS_PER_S]    (per stream)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-EVENTS=5000
-RATE=1000
+EVENTS=4000
+RATE=800
 while [ $# -gt 0 ]; do
   case "$1" in
     --events) EVENTS=$2; shift 2 ;;
@@ -28,7 +32,21 @@ ISTHMUSD=$ROOT/$BUILD/daemon/isthmusd
 CTL=$ROOT/$BUILD/ctl/isthmusctl
 LOADGEN=$ROOT/$BUILD/tests/tools/loadgen/isthmus-loadgen
 DEMO=$(mktemp -d /tmp/isthmus-demo.XXXXXX)
+REGIONS=(iad ams syd)
+STREAMS=(COVENANT_COUNTRIES COVENANT_PROJECTS COVENANT_USERS ALERTS_INCIDENTS)
+declare -A SUBJECTS=(
+  [COVENANT_COUNTRIES]="covenant.countries.created,covenant.countries.updated,covenant.countries.deleted"
+  [COVENANT_PROJECTS]="covenant.projects.created,covenant.projects.updated,covenant.projects.deleted"
+  [COVENANT_USERS]="covenant.users.created,covenant.users.updated,covenant.users.deleted"
+  [ALERTS_INCIDENTS]="alerts.incidents.critical,alerts.incidents.warning,alerts.incidents.info")
+# The seed's stream definitions (num_replicas 1: one nats-server per region here).
+declare -A LIMITS=(
+  [COVENANT_COUNTRIES]='"retention":"interest","max_age":2592000000000000,"max_msgs":1000000,"discard":"old"'
+  [COVENANT_PROJECTS]='"retention":"interest","max_age":2592000000000000,"max_msgs":1000000,"discard":"old"'
+  [COVENANT_USERS]='"retention":"interest","max_age":604800000000000,"max_msgs":100000,"discard":"old"'
+  [ALERTS_INCIDENTS]='"retention":"limits","max_age":86400000000000,"max_msgs":10000,"discard":"new"')
 PIDS=()
+declare -A DAEMON_PID NATS_PORT LINK_PORT HTTP_PORT
 
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -47,13 +65,13 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
     sleep 0.1
   done
 }
+ctl() { local r=$1; shift; "$CTL" --url "http://127.0.0.1:${HTTP_PORT[$r]}" "$@"; }
 
-declare -A NATS_PORT LINK_PORT HTTP_PORT
-for r in iad ams; do
+for r in "${REGIONS[@]}"; do
   NATS_PORT[$r]=$(free_port); LINK_PORT[$r]=$(free_port); HTTP_PORT[$r]=$(free_port)
 done
 
-for r in iad ams; do
+for r in "${REGIONS[@]}"; do
   mkdir -p "$DEMO/$r"
   cat > "$DEMO/$r/nats.conf" <<CONF
 server_name: $r
@@ -69,7 +87,7 @@ done
 mkdir -p "$DEMO/tls"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
   -subj "/CN=isthmus demo CA" -keyout "$DEMO/tls/ca.key" -out "$DEMO/tls/ca.pem" 2>/dev/null
-for r in iad ams; do
+for r in "${REGIONS[@]}"; do
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$r" \
     -keyout "$DEMO/tls/$r.key" -out "$DEMO/tls/$r.csr" 2>/dev/null
   printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$r" > "$DEMO/tls/$r.ext"
@@ -77,9 +95,15 @@ for r in iad ams; do
     -CAcreateserial -days 30 -extfile "$DEMO/tls/$r.ext" -out "$DEMO/tls/$r.crt" 2>/dev/null
 done
 
-for r in iad ams; do
-  other=$([ $r = iad ] && echo ams || echo iad)
-  cat > "$DEMO/$r/isthmus.toml" <<CONF
+start_daemon() {  # start_daemon REGION
+  "$ISTHMUSD" --config "$DEMO/$1/isthmus.toml" >>"$DEMO/$1/isthmusd.log" 2>&1 &
+  PIDS+=($!)
+  DAEMON_PID[$1]=$!
+}
+
+for r in "${REGIONS[@]}"; do
+  {
+    cat <<CONF
 [region]
 name = "$r"
 
@@ -95,84 +119,112 @@ ca = "$DEMO/tls/ca.pem"
 cert = "$DEMO/tls/$r.crt"
 key = "$DEMO/tls/$r.key"
 
-[[peers]]
-name = "$other"
-address = "127.0.0.1:${LINK_PORT[$other]}"
-
 [http]
 listen = "127.0.0.1:${HTTP_PORT[$r]}"
-
-[[streams]]
-name = "COVENANT_COUNTRIES"
-leader = "iad"
 CONF
+    for p in "${REGIONS[@]}"; do
+      [ "$p" = "$r" ] && continue
+      printf '\n[[peers]]\nname = "%s"\naddress = "127.0.0.1:%s"\n' "$p" "${LINK_PORT[$p]}"
+    done
+    for s in "${STREAMS[@]}"; do printf '\n[[streams]]\nname = "%s"\nleader = "iad"\n' "$s"; done
+  } > "$DEMO/$r/isthmus.toml"
   "$ISTHMUSD" --check-config "$DEMO/$r/isthmus.toml"
-  "$ISTHMUSD" --config "$DEMO/$r/isthmus.toml" >"$DEMO/$r/isthmusd.log" 2>&1 &
-  PIDS+=($!)
-  [ $r = ams ] && AMS_DAEMON=$!
+  start_daemon "$r"
 done
-echo "== two regions up: iad (nats :${NATS_PORT[iad]}, api :${HTTP_PORT[iad]}), ams (nats :${NATS_PORT[ams]}, api :${HTTP_PORT[ams]})"
+echo "== three regions up (full mesh of TLS+S2 links):"
+for r in "${REGIONS[@]}"; do
+  echo "   $r: nats :${NATS_PORT[$r]}, api http://127.0.0.1:${HTTP_PORT[$r]}, config $DEMO/$r/isthmus.toml"
+done
 
-for r in iad ams; do wait_for 20 "nats-server $r" "$LOADGEN" ping --url "nats://127.0.0.1:${NATS_PORT[$r]}"; done
-echo "== creating COVENANT_COUNTRIES in iad (limits retention, 30 days, 1,000,000 messages)"
-"$LOADGEN" create-stream --url "nats://127.0.0.1:${NATS_PORT[iad]}" --json '{
-  "name": "COVENANT_COUNTRIES",
-  "subjects": ["covenant.countries.created", "covenant.countries.updated", "covenant.countries.deleted"],
-  "retention": "limits", "max_age": 2592000000000000, "max_msgs": 1000000,
-  "discard": "old", "storage": "file", "num_replicas": 1}' >/dev/null
+for r in "${REGIONS[@]}"; do wait_for 20 "nats-server $r" "$LOADGEN" ping --url "nats://127.0.0.1:${NATS_PORT[$r]}"; done
+echo "== creating the seed's four streams in iad; an application consumer (ANALYTICS) that has not"
+echo "   consumed yet holds the interest-retention streams' messages at the leader"
+for s in "${STREAMS[@]}"; do
+  subj=$(echo "${SUBJECTS[$s]}" | sed 's/\([^,]*\)/"\1"/g')
+  "$LOADGEN" create-stream --url "nats://127.0.0.1:${NATS_PORT[iad]}" \
+    --json "{\"name\":\"$s\",\"subjects\":[$subj],${LIMITS[$s]},\"storage\":\"file\",\"num_replicas\":1}" >/dev/null
+  case "${LIMITS[$s]}" in
+    *interest*)
+      "$LOADGEN" api --url "nats://127.0.0.1:${NATS_PORT[iad]}" \
+        --subject "\$JS.API.CONSUMER.DURABLE.CREATE.$s.ANALYTICS" \
+        --json "{\"stream_name\":\"$s\",\"config\":{\"durable_name\":\"ANALYTICS\",\"ack_policy\":\"explicit\"}}" >/dev/null ;;
+  esac
+done
 
-wait_for 30 "both daemons healthy" "$CTL" --url "http://127.0.0.1:${HTTP_PORT[ams]}" health
-"$CTL" --url "http://127.0.0.1:${HTTP_PORT[ams]}" health || true
+for r in "${REGIONS[@]}"; do wait_for 30 "$r healthy" ctl "$r" health; done
+ctl ams health || true
 
-echo "== publishing $EVENTS events into iad at $RATE msg/s; the lag table (ams's view) refreshes every second"
-"$LOADGEN" publish --url "nats://127.0.0.1:${NATS_PORT[iad]}" --count "$EVENTS" --rate "$RATE" \
-  --msg-id-every 10 >"$DEMO/publish.log" 2>&1 &
-PUB=$!
-PIDS+=($PUB)
-while kill -0 $PUB 2>/dev/null; do
+publish_all() {  # publish_all COUNT RATE LOGSUFFIX [ARGS]: one publisher per stream, in the background
+  PUBS=()
+  for s in "${STREAMS[@]}"; do
+    "$LOADGEN" publish --url "nats://127.0.0.1:${NATS_PORT[iad]}" --subjects "${SUBJECTS[$s]}" \
+      --count "$1" --rate "$2" "${@:4}" >"$DEMO/publish-$s-$3.log" 2>&1 &
+    PUBS+=($!)
+    PIDS+=($!)
+  done
+}
+publishers_running() { for p in "${PUBS[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+publishers_ok() {
+  local rc=0
+  for i in "${!PUBS[@]}"; do
+    wait "${PUBS[$i]}" || { echo "publisher for ${STREAMS[$i]} failed:"; cat "$DEMO/publish-${STREAMS[$i]}-$1.log"; rc=1; }
+  done
+  return $rc
+}
+caught_up() {  # every follower of every stream at the leader's last sequence (iad's view)
+  ctl iad --json lag | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+ok = all(f["seq_lag"] == 0 and f["applied_seq"] > 0 and f["state"] == "replicating"
+         for s in j["streams"] for f in s.get("followers", []))
+n = sum(len(s.get("followers", [])) for s in j["streams"])
+sys.exit(0 if ok and n == 8 else 1)'
+}
+
+echo "== publishing $EVENTS events into each stream in iad at $RATE msg/s each;"
+echo "   the leader's lag table (iad: every stream x follower) refreshes every second"
+# Every 10th event carries a Nats-Msg-Id: it travels as Isthmus-Orig-Nats-Msg-Id.
+publish_all "$EVENTS" "$RATE" 1 --msg-id-every 10
+while publishers_running; do
   echo "--- $(date +%T)"
-  "$CTL" --url "http://127.0.0.1:${HTTP_PORT[ams]}" lag || true
+  ctl iad lag || true
   sleep 1
 done
-wait $PUB || { echo "publisher failed:"; cat "$DEMO/publish.log"; exit 1; }
-cat "$DEMO/publish.log"
-
-lag_zero() {  # lag_zero REGION: the follower's applied sequence equals the leader's
-  "$CTL" --json --url "http://127.0.0.1:${HTTP_PORT[$1]}" lag |
-    python3 -c 'import json,sys; j=json.load(sys.stdin); f=j["streams"][0]["followers"][0]; sys.exit(0 if f["seq_lag"]==0 and f["applied_seq"]>0 else 1)'
-}
-wait_for 60 "the lag to reach zero" lag_zero ams
+publishers_ok 1 || exit 1
+cat "$DEMO"/publish-*-1.log
+wait_for 60 "every follower to catch up" caught_up
 echo "--- $(date +%T): caught up"
-"$CTL" --url "http://127.0.0.1:${HTTP_PORT[ams]}" lag
+ctl iad lag
 
 echo
-echo "== kill -9 of ams's isthmusd, then $EVENTS more events in iad: the leader sees ams fall behind"
-kill -9 "$AMS_DAEMON"; wait "$AMS_DAEMON" 2>/dev/null || true
-"$LOADGEN" publish --url "nats://127.0.0.1:${NATS_PORT[iad]}" --count "$EVENTS" >"$DEMO/publish2.log" 2>&1
-cat "$DEMO/publish2.log"
-"$CTL" --url "http://127.0.0.1:${HTTP_PORT[iad]}" lag || true
-echo "== restarting ams's isthmusd: it resumes from its replica's last sequence (nothing replayed, nothing lost)"
-"$ISTHMUSD" --config "$DEMO/ams/isthmus.toml" >>"$DEMO/ams/isthmusd.log" 2>&1 &
-PIDS+=($!)
-for i in 1 2 3 4 5 6 7 8 9 10; do
+echo "== kill -9 of syd's isthmusd, then $EVENTS more events per stream: iad sees syd fall behind, ams keeps up"
+kill -9 "${DAEMON_PID[syd]}"; wait "${DAEMON_PID[syd]}" 2>/dev/null || true
+publish_all "$EVENTS" 0 2
+publishers_ok 2 || exit 1
+ctl iad lag || true
+echo "== restarting syd's isthmusd: it resumes from its replicas' last sequences (nothing replayed, nothing lost)"
+start_daemon syd
+for i in $(seq 1 20); do
   sleep 0.5
   echo "--- $(date +%T.%N | cut -c1-12)"
-  "$CTL" --url "http://127.0.0.1:${HTTP_PORT[iad]}" lag 2>/dev/null | tail -1 || true
-  lag_zero iad 2>/dev/null && break
+  ctl iad lag 2>/dev/null | grep -E "STREAM|syd" || true
+  caught_up 2>/dev/null && break
 done
-wait_for 60 "the lag to reach zero again" lag_zero iad
+wait_for 60 "syd to catch up again" caught_up
 echo "--- $(date +%T): caught up again"
-"$CTL" --url "http://127.0.0.1:${HTTP_PORT[ams]}" lag
+ctl iad lag
 echo
-echo "== the leader's view (iad):"
-"$CTL" --url "http://127.0.0.1:${HTTP_PORT[iad]}" lag
+echo "== a follower's view (syd):"
+ctl syd lag
 echo
 echo "== links (iad):"
-"$CTL" --url "http://127.0.0.1:${HTTP_PORT[iad]}" links
+ctl iad links
 echo
 echo "== stream state in each region:"
-for r in iad ams; do
-  printf "%s: " $r
-  "$LOADGEN" info --url "nats://127.0.0.1:${NATS_PORT[$r]}" --stream COVENANT_COUNTRIES |
-    python3 -c 'import json,sys; s=json.load(sys.stdin)["state"]; print("messages=%d first_seq=%d last_seq=%d" % (s["messages"], s["first_seq"], s["last_seq"]))'
+for s in "${STREAMS[@]}"; do
+  for r in "${REGIONS[@]}"; do
+    printf "%-18s %s: " "$s" "$r"
+    "$LOADGEN" info --url "nats://127.0.0.1:${NATS_PORT[$r]}" --stream "$s" |
+      python3 -c 'import json,sys; s=json.load(sys.stdin)["state"]; print("messages=%d first_seq=%d last_seq=%d" % (s["messages"], s["first_seq"], s["last_seq"]))'
+  done
 done

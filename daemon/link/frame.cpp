@@ -18,6 +18,7 @@ const char* frame_type_name(FrameType t) {
     case FrameType::kStop: return "stop";
     case FrameType::kHeartbeat: return "heartbeat";
     case FrameType::kGoAway: return "goaway";
+    case FrameType::kDeleted: return "deleted";
     case FrameType::kLagReport: return "lag_report";
   }
   return "unknown";
@@ -239,6 +240,42 @@ Status decode(std::span<const uint8_t> body, GoAway& f) {
   WireReader r(body);
   bool ok = r.bytes(f.reason, 4096);
   return finish(r, ok, "goaway");
+}
+
+// Sequences travel as deltas from the previous one (the first from 0), so a
+// run of consecutive deletes costs one byte each.
+void encode(const Deleted& f, std::vector<uint8_t>& out) {
+  frame(FrameType::kDeleted, out, [&](WireWriter& w) {
+    w.bytes(f.stream);
+    w.uvarint(f.first_seq);
+    w.uvarint(f.seqs.size());
+    uint64_t prev = 0;
+    for (uint64_t s : f.seqs) {
+      w.uvarint(s - prev);
+      prev = s;
+    }
+  });
+}
+
+Status decode(std::span<const uint8_t> body, Deleted& f) {
+  WireReader r(body);
+  uint64_t count = 0;
+  bool ok = r.bytes(f.stream, kMaxNameBytes) && r.uvarint(f.first_seq) && r.uvarint(count);
+  if (!ok) return finish(r, ok, "deleted");
+  if (count > kMaxDeletedPerFrame) return Status(Code::kTooLarge, "deleted: more than 16384 sequences");
+  if (count > r.remaining()) return Status(Code::kInvalid, "deleted: sequence count exceeds body");
+  f.seqs.clear();
+  f.seqs.reserve(count);
+  uint64_t prev = 0;
+  for (uint64_t i = 0; i < count && ok; ++i) {
+    uint64_t d = 0;
+    ok = r.uvarint(d);
+    if (!ok) break;
+    if (d == 0 || d > UINT64_MAX - prev) return Status(Code::kInvalid, "deleted: sequences not ascending");
+    prev += d;
+    f.seqs.push_back(prev);
+  }
+  return finish(r, ok, "deleted");
 }
 
 Status FrameReader::feed(std::span<const uint8_t> bytes, const OnFrame& on_frame) {

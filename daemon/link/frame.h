@@ -41,6 +41,7 @@ enum class FrameType : uint8_t {
   kStop = 8,        // follower -> leader: stop sending a stream
   kHeartbeat = 9,   // both ways: liveness and clock estimate
   kGoAway = 10,     // both ways: the sender is closing the link, with a reason
+  kDeleted = 11,    // leader -> follower: sequences deleted at the leader (reconcile)
   kLagReport = 12,  // follower -> leader: the follower's lag figures (about 1/s)
 };
 const char* frame_type_name(FrameType t);
@@ -107,6 +108,17 @@ struct Stop {
   std::string reason;
 };
 
+// Sequences the leader no longer holds between its first and last sequence
+// (interior deletes, purges by subject, interest consumption out of order),
+// ascending. A reconcile pass sends them in chunks of at most
+// kMaxDeletedPerFrame; each chunk stands alone.
+constexpr size_t kMaxDeletedPerFrame = 16384;
+struct Deleted {
+  std::string stream;
+  uint64_t first_seq = 0;      // the leader's first sequence when the list was read
+  std::vector<uint64_t> seqs;  // strictly ascending, each >= 1
+};
+
 struct Heartbeat {
   int64_t send_ns = 0;      // sender's wall clock at send
   int64_t echo_send_ns = 0; // send_ns of the last heartbeat received from the peer
@@ -151,6 +163,7 @@ void encode(const State& f, std::vector<uint8_t>& out);
 void encode(const Stop& f, std::vector<uint8_t>& out);
 void encode(const Heartbeat& f, std::vector<uint8_t>& out);
 void encode(const GoAway& f, std::vector<uint8_t>& out);
+void encode(const Deleted& f, std::vector<uint8_t>& out);
 void encode(const LagReport& f, std::vector<uint8_t>& out);
 
 // Decoders take a frame body (after the 5-byte header). Trailing bytes are an
@@ -165,6 +178,7 @@ Status decode(std::span<const uint8_t> body, State& f);
 Status decode(std::span<const uint8_t> body, Stop& f);
 Status decode(std::span<const uint8_t> body, Heartbeat& f);
 Status decode(std::span<const uint8_t> body, GoAway& f);
+Status decode(std::span<const uint8_t> body, Deleted& f);
 Status decode(std::span<const uint8_t> body, LagReport& f);
 
 // Splits a byte stream into frames. Feed bytes in any split; for each whole

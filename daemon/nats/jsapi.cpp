@@ -32,6 +32,18 @@ Result<Json> stream_info(natsConnection* nc, const std::string& stream, int64_t 
   return api_request(nc, "$JS.API.STREAM.INFO." + stream, "", timeout_ms);
 }
 
+Result<Json> stream_info(natsConnection* nc, const std::string& stream, bool deleted_details,
+                         int64_t timeout_ms) {
+  if (!deleted_details) return stream_info(nc, stream, timeout_ms);
+  Json b = {{"deleted_details", true}};
+  return api_request(nc, "$JS.API.STREAM.INFO." + stream, b.dump(), timeout_ms);
+}
+
+Result<Json> stream_update(natsConnection* nc, const Json& config, int64_t timeout_ms) {
+  return api_request(nc, "$JS.API.STREAM.UPDATE." + config.value("name", std::string()), config.dump(),
+                     timeout_ms);
+}
+
 Result<Json> stream_create(natsConnection* nc, const Json& config, int64_t timeout_ms) {
   return api_request(nc, "$JS.API.STREAM.CREATE." + config.value("name", std::string()), config.dump(),
                      timeout_ms);
@@ -121,6 +133,40 @@ Result<Json> consumer_create(natsConnection* nc, const std::string& stream, cons
                              int64_t timeout_ms) {
   Json b = {{"stream_name", stream}, {"config", config}};
   return api_request(nc, "$JS.API.CONSUMER.CREATE." + stream, b.dump(), timeout_ms);
+}
+
+Result<Json> durable_create(natsConnection* nc, const std::string& stream, const Json& config,
+                            int64_t timeout_ms) {
+  Json b = {{"stream_name", stream}, {"config", config}};
+  return api_request(nc, "$JS.API.CONSUMER.DURABLE.CREATE." + stream + "." + config.value("durable_name", std::string()),
+                     b.dump(), timeout_ms);
+}
+
+Result<Json> consumer_info(natsConnection* nc, const std::string& stream, const std::string& name,
+                           int64_t timeout_ms) {
+  return api_request(nc, "$JS.API.CONSUMER.INFO." + stream + "." + name, "", timeout_ms);
+}
+
+Result<std::vector<std::string>> consumer_names(natsConnection* nc, const std::string& stream,
+                                                int64_t timeout_ms) {
+  std::vector<std::string> out;
+  for (int page = 0; page < 1000; ++page) {
+    Json b = {{"offset", out.size()}};
+    auto r = api_request(nc, "$JS.API.CONSUMER.NAMES." + stream, b.dump(), timeout_ms);
+    if (!r) return r.status();
+    size_t got = 0;
+    if (r->contains("consumers") && (*r)["consumers"].is_array()) {
+      for (const auto& n : (*r)["consumers"]) {
+        if (n.is_string()) {
+          out.push_back(n.get<std::string>());
+          ++got;
+        }
+      }
+    }
+    uint64_t total = r->value("total", uint64_t{0});
+    if (got == 0 || out.size() >= total) break;
+  }
+  return out;
 }
 
 Status consumer_delete(natsConnection* nc, const std::string& stream, const std::string& name,

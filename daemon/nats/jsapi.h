@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "util/status.h"
 
@@ -23,7 +24,12 @@ Result<Json> api_request(natsConnection* nc, const std::string& subject, const s
                          int64_t timeout_ms);
 
 Result<Json> stream_info(natsConnection* nc, const std::string& stream, int64_t timeout_ms);
+// With deleted_details the state carries "deleted": the sequences missing
+// between first_seq and last_seq.
+Result<Json> stream_info(natsConnection* nc, const std::string& stream, bool deleted_details,
+                         int64_t timeout_ms);
 Result<Json> stream_create(natsConnection* nc, const Json& config, int64_t timeout_ms);
+Result<Json> stream_update(natsConnection* nc, const Json& config, int64_t timeout_ms);
 // Purge everything below `seq` (on an empty stream: the next message gets seq).
 Result<Json> stream_purge_to(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms);
 Result<Json> msg_delete(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms);
@@ -36,6 +42,14 @@ Result<Json> msg_get_next(natsConnection* nc, const std::string& stream, uint64_
 // Creates an ephemeral consumer; returns the consumer info (its "name").
 Result<Json> consumer_create(natsConnection* nc, const std::string& stream, const Json& config,
                              int64_t timeout_ms);
+// Creates (or finds, if identical) the durable consumer config["durable_name"].
+Result<Json> durable_create(natsConnection* nc, const std::string& stream, const Json& config,
+                            int64_t timeout_ms);
+Result<Json> consumer_info(natsConnection* nc, const std::string& stream, const std::string& name,
+                           int64_t timeout_ms);
+// Names of every consumer of the stream (all pages).
+Result<std::vector<std::string>> consumer_names(natsConnection* nc, const std::string& stream,
+                                                int64_t timeout_ms);
 Status consumer_delete(natsConnection* nc, const std::string& stream, const std::string& name,
                        int64_t timeout_ms);
 

@@ -24,6 +24,11 @@ constexpr int64_t kInfoRetryNs = 5'000'000'000;
 constexpr int64_t kErrorRetryNs = 2'000'000'000;
 // JetStream's error code for a failed Nats-Expected-Last-Sequence check.
 constexpr int kErrWrongLastSequence = 10071;
+// A gap at least this long, entirely below the leader's first sequence, is
+// crossed with one positioning purge rather than a filler per sequence.
+constexpr uint64_t kPositionGapMin = 16;
+// Deletions remembered for sequences not yet applied here.
+constexpr size_t kMaxPendingDeletes = 1'000'000;
 
 struct PrepResult {
   Status st;
@@ -93,6 +98,7 @@ void Follower::reset(const std::string& why) {
   inflight_.clear();
   purge_pending_ = false;
   check_pending_ = false;
+  delete_pending_ = false;
   if (was_active) {
     ++resets_;
     spdlog::info("stream {}: replication pipeline reset ({}); resuming from the replica's last sequence",
@@ -167,6 +173,35 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           r.st = Status(Code::kConflict, "existing stream conflicts with the leader's: " + conflict);
           return r;
         }
+        auto changes = replica_limit_changes((*sinfo)["config"], want);
+        if (!changes.empty()) {
+          // The replica removes messages only in step with the leader: its
+          // own limits must never expire, discard or refuse anything.
+          std::string list;
+          for (const auto& c : changes) list += (list.empty() ? "" : ", ") + c;
+          auto upd = nats::stream_update(nc, with_neutral_limits((*sinfo)["config"], want), tmo);
+          if (!upd) {
+            r.st = Status(upd.status().code(),
+                          "cannot give the replica neutral limits (" + list + "): " + upd.status().message());
+            return r;
+          }
+          spdlog::warn("stream {}: replica had limits of its own; updated to neutral ones ({})", stream, list);
+          sinfo = std::move(upd);
+        }
+        if (needs_retention_anchor(want)) {
+          // Before anything is published: an interest replica with no
+          // consumer would drop every message at once.
+          auto ci = nats::consumer_info(nc, stream, kRetentionAnchor, tmo);
+          if (!ci && ci.status().code() == Code::kNotFound) {
+            ci = nats::durable_create(nc, stream, retention_anchor_config(), tmo);
+            if (ci) spdlog::info("stream {}: created retention anchor consumer {}", stream, kRetentionAnchor);
+          }
+          if (!ci) {
+            r.st = Status(ci.status().code(), std::string("cannot ensure the retention anchor consumer ") +
+                                                  kRetentionAnchor + ": " + ci.status().message());
+            return r;
+          }
+        }
         const Json& state = (*sinfo)["state"];
         r.last_seq = state.value("last_seq", uint64_t{0});
         r.first_seq = state.value("first_seq", uint64_t{0});
@@ -215,7 +250,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
   return Status::ok();
 }
 
-void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t) {
+void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq) {
   if (!ctx_.conn) {
     reset("local NATS connection lost");
     return;
@@ -236,6 +271,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t) {
   applied_ = last_seq;
   next_ = last_seq + 1;
   replica_empty_ = messages == 0;
+  replica_first_ = messages == 0 ? last_seq + 1 : first_seq;
   detail_.clear();
   sub_id_ = gen_;
   link::Subscribe s;
@@ -261,6 +297,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t) {
   }
   spdlog::info("stream {}: replicating from {} at sequence {}", cfg_.name, cfg_.leader, next_);
   ctx_.request_flush();
+  trim();
 }
 
 Status Follower::on_data(link::Data&& d) {
@@ -284,6 +321,117 @@ void Follower::on_state(const link::State& st) {
   leader_last_seq_ = st.last_seq;
   leader_last_time_ns_ = st.last_time_ns;
   leader_heard_mono_ns_ = loop::mono_ns();
+  leader_first_ = std::max(leader_first_, st.first_seq);
+  trim();
+}
+
+void Follower::on_deleted(link::Deleted&& d) {
+  leader_first_ = std::max(leader_first_, d.first_seq);
+  for (uint64_t s : d.seqs) {
+    if (s < replica_first_ || s < leader_first_) continue;  // gone anyway (trim)
+    if (to_delete_.size() >= kMaxPendingDeletes) break;       // the next pass brings the rest
+    to_delete_.insert(s);
+  }
+  trim();
+  apply_deletes();
+}
+
+// Purges the replica below the leader's first sequence, never above what is
+// applied + 1 (messages in flight are at or above it). Such a purge leaves
+// the replica's last sequence alone, and with it nats-server's
+// expected-last-sequence check (checked on 2.9.10).
+void Follower::trim() {
+  if (phase_ != Phase::kReplicating || purge_pending_ || draining_) return;
+  uint64_t target = std::min(leader_first_, applied_ + 1);
+  if (target <= replica_first_) return;
+  purge_pending_ = true;
+  uint64_t g = gen_;
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<Status>(
+      [stream, target, tmo](natsConnection* nc) {
+        auto r = nats::stream_purge_to(nc, stream, target, tmo);
+        return r ? Status::ok() : r.status();
+      },
+      [this, g, target](Status st) {
+        if (g != gen_) return;
+        purge_pending_ = false;
+        if (!st) {
+          spdlog::warn("stream {}: cannot trim the replica below {}: {}", cfg_.name, target, st.message());
+          return;  // retried on the next STATE
+        }
+        ++trims_;
+        replica_first_ = target;
+        to_delete_.erase(to_delete_.begin(), to_delete_.lower_bound(target));
+        spdlog::debug("stream {}: replica trimmed below {} in step with the leader", cfg_.name, target);
+        pump();
+        trim();
+      });
+}
+
+// Deletes from the replica what the leader deleted, among the sequences
+// applied here; sequences not applied yet wait (a gap met while reading
+// becomes a deleted filler anyway).
+void Follower::apply_deletes() {
+  if (phase_ != Phase::kReplicating || delete_pending_ || to_delete_.empty()) return;
+  std::vector<uint64_t> now;
+  for (auto it = to_delete_.begin(); it != to_delete_.end() && *it <= applied_;) {
+    now.push_back(*it);
+    it = to_delete_.erase(it);
+  }
+  if (now.empty()) return;
+  delete_pending_ = true;
+  uint64_t g = gen_;
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  struct Out {
+    Status st;
+    uint64_t deleted = 0;
+  };
+  ctx_.async<Out>(
+      [stream, now, tmo](natsConnection* nc) {
+        Out out;
+        auto info = nats::stream_info(nc, stream, true, tmo);
+        if (!info) {
+          out.st = info.status();
+          return out;
+        }
+        const Json& state = (*info)["state"];
+        uint64_t first = state.value("first_seq", uint64_t{0});
+        uint64_t last = state.value("last_seq", uint64_t{0});
+        std::set<uint64_t> have_deleted;
+        if (state.contains("deleted") && state["deleted"].is_array()) {
+          for (const auto& x : state["deleted"]) {
+            if (x.is_number_unsigned()) have_deleted.insert(x.get<uint64_t>());
+          }
+        }
+        for (uint64_t s : now) {
+          if (s < first || s > last || have_deleted.count(s) != 0) continue;
+          auto r = nats::msg_delete(nc, stream, s, tmo);
+          if (r) {
+            ++out.deleted;
+          } else if (r.status().code() != Code::kNotFound) {
+            out.st = r.status();
+          }
+        }
+        return out;
+      },
+      [this, g, now](Out out) {
+        if (g != gen_) return;
+        delete_pending_ = false;
+        deletes_applied_ += out.deleted;
+        if (out.deleted > 0) {
+          spdlog::info("stream {}: deleted {} message(s) deleted at the leader", cfg_.name, out.deleted);
+        }
+        if (!out.st) {
+          spdlog::warn("stream {}: cannot apply deletes: {}", cfg_.name, out.st.message());
+          for (uint64_t s : now) {
+            if (to_delete_.size() < kMaxPendingDeletes) to_delete_.insert(s);
+          }
+          return;  // retried on the next tick
+        }
+        apply_deletes();
+      });
 }
 
 void Follower::pump() {
@@ -296,7 +444,10 @@ void Follower::pump() {
       continue;
     }
     if (m.seq > next_) {
-      if (replica_empty_ && inflight_.empty()) {
+      // Everything below m.seq is gone at the leader: position rather than
+      // fill (the expected-last-sequence check goes stale, see below).
+      bool below_leader_first = leader_first_ >= m.seq && m.seq - next_ >= kPositionGapMin;
+      if ((replica_empty_ || below_leader_first) && inflight_.empty()) {
         // Position the empty replica so the next message lands at m.seq.
         purge_pending_ = true;
         uint64_t g = gen_, to = m.seq;
@@ -315,6 +466,7 @@ void Follower::pump() {
                 return;
               }
               spdlog::info("stream {}: replica positioned at sequence {}", cfg_.name, to);
+              replica_first_ = std::max(replica_first_, to);
               // nats-server 2.9 keeps a stale count for the expected-last-
               // sequence check after such a purge (until it restarts).
               use_expected_last_ = false;
@@ -453,6 +605,8 @@ void Follower::on_ack(natsMsg* msg) {
   ack_dirty_ = true;
   ctx_.request_flush();
   pump();
+  if (!to_delete_.empty()) apply_deletes();
+  if (leader_first_ > replica_first_) trim();
 }
 
 void Follower::record_apply(const Inflight& in) {
@@ -640,6 +794,8 @@ void Follower::tick() {
         break;
       }
       check_replica();
+      trim();
+      apply_deletes();
       ack_dirty_ = true;  // refresh the leader's view even when idle
       break;
     case Phase::kPreparing:
@@ -670,6 +826,8 @@ nlohmann::json Follower::lag_json() const {
   f["bytes_applied"] = applied_bytes_;
   f["apply_errors"] = apply_errors_;
   f["fillers"] = fillers_;
+  f["trims"] = trims_;
+  f["deletes_applied"] = deletes_applied_;
   f["pipeline_resets"] = resets_;
   f["queued"] = queue_.size();
   f["inflight"] = inflight_.size();

@@ -9,8 +9,17 @@
 // publish acknowledgement must name exactly the intended sequence, otherwise
 // the stream is diverged: it stops applying and reports why. Gaps in the
 // leader's sequence (deleted or expired messages) are kept: on an empty
-// replica by a positioning purge, otherwise by a filler message that is
-// deleted once stored.
+// replica, or when the leader's first sequence is already past the gap, by a
+// positioning purge; otherwise by a filler message that is deleted once
+// stored.
+//
+// Retention in step with the leader (docs/architecture.md, "Replica
+// retention"): the replica has neutral limits of its own (and, under
+// interest retention, a retention anchor consumer), so it removes messages
+// only when the leader did: when STATE or DELETED reports a higher leader
+// first sequence, the replica is purged below it (never above applied + 1);
+// the sequences a DELETED frame lists are deleted from the replica when it
+// holds them (compared with the replica's own deleted set).
 //
 // Thread: loop thread only. Lifetime: owned by the Replicator for the life of
 // the daemon; asynchronous results are matched by generation numbers and
@@ -19,6 +28,7 @@
 
 #include <deque>
 #include <map>
+#include <set>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -45,6 +55,7 @@ class Follower {
   Status on_stream_info(const link::StreamInfo& info);
   Status on_data(link::Data&& data);
   void on_state(const link::State& st);
+  void on_deleted(link::Deleted&& d);
   void tick();    // about once a second
   void flush();   // send a pending ACK
   // Shutdown: publish nothing new; in-flight publishes still complete.
@@ -90,6 +101,8 @@ class Follower {
   void advance_applied();
   void wrong_last_sequence(uint64_t seq, const std::string& desc);
   void check_replica();
+  void trim();             // purge below the leader's first sequence
+  void apply_deletes();    // delete what the leader deleted
 
   Context& ctx_;
   config::Stream cfg_;
@@ -111,6 +124,14 @@ class Follower {
   bool check_pending_ = false;
   bool draining_ = false;
   bool use_expected_last_ = true;  // see publish()
+
+  // Retention in step with the leader.
+  uint64_t leader_first_ = 0;      // highest first sequence the leader reported
+  uint64_t replica_first_ = 0;     // the replica holds nothing below this
+  std::set<uint64_t> to_delete_;   // deleted at the leader, maybe held here
+  bool delete_pending_ = false;
+  uint64_t trims_ = 0;
+  uint64_t deletes_applied_ = 0;
 
   std::unique_ptr<nats::Subscription> ack_sub_;
   std::string ack_prefix_;

@@ -44,17 +44,29 @@ Headers replica_headers(const Headers& leader, const Origin& origin) {
   return out;
 }
 
+namespace {
+// The whole value must be a decimal number ("12abc" and "" are not).
+template <typename T>
+bool parse_whole(const std::string& v, T& out) {
+  T x{};
+  auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (r.ec != std::errc() || r.ptr != v.data() + v.size()) return false;
+  out = x;
+  return true;
+}
+}  // namespace
+
 bool parse_origin(const Headers& replica, Origin& out) {
   bool have_seq = false;
   for (const auto& [k, v] : replica) {
     if (iequals(k, kHdrOriginRegion)) {
       out.region = v;
     } else if (iequals(k, kHdrOriginSeq)) {
-      have_seq = std::from_chars(v.data(), v.data() + v.size(), out.seq).ec == std::errc();
+      have_seq = parse_whole(v, out.seq);
     } else if (iequals(k, kHdrOriginTime)) {
-      std::from_chars(v.data(), v.data() + v.size(), out.time_ns);
+      parse_whole(v, out.time_ns);
     } else if (iequals(k, kHdrEpoch)) {
-      std::from_chars(v.data(), v.data() + v.size(), out.epoch);
+      parse_whole(v, out.epoch);
     }
   }
   return have_seq;

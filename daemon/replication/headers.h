@@ -41,7 +41,9 @@ struct Origin {
 // Headers to publish into the replica for a leader message.
 Headers replica_headers(const Headers& leader, const Origin& origin);
 
-// Reads the origin headers back from a replica message (false if absent).
+// Reads the origin headers back from a replica message: false unless
+// Isthmus-Origin-Seq is present and wholly a decimal number; a malformed time
+// or epoch leaves that field unchanged.
 bool parse_origin(const Headers& replica, Origin& out);
 
 }  // namespace isthmus::replication

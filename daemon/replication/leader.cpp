@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "loop/timer.h"
@@ -22,6 +23,35 @@ constexpr int64_t kPullExpiresNs = 5'000'000'000;
 constexpr int64_t kPullLostNs = 15'000'000'000;
 // Bytes queued on a link above which we stop pulling for it.
 constexpr size_t kLinkHighWater = 4 * 1024 * 1024;
+// A durable (interest) reader's unacknowledged deliveries are redelivered
+// after this; the follower normally acknowledges within a round trip.
+constexpr int64_t kDurableAckWaitNs = int64_t{30} * 60 * 1'000'000'000;
+// Deletions are reconciled at least this often (and on SUBSCRIBE and on a
+// delete/purge advisory).
+constexpr int64_t kReconcileIntervalNs = 30'000'000'000;
+
+constexpr const char* kDurablePrefix = "isthmus_";
+
+// "isthmus_<peer>_<n>" -> peer, or "" when the name is not one of ours.
+std::string durable_peer(const std::string& name) {
+  if (name.rfind(kDurablePrefix, 0) != 0) return "";
+  size_t us = name.rfind('_');
+  size_t plen = std::char_traits<char>::length(kDurablePrefix);
+  if (us == std::string::npos || us < plen + 1 || us + 1 >= name.size()) return "";
+  for (size_t i = us + 1; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return "";
+  }
+  return name.substr(plen, us - plen);
+}
+
+struct ConsumerResult {
+  Status st;
+  std::string name;
+  std::string retention;
+  bool durable = false;
+  bool reused = false;
+  std::vector<std::string> removed;  // older durables of this follower, deleted
+};
 
 std::vector<std::string_view> split(std::string_view s, char sep) {
   std::vector<std::string_view> out;
@@ -65,14 +95,26 @@ void Leader::on_nats_up() {
   // Consumers of the old connection may be gone: recreate each from what was
   // already sent (the follower drops anything it already has).
   for (auto& [peer, s] : senders_) {
-    s->consumer.clear();
-    s->sub.reset();
-    s->pulls.clear();
-    s->outstanding = 0;
-    s->start_seq = s->sent_seq + 1 > s->start_seq ? s->sent_seq + 1 : s->start_seq;
-    create_consumer(*s);
+    s->creating = false;
+    restart_consumer(*s, "");
   }
   refresh_state();
+  cleanup_stale_durables();
+  reconcile();
+}
+
+// Recreates a Sender's consumer after a loss. An ephemeral reader resumes
+// after what was already sent; a durable one after what the follower has
+// stored, so the stream keeps interest in everything still in flight (what
+// was already sent is skipped when read again).
+void Leader::restart_consumer(Sender& s, const std::string& why) {
+  if (!why.empty()) spdlog::info("stream {}: reader for {}: {}; recreating", cfg_.name, s.peer, why);
+  s.sub.reset();
+  s.consumer.clear();
+  s.pulls.clear();
+  s.outstanding = 0;
+  s.start_seq = s.durable ? views_[s.peer].acked_seq + 1 : std::max(s.sent_seq + 1, s.start_seq);
+  create_consumer(s);
 }
 
 void Leader::on_nats_down() {
@@ -107,7 +149,12 @@ Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
                              if (!r) {
                                info.error = "cannot read stream " + cfg_.name + " at the leader: " +
                                             r.status().message();
+                             } else if ((*r)["config"].value("retention", std::string()) == "workqueue") {
+                               info.error = "stream " + cfg_.name +
+                                            " has work-queue retention, which Isthmus does not replicate "
+                                            "(a reader would take messages from the application's consumers)";
                              } else {
+                               retention_ = (*r)["config"].value("retention", std::string("limits"));
                                info.config_json = (*r)["config"].dump();
                                info.first_seq = (*r)["state"].value("first_seq", uint64_t{0});
                                info.last_seq = (*r)["state"].value("last_seq", uint64_t{0});
@@ -134,6 +181,8 @@ Status Leader::on_subscribe(const std::string& peer, const link::Subscribe& sub)
   v.acked_seq = sub.from_seq > 0 ? sub.from_seq - 1 : 0;
   spdlog::info("stream {}: follower {} subscribed from sequence {}", cfg_.name, peer, sub.from_seq);
   start_sender(peer, sub.sub_id, sub.from_seq);
+  // Deletes and purges done while the follower was away reach it now.
+  reconcile();
   return Status::ok();
 }
 
@@ -147,11 +196,17 @@ Status Leader::on_ack(const std::string& peer, const link::Ack& ack) {
   auto it = senders_.find(peer);
   if (it != senders_.end()) {
     Sender& s = *it->second;
-    while (!s.unacked.empty() && s.unacked.front().first <= v.acked_seq) {
-      s.unacked_bytes -= s.unacked.front().second;
+    std::string ack_reply;
+    while (!s.unacked.empty() && s.unacked.front().seq <= v.acked_seq) {
+      s.unacked_bytes -= s.unacked.front().bytes;
+      if (!s.unacked.front().reply.empty()) ack_reply = std::move(s.unacked.front().reply);
       s.unacked.pop_front();
     }
-    while (!s.unacked_times.empty() && s.unacked_times.front().first <= v.acked_seq) s.unacked_times.pop_front();
+    if (!ack_reply.empty() && ctx_.conn) {
+      // Ack policy all: one acknowledgement covers every delivery up to the
+      // highest sequence the follower has stored.
+      (void)natsConnection_Publish(ctx_.conn.get(), ack_reply.c_str(), "+ACK", 4);
+    }
     pull(s);
   }
   return Status::ok();
@@ -190,10 +245,12 @@ void Leader::create_consumer(Sender& s) {
   s.creating = true;
   uint64_t id = s.id;
   std::string stream = cfg_.name;
+  std::string peer = s.peer;
+  uint64_t start = s.start_seq;
   int64_t tmo = ctx_.timeout_ms();
   Json cc;
   cc["deliver_policy"] = "by_start_sequence";
-  cc["opt_start_seq"] = s.start_seq;
+  cc["opt_start_seq"] = start;
   cc["ack_policy"] = "none";
   cc["replay_policy"] = "instant";
   cc["inactive_threshold"] = int64_t{60} * 1000000000;
@@ -201,23 +258,109 @@ void Leader::create_consumer(Sender& s) {
   cc["num_replicas"] = 1;
   cc["max_waiting"] = 16;
   cc["description"] = "isthmus: " + ctx_.cfg->region.name + " -> " + s.peer;
-  ctx_.async<Result<Json>>(
-      [stream, cc, tmo](natsConnection* nc) { return nats::consumer_create(nc, stream, cc, tmo); },
-      [this, id](Result<Json> r) {
+  // The durable reader of an interest stream: ack policy all (one ack per
+  // ACK frame), max_ack_pending sized for the follower's window.
+  Json dc;
+  dc["deliver_policy"] = "by_start_sequence";
+  dc["opt_start_seq"] = start;
+  dc["ack_policy"] = "all";
+  dc["ack_wait"] = kDurableAckWaitNs;
+  dc["max_deliver"] = -1;
+  dc["max_ack_pending"] = static_cast<int64_t>(ctx_.cfg->link.window_messages + 2 * kMaxPullBatch);
+  dc["replay_policy"] = "instant";
+  dc["max_waiting"] = 16;
+  dc["description"] = "isthmus: keeps " + cfg_.name + " messages until region " + s.peer +
+                      " has stored them (" + ctx_.cfg->region.name + " -> " + s.peer + ")";
+  ctx_.async<ConsumerResult>(
+      [stream, peer, start, cc, dc, tmo](natsConnection* nc) {
+        ConsumerResult out;
+        auto si = nats::stream_info(nc, stream, tmo);
+        if (!si) {
+          out.st = si.status();
+          return out;
+        }
+        out.retention = (*si)["config"].value("retention", std::string("limits"));
+        if (out.retention == "workqueue") {
+          out.st = Status(Code::kUnsupported, "work-queue retention is not replicated");
+          return out;
+        }
+        if (out.retention != "interest") {
+          auto r = nats::consumer_create(nc, stream, cc, tmo);
+          if (!r) {
+            out.st = r.status();
+            return out;
+          }
+          out.name = r->value("name", std::string());
+          return out;
+        }
+        out.durable = true;
+        auto names = nats::consumer_names(nc, stream, tmo);
+        if (!names) {
+          out.st = names.status();
+          return out;
+        }
+        std::vector<std::string> mine;
+        for (const auto& n : *names) {
+          if (durable_peer(n) == peer) mine.push_back(n);
+        }
+        // Reuse the one existing durable when it has nothing outstanding and
+        // has not delivered beyond what the follower asks for: it then
+        // delivers from where it stands (what the follower has is skipped).
+        if (mine.size() == 1) {
+          auto ci = nats::consumer_info(nc, stream, mine[0], tmo);
+          if (ci && (*ci)["config"].value("ack_policy", std::string()) == "all" &&
+              ci->value("num_ack_pending", int64_t{1}) == 0 &&
+              (*ci)["delivered"].value("stream_seq", uint64_t{0}) + 1 <= start) {
+            out.name = mine[0];
+            out.reused = true;
+            return out;
+          }
+        }
+        // Otherwise a new durable at `start`, created before the old ones
+        // are deleted: the stream never lacks interest in what the follower
+        // has not stored.
+        uint64_t n = static_cast<uint64_t>(loop::wall_ns() / 1'000'000);
+        std::string name;
+        do {
+          name = std::string(kDurablePrefix) + peer + "_" + std::to_string(n++);
+        } while (std::find(mine.begin(), mine.end(), name) != mine.end());
+        Json c = dc;
+        c["durable_name"] = name;
+        auto r = nats::durable_create(nc, stream, c, tmo);
+        if (!r) {
+          out.st = r.status();
+          return out;
+        }
+        out.name = name;
+        for (const auto& old : mine) {
+          if (nats::consumer_delete(nc, stream, old, tmo)) out.removed.push_back(old);
+        }
+        return out;
+      },
+      [this, id](ConsumerResult r) {
         Sender* sp = find_sender(id);
         if (sp == nullptr) {
-          // The sender went away meanwhile; the consumer expires by itself.
+          // The sender went away meanwhile; an ephemeral consumer expires by
+          // itself, a durable one stays (it keeps the follower's interest).
           return;
         }
         sp->creating = false;
-        if (!r) {
+        if (!r.retention.empty()) retention_ = r.retention;
+        if (!r.st) {
           auto& v = views_[sp->peer];
-          v.detail = "cannot create consumer: " + r.status().message();
+          v.detail = "cannot create consumer: " + r.st.message();
           spdlog::warn("stream {}: follower {}: {}", cfg_.name, sp->peer, v.detail);
           sp->last_activity_mono_ns = loop::mono_ns();  // retried by tick()
           return;
         }
-        sp->consumer = r->value("name", std::string());
+        views_[sp->peer].detail.clear();
+        sp->durable = r.durable;
+        if (r.durable) {
+          spdlog::info("stream {}: follower {} reads through durable {} ({}{})", cfg_.name, sp->peer, r.name,
+                       r.reused ? "reused" : "new, from sequence " + std::to_string(sp->start_seq),
+                       r.removed.empty() ? "" : "; removed " + std::to_string(r.removed.size()) + " older");
+        }
+        sp->consumer = r.name;
         sp->inbox = nats::new_inbox();
         auto sub = nats::Subscription::create(
             ctx_.conn.get(), sp->inbox + ".*", ctx_.mailbox, [this, id](natsMsg* m) { on_msg(id, m); },
@@ -239,7 +382,9 @@ void Leader::drop_sender(const std::string& peer) {
   std::unique_ptr<Sender> s = std::move(it->second);
   senders_.erase(it);
   s->sub.reset();
-  if (!s->consumer.empty() && ctx_.conn) {
+  // A durable reader stays: it keeps the stream's interest in what the
+  // follower has not stored while the follower is away.
+  if (!s->consumer.empty() && !s->durable && ctx_.conn) {
     std::string stream = cfg_.name, consumer = s->consumer;
     int64_t tmo = ctx_.timeout_ms();
     ctx_.nats->run([stream, consumer, tmo](natsConnection* nc) {
@@ -310,14 +455,8 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
       s->pulls.erase(pit);
     }
     if (code == "409" && description.find("Exceeded") == std::string::npos) {
-      // The consumer is gone: recreate it after what was already sent.
-      spdlog::info("stream {}: consumer for {} lost ({}); recreating", cfg_.name, s->peer, description);
-      s->sub.reset();
-      s->consumer.clear();
-      s->pulls.clear();
-      s->outstanding = 0;
-      s->start_seq = s->sent_seq + 1;
-      create_consumer(*s);
+      // The consumer is gone: recreate it.
+      restart_consumer(*s, "consumer lost (" + description + ")");
       return;
     }
     pull(*s);
@@ -342,6 +481,10 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
     natsMsg_Destroy(msg);
     return;
   }
+  // A gap: messages removed before they were read. Tell followers the new
+  // first sequence soon, so that replicas trim in step.
+  if (sseq > s->sent_seq + 1 && sseq > first_seq_) refresh_state();
+  std::string ack_reply = s->durable ? std::string(reply) : std::string();
   link::Message m;
   m.seq = sseq;
   m.time_ns = ts;
@@ -365,8 +508,7 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
 
   size_t sz = m.wire_size();
   s->sent_seq = sseq;
-  s->unacked.emplace_back(sseq, sz);
-  s->unacked_times.emplace_back(sseq, ts);
+  s->unacked.push_back(Sender::Unacked{sseq, sz, std::move(ack_reply), ts});
   s->unacked_bytes += sz;
   s->batch_bytes += sz;
   s->batch.msgs.push_back(std::move(m));
@@ -457,11 +599,10 @@ int64_t Leader::oldest_unreplicated_time(const std::string& peer, const Follower
   if (!v.seen) return -1;
   if (v.acked_seq >= last_seq_) return 0;
   auto it = senders_.find(peer);
-  if (it != senders_.end() && !it->second->unacked_times.empty() &&
-      it->second->unacked_times.front().first > v.acked_seq) {
+  if (it != senders_.end() && !it->second->unacked.empty() && it->second->unacked.front().seq > v.acked_seq) {
     // Sent in order from acked_seq + 1: the first in flight is the oldest
     // stored message the follower lacks.
-    return it->second->unacked_times.front().second;
+    return it->second->unacked.front().time_ns;
   }
   if (v.lookup_for == v.acked_seq) return v.lookup_time_ns < 0 ? 0 : v.lookup_time_ns;
   return -1;
@@ -470,8 +611,7 @@ int64_t Leader::oldest_unreplicated_time(const std::string& peer, const Follower
 void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
   if (!v.seen || v.lookup_pending || !ctx_.conn || v.acked_seq >= last_seq_) return;
   auto it = senders_.find(peer);
-  if (it != senders_.end() && !it->second->unacked_times.empty() &&
-      it->second->unacked_times.front().first > v.acked_seq) {
+  if (it != senders_.end() && !it->second->unacked.empty() && it->second->unacked.front().seq > v.acked_seq) {
     return;  // in flight: known without asking
   }
   if (v.lookup_for == v.acked_seq) return;
@@ -500,10 +640,90 @@ void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
       });
 }
 
-void Leader::tick() {
+void Leader::on_delete_or_purge() {
   refresh_state();
+  reconcile();
+}
+
+void Leader::reconcile() {
+  if (!ctx_.conn) return;
+  if (reconcile_pending_) {
+    reconcile_again_ = true;
+    return;
+  }
+  reconcile_pending_ = true;
+  last_reconcile_mono_ns_ = loop::mono_ns();
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<Result<Json>>(
+      [stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, true, tmo); },
+      [this](Result<Json> r) {
+        reconcile_pending_ = false;
+        if (!r) {
+          spdlog::warn("stream {}: cannot read deleted sequences: {}", cfg_.name, r.status().message());
+        } else {
+          const Json& st = (*r)["state"];
+          uint64_t first = st.value("first_seq", uint64_t{0});
+          std::vector<uint64_t> deleted;
+          if (st.contains("deleted") && st["deleted"].is_array()) {
+            for (const auto& x : st["deleted"]) {
+              if (x.is_number_unsigned()) deleted.push_back(x.get<uint64_t>());
+            }
+          }
+          std::sort(deleted.begin(), deleted.end());
+          deleted.erase(std::unique(deleted.begin(), deleted.end()), deleted.end());
+          for (auto& [peer, sp] : senders_) {
+            // Only what the follower may hold: up to what was sent to it.
+            auto end = std::upper_bound(deleted.begin(), deleted.end(), sp->sent_seq);
+            size_t n = static_cast<size_t>(end - deleted.begin());
+            for (size_t i = 0; i < n || i == 0; i += link::kMaxDeletedPerFrame) {
+              link::Deleted d;
+              d.stream = cfg_.name;
+              d.first_seq = first;
+              size_t stop = std::min(n, i + link::kMaxDeletedPerFrame);
+              d.seqs.assign(deleted.begin() + static_cast<std::ptrdiff_t>(i),
+                            deleted.begin() + static_cast<std::ptrdiff_t>(stop));
+              std::vector<uint8_t> f;
+              encode(d, f);
+              ctx_.links->send(peer, std::move(f));
+              if (n == 0) break;
+            }
+          }
+          ctx_.request_flush();
+        }
+        if (reconcile_again_) {
+          reconcile_again_ = false;
+          reconcile();
+        }
+      });
+}
+
+void Leader::cleanup_stale_durables() {
+  if (!ctx_.conn || cleaned_nats_gen_ == ctx_.nats_gen) return;
+  cleaned_nats_gen_ = ctx_.nats_gen;
+  std::string stream = cfg_.name;
+  std::vector<std::string> followers = followers_;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.nats->run([stream, followers, tmo](natsConnection* nc) {
+    auto names = nats::consumer_names(nc, stream, tmo);
+    if (!names) return;
+    for (const auto& n : *names) {
+      std::string peer = durable_peer(n);
+      if (peer.empty() || std::find(followers.begin(), followers.end(), peer) != followers.end()) continue;
+      Status st = nats::consumer_delete(nc, stream, n, tmo);
+      if (st) {
+        spdlog::warn("stream {}: deleted durable {} of region {}, which is no longer a peer", stream, n, peer);
+      } else {
+        spdlog::warn("stream {}: cannot delete stale durable {}: {}", stream, n, st.message());
+      }
+    }
+  });
+}
+
+void Leader::tick() {
   for (auto& [peer, v] : views_) lookup_oldest(peer, v);
   int64_t now = loop::mono_ns();
+  if (now - last_reconcile_mono_ns_ > kReconcileIntervalNs) reconcile();
   for (auto& [peer, s] : senders_) {
     if (s->consumer.empty() && !s->creating && ctx_.conn) {
       if (now - s->last_activity_mono_ns > 2'000'000'000) create_consumer(*s);
@@ -517,13 +737,7 @@ void Leader::tick() {
       }
     }
     if (lost) {
-      spdlog::info("stream {}: pulls for {} unanswered; recreating consumer", cfg_.name, peer);
-      s->sub.reset();
-      s->consumer.clear();
-      s->pulls.clear();
-      s->outstanding = 0;
-      s->start_seq = s->sent_seq + 1;
-      create_consumer(*s);
+      restart_consumer(*s, "pulls unanswered");
       continue;
     }
     pull(*s);
@@ -538,6 +752,7 @@ nlohmann::json Leader::lag_json() const {
   s["state"] = error_.empty() ? "replicating" : "error";
   if (!error_.empty()) s["detail"] = error_;
   s["first_seq"] = first_seq_;
+  if (!retention_.empty()) s["retention"] = retention_;
   s["last_seq"] = last_seq_;
   Json fs = Json::array();
   for (const auto& [peer, v] : views_) {

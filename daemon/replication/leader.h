@@ -1,13 +1,23 @@
 // Leader: serves one stream that this region leads to every follower that
 // subscribes to it.
 //
-// Per follower a Sender reads the local stream with an ephemeral pull
-// consumer (ack policy none) starting at the sequence the follower asked
-// for, issues pull requests only while the follower's window has room
+// Per follower a Sender reads the local stream with a pull consumer starting
+// at the sequence the follower asked for: for a limits-retention stream an
+// ephemeral one with ack policy none; for an interest-retention stream a
+// durable one named isthmus_<follower>_<n> with ack policy all, acknowledged
+// as the follower's ACK frames report what it has stored, so the stream keeps
+// every message until every follower has stored it (docs/architecture.md,
+// "Replica retention"). The Sender issues pull requests only while the follower's window has room
 // (window_messages / window_bytes of unacknowledged messages, and a bound on
 // bytes queued on the link), batches messages into DATA frames of about
 // batch_bytes, and tracks what the follower has acknowledged. A slow or
 // stalled follower therefore stops the pulls: memory stays bounded.
+//
+// The leader also sends STATE (first/last sequence) every tick and promptly
+// when its first sequence moves, and reconciles deletions: it reads the
+// stream's deleted sequences and sends them in DELETED frames, on every
+// SUBSCRIBE, every kReconcileInterval, and when the API audit advisory shows
+// a delete or purge of the stream.
 //
 // Thread: loop thread only. Lifetime: owned by the Replicator; Senders are
 // created and destroyed as followers subscribe, stop, or lose their link;
@@ -49,6 +59,8 @@ class Leader {
   void pump();   // issue pulls where windows allow; send partial batches
   void flush();  // send batches built so far
   void drain() { draining_ = true; }  // shutdown: no new pulls
+  // A $JS.API.STREAM.MSG.DELETE / PURGE of this stream was seen.
+  void on_delete_or_purge();
 
   nlohmann::json lag_json() const;
   std::string problem() const;
@@ -71,8 +83,14 @@ class Leader {
     std::map<uint64_t, Pull> pulls;  // by request id
     uint64_t next_pull_id = 1;
     uint64_t outstanding = 0;        // requested, not yet delivered
-    std::deque<std::pair<uint64_t, size_t>> unacked;  // (seq, bytes) sent, not acked
-    std::deque<std::pair<uint64_t, int64_t>> unacked_times;  // (seq, store time ns), as unacked
+    bool durable = false;     // consumer is an isthmus_<peer>_<n> durable (interest)
+    struct Unacked {
+      uint64_t seq;
+      size_t bytes;
+      std::string reply;      // the delivery's ack subject (durable only)
+      int64_t time_ns;        // leader store time (for the oldest-unreplicated age)
+    };
+    std::deque<Unacked> unacked;     // sent, not acked by the follower
     size_t unacked_bytes = 0;
     uint64_t sent_seq = 0;
     link::Data batch;
@@ -102,6 +120,9 @@ class Leader {
   void lookup_oldest(const std::string& peer, FollowerView& v);
 
   void start_sender(const std::string& peer, uint64_t sub_id, uint64_t from);
+  void restart_consumer(Sender& s, const std::string& why);
+  void reconcile();
+  void cleanup_stale_durables();
   void create_consumer(Sender& s);
   void drop_sender(const std::string& peer);
   void pull(Sender& s);
@@ -120,6 +141,11 @@ class Leader {
   bool draining_ = false;
 
   // Local stream state (from periodic stream info and delivered messages).
+  std::string retention_;  // "limits" | "interest" | "workqueue"; empty until known
+  bool reconcile_pending_ = false;
+  bool reconcile_again_ = false;
+  int64_t last_reconcile_mono_ns_ = 0;
+  uint64_t cleaned_nats_gen_ = 0;
   uint64_t first_seq_ = 0;
   uint64_t last_seq_ = 0;
   int64_t last_time_ns_ = 0;

@@ -9,6 +9,16 @@ using Json = nlohmann::json;
 
 namespace {
 
+// The replica's own limits: it never expires, discards or refuses anything
+// by itself; it removes messages only when the leader did (follower.cpp).
+const Json& neutral_limits() {
+  static const Json j = {{"max_msgs", -1},          {"max_bytes", -1},
+                         {"max_age", 0},            {"max_msgs_per_subject", -1},
+                         {"max_msg_size", -1},      {"discard", "old"},
+                         {"discard_new_per_subject", false}};
+  return j;
+}
+
 Result<Json> derive(const Json& leader, int replicas) {
   if (!leader.is_object() || !leader.contains("name") || !leader.contains("subjects")) {
     return Status(Code::kInvalid, "leader stream configuration lacks name or subjects");
@@ -20,13 +30,12 @@ Result<Json> derive(const Json& leader, int replicas) {
   r["name"] = leader["name"];
   r["subjects"] = leader["subjects"];
   r["storage"] = leader.value("storage", std::string("file"));
-  r["retention"] = "limits";
-  r["discard"] = "old";
-  r["max_msgs"] = leader.value("max_msgs", int64_t{-1});
-  r["max_bytes"] = leader.value("max_bytes", int64_t{-1});
-  r["max_age"] = leader.value("max_age", int64_t{0});
-  r["max_msgs_per_subject"] = leader.value("max_msgs_per_subject", int64_t{-1});
-  r["max_msg_size"] = leader.value("max_msg_size", int32_t{-1});
+  std::string retention = leader.value("retention", std::string("limits"));
+  if (retention != "limits" && retention != "interest" && retention != "workqueue") {
+    return Status(Code::kInvalid, "leader stream configuration: unknown retention " + retention);
+  }
+  r["retention"] = retention;
+  for (const auto& [k, v] : neutral_limits().items()) r[k] = v;
   r["max_consumers"] = -1;
   r["num_replicas"] = replicas;
   r["duplicate_window"] = leader.value("duplicate_window", int64_t{120000000000});
@@ -47,6 +56,26 @@ Result<Json> derive_replica_config(const Json& leader, int replicas) {
   } catch (const Json::exception& e) {
     return Status(Code::kInvalid, std::string("leader stream configuration: ") + e.what());
   }
+}
+
+bool needs_retention_anchor(const Json& replica_config) {
+  if (!replica_config.is_object()) return false;
+  auto it = replica_config.find("retention");
+  return it != replica_config.end() && it->is_string() && it->get<std::string>() != "limits";
+}
+
+Json retention_anchor_config() {
+  // A pull consumer nobody pulls from: it never acknowledges, so under
+  // interest (or work-queue) retention every message stays until removed by
+  // a purge or a delete.
+  return {{"durable_name", kRetentionAnchor},
+          {"description", "Isthmus retention anchor: keeps the replica's messages until the leader "
+                          "removes them; never consumed"},
+          {"deliver_policy", "all"},
+          {"ack_policy", "explicit"},
+          {"replay_policy", "instant"},
+          {"max_ack_pending", -1},
+          {"num_replicas", 0}};
 }
 
 namespace {
@@ -72,11 +101,18 @@ std::string conflict(const Json& existing, const Json& wanted) {
   std::string wst = wanted.value("storage", std::string("file"));
   if (est != wst) return "storage differs: replica " + est + ", leader " + wst;
   std::string er = existing.value("retention", std::string("limits"));
-  if (er != "limits") return "retention differs: replica " + er + ", a replica needs limits";
-  if (existing.value("deny_delete", false)) return "the replica denies deletes";
+  std::string wr = wanted.value("retention", std::string("limits"));
+  if (er != wr) {
+    return "retention differs: replica " + er + ", leader " + wr +
+           " (nats-server cannot change a stream's retention; delete the replica to let Isthmus recreate it)";
+  }
+  if (existing.value("deny_delete", false)) return "the replica denies deletes (deny_delete: true)";
+  if (existing.value("deny_purge", false)) return "the replica denies purges (deny_purge: true)";
   if (existing.contains("mirror") && !existing["mirror"].is_null()) return "the replica is a native mirror";
   return "";
 }
+
+std::string show(const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
 }  // namespace
 
@@ -87,6 +123,26 @@ std::string replica_conflict(const Json& existing, const Json& wanted) {
   } catch (const Json::exception& e) {
     return std::string("the replica's configuration is unreadable: ") + e.what();
   }
+}
+
+std::vector<std::string> replica_limit_changes(const Json& existing, const Json& wanted) {
+  std::vector<std::string> out;
+  if (!existing.is_object()) return out;
+  for (const auto& [k, neutral] : neutral_limits().items()) {
+    const Json& want = wanted.is_object() && wanted.contains(k) ? wanted[k] : neutral;
+    // nats-server omits false booleans; an absent setting is its default.
+    Json have = existing.contains(k) ? existing[k] : (k == "discard" ? Json("old") : neutral);
+    if (have != want) out.push_back(k + ": " + show(have) + " -> " + show(want));
+  }
+  return out;
+}
+
+Json with_neutral_limits(const Json& existing, const Json& wanted) {
+  Json out = existing;
+  for (const auto& [k, neutral] : neutral_limits().items()) {
+    out[k] = wanted.is_object() && wanted.contains(k) ? wanted[k] : neutral;
+  }
+  return out;
 }
 
 }  // namespace isthmus::replication

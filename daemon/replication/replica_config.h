@@ -1,22 +1,48 @@
 // How a replica's JetStream configuration is derived from its leader's.
-// Pure code; docs/architecture.md ("Replica configuration") is the contract.
+// Pure code; docs/architecture.md ("Replica configuration", "Replica
+// retention") is the contract.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "util/status.h"
 
 namespace isthmus::replication {
 
+// Name of the durable consumer Isthmus keeps on an interest or work-queue
+// replica and never acknowledges: it holds every message until the
+// follower removes it in step with the leader (purge or delete).
+inline constexpr const char* kRetentionAnchor = "isthmus_retention_anchor";
+
 // The configuration Isthmus creates a replica with: the leader's subjects,
-// storage and size limits; limits retention with discard old (a replica must
-// never refuse or drop what the leader holds because of its own retention);
-// `replicas` in-cluster copies (a per-region setting).
+// storage and retention; neutral limits of its own (unlimited max_msgs,
+// max_bytes, max_age, max_msgs_per_subject, max_msg_size; discard old), since
+// the replica removes messages only in step with the leader; `replicas`
+// in-cluster copies (a per-region setting).
 Result<nlohmann::json> derive_replica_config(const nlohmann::json& leader_config, int replicas);
 
+// True when a replica with this retention needs the retention anchor
+// (anything but "limits").
+bool needs_retention_anchor(const nlohmann::json& replica_config);
+
+// The JetStream consumer configuration of the retention anchor.
+nlohmann::json retention_anchor_config();
+
 // Empty when an existing replica's configuration is compatible with what is
-// wanted; otherwise names the first difference (subjects, storage, retention).
+// wanted; otherwise names the first difference (subjects, storage,
+// retention, denied deletes/purges, native mirror) with both values.
 std::string replica_conflict(const nlohmann::json& existing, const nlohmann::json& wanted);
+
+// The limit settings (max_msgs, max_bytes, max_age, max_msgs_per_subject,
+// max_msg_size, discard, discard_new_per_subject) in which a compatible
+// existing replica differs from the wanted neutral ones, each as
+// "key: existing -> wanted". Empty: nothing to update.
+std::vector<std::string> replica_limit_changes(const nlohmann::json& existing, const nlohmann::json& wanted);
+
+// The existing configuration with the wanted neutral limits put in (for a
+// $JS.API.STREAM.UPDATE); everything else is kept as it is.
+nlohmann::json with_neutral_limits(const nlohmann::json& existing, const nlohmann::json& wanted);
 
 }  // namespace isthmus::replication

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace isthmus::replication {
 
 using Json = nlohmann::json;
@@ -33,7 +35,14 @@ void Replicator::start() {
   flush_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
   tick_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
   pump_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
+  state_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
   tick_timer_->start(1000, 1000, [this] { tick(); });
+  // Leaders send STATE (first/last sequence) at least once per heartbeat
+  // interval (and at most once a second), so replicas trim in step.
+  uint64_t state_ms = static_cast<uint64_t>(std::clamp<int64_t>(cfg_.link.heartbeat_interval.count(), 100, 1000));
+  state_timer_->start(state_ms, state_ms, [this] {
+    for (auto& [n, l] : leaders_) l->refresh_state();
+  });
   // Re-check windows that were blocked on link backpressure.
   pump_timer_->start(20, 20, [this] {
     for (auto& [n, l] : leaders_) l->pump();
@@ -43,6 +52,8 @@ void Replicator::start() {
 void Replicator::stop() {
   if (tick_timer_) tick_timer_->stop();
   if (pump_timer_) pump_timer_->stop();
+  if (state_timer_) state_timer_->stop();
+  advisory_sub_.reset();
   if (flush_timer_) flush_timer_->stop();
 }
 
@@ -61,6 +72,18 @@ bool Replicator::drained() const {
 void Replicator::on_nats_up(nats::ConnPtr conn, uint64_t generation) {
   ctx_.conn = std::move(conn);
   ctx_.nats_gen = generation;
+  advisory_sub_.reset();
+  if (!leaders_.empty()) {
+    auto sub = nats::Subscription::create(
+        ctx_.conn.get(), "$JS.EVENT.ADVISORY.API", ctx_.mailbox, [this](natsMsg* m) { on_api_advisory(m); },
+        cfg_.nats.pending_bytes_limit);
+    if (sub) {
+      advisory_sub_ = std::move(*sub);
+    } else {
+      spdlog::warn("replication: cannot watch API advisories ({}); deletions reconcile every 30 s only",
+                   sub.status().message());
+    }
+  }
   for (auto& [n, l] : leaders_) l->on_nats_up();
   for (auto& [n, f] : followers_) f->on_nats_up();
 }
@@ -69,6 +92,7 @@ void Replicator::on_nats_down(const std::string& reason) {
   spdlog::warn("replication: local NATS down ({})", reason);
   for (auto& [n, l] : leaders_) l->on_nats_down();
   for (auto& [n, f] : followers_) f->on_nats_down();
+  advisory_sub_.reset();
   ctx_.conn.reset();
 }
 
@@ -148,6 +172,12 @@ Status Replicator::on_link_frame(const std::string& peer, link::FrameType type, 
       if (Follower* fo = follower_of(f.stream)) return fo->on_data(std::move(f));
       return Status::ok();
     }
+    case FrameType::kDeleted: {
+      link::Deleted f;
+      if (!(st = decode(body, f))) return st;
+      if (Follower* fo = follower_of(f.stream)) fo->on_deleted(std::move(f));
+      return Status::ok();
+    }
     case FrameType::kState: {
       link::State f;
       if (!(st = decode(body, f))) return st;
@@ -157,6 +187,31 @@ Status Replicator::on_link_frame(const std::string& peer, link::FrameType type, 
     default:
       return Status(Code::kInvalid, std::string("unexpected frame ") + link::frame_type_name(type));
   }
+}
+
+// An audit advisory ({"subject": "$JS.API.STREAM.PURGE.<stream>", ...}) for
+// every JetStream API call on this server. Deletes and purges of a stream we
+// lead are replicated promptly; the periodic reconcile covers advisories
+// lost while the daemon was down.
+void Replicator::on_api_advisory(natsMsg* msg) {
+  std::string data(natsMsg_GetData(msg) != nullptr ? natsMsg_GetData(msg) : "",
+                   static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  natsMsg_Destroy(msg);
+  // Cheap filter before parsing: most advisories are other API calls.
+  if (data.find("$JS.API.STREAM.MSG.DELETE.") == std::string::npos &&
+      data.find("$JS.API.STREAM.PURGE.") == std::string::npos) {
+    return;
+  }
+  Json j = Json::parse(data, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("subject") || !j["subject"].is_string()) return;
+  std::string subj = j["subject"].get<std::string>();
+  std::string stream;
+  for (const char* prefix : {"$JS.API.STREAM.MSG.DELETE.", "$JS.API.STREAM.PURGE."}) {
+    if (subj.rfind(prefix, 0) == 0) stream = subj.substr(std::char_traits<char>::length(prefix));
+  }
+  auto it = leaders_.find(stream);
+  if (it == leaders_.end()) return;
+  it->second->on_delete_or_purge();
 }
 
 void Replicator::schedule_flush() {

@@ -64,6 +64,11 @@ class Replicator : public link::LinkListener, public nats::ClientListener {
   std::unique_ptr<loop::Timer> flush_timer_;
   std::unique_ptr<loop::Timer> tick_timer_;
   std::unique_ptr<loop::Timer> pump_timer_;
+  std::unique_ptr<loop::Timer> state_timer_;
+  // $JS.EVENT.ADVISORY.API on the current connection: deletes and purges of
+  // led streams trigger a prompt STATE and deletion reconcile.
+  std::unique_ptr<nats::Subscription> advisory_sub_;
+  void on_api_advisory(natsMsg* msg);
   bool flush_scheduled_ = false;
 };
 

@@ -42,6 +42,7 @@ Status on_frame(FrameType t, std::span<const uint8_t> body) {
     case FrameType::kStop: check<Stop>(body); break;
     case FrameType::kHeartbeat: check<Heartbeat>(body); break;
     case FrameType::kGoAway: check<GoAway>(body); break;
+    case FrameType::kDeleted: check<Deleted>(body); break;
     default: break;  // unknown types are the link's business
   }
   return Status::ok();

@@ -78,6 +78,9 @@ seeds = {
     "stop": frame(8, bs(S) + bs("diverged")),
     "heartbeat": frame(9, sv(NOW) + sv(NOW - 5000000) + sv(-1)),
     "goaway": frame(10, bs("shutdown")),
+    "deleted": frame(11, bs(S) + uv(3) + uv(4) + uv(5) + uv(1) + uv(1) + uv(300)),
+    "deleted_not_ascending": frame(11, bs(S) + uv(3) + uv(2) + uv(5) + uv(0)),
+    "deleted_huge_count": frame(11, bs(S) + uv(3) + uv(2**40) + uv(1)),
     "zero_length": b"\x00\x00\x00\x00",
     "over_limit": b"\x7f\xff\xff\xff\x05" + b"\xab" * 64,
     "unknown_type": frame(77, b"\x01\x02"),
@@ -89,7 +92,7 @@ d = data([message(1, "a", [], b"x")])
 seeds["data_trailing"] = struct.pack(">I", struct.unpack(">I", d[:4])[0] + 1) + d[4:] + b"\x00"
 
 conversation = (hello("ams") + frame(2, bs(S)) + seeds["stream_info"] + seeds["subscribe"] +
-                seeds["data"] + seeds["ack"] + seeds["state"] + seeds["heartbeat"] + seeds["stop"] +
+                seeds["data"] + seeds["ack"] + seeds["state"] + seeds["deleted"] + seeds["heartbeat"] + seeds["stop"] +
                 seeds["goaway"])
 
 os.makedirs(out_dir, exist_ok=True)

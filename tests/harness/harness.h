@@ -8,5 +8,6 @@
 #include "mirror_check.h"
 #include "nats_server.h"
 #include "process.h"
+#include "publisher.h"
 #include "topology.h"
 #include "util.h"

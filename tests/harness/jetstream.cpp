@@ -340,8 +340,9 @@ void JetStream::create_stream(const json& config) {
   api("$JS.API.STREAM.CREATE." + config.at("name").get<std::string>(), config);
 }
 
-std::optional<StreamInfo> JetStream::stream_info(const std::string& stream) {
-  json j = api_any("$JS.API.STREAM.INFO." + stream, nullptr);
+std::optional<StreamInfo> JetStream::stream_info(const std::string& stream, bool deleted_details) {
+  json j = api_any("$JS.API.STREAM.INFO." + stream,
+                   deleted_details ? json{{"deleted_details", true}} : json(nullptr));
   if (j.contains("error")) {
     if (j["error"].value("code", 0) == 404) return std::nullopt;
     throw std::runtime_error("stream info " + stream + ": " + api_error_text(j));
@@ -352,12 +353,16 @@ std::optional<StreamInfo> JetStream::stream_info(const std::string& stream) {
   i.last_seq = st.value("last_seq", uint64_t{0});
   i.messages = st.value("messages", uint64_t{0});
   i.num_deleted = st.value("num_deleted", uint64_t{0});
+  if (st.contains("deleted") && st["deleted"].is_array()) {
+    for (const auto& x : st["deleted"]) i.deleted.push_back(x.get<uint64_t>());
+    std::sort(i.deleted.begin(), i.deleted.end());
+  }
   i.raw = std::move(j);
   return i;
 }
 
-StreamInfo JetStream::require_stream_info(const std::string& stream) {
-  auto i = stream_info(stream);
+StreamInfo JetStream::require_stream_info(const std::string& stream, bool deleted_details) {
+  auto i = stream_info(stream, deleted_details);
   if (!i) throw std::runtime_error("stream " + stream + " not found at " + url_);
   return *i;
 }

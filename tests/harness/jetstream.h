@@ -51,6 +51,7 @@ struct StreamInfo {
   uint64_t last_seq = 0;
   uint64_t messages = 0;
   uint64_t num_deleted = 0;
+  std::vector<uint64_t> deleted;  // only when asked for with deleted_details
   nlohmann::json raw;  // the whole response
 };
 
@@ -85,8 +86,9 @@ class JetStream {
                          ms timeout = std::chrono::seconds(5));
 
   void create_stream(const nlohmann::json& config);
-  std::optional<StreamInfo> stream_info(const std::string& stream);
-  StreamInfo require_stream_info(const std::string& stream);  // throws if missing
+  // deleted_details: also list the deleted sequences (StreamInfo::deleted).
+  std::optional<StreamInfo> stream_info(const std::string& stream, bool deleted_details = false);
+  StreamInfo require_stream_info(const std::string& stream, bool deleted_details = false);  // throws if missing
   // Purge everything, or everything below `seq` ({"seq": seq}).
   void purge(const std::string& stream, std::optional<uint64_t> below_seq = std::nullopt);
   void delete_msg(const std::string& stream, uint64_t seq);

@@ -1,5 +1,7 @@
 #include "mirror_check.h"
 
+#include <algorithm>
+#include <iterator>
 #include <map>
 #include <sstream>
 
@@ -123,6 +125,30 @@ MirrorDiff compare_streams(const std::vector<StoredMsg>& leader, const std::vect
     }
   }
   return d;
+}
+
+std::string compare_stream_states(const StreamInfo& leader, const StreamInfo& replica) {
+  std::ostringstream os;
+  if (leader.first_seq != replica.first_seq)
+    os << " first_seq " << replica.first_seq << " want " << leader.first_seq << ";";
+  if (leader.last_seq != replica.last_seq)
+    os << " last_seq " << replica.last_seq << " want " << leader.last_seq << ";";
+  if (leader.messages != replica.messages)
+    os << " messages " << replica.messages << " want " << leader.messages << ";";
+  std::vector<uint64_t> extra, missing;
+  std::set_difference(replica.deleted.begin(), replica.deleted.end(), leader.deleted.begin(), leader.deleted.end(),
+                      std::back_inserter(extra));
+  std::set_difference(leader.deleted.begin(), leader.deleted.end(), replica.deleted.begin(), replica.deleted.end(),
+                      std::back_inserter(missing));
+  auto list = [](const std::vector<uint64_t>& v) {
+    std::string out;
+    for (size_t i = 0; i < v.size() && i < 10; ++i) out += (i ? "," : "") + std::to_string(v[i]);
+    if (v.size() > 10) out += ",... (" + std::to_string(v.size()) + ")";
+    return out;
+  };
+  if (!missing.empty()) os << " deleted at the leader but held by the replica: " << list(missing) << ";";
+  if (!extra.empty()) os << " deleted at the replica but held by the leader: " << list(extra) << ";";
+  return os.str();
 }
 
 }  // namespace harness

@@ -48,4 +48,10 @@ MirrorDiff compare_streams(const std::vector<StoredMsg>& leader, const std::vect
                            const std::string& leader_region, const std::string& epoch = "0",
                            uint64_t up_to = std::numeric_limits<uint64_t>::max());
 
+// "" when the replica's state matches the leader's: the same first and last
+// sequence, message count and set of deleted sequences (both read with
+// deleted_details), else every difference. With compare_streams this is
+// "sequence for sequence": what is held and what is not.
+std::string compare_stream_states(const StreamInfo& leader, const StreamInfo& replica);
+
 }  // namespace harness

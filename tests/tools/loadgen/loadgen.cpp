@@ -6,6 +6,9 @@
 //                   [--inflight N]
 //   isthmus-loadgen info --url URL --stream NAME
 //   isthmus-loadgen ping --url URL          (JetStream answers?)
+//   isthmus-loadgen api --url URL --subject '$JS.API....' [--json BODY]
+//                   (any JetStream API request; prints the reply, fails on
+//                   an "error" in it)
 //
 // publish sends asynchronously with up to --inflight unacknowledged messages
 // and checks every JetStream acknowledgement; it prints messages, seconds and
@@ -26,7 +29,7 @@
 namespace {
 
 struct Args {
-  std::string cmd, url = "nats://127.0.0.1:4222", json, stream;
+  std::string cmd, url = "nats://127.0.0.1:4222", json, stream, subject;
   std::vector<std::string> subjects{"covenant.countries.created", "covenant.countries.updated",
                                     "covenant.countries.deleted"};
   long count = 1000, rate = 0, size = 0, msg_id_every = 0, inflight = 1000;
@@ -142,7 +145,7 @@ int publish(natsConnection* nc, const Args& a) {
 int main(int argc, char** argv) {
   Args a;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: isthmus-loadgen create-stream|publish|info [options]\n");
+    std::fprintf(stderr, "usage: isthmus-loadgen create-stream|publish|info|ping|api [options]\n");
     return 2;
   }
   a.cmd = argv[1];
@@ -151,6 +154,7 @@ int main(int argc, char** argv) {
     if (k == "--url") a.url = v;
     else if (k == "--json") a.json = v;
     else if (k == "--stream") a.stream = v;
+    else if (k == "--subject") a.subject = v;
     else if (k == "--subjects") a.subjects = split(v);
     else if (k == "--count") a.count = std::atol(v.c_str());
     else if (k == "--rate") a.rate = std::atol(v.c_str());
@@ -182,6 +186,8 @@ int main(int argc, char** argv) {
     rc = publish(nc, a);
   } else if (a.cmd == "ping") {
     rc = request(nc, "$JS.API.INFO", "");
+  } else if (a.cmd == "api" && a.subject.rfind("$JS.API.", 0) == 0) {
+    rc = request(nc, a.subject, a.json);
   } else if (a.cmd == "info") {
     rc = request(nc, "$JS.API.STREAM.INFO." + a.stream, "");
   } else {

@@ -373,6 +373,48 @@ TEST_CASE("ACK, STATE, STOP, HEARTBEAT, GOAWAY round trips", "[frame]") {
   CHECK(round_trip(GoAway{""}, FrameType::kGoAway).reason.empty());
 }
 
+TEST_CASE("DELETED round-trips its sequences as deltas", "[frame]") {
+  auto d = round_trip(Deleted{.stream = "ALERTS_INCIDENTS", .first_seq = 10001, .seqs = {10005, 10006, 10007, 20000}},
+                      FrameType::kDeleted);
+  CHECK(d.stream == "ALERTS_INCIDENTS");
+  CHECK(d.first_seq == 10001);
+  CHECK(d.seqs == std::vector<uint64_t>{10005, 10006, 10007, 20000});
+  CHECK(round_trip(Deleted{.stream = "S", .first_seq = 0, .seqs = {}}, FrameType::kDeleted).seqs.empty());
+  uint64_t big = std::numeric_limits<uint64_t>::max();
+  CHECK(round_trip(Deleted{.stream = "S", .first_seq = big, .seqs = {1, big}}, FrameType::kDeleted).seqs ==
+        std::vector<uint64_t>{1, big});
+  CHECK(std::string(frame_type_name(FrameType::kDeleted)) == "deleted");
+
+  // Consecutive sequences cost one byte each.
+  Deleted run{.stream = "S", .first_seq = 1};
+  for (uint64_t s = 1'000'000; s < 1'000'000 + kMaxDeletedPerFrame; ++s) run.seqs.push_back(s);
+  std::vector<uint8_t> out;
+  encode(run, out);
+  CHECK(out.size() < kMaxDeletedPerFrame + 32);
+  Deleted back;
+  REQUIRE(decode(split_one(out).body, back).is_ok());
+  CHECK(back.seqs == run.seqs);
+}
+
+TEST_CASE("DELETED refuses unordered, oversized and overflowing lists", "[frame]") {
+  auto body_of = [](const std::vector<uint64_t>& deltas, uint64_t count) {
+    std::vector<uint8_t> b;
+    WireWriter w(b);
+    w.bytes("S");
+    w.uvarint(1);
+    w.uvarint(count);
+    for (uint64_t d : deltas) w.uvarint(d);
+    return b;
+  };
+  Deleted d;
+  CHECK(decode(body_of({5, 0}, 2), d).message().find("ascending") != std::string::npos);  // repeated
+  CHECK(decode(body_of({0}, 1), d).code() == Code::kInvalid);                             // sequence 0
+  CHECK(decode(body_of({std::numeric_limits<uint64_t>::max(), 1}, 2), d).code() == Code::kInvalid);
+  CHECK(decode(body_of({1}, kMaxDeletedPerFrame + 1), d).code() == Code::kTooLarge);
+  CHECK(decode(body_of({1, 1}, 1000), d).code() == Code::kInvalid);  // count beyond the body
+  CHECK(decode(body_of({1, 1}, 2), d).is_ok());
+}
+
 TEST_CASE("reason and error strings are limited to 4096 bytes", "[frame]") {
   std::vector<uint8_t> out;
   encode(GoAway{std::string(4096, 'g')}, out);
@@ -428,6 +470,7 @@ TEST_CASE("every decoder refuses truncated bodies and trailing bytes", "[frame]"
   check_every_truncation_refused(Stop{.stream = "S", .reason = "r"});
   check_every_truncation_refused(Heartbeat{.send_ns = kNow, .echo_send_ns = 1, .echo_recv_ns = 2});
   check_every_truncation_refused(GoAway{"shutdown"});
+  check_every_truncation_refused(Deleted{.stream = "S", .first_seq = 3, .seqs = {5, 6, 300}});
 }
 
 TEST_CASE("truncation errors carry the frame name and Truncated code", "[frame]") {
@@ -574,6 +617,7 @@ std::vector<uint8_t> conversation(std::vector<Seen>& expect) {
   add(State{.stream = "COVENANT_COUNTRIES", .first_seq = 1, .last_seq = 80, .last_time_ns = kNow});
   add(Heartbeat{.send_ns = kNow, .echo_send_ns = kNow - 1, .echo_recv_ns = kNow - 2});
   add(Stop{.stream = "COVENANT_COUNTRIES", .reason = "diverged"});
+  add(Deleted{.stream = "COVENANT_COUNTRIES", .first_seq = 1, .seqs = {7, 8, 9, 70}});
   add(GoAway{"shutdown"});
   return all;
 }

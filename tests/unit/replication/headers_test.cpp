@@ -176,6 +176,9 @@ TEST_CASE("parse_origin is case-insensitive and needs the sequence", "[headers]"
   CHECK_FALSE(parse_origin({{"Isthmus-Origin-Region", "iad"}, {"Isthmus-Origin-Time", "5"}, {"Isthmus-Epoch", "1"}},
                            m));
   CHECK_FALSE(parse_origin({{"Isthmus-Origin-Seq", ""}}, m));
+  CHECK_FALSE(parse_origin({{"Isthmus-Origin-Seq", "12abc"}}, m));
+  CHECK_FALSE(parse_origin({{"Isthmus-Origin-Seq", "-1"}}, m));
+  CHECK_FALSE(parse_origin({{"Isthmus-Origin-Seq", " 12"}}, m));
   CHECK_FALSE(parse_origin({{"Isthmus-Origin-Seq", "abc"}}, m));
   CHECK_FALSE(parse_origin({{"Isthmus-Origin-Seq", "-1"}}, m));
   CHECK_FALSE(parse_origin({{"Isthmus-Origin-Seq", "18446744073709551616"}}, m));  // 2^64

@@ -38,22 +38,25 @@ Json leader_config() {
 
 }  // namespace
 
-TEST_CASE("derive_replica_config copies name, subjects, storage and limits", "[replica_config]") {
+TEST_CASE("derive_replica_config copies name, subjects, storage and retention; limits are neutral",
+          "[replica_config]") {
   auto r = derive_replica_config(leader_config(), 1);
   REQUIRE(r.is_ok());
   const Json& c = *r;
   CHECK(c["name"] == "COVENANT_USERS");
   CHECK(c["subjects"] == Json::array({"covenant.users.>", "covenant.user-events.*"}));
   CHECK(c["storage"] == "memory");
-  CHECK(c["max_msgs"] == 1000000);
-  CHECK(c["max_bytes"] == 1073741824);
-  CHECK(c["max_age"] == 604800000000000);
-  CHECK(c["max_msgs_per_subject"] == 10);
-  CHECK(c["max_msg_size"] == 1048576);
+  CHECK(c["retention"] == "limits");
+  // The replica removes messages only in step with the leader.
+  CHECK(c["max_msgs"] == -1);
+  CHECK(c["max_bytes"] == -1);
+  CHECK(c["max_age"] == 0);
+  CHECK(c["max_msgs_per_subject"] == -1);
+  CHECK(c["max_msg_size"] == -1);
+  CHECK(c["discard"] == "old");
+  CHECK(c["discard_new_per_subject"] == false);
   CHECK(c["duplicate_window"] == 60000000000);
   CHECK(c["num_replicas"] == 1);
-  CHECK(c["retention"] == "limits");
-  CHECK(c["discard"] == "old");
   CHECK(c["allow_rollup_hdrs"] == false);
   CHECK(c["deny_delete"] == false);
   CHECK(c["deny_purge"] == false);
@@ -61,6 +64,7 @@ TEST_CASE("derive_replica_config copies name, subjects, storage and limits", "[r
   CHECK_FALSE(c.contains("mirror"));
   CHECK_FALSE(c.contains("sources"));
   CHECK(c["description"].get<std::string>().find("COVENANT_USERS") != std::string::npos);
+  CHECK_FALSE(needs_retention_anchor(c));
 }
 
 TEST_CASE("num_replicas comes from the argument, not the leader", "[replica_config]") {
@@ -71,7 +75,7 @@ TEST_CASE("num_replicas comes from the argument, not the leader", "[replica_conf
   }
 }
 
-TEST_CASE("limits retention and discard old even for an interest or work-queue, discard-new leader",
+TEST_CASE("the leader's retention, discard old and neutral limits even for a discard-new leader",
           "[replica_config]") {
   for (const char* retention : {"interest", "workqueue", "limits"}) {
     Json l = leader_config();
@@ -81,10 +85,25 @@ TEST_CASE("limits retention and discard old even for an interest or work-queue, 
     auto r = derive_replica_config(l, 3);
     REQUIRE(r.is_ok());
     INFO(retention);
-    CHECK((*r)["retention"] == "limits");
+    CHECK((*r)["retention"] == retention);
     CHECK((*r)["discard"] == "old");
-    CHECK((*r).value("discard_new_per_subject", false) == false);
+    CHECK((*r).value("discard_new_per_subject", true) == false);
+    CHECK((*r)["max_msgs"] == -1);
+    CHECK(needs_retention_anchor(*r) == (std::string(retention) != "limits"));
   }
+  Json odd = leader_config();
+  odd["retention"] = "forever";
+  CHECK(derive_replica_config(odd, 1).status().code() == Code::kInvalid);
+}
+
+TEST_CASE("the retention anchor is a durable pull consumer that never acknowledges", "[replica_config]") {
+  Json a = retention_anchor_config();
+  CHECK(a["durable_name"] == kRetentionAnchor);
+  CHECK(std::string(kRetentionAnchor).rfind("isthmus_", 0) == 0);
+  CHECK(a["ack_policy"] == "explicit");
+  CHECK(a["deliver_policy"] == "all");
+  CHECK_FALSE(a.contains("deliver_subject"));
+  CHECK_FALSE(a.contains("filter_subject"));
 }
 
 TEST_CASE("defaults when the leader omits optional settings", "[replica_config]") {
@@ -92,6 +111,7 @@ TEST_CASE("defaults when the leader omits optional settings", "[replica_config]"
   auto r = derive_replica_config(l, 1);
   REQUIRE(r.is_ok());
   CHECK((*r)["storage"] == "file");
+  CHECK((*r)["retention"] == "limits");
   CHECK((*r)["max_msgs"] == -1);
   CHECK((*r)["max_bytes"] == -1);
   CHECK((*r)["max_age"] == 0);
@@ -167,9 +187,25 @@ TEST_CASE("replica_conflict names the first difference", "[replica_config]") {
       Json e = wanted;
       e["retention"] = ret;
       std::string c = replica_conflict(e, wanted);
-      CHECK(c.find("retention") != std::string::npos);
-      CHECK(c.find(ret) != std::string::npos);
+      CHECK(c.rfind("retention", 0) == 0);
+      CHECK(c.find(std::string("replica ") + ret) != std::string::npos);
+      CHECK(c.find("leader limits") != std::string::npos);
     }
+    // An interest leader wants an interest replica: a limits replica conflicts.
+    Json il = leader_config();
+    il["retention"] = "interest";
+    auto iw = derive_replica_config(il, 1);
+    REQUIRE(iw.is_ok());
+    Json e = *iw;
+    e["retention"] = "limits";
+    std::string c = replica_conflict(e, *iw);
+    CHECK(c.find("replica limits, leader interest") != std::string::npos);
+    CHECK(replica_conflict(*iw, *iw).empty());
+  }
+  SECTION("deny_purge") {
+    Json e = wanted;
+    e["deny_purge"] = true;
+    CHECK(replica_conflict(e, wanted).find("denies purges") != std::string::npos);
   }
   SECTION("deny_delete") {
     Json e = wanted;
@@ -198,13 +234,20 @@ TEST_CASE("a leader configuration with fields of the wrong type is refused, not 
     l[key] = std::move(v);
     return l;
   };
-  for (const Json& l : {with("name", nullptr), with("name", 5), with("storage", 1), with("max_msgs", "many"),
-                        with("max_bytes", nullptr), with("max_age", Json::array()), with("max_msg_size", "1MB"),
-                        with("duplicate_window", Json::object())}) {
+  for (const Json& l : {with("name", nullptr), with("name", 5), with("storage", 1), with("retention", 2),
+                        with("retention", nullptr), with("duplicate_window", Json::object())}) {
     INFO(l.dump());
     Result<Json> r(Status(Code::kInternal, "not run"));
     REQUIRE_NOTHROW(r = derive_replica_config(l, 1));
     CHECK(r.status().code() == Code::kInvalid);
+  }
+  // The leader's limits are not read at all: the replica's are neutral.
+  for (const Json& l : {with("max_msgs", "many"), with("max_bytes", nullptr), with("max_age", Json::array()),
+                        with("max_msg_size", "1MB")}) {
+    INFO(l.dump());
+    auto r = derive_replica_config(l, 1);
+    REQUIRE(r.is_ok());
+    CHECK((*r)["max_msgs"] == -1);
   }
 }
 
@@ -220,4 +263,45 @@ TEST_CASE("replica_conflict never throws on an odd existing configuration", "[re
     REQUIRE_NOTHROW(c = replica_conflict(e, *w));
     CHECK_FALSE(c.empty());
   }
+}
+
+TEST_CASE("limits that differ from the neutral ones are listed and replaced, everything else kept",
+          "[replica_config]") {
+  auto w = derive_replica_config(leader_config(), 1);
+  REQUIRE(w.is_ok());
+  const Json& wanted = *w;
+  CHECK(replica_limit_changes(wanted, wanted).empty());
+
+  // As nats-server reports a neutral stream: false booleans omitted.
+  Json reported = wanted;
+  reported.erase("discard_new_per_subject");
+  CHECK(replica_limit_changes(reported, wanted).empty());
+
+  // A replica created with the leader's limits (older Isthmus) or by hand with discard new.
+  Json old = wanted;
+  old["max_msgs"] = 10000;
+  old["max_age"] = int64_t{86400} * 1000000000;
+  old["discard"] = "new";
+  old["num_replicas"] = 3;
+  old["description"] = "made by hand";
+  CHECK(replica_conflict(old, wanted).empty());  // compatible: updated, not refused
+  auto ch = replica_limit_changes(old, wanted);
+  REQUIRE(ch.size() == 3);
+  CHECK(ch[0] == "discard: new -> old");
+  CHECK(ch[1] == "max_age: 86400000000000 -> 0");
+  CHECK(ch[2] == "max_msgs: 10000 -> -1");
+
+  Json upd = with_neutral_limits(old, wanted);
+  CHECK(upd["discard"] == "old");
+  CHECK(upd["max_msgs"] == -1);
+  CHECK(upd["max_age"] == 0);
+  CHECK(upd["num_replicas"] == 3);             // not ours to change
+  CHECK(upd["description"] == "made by hand");
+  CHECK(replica_limit_changes(upd, wanted).empty());
+
+  Json dnps = reported;
+  dnps["discard_new_per_subject"] = true;
+  REQUIRE(replica_limit_changes(dnps, wanted).size() == 1);
+  CHECK(replica_limit_changes(dnps, wanted)[0] == "discard_new_per_subject: true -> false");
+  CHECK(replica_limit_changes(Json::array(), wanted).empty());
 }

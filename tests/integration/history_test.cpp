@@ -1,0 +1,371 @@
+// Issue 5 "History, limits and gaps": replica retention in step with the
+// leader. Two regions (iad leads, ams follows), each a real nats-server and a
+// real isthmusd, linked over TLS with S2. Every test case starts its own
+// fresh servers.
+//
+// What "matches" means here (match()): the replica has the leader's first
+// and last sequence, message count and set of deleted sequences, and every
+// message the leader holds sits at the same sequence in the replica under
+// the header rule (harness/mirror_check.h).
+#include <catch2/catch.hpp>
+
+#include <nats/nats.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness.h"
+
+using namespace harness;
+using nlohmann::json;
+
+namespace {
+
+const std::string kLeader = "iad";
+const std::string kFollower = "ams";
+constexpr auto kWait = 60s;
+
+std::vector<OutMsg> messages(const std::string& subject, size_t from, size_t count) {
+  std::vector<OutMsg> out;
+  for (size_t i = from; i < from + count; ++i) {
+    OutMsg m;
+    m.subject = subject;
+    m.payload = "{\"n\":" + std::to_string(i) + ",\"pad\":\"" + std::string(i % 61, 'p') + "\"}";
+    if (i % 3 == 0) m.headers.emplace_back("X-N", std::to_string(i));
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::string daemon_view(Region& r, const std::string& stream) {
+  try {
+    auto s = r.daemon.lag_stream(stream);
+    return s ? s->dump() : std::string("(no lag entry)");
+  } catch (const std::exception& e) {
+    return std::string("(/v1/lag: ") + e.what() + ")";
+  }
+}
+
+// Waits until the replica's state equals the leader's, then compares every
+// message. Fails early if a daemon dies or the follower reports the stream
+// diverged or in error.
+void match(Region& l, Region& f, const std::string& stream, std::chrono::milliseconds timeout = kWait) {
+  check_for(
+      timeout,
+      [&](std::string& state) {
+        l.daemon.ensure_running("while waiting for the replica");
+        f.daemon.ensure_running("while waiting for the replica");
+        StreamInfo li = l.js().require_stream_info(stream, true);
+        auto fi = f.js().stream_info(stream, true);
+        std::string view = daemon_view(f, stream);
+        json v = json::parse(view, nullptr, false);
+        if (!v.is_discarded() && v.is_object() && (v.value("state", "") == "diverged" || v.value("state", "") == "error"))
+          throw Fatal(kFollower + " reports " + stream + " " + v.value("state", "") + ": " + view);
+        if (!fi) {
+          state = "no replica yet; " + view;
+          return false;
+        }
+        std::string d = compare_stream_states(li, *fi);
+        state = "leader first/last/messages " + std::to_string(li.first_seq) + "/" + std::to_string(li.last_seq) +
+                "/" + std::to_string(li.messages) + "; replica differs:" + d + "; " + view;
+        return d.empty();
+      },
+      "replica of " + stream + " in " + kFollower + " matching the leader's state");
+  auto lm = l.js().read_stream(stream);
+  auto fm = f.js().read_stream(stream);
+  MirrorDiff d = compare_streams(lm, fm, kLeader);
+  INFO(d.summary());
+  REQUIRE(d.ok());
+  REQUIRE(d.compared == lm.size());
+}
+
+json replica_config(Region& f, const std::string& stream) {
+  return f.js().require_stream_info(stream).raw["config"];
+}
+
+// The replica's own limits never remove anything (docs/architecture.md,
+// "Replica retention").
+void check_neutral_limits(const json& c, const std::string& retention) {
+  INFO(c.dump());
+  CHECK(c.value("retention", "") == retention);
+  CHECK(c.value("max_msgs", 0) == -1);
+  CHECK(c.value("max_bytes", 0) == -1);
+  CHECK(c.value("max_age", int64_t{1}) == 0);
+  CHECK(c.value("max_msgs_per_subject", 0) == -1);
+  CHECK(c.value("discard", "") == "old");
+}
+
+// A durable pull consumer of the test's own at the leader (an application).
+struct AppConsumer {
+  JetStream& js;
+  std::string stream, name;
+  natsSubscription* sub = nullptr;
+  std::string inbox;
+
+  AppConsumer(JetStream& j, std::string s, std::string n) : js(j), stream(std::move(s)), name(std::move(n)) {
+    json c = {{"durable_name", name}, {"deliver_policy", "all"}, {"ack_policy", "explicit"},
+              {"max_ack_pending", -1}};
+    js.api("$JS.API.CONSUMER.DURABLE.CREATE." + stream + "." + name, {{"stream_name", stream}, {"config", c}});
+    inbox = "_INBOX.app." + name;
+    if (natsConnection_SubscribeSync(&sub, js.connection(), inbox.c_str()) != NATS_OK)
+      throw std::runtime_error("app consumer: subscribe failed");
+  }
+  ~AppConsumer() { natsSubscription_Destroy(sub); }
+
+  // Fetches n messages and acknowledges each; returns their sequences.
+  std::vector<uint64_t> consume(size_t n) {
+    std::string req = "{\"batch\":" + std::to_string(n) + ",\"expires\":5000000000}";
+    std::string subj = "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + name;
+    natsConnection_PublishRequestString(js.connection(), subj.c_str(), inbox.c_str(), req.c_str());
+    std::vector<uint64_t> got;
+    while (got.size() < n) {
+      natsMsg* m = nullptr;
+      if (natsSubscription_NextMsg(&m, sub, 6000) != NATS_OK) break;
+      const char* reply = natsMsg_GetReply(m);
+      if (reply != nullptr && std::string(reply).rfind("$JS.ACK.", 0) == 0) {
+        // $JS.ACK.<stream>.<consumer>.<dcount>.<sseq>.<dseq>.<ts>.<pending>
+        std::string r = reply;
+        std::vector<std::string> t;
+        size_t p = 0;
+        while (true) {
+          size_t q = r.find('.', p);
+          t.push_back(r.substr(p, q == std::string::npos ? std::string::npos : q - p));
+          if (q == std::string::npos) break;
+          p = q + 1;
+        }
+        got.push_back(std::stoull(t[5]));
+        natsConnection_PublishString(js.connection(), r.c_str(), "+ACK");
+      }
+      natsMsg_Destroy(m);
+    }
+    natsConnection_Flush(js.connection());
+    if (got.size() != n) throw std::runtime_error("app consumer got " + std::to_string(got.size()) + " of " + std::to_string(n));
+    return got;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("history trimmed by max_msgs and with interior deletes reaches a new follower; limits, purges and "
+          "deletes follow, also while the follower's daemon is down",
+          "[history]") {
+  const std::string kStream = "COVENANT_PROJECTS";
+  TempDir tmp("isthmus-history");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  l.js().create_stream({{"name", kStream},
+                        {"subjects", {"covenant.projects.>"}},
+                        {"retention", "limits"},
+                        {"max_msgs", 500},
+                        {"discard", "old"},
+                        {"storage", "file"},
+                        {"num_replicas", 1}});
+  // History: 800 published, the first 300 trimmed by max_msgs, interior deletes.
+  l.js().publish_bulk(messages("covenant.projects.created", 1, 800));
+  for (uint64_t s : {350, 351, 352, 400, 799}) l.js().delete_msg(kStream, s);
+  StreamInfo li = l.js().require_stream_info(kStream);
+  REQUIRE(li.first_seq == 301);
+  REQUIRE(li.last_seq == 800);
+  REQUIRE(li.messages == 495);
+
+  auto t0 = Clock::now();
+  mesh.start_daemons();
+  match(l, f, kStream);
+  std::printf("[figures] history (495 of 800, trimmed and with gaps) replicated in %.2f s\n", seconds_since(t0));
+  check_neutral_limits(replica_config(f, kStream), "limits");
+
+  SECTION("limits move the leader's first sequence: the replica trims in step") {
+    l.js().publish_bulk(messages("covenant.projects.updated", 801, 150));  // max_msgs trims 301..450
+    match(l, f, kStream);
+    CHECK(f.js().require_stream_info(kStream).first_seq > 400);  // 145 oldest trimmed (deletes do not count)
+
+    // Purge and delete at the leader, with both daemons up.
+    auto tp = Clock::now();
+    l.js().purge(kStream, 600);
+    l.js().delete_msg(kStream, 700);
+    l.js().delete_msg(kStream, 701);
+    match(l, f, kStream);
+    std::printf("[figures] purge below 600 and 2 deletes replicated in %.2f s\n", seconds_since(tp));
+
+    // The same while the follower's daemon is stopped: the audit advisories
+    // are lost; the leader's reconcile on SUBSCRIBE brings them.
+    f.daemon.terminate();
+    l.js().delete_msg(kStream, 650);
+    l.js().delete_msg(kStream, 651);
+    l.js().purge(kStream, 620);
+    l.js().publish_bulk(messages("covenant.projects.deleted", 951, 20));
+    l.js().delete_msg(kStream, 960);
+    auto tr = Clock::now();
+    f.daemon.start();
+    match(l, f, kStream);
+    std::printf("[figures] deletes and a purge made while the follower's daemon was down replicated %.2f s after "
+                "its restart\n",
+                seconds_since(tr));
+
+    // And while the leader's daemon is down (reconciled when it is back).
+    l.daemon.terminate();
+    l.js().delete_msg(kStream, 900);
+    l.js().purge(kStream, 640);
+    l.daemon.start();
+    match(l, f, kStream);
+
+    // A full purge empties the replica too.
+    l.js().purge(kStream);
+    match(l, f, kStream);
+    CHECK(f.js().require_stream_info(kStream).messages == 0);
+    l.js().publish_bulk(messages("covenant.projects.created", 971, 5));
+    match(l, f, kStream);
+  }
+}
+
+TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica never refuses and matches; a "
+          "conflicting replica of another stream is refused alone",
+          "[history][discard_new]") {
+  const std::string kStream = "ALERTS_INCIDENTS";
+  const std::string kOther = "COVENANT_COUNTRIES";
+  TempDir tmp("isthmus-discard-new");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}, {kOther, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  json alerts = {{"name", kStream},
+                 {"subjects", {"alerts.incidents.>"}},
+                 {"retention", "limits"},
+                 {"max_age", int64_t{86400} * 1'000'000'000},
+                 {"max_msgs", 10'000},
+                 {"discard", "new"},
+                 {"storage", "file"},
+                 {"num_replicas", 1}};
+  l.js().create_stream(alerts);
+  // A replica made earlier with the leader's own limits (as Isthmus used to):
+  // Isthmus must give it neutral limits, or it would refuse once full.
+  f.js().create_stream(alerts);
+  // A replica of another stream that conflicts (storage differs).
+  l.js().create_stream({{"name", kOther}, {"subjects", {"covenant.countries.>"}}, {"storage", "file"}});
+  f.js().create_stream({{"name", kOther}, {"subjects", {"covenant.countries.>"}}, {"storage", "memory"}});
+
+  l.js().publish_bulk(messages("alerts.incidents.opened", 0, 10'000), 1024);
+  OutMsg extra = messages("alerts.incidents.opened", 10'000, 1)[0];
+  CHECK_THROWS_WITH(l.js().publish(extra), Catch::Contains("maximum messages"));
+
+  mesh.start_daemons();
+  match(l, f, kStream, 120s);
+  check_neutral_limits(replica_config(f, kStream), "limits");
+
+  // Make room at the leader, publish more: the leader is at its limit again,
+  // the replica holds the same 10,000 and never refused any.
+  l.js().purge(kStream, 2001);
+  l.js().publish_bulk(messages("alerts.incidents.closed", 10'000, 2'000), 1024);
+  CHECK_THROWS_WITH(l.js().publish(extra), Catch::Contains("maximum messages"));
+  for (uint64_t s = 5000; s < 5100; ++s) l.js().delete_msg(kStream, s);
+  l.js().publish_bulk(messages("alerts.incidents.closed", 12'000, 100), 1024);
+  match(l, f, kStream, 120s);
+  StreamInfo fi = f.js().require_stream_info(kStream);
+  CHECK(fi.first_seq == 2001);
+  CHECK(fi.last_seq == 12'100);
+  CHECK(fi.messages == 10'000);
+  json lag = *f.daemon.lag_stream(kStream);
+  INFO(lag.dump());
+  CHECK(lag["followers"][0].value("apply_errors", 1) == 0);
+
+  // The conflicting stream is refused with both values named; ALERTS carried on.
+  std::string detail;
+  check_for(
+      15s,
+      [&](std::string& st) {
+        auto other = f.daemon.lag_stream(kOther);
+        st = other ? other->dump() : "(no entry)";
+        if (!other || other->value("state", "") != "error") return false;
+        detail = other->value("detail", "");
+        return true;
+      },
+      kOther + " in state error at " + kFollower);
+  CHECK(detail.find("storage") != std::string::npos);
+  CHECK(detail.find("memory") != std::string::npos);
+  CHECK(detail.find("file") != std::string::npos);
+  CHECK(f.js().require_stream_info(kOther).raw["config"].value("storage", "") == "memory");
+}
+
+TEST_CASE("interest retention: the replica keeps what nobody in its region consumes, follows the leader's "
+          "consumption, and the leader keeps what the follower has not stored",
+          "[history][interest]") {
+  const std::string kStream = "COVENANT_USERS";
+  TempDir tmp("isthmus-interest");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  l.js().create_stream({{"name", kStream},
+                        {"subjects", {"covenant.users.>"}},
+                        {"retention", "interest"},
+                        {"max_age", int64_t{7} * 86400 * 1'000'000'000},
+                        {"max_msgs", 100'000},
+                        {"discard", "old"},
+                        {"storage", "file"},
+                        {"num_replicas", 1}});
+  AppConsumer app(l.js(), kStream, "billing");
+  l.js().publish_bulk(messages("covenant.users.signup", 1, 300));
+  REQUIRE(l.js().require_stream_info(kStream).messages == 300);
+
+  mesh.start_daemons();
+  match(l, f, kStream);
+  json rc = replica_config(f, kStream);
+  check_neutral_limits(rc, "interest");
+  // Nobody consumes in ams: the retention anchor keeps everything.
+  CHECK(f.js().require_stream_info(kStream).messages == 300);
+  auto anchor = f.js().api("$JS.API.CONSUMER.INFO." + kStream + ".isthmus_retention_anchor", nullptr);
+  CHECK(anchor["config"].value("ack_policy", "") == "explicit");
+  // The leader reads through a durable named for the follower, sized for its window.
+  auto names = l.js().api("$JS.API.CONSUMER.NAMES." + kStream, json::object())["consumers"];
+  INFO(names.dump());
+  std::string durable;
+  for (const auto& n : names)
+    if (n.get<std::string>().rfind("isthmus_ams_", 0) == 0) durable = n.get<std::string>();
+  REQUIRE_FALSE(durable.empty());
+  auto dinfo = l.js().api("$JS.API.CONSUMER.INFO." + kStream + "." + durable, nullptr);
+  CHECK(dinfo["config"].value("ack_policy", "") == "all");
+  CHECK(dinfo["config"].value("max_ack_pending", 0) >= 50'000);
+  // It has acknowledged what the follower stored: only the app's interest remains.
+  check_for(
+      15s,
+      [&](std::string& st) {
+        auto d = l.js().api("$JS.API.CONSUMER.INFO." + kStream + "." + durable, nullptr);
+        st = d.dump();
+        return d["ack_floor"].value("stream_seq", 0) == 300;
+      },
+      "isthmus durable acknowledged through 300");
+  CHECK(l.js().require_stream_info(kStream).messages == 300);
+
+  // The application consumes part: the leader drops it, the replica follows.
+  auto got = app.consume(120);
+  REQUIRE(got.front() == 1);
+  REQUIRE(got.back() == 120);
+  check_for(
+      15s, [&] { return l.js().require_stream_info(kStream).first_seq == 121; }, "leader dropped 1..120");
+  match(l, f, kStream);
+  CHECK(f.js().require_stream_info(kStream).first_seq == 121);
+
+  // The follower's daemon is stopped: the leader keeps what it has not
+  // stored even after the application consumed it.
+  f.daemon.terminate();
+  l.js().publish_bulk(messages("covenant.users.updated", 301, 50));
+  auto rest = app.consume(230);  // 121..350
+  REQUIRE(rest.back() == 350);
+  std::this_thread::sleep_for(1s);
+  StreamInfo held = l.js().require_stream_info(kStream);
+  CHECK(held.first_seq == 301);
+  CHECK(held.messages == 50);
+
+  // Back: the follower stores them, the leader drops them, the replica follows.
+  f.daemon.start();
+  check_for(
+      kWait, [&] { return l.js().require_stream_info(kStream).messages == 0; },
+      "leader drops 301..350 once ams stored them");
+  match(l, f, kStream);
+  StreamInfo fi = f.js().require_stream_info(kStream);
+  CHECK(fi.messages == 0);
+  CHECK(fi.last_seq == 350);
+}
