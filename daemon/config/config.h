@@ -29,7 +29,7 @@ struct Nats {
   int replicas = 1;               // in-cluster replicas of replica streams, 1..5
   Millis request_timeout{2000};   // JetStream API requests
   Millis reconnect_wait{250};     // first retry after a lost connection (doubles, max 5s)
-  int64_t pending_bytes_limit = 32 * 1024 * 1024;  // per subscription, bytes
+  int64_t pending_bytes_limit = 8 * 1024 * 1024;   // per subscription, bytes
 };
 
 struct Peer {
@@ -52,7 +52,7 @@ struct Link {
   uint32_t max_frame_bytes = 8 * 1024 * 1024;  // refused before allocation; 4 KiB..64 MiB
   uint32_t batch_bytes = 64 * 1024;            // target payload bytes per data frame
   uint32_t window_messages = 50000;            // unacked messages per (stream, follower)
-  uint64_t window_bytes = 32 * 1024 * 1024;    // unacked bytes per (stream, follower)
+  uint64_t window_bytes = 8 * 1024 * 1024;     // unacked bytes per (stream, follower)
   Millis heartbeat_interval{1000};
   Millis stale_after{10000};                   // close a link that received nothing this long
   Millis handshake_timeout{5000};

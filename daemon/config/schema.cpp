@@ -60,7 +60,7 @@ const std::array kKeys{
         .doc = "First retry after a lost connection; doubles on each failure, up to 5s.",
         .field = FIELD(c.nats.reconnect_wait)},
     Key{.section = "nats", .name = "pending_bytes_limit", .kind = Kind::kSize,
-        .default_toml = R"("32MiB")", .min = 64 * KiB, .max = 1 * GiB,
+        .default_toml = R"("8MiB")", .min = 64 * KiB, .max = 1 * GiB,
         .doc = "Bytes a subscription may hold undelivered before it is a slow consumer.",
         .field = FIELD(c.nats.pending_bytes_limit)},
 
@@ -82,7 +82,7 @@ const std::array kKeys{
         .doc = "Unacknowledged messages allowed in flight per (stream, follower).",
         .field = FIELD(c.link.window_messages)},
     Key{.section = "link", .name = "window_bytes", .kind = Kind::kSize,
-        .default_toml = R"("32MiB")", .min = 64 * KiB, .max = 4 * GiB, .reload = Reload::kLive,
+        .default_toml = R"("8MiB")", .min = 64 * KiB, .max = 4 * GiB, .reload = Reload::kLive,
         .doc = "Unacknowledged bytes allowed in flight per (stream, follower); at least max_frame_bytes.",
         .field = FIELD(c.link.window_bytes)},
     Key{.section = "link", .name = "heartbeat_interval", .kind = Kind::kDuration,

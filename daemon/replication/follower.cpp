@@ -151,6 +151,8 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
   leader_last_seq_ = std::max(leader_last_seq_, info.last_seq);
   leader_first_seq_ = info.first_seq;
   leader_heard_mono_ns_ = loop::mono_ns();
+  // Fresh from the leader: never trim by a first sequence of an earlier session.
+  leader_first_ = info.first_seq;
   uint64_t g = gen_;
   std::string stream = cfg_.name;
   std::string leader = cfg_.leader;
@@ -241,10 +243,16 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           phase_ = Phase::kError;
           detail_ = r.st.message();
           phase_since_mono_ns_ = loop::mono_ns();
-          spdlog::warn("stream {}: cannot prepare replica: {}", cfg_.name, detail_);
+          // Retried every 2 s: log a persistent cause (e.g. a conflicting
+          // replica) once, not on every retry.
+          if (detail_ != last_prepare_error_) {
+            spdlog::warn("stream {}: cannot prepare replica: {}", cfg_.name, detail_);
+            last_prepare_error_ = detail_;
+          }
           return;
         }
         if (r.last_origin_ns > last_applied_origin_ns_) last_applied_origin_ns_ = r.last_origin_ns;
+        last_prepare_error_.clear();
         prepared(r.last_seq, r.messages, r.first_seq);
       });
   return Status::ok();

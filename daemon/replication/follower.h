@@ -108,6 +108,7 @@ class Follower {
   config::Stream cfg_;
   Phase phase_ = Phase::kIdle;
   std::string detail_;         // why diverged/error
+  std::string last_prepare_error_;  // logged once until it changes
   uint64_t gen_ = 1;           // pipeline generation: bumps on every reset
   uint64_t sub_id_ = 0;        // id of our current SUBSCRIBE
   int64_t phase_since_mono_ns_ = 0;

@@ -8,6 +8,7 @@
 #include "loop/timer.h"
 #include "nats/jsapi.h"
 #include "replication/lag_json.h"
+#include "replication/replica_config.h"
 
 namespace isthmus::replication {
 
@@ -29,20 +30,6 @@ constexpr int64_t kDurableAckWaitNs = int64_t{30} * 60 * 1'000'000'000;
 // Deletions are reconciled at least this often (and on SUBSCRIBE and on a
 // delete/purge advisory).
 constexpr int64_t kReconcileIntervalNs = 30'000'000'000;
-
-constexpr const char* kDurablePrefix = "isthmus_";
-
-// "isthmus_<peer>_<n>" -> peer, or "" when the name is not one of ours.
-std::string durable_peer(const std::string& name) {
-  if (name.rfind(kDurablePrefix, 0) != 0) return "";
-  size_t us = name.rfind('_');
-  size_t plen = std::char_traits<char>::length(kDurablePrefix);
-  if (us == std::string::npos || us < plen + 1 || us + 1 >= name.size()) return "";
-  for (size_t i = us + 1; i < name.size(); ++i) {
-    if (name[i] < '0' || name[i] > '9') return "";
-  }
-  return name.substr(plen, us - plen);
-}
 
 struct ConsumerResult {
   Status st;
@@ -301,7 +288,7 @@ void Leader::create_consumer(Sender& s) {
         }
         std::vector<std::string> mine;
         for (const auto& n : *names) {
-          if (durable_peer(n) == peer) mine.push_back(n);
+          if (durable_region(n) == peer) mine.push_back(n);
         }
         // Reuse the one existing durable when it has nothing outstanding and
         // has not delivered beyond what the follower asks for: it then
@@ -322,7 +309,7 @@ void Leader::create_consumer(Sender& s) {
         uint64_t n = static_cast<uint64_t>(loop::wall_ns() / 1'000'000);
         std::string name;
         do {
-          name = std::string(kDurablePrefix) + peer + "_" + std::to_string(n++);
+          name = durable_name(peer, n++);
         } while (std::find(mine.begin(), mine.end(), name) != mine.end());
         Json c = dc;
         c["durable_name"] = name;
@@ -676,7 +663,7 @@ void Leader::reconcile() {
             // Only what the follower may hold: up to what was sent to it.
             auto end = std::upper_bound(deleted.begin(), deleted.end(), sp->sent_seq);
             size_t n = static_cast<size_t>(end - deleted.begin());
-            for (size_t i = 0; i < n || i == 0; i += link::kMaxDeletedPerFrame) {
+            for (size_t i = 0; i < n; i += link::kMaxDeletedPerFrame) {
               link::Deleted d;
               d.stream = cfg_.name;
               d.first_seq = first;
@@ -686,7 +673,6 @@ void Leader::reconcile() {
               std::vector<uint8_t> f;
               encode(d, f);
               ctx_.links->send(peer, std::move(f));
-              if (n == 0) break;
             }
           }
           ctx_.request_flush();
@@ -708,7 +694,7 @@ void Leader::cleanup_stale_durables() {
     auto names = nats::consumer_names(nc, stream, tmo);
     if (!names) return;
     for (const auto& n : *names) {
-      std::string peer = durable_peer(n);
+      std::string peer = durable_region(n);
       if (peer.empty() || std::find(followers.begin(), followers.end(), peer) != followers.end()) continue;
       Status st = nats::consumer_delete(nc, stream, n, tmo);
       if (st) {

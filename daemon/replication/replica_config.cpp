@@ -79,6 +79,25 @@ Json retention_anchor_config() {
 }
 
 namespace {
+constexpr const char* kDurablePrefix = "isthmus_";
+}  // namespace
+
+std::string durable_name(const std::string& region, uint64_t n) {
+  return std::string(kDurablePrefix) + region + "_" + std::to_string(n);
+}
+
+std::string durable_region(const std::string& name) {
+  const size_t plen = std::char_traits<char>::length(kDurablePrefix);
+  if (name.rfind(kDurablePrefix, 0) != 0) return "";
+  size_t us = name.rfind('_');
+  if (us == std::string::npos || us < plen + 1 || us + 1 >= name.size()) return "";
+  for (size_t i = us + 1; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return "";
+  }
+  return name.substr(plen, us - plen);
+}
+
+namespace {
 
 std::string conflict(const Json& existing, const Json& wanted) {
   auto subjects = [](const Json& j) {

@@ -30,6 +30,13 @@ bool needs_retention_anchor(const nlohmann::json& replica_config);
 // The JetStream consumer configuration of the retention anchor.
 nlohmann::json retention_anchor_config();
 
+// The durable consumer through which a leader's interest stream is read for
+// one follower region: "isthmus_<region>_<n>" (n: decimal, distinct per
+// durable). durable_region() returns the region of such a name, or "" for
+// any other name (including kRetentionAnchor).
+std::string durable_name(const std::string& region, uint64_t n);
+std::string durable_region(const std::string& consumer_name);
+
 // Empty when an existing replica's configuration is compatible with what is
 // wanted; otherwise names the first difference (subjects, storage,
 // retention, denied deletes/purges, native mirror) with both values.

@@ -10,7 +10,9 @@
 #include <catch2/catch.hpp>
 
 #include <nats/nats.h>
+#include <signal.h>
 
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -115,6 +117,7 @@ struct AppConsumer {
 
   // Fetches n messages and acknowledges each; returns their sequences.
   std::vector<uint64_t> consume(size_t n) {
+    if (n == 0) return {};
     std::string req = "{\"batch\":" + std::to_string(n) + ",\"expires\":5000000000}";
     std::string subj = "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + name;
     natsConnection_PublishRequestString(js.connection(), subj.c_str(), inbox.c_str(), req.c_str());
@@ -205,10 +208,19 @@ TEST_CASE("history trimmed by max_msgs and with interior deletes reaches a new f
                 "its restart\n",
                 seconds_since(tr));
 
+    // Stopped again; the leader moves on and purges past everything the
+    // replica holds: the gap (971..999) is crossed with one positioning purge.
+    f.daemon.terminate();
+    l.js().publish_bulk(messages("covenant.projects.deleted", 971, 50));
+    l.js().purge(kStream, 1000);
+    f.daemon.start();
+    match(l, f, kStream);
+    CHECK(f.js().require_stream_info(kStream).first_seq == 1000);
+
     // And while the leader's daemon is down (reconciled when it is back).
     l.daemon.terminate();
-    l.js().delete_msg(kStream, 900);
-    l.js().purge(kStream, 640);
+    l.js().delete_msg(kStream, 1005);
+    l.js().purge(kStream, 1002);
     l.daemon.start();
     match(l, f, kStream);
 
@@ -216,9 +228,38 @@ TEST_CASE("history trimmed by max_msgs and with interior deletes reaches a new f
     l.js().purge(kStream);
     match(l, f, kStream);
     CHECK(f.js().require_stream_info(kStream).messages == 0);
-    l.js().publish_bulk(messages("covenant.projects.created", 971, 5));
+    l.js().publish_bulk(messages("covenant.projects.created", 1021, 5));
     match(l, f, kStream);
+    json lag = *f.daemon.lag_stream(kStream);
+    INFO(lag.dump());
+    CHECK(lag["followers"][0].value("trims", 0) > 0);
+    CHECK(lag["followers"][0].value("deletes_applied", 0) > 0);
+    CHECK(lag["followers"][0].value("apply_errors", 1) == 0);
   }
+}
+
+TEST_CASE("max_age at the leader: the replica (no max_age of its own) drops messages as the leader does",
+          "[history][max_age]") {
+  const std::string kStream = "COVENANT_PROJECTS";
+  TempDir tmp("isthmus-max-age");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  l.js().create_stream({{"name", kStream},
+                        {"subjects", {"covenant.projects.>"}},
+                        {"max_age", int64_t{3'000'000'000}},  // 3 s
+                        {"storage", "file"}});
+  mesh.start_daemons();
+  l.js().publish_bulk(messages("covenant.projects.created", 1, 100));
+  match(l, f, kStream);
+  check_neutral_limits(replica_config(f, kStream), "limits");
+  check_for(
+      20s, [&] { return l.js().require_stream_info(kStream).messages == 0; }, "leader expires everything");
+  match(l, f, kStream, 10s);
+  CHECK(f.js().require_stream_info(kStream).first_seq == 101);
+  l.js().publish_bulk(messages("covenant.projects.updated", 101, 10));
+  match(l, f, kStream);
 }
 
 TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica never refuses and matches; a "
@@ -227,7 +268,8 @@ TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica nev
   const std::string kStream = "ALERTS_INCIDENTS";
   const std::string kOther = "COVENANT_COUNTRIES";
   TempDir tmp("isthmus-discard-new");
-  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}, {kOther, kLeader}});
+  const std::string kQueue = "COVENANT_JOBS";
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}, {kOther, kLeader}, {kQueue, kLeader}});
   Region& l = mesh[kLeader];
   Region& f = mesh[kFollower];
   mesh.start_nats();
@@ -246,6 +288,9 @@ TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica nev
   // A replica of another stream that conflicts (storage differs).
   l.js().create_stream({{"name", kOther}, {"subjects", {"covenant.countries.>"}}, {"storage", "file"}});
   f.js().create_stream({{"name", kOther}, {"subjects", {"covenant.countries.>"}}, {"storage", "memory"}});
+  // A work-queue stream is not replicated (a reader would take its messages).
+  l.js().create_stream({{"name", kQueue}, {"subjects", {"covenant.jobs.>"}}, {"retention", "workqueue"}});
+  l.js().publish_bulk(messages("covenant.jobs.new", 0, 10));
 
   l.js().publish_bulk(messages("alerts.incidents.opened", 0, 10'000), 1024);
   OutMsg extra = messages("alerts.incidents.opened", 10'000, 1)[0];
@@ -287,6 +332,17 @@ TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica nev
   CHECK(detail.find("memory") != std::string::npos);
   CHECK(detail.find("file") != std::string::npos);
   CHECK(f.js().require_stream_info(kOther).raw["config"].value("storage", "") == "memory");
+
+  check_for(
+      15s,
+      [&](std::string& st) {
+        auto q = f.daemon.lag_stream(kQueue);
+        st = q ? q->dump() : "(no entry)";
+        return q && q->value("state", "") == "error" && q->value("detail", "").find("work-queue") != std::string::npos;
+      },
+      kQueue + " refused (work-queue) at " + kFollower);
+  CHECK(l.js().require_stream_info(kQueue).messages == 10);  // nothing taken from the queue
+  CHECK_FALSE(f.js().stream_info(kQueue));                   // no replica created
 }
 
 TEST_CASE("interest retention: the replica keeps what nobody in its region consumes, follows the leader's "
@@ -307,11 +363,26 @@ TEST_CASE("interest retention: the replica keeps what nobody in its region consu
                         {"storage", "file"},
                         {"num_replicas", 1}});
   AppConsumer app(l.js(), kStream, "billing");
+  // The durable of a region that is no longer a peer (syd): it would pin
+  // the stream forever; the leader's daemon deletes it.
+  l.js().api("$JS.API.CONSUMER.DURABLE.CREATE." + kStream + ".isthmus_syd_1",
+             {{"stream_name", kStream},
+              {"config", {{"durable_name", "isthmus_syd_1"}, {"ack_policy", "all"}, {"deliver_policy", "all"}}}});
   l.js().publish_bulk(messages("covenant.users.signup", 1, 300));
   REQUIRE(l.js().require_stream_info(kStream).messages == 300);
 
   mesh.start_daemons();
   match(l, f, kStream);
+  check_for(
+      15s,
+      [&](std::string& st) {
+        json c = l.js().api("$JS.API.CONSUMER.NAMES." + kStream, json::object())["consumers"];
+        st = c.dump();
+        for (const auto& n : c)
+          if (n.get<std::string>() == "isthmus_syd_1") return false;
+        return true;
+      },
+      "stale durable isthmus_syd_1 deleted by iad's daemon");
   json rc = replica_config(f, kStream);
   check_neutral_limits(rc, "interest");
   // Nobody consumes in ams: the retention anchor keeps everything.
@@ -368,4 +439,73 @@ TEST_CASE("interest retention: the replica keeps what nobody in its region consu
   StreamInfo fi = f.js().require_stream_info(kStream);
   CHECK(fi.messages == 0);
   CHECK(fi.last_seq == 350);
+
+  // kill -9 of the follower's daemon while deliveries are outstanding: the
+  // leader replaces its durable (new one first) and still keeps everything
+  // ams has not stored; nothing is lost, nothing duplicated.
+  // ams's daemon is frozen (SIGSTOP) while 3000 are published: the leader
+  // delivers them into its window but hears no ACK; then kill -9.
+  f.daemon.process().signal(SIGSTOP);
+  l.js().publish_bulk(messages("covenant.users.updated", 351, 3000), 1024);
+  std::string durable_before;
+  check_for(
+      kWait,
+      [&](std::string& st) {
+        json now = l.js().api("$JS.API.CONSUMER.NAMES." + kStream, json::object())["consumers"];
+        for (const auto& n : now)
+          if (n.get<std::string>().rfind("isthmus_ams_", 0) == 0) durable_before = n.get<std::string>();
+        json d = l.js().api("$JS.API.CONSUMER.INFO." + kStream + "." + durable_before, nullptr);
+        st = d.dump();
+        return d.value("num_ack_pending", 0) > 0;
+      },
+      "deliveries to ams outstanding at the leader");
+  f.daemon.kill9();
+  auto all = app.consume(3000);
+  REQUIRE(all.back() == 3350);
+  uint64_t stored = f.js().require_stream_info(kStream).last_seq;
+  std::this_thread::sleep_for(500ms);
+  StreamInfo kept = l.js().require_stream_info(kStream);
+  INFO("ams had stored up to " << stored << " when killed; leader first " << kept.first_seq);
+  CHECK(kept.first_seq <= stored + 1);  // nothing ams lacks was dropped
+  CHECK(kept.last_seq == 3350);
+  f.daemon.start();
+  check_for(
+      kWait, [&] { return l.js().require_stream_info(kStream).messages == 0; },
+      "leader drops 351..3350 once ams stored them");
+  match(l, f, kStream);
+  CHECK(f.js().require_stream_info(kStream).last_seq == 3350);
+  json after = l.js().api("$JS.API.CONSUMER.NAMES." + kStream, json::object())["consumers"];
+  INFO("consumers before " << durable_before << ", after " << after.dump());
+  std::vector<std::string> durables;
+  for (const auto& n : after)
+    if (n.get<std::string>().rfind("isthmus_ams_", 0) == 0) durables.push_back(n.get<std::string>());
+  REQUIRE(durables.size() == 1);
+  CHECK(durables[0] != durable_before);  // replaced, the old one deleted
+}
+
+// Not a test of correctness: catch-up figures for a limits stream (ephemeral
+// ack-none reader) against an interest stream (durable, ack all per ACK
+// frame). Hidden; run with: history_test "[perf]"
+TEST_CASE("catch-up rate: ephemeral reader vs durable reader", "[.][perf]") {
+  for (const char* retention : {"limits", "interest", "limits", "interest"}) {
+    const std::string kStream = "COVENANT_USERS";
+    TempDir tmp("isthmus-perf");
+    Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
+    Region& l = mesh[kLeader];
+    Region& f = mesh[kFollower];
+    mesh.start_nats();
+    l.js().create_stream({{"name", kStream}, {"subjects", {"covenant.users.>"}}, {"retention", retention},
+                          {"storage", "file"}});
+    std::optional<AppConsumer> app;
+    if (std::string(retention) == "interest") app.emplace(l.js(), kStream, "billing");
+    const size_t n = 50'000;
+    for (size_t i = 0; i < n; i += 10'000) l.js().publish_bulk(messages("covenant.users.signup", i, 10'000), 1024);
+    auto t0 = Clock::now();
+    mesh.start_daemons();
+    check_for(
+        120s, [&] { auto fi = f.js().stream_info(kStream); return fi && fi->last_seq == n; }, "caught up");
+    double secs = seconds_since(t0);
+    std::printf("[figures] catch-up of %zu x ~100 B, %s retention: %.2f s = %.0f msgs/s\n", n, retention, secs,
+                static_cast<double>(n) / secs);
+  }
 }

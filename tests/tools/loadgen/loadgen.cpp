@@ -2,37 +2,48 @@
 //
 //   isthmus-loadgen create-stream --url URL --json '{"name":...}'
 //   isthmus-loadgen publish --url URL --subjects a,b,c --count N
-//                   [--rate MSGS_PER_S] [--size BYTES] [--msg-id-every K]
-//                   [--inflight N]
+//                   [--rate MSGS_PER_S] [--payload country|bytes|json_events]
+//                   [--size BYTES] [--msg-id-every K] [--inflight N]
+//                   [--index-header 0|1]
+//   isthmus-loadgen lag --url URL --stream NAME --count N [--timeout SECONDS]
+//   isthmus-loadgen wait-count --url URL --stream NAME --count N
+//                   [--timeout SECONDS] [--interval-ms MS]
 //   isthmus-loadgen info --url URL --stream NAME
 //   isthmus-loadgen ping --url URL          (JetStream answers?)
 //   isthmus-loadgen api --url URL --subject '$JS.API....' [--json BODY]
 //                   (any JetStream API request; prints the reply, fails on
 //                   an "error" in it)
 //
-// publish sends asynchronously with up to --inflight unacknowledged messages
-// and checks every JetStream acknowledgement; it prints messages, seconds and
-// msgs/s, and exits non-zero if any publish failed.
+// One concept per file: payloads (payload.h: the country demo event, and the
+// stamped `bytes` and `json_events` payloads of the replication benchmark),
+// paced asynchronous publishing (publisher.h), the lag-measuring consumer
+// (lag_consumer.h) and the catch-up watcher (catchup_watch.h). This file
+// parses arguments and connects.
+//
+// publish checks every JetStream acknowledgement; it prints messages, seconds
+// and msgs/s, and exits non-zero if any publish failed. With --rate the
+// connection sends each publish at once (no ~1 ms batching), so stamps and
+// send times agree.
 #include <nats/nats.h>
 
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
+
+#include "catchup_watch.h"
+#include "lag_consumer.h"
+#include "payload.h"
+#include "publisher.h"
 
 namespace {
 
 struct Args {
-  std::string cmd, url = "nats://127.0.0.1:4222", json, stream, subject;
-  std::vector<std::string> subjects{"covenant.countries.created", "covenant.countries.updated",
-                                    "covenant.countries.deleted"};
-  long count = 1000, rate = 0, size = 0, msg_id_every = 0, inflight = 1000;
+  std::string cmd, url = "nats://127.0.0.1:4222", json, stream, subject, payload = "country";
+  loadgen::PublishOptions pub{.subjects = {"covenant.countries.created", "covenant.countries.updated",
+                                           "covenant.countries.deleted"}};
+  long size = 0, interval_ms = 10;
+  double timeout_s = 60;
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -45,43 +56,6 @@ std::vector<std::string> split(const std::string& s) {
     start = p + 1;
   }
   return out;
-}
-
-const char* kCountries[][2] = {{"USA", "United States"}, {"NLD", "Netherlands"}, {"AUS", "Australia"},
-                               {"DEU", "Germany"},       {"JPN", "Japan"},       {"BRA", "Brazil"}};
-
-std::string payload(long i, long size) {
-  const auto& c = kCountries[i % 6];
-  char buf[512];
-  std::snprintf(buf, sizeof(buf),
-                "{\"id\":\"evt-%08ld\",\"type\":\"country.updated\",\"code\":\"%s\",\"name\":\"%s\","
-                "\"ts\":%lld,\"user\":\"user-%ld\"}",
-                i, c[0], c[1],
-                static_cast<long long>(std::chrono::system_clock::now().time_since_epoch().count()), i % 97);
-  std::string s(buf);
-  if (size > 0) {
-    while (static_cast<long>(s.size()) < size) s += ' ';
-    s.resize(static_cast<size_t>(size));
-  }
-  return s;
-}
-
-struct Acks {
-  std::mutex mu;
-  std::condition_variable cv;
-  long outstanding = 0, ok = 0, failed = 0;
-};
-
-void on_ack(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-  auto* a = static_cast<Acks*>(closure);
-  std::string d(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
-  bool good = d.find("\"seq\"") != std::string::npos && d.find("\"error\"") == std::string::npos;
-  if (!good && a->failed < 5) std::fprintf(stderr, "publish failed: %s\n", d.c_str());
-  natsMsg_Destroy(msg);
-  std::lock_guard<std::mutex> lk(a->mu);
-  a->outstanding--;
-  (good ? a->ok : a->failed)++;
-  a->cv.notify_all();
 }
 
 int request(natsConnection* nc, const std::string& subj, const std::string& body) {
@@ -97,47 +71,12 @@ int request(natsConnection* nc, const std::string& subj, const std::string& body
   return d.find("\"error\"") == std::string::npos ? 0 : 1;
 }
 
-int publish(natsConnection* nc, const Args& a) {
-  Acks acks;
-  natsInbox* inbox = nullptr;
-  natsInbox_Create(&inbox);
-  std::string prefix = std::string(inbox) + ".";
-  natsInbox_Destroy(inbox);
-  natsSubscription* sub = nullptr;
-  if (natsConnection_Subscribe(&sub, nc, (prefix + "*").c_str(), on_ack, &acks) != NATS_OK) return 1;
-  natsSubscription_SetPendingLimits(sub, -1, -1);
-  auto start = std::chrono::steady_clock::now();
-  for (long i = 0; i < a.count; ++i) {
-    if (a.rate > 0) {
-      auto due = start + std::chrono::microseconds(i * 1000000 / a.rate);
-      std::this_thread::sleep_until(due);
-    }
-    {
-      std::unique_lock<std::mutex> lk(acks.mu);
-      acks.cv.wait(lk, [&] { return acks.outstanding < a.inflight; });
-      acks.outstanding++;
-    }
-    natsMsg* m = nullptr;
-    std::string p = payload(i, a.size);
-    std::string reply = prefix + std::to_string(i);
-    natsMsg_Create(&m, a.subjects[static_cast<size_t>(i) % a.subjects.size()].c_str(), reply.c_str(), p.data(),
-                   static_cast<int>(p.size()));
-    natsMsgHeader_Set(m, "Event-Index", std::to_string(i).c_str());
-    if (a.msg_id_every > 0 && i % a.msg_id_every == 0) {
-      natsMsgHeader_Set(m, "Nats-Msg-Id", ("evt-" + std::to_string(i)).c_str());
-    }
-    natsConnection_PublishMsg(nc, m);
-    natsMsg_Destroy(m);
-  }
-  {
-    std::unique_lock<std::mutex> lk(acks.mu);
-    acks.cv.wait_for(lk, std::chrono::seconds(30), [&] { return acks.outstanding == 0; });
-  }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  natsSubscription_Destroy(sub);
-  std::printf("published %ld messages in %.2f s (%.0f msg/s), %ld failed\n", acks.ok, secs,
-              static_cast<double>(acks.ok) / secs, acks.failed + acks.outstanding);
-  return acks.failed == 0 && acks.outstanding == 0 ? 0 : 1;
+std::string stream_name_of(const std::string& json) {
+  auto p = json.find("\"name\"");
+  if (p == std::string::npos) return "";
+  auto q1 = json.find('"', json.find(':', p) + 1);
+  auto q2 = json.find('"', q1 + 1);
+  return json.substr(q1 + 1, q2 - q1 - 1);
 }
 
 }  // namespace
@@ -145,7 +84,7 @@ int publish(natsConnection* nc, const Args& a) {
 int main(int argc, char** argv) {
   Args a;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: isthmus-loadgen create-stream|publish|info|ping|api [options]\n");
+    std::fprintf(stderr, "usage: isthmus-loadgen create-stream|publish|lag|wait-count|info|ping|api [options]\n");
     return 2;
   }
   a.cmd = argv[1];
@@ -155,35 +94,47 @@ int main(int argc, char** argv) {
     else if (k == "--json") a.json = v;
     else if (k == "--stream") a.stream = v;
     else if (k == "--subject") a.subject = v;
-    else if (k == "--subjects") a.subjects = split(v);
-    else if (k == "--count") a.count = std::atol(v.c_str());
-    else if (k == "--rate") a.rate = std::atol(v.c_str());
+    else if (k == "--subjects") a.pub.subjects = split(v);
+    else if (k == "--count") a.pub.count = std::atol(v.c_str());
+    else if (k == "--rate") a.pub.rate = std::atol(v.c_str());
     else if (k == "--size") a.size = std::atol(v.c_str());
-    else if (k == "--msg-id-every") a.msg_id_every = std::atol(v.c_str());
-    else if (k == "--inflight") a.inflight = std::max(1L, std::atol(v.c_str()));
+    else if (k == "--payload") a.payload = v;
+    else if (k == "--msg-id-every") a.pub.msg_id_every = std::atol(v.c_str());
+    else if (k == "--inflight") a.pub.inflight = std::max(1L, std::atol(v.c_str()));
+    else if (k == "--index-header") a.pub.index_header = v != "0";
+    else if (k == "--timeout") a.timeout_s = std::atof(v.c_str());
+    else if (k == "--interval-ms") a.interval_ms = std::max(1L, std::atol(v.c_str()));
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
       return 2;
     }
   }
+  auto kind = loadgen::payload_kind_from_name(a.payload);
+  if (!kind) {
+    std::fprintf(stderr, "unknown payload %s (country, bytes, json_events)\n", a.payload.c_str());
+    return 2;
+  }
+  natsOptions* opts = nullptr;
+  natsOptions_Create(&opts);
+  natsOptions_SetURL(opts, a.url.c_str());
+  if (a.cmd == "publish" && a.pub.rate > 0) natsOptions_SetSendAsap(opts, true);
   natsConnection* nc = nullptr;
-  natsStatus s = natsConnection_ConnectTo(&nc, a.url.c_str());
+  natsStatus s = natsConnection_Connect(&nc, opts);
+  natsOptions_Destroy(opts);
   if (s != NATS_OK) {
     std::fprintf(stderr, "connect %s: %s\n", a.url.c_str(), natsStatus_GetText(s));
     return 1;
   }
   int rc = 2;
   if (a.cmd == "create-stream") {
-    std::string name;
-    auto p = a.json.find("\"name\"");
-    if (p != std::string::npos) {
-      auto q1 = a.json.find('"', a.json.find(':', p) + 1);
-      auto q2 = a.json.find('"', q1 + 1);
-      name = a.json.substr(q1 + 1, q2 - q1 - 1);
-    }
-    rc = request(nc, "$JS.API.STREAM.CREATE." + name, a.json);
+    rc = request(nc, "$JS.API.STREAM.CREATE." + stream_name_of(a.json), a.json);
   } else if (a.cmd == "publish") {
-    rc = publish(nc, a);
+    loadgen::Payloads payloads(*kind, a.size);
+    rc = loadgen::publish(nc, a.pub, payloads);
+  } else if (a.cmd == "lag") {
+    rc = loadgen::measure_lag(nc, a.stream, a.pub.count, a.timeout_s);
+  } else if (a.cmd == "wait-count") {
+    rc = loadgen::watch_catchup(nc, a.stream, static_cast<uint64_t>(a.pub.count), a.timeout_s, a.interval_ms);
   } else if (a.cmd == "ping") {
     rc = request(nc, "$JS.API.INFO", "");
   } else if (a.cmd == "api" && a.subject.rfind("$JS.API.", 0) == 0) {

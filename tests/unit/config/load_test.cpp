@@ -132,12 +132,12 @@ TEST_CASE("a minimal configuration gets every default", "[config][load]") {
   CHECK(c.nats.replicas == 1);
   CHECK(c.nats.request_timeout == milliseconds(2000));
   CHECK(c.nats.reconnect_wait == milliseconds(250));
-  CHECK(c.nats.pending_bytes_limit == 32 * 1024 * 1024);
+  CHECK(c.nats.pending_bytes_limit == 8 * 1024 * 1024);
   CHECK(c.link.listen.to_string() == "127.0.0.1:7422");
   CHECK(c.link.max_frame_bytes == 8 * 1024 * 1024);
   CHECK(c.link.batch_bytes == 64 * 1024);
   CHECK(c.link.window_messages == 50000);
-  CHECK(c.link.window_bytes == 32 * 1024 * 1024);
+  CHECK(c.link.window_bytes == 8 * 1024 * 1024);
   CHECK(c.link.heartbeat_interval == milliseconds(1000));
   CHECK(c.link.stale_after == milliseconds(10000));
   CHECK(c.link.handshake_timeout == milliseconds(5000));

@@ -305,3 +305,17 @@ TEST_CASE("limits that differ from the neutral ones are listed and replaced, eve
   CHECK(replica_limit_changes(dnps, wanted)[0] == "discard_new_per_subject: true -> false");
   CHECK(replica_limit_changes(Json::array(), wanted).empty());
 }
+
+TEST_CASE("durable names carry the follower region and are told apart from other consumers",
+          "[replica_config]") {
+  CHECK(durable_name("ams", 1795766283600) == "isthmus_ams_1795766283600");
+  CHECK(durable_region(durable_name("ams", 7)) == "ams");
+  CHECK(durable_region(durable_name("us_east", 7)) == "us_east");  // underscores in region names
+  CHECK(durable_region(durable_name("a", 0)) == "a");
+  for (const char* other : {"billing", "isthmus_retention_anchor", "isthmus_ams", "isthmus_ams_", "isthmus__12",
+                            "isthmus_ams_12x", "Isthmus_ams_12", "xisthmus_ams_12", ""}) {
+    INFO(other);
+    CHECK(durable_region(other).empty());
+  }
+  CHECK(durable_region(kRetentionAnchor).empty());
+}
