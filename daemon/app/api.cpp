@@ -61,6 +61,13 @@ Json links_report(const ApiSources& src) {
     if (p.frame_bytes_in > 0) {
       j["compression_ratio_in"] = static_cast<double>(p.bytes_in) / static_cast<double>(p.frame_bytes_in);
     }
+    if (p.send_budget > 0) {
+      // Send pacing: what the socket drains, and what may stand in front of
+      // a heartbeat because of it (docs/architecture.md).
+      j["drain_rate_bytes_per_s"] = p.drain_rate;
+      j["send_budget_bytes"] = p.send_budget;
+      j["group_limit_bytes"] = p.group_limit;
+    }
     j["reconnects"] = p.reconnects;
     j["bytes_in"] = p.bytes_in;
     j["bytes_out"] = p.bytes_out;
@@ -71,9 +78,14 @@ Json links_report(const ApiSources& src) {
       if (!p.last_close_detail.empty()) j["last_close_detail"] = p.last_close_detail;
       j["last_close_ns"] = p.last_close_ns;
     }
+    j["closes"] = Json::object();
+    for (const auto& [reason, n] : p.closes) j["closes"][reason] = n;
     arr.push_back(j);
   }
-  return Json{{"region", src.cfg->region.name}, {"links", arr}};
+  // Accepted connections closed before they identified a peer, by reason.
+  Json refused = Json::object();
+  for (const auto& [reason, n] : src.links->refused()) refused[reason] = n;
+  return Json{{"region", src.cfg->region.name}, {"links", arr}, {"refused", refused}};
 }
 
 void register_api(http::Router& router, const ApiSources& src) {

@@ -169,6 +169,11 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
           as_num(l, "frame_bytes_out"));
     m.add("isthmus_link_frame_bytes_received_total", "counter", "frame bytes received, after decompression",
           lb, as_num(l, "frame_bytes_in"));
+    const Json closes = l.value("closes", Json::object());  // items() must not outlive it
+    for (const auto& [reason, n] : closes.items()) {
+      m.add("isthmus_link_closes_total", "counter", "connections to the peer closed, by close reason",
+            lb + ",reason=\"" + esc(reason) + "\"", n.is_number() ? n.get<double>() : 0);
+    }
     if (l.contains("rtt_ms")) {
       m.add("isthmus_link_rtt_seconds", "gauge", "round trip measured by heartbeats", lb,
             as_num(l, "rtt_ms") / 1000.0);
@@ -179,6 +184,13 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
       m.add("isthmus_link_clock_offset_error_seconds", "gauge", "error bound of the clock offset", lb,
             as_num(l, "clock_offset_error_ms") / 1000.0);
     }
+  }
+
+  const Json refused = links.value("refused", Json::object());
+  for (const auto& [reason, n] : refused.items()) {
+    m.add("isthmus_link_refused_total", "counter",
+          "accepted link connections closed before they identified a peer, by close reason",
+          region + ",reason=\"" + esc(reason) + "\"", n.is_number() ? n.get<double>() : 0);
   }
 
   for (const auto& s : lag.value("streams", Json::array())) {

@@ -53,6 +53,7 @@ struct Link {
   uint32_t batch_bytes = 64 * 1024;            // target payload bytes per data frame
   uint32_t window_messages = 50000;            // unacked messages per (stream, follower)
   uint64_t window_bytes = 8 * 1024 * 1024;     // unacked bytes per (stream, follower)
+  uint64_t peer_window_bytes = 32 * 1024 * 1024;  // unacked bytes per link, all streams
   Millis heartbeat_interval{1000};
   Millis stale_after{10000};                   // close a link that received nothing this long
   Millis handshake_timeout{5000};

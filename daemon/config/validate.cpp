@@ -96,6 +96,11 @@ class Validator {
       error("link.window_bytes", format_size(k.window_bytes) + " is less than link.max_frame_bytes (" +
                                      format_size(k.max_frame_bytes) + "): a full frame could never be sent");
     }
+    if (l_.ok("link.peer_window_bytes") && l_.ok("link.max_frame_bytes") &&
+        k.peer_window_bytes < k.max_frame_bytes) {
+      error("link.peer_window_bytes", format_size(k.peer_window_bytes) + " is less than link.max_frame_bytes (" +
+                                          format_size(k.max_frame_bytes) + "): a full frame could never be sent");
+    }
     if (l_.ok("link.stale_after") && l_.ok("link.heartbeat_interval") &&
         k.stale_after <= 2 * k.heartbeat_interval) {
       error("link.stale_after", format_duration(k.stale_after) +

@@ -26,6 +26,8 @@ enum class CloseReason {
                        // names another region than the certificate
   kPinMismatch,        // the certificate's public key does not match the configured pin
   kCompressionMismatch,// the two ends disagree on S2 compression (seen in the HELLO)
+  kSendStalled,        // bytes waited to be written and none could be for stale_after
+                       // (the peer stopped reading, or the path is stuck one way)
 };
 
 const char* close_reason_name(CloseReason r);

@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "loop/timer.h"
 
 namespace isthmus::link {
@@ -32,6 +34,7 @@ const char* close_reason_name(CloseReason r) {
     case CloseReason::kNameMismatch: return "name_mismatch";
     case CloseReason::kPinMismatch: return "pin_mismatch";
     case CloseReason::kCompressionMismatch: return "compression_mismatch";
+    case CloseReason::kSendStalled: return "send_stalled";
   }
   return "unknown";
 }
@@ -92,11 +95,7 @@ void Connection::on_connect(uv_connect_t* req, int status) {
 Status Connection::start() {
   // Keep little unsent data in the kernel, so control frames queued behind
   // it wait at most a few milliseconds on a slow link (see flush()).
-  uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(tcp_), &fd) == 0) {
-    int lowat = kNotSentLowat;
-    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat));
-  }
+  set_budget(budget_);
   int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(tcp_), &Connection::on_alloc,
                          &Connection::on_read);
   if (rc != 0) return Status(Code::kIo, uv_strerror(rc));
@@ -215,19 +214,56 @@ void Connection::flush() {
     p.swap(prio_);
     write_frames(p);
   }
-  // Whole frames only, grouped into chunks of about 64 KiB (one S2 chunk,
-  // one TLS write each), while the socket's queue has room.
-  constexpr size_t kGroupBytes = 64 * 1024;
-  while (!closed_ && !data_.empty() && queued_in_uv_ < kSocketQueueBytes) {
+  // Whole frames only, grouped into chunks of at most group_limit() bytes
+  // (one S2 chunk, one TLS write each), while the socket's queue has room.
+  const size_t limit = group_limit();
+  while (!closed_ && !data_.empty() && queued_in_uv_ < budget_) {
     std::vector<uint8_t> group = std::move(data_.front());
     data_.pop_front();
-    while (!data_.empty() && group.size() + data_.front().size() <= kGroupBytes) {
+    while (!data_.empty() && group.size() + data_.front().size() <= limit) {
       group.insert(group.end(), data_.front().begin(), data_.front().end());
       data_.pop_front();
     }
     data_bytes_ -= group.size();
+    uint64_t before = stats_.bytes_out;
     write_frames(group);
+    if (!group.empty()) {
+      double r = static_cast<double>(stats_.bytes_out - before) / static_cast<double>(group.size());
+      wire_ratio_ = 0.75 * wire_ratio_ + 0.25 * r;
+    }
   }
+}
+
+size_t Connection::group_limit() const {
+  double raw = static_cast<double>(budget_) / std::max(wire_ratio_, 0.05);
+  return std::clamp(static_cast<size_t>(raw), kMinBudget, kMaxBudget);
+}
+
+void Connection::note_drained(size_t n) {
+  int64_t now = loop::mono_ns();
+  drain_busy_ns_ += now - drain_mark_ns_;
+  drain_mark_ns_ = now;
+  drain_bytes_ += n;
+  // A sample per 20 ms of waiting or per MiB drained (a fast link takes a
+  // MiB in a millisecond or two: its budget goes straight to the maximum).
+  constexpr int64_t kSampleNs = 20'000'000;
+  constexpr uint64_t kSampleBytes = 1 << 20;
+  if (drain_busy_ns_ < kSampleNs && drain_bytes_ < kSampleBytes) return;
+  double r = static_cast<double>(drain_bytes_) * 1e9 / static_cast<double>(std::max<int64_t>(drain_busy_ns_, 1000));
+  rate_ = rate_ == 0 ? r : 0.5 * rate_ + 0.5 * r;
+  drain_busy_ns_ = 0;
+  drain_bytes_ = 0;
+  set_budget(static_cast<size_t>(rate_ * static_cast<double>(kDrainTargetNs) / 1e9));
+}
+
+void Connection::set_budget(size_t budget) {
+  budget_ = std::clamp(budget, kMinBudget, kMaxBudget);
+  // Unsent bytes the kernel keeps: half a budget, 4..16 KiB.
+  int lowat = static_cast<int>(std::clamp<size_t>(budget_ / 2, 4 * 1024, 16 * 1024));
+  if (lowat == lowat_ || closed_) return;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<const uv_handle_t*>(tcp_), &fd) != 0) return;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, sizeof(lowat)) == 0) lowat_ = lowat;
 }
 
 void Connection::write_raw(std::vector<uint8_t>&& bytes) {
@@ -235,6 +271,10 @@ void Connection::write_raw(std::vector<uint8_t>&& bytes) {
   auto* w = new WriteReq;
   w->buf = std::move(bytes);
   uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(w->buf.data()), static_cast<unsigned>(w->buf.size()));
+  if (queued_in_uv_ == 0) {  // a busy stretch begins
+    drain_mark_ns_ = loop::mono_ns();
+    write_progress_ns_ = drain_mark_ns_;
+  }
   queued_in_uv_ += w->buf.size();
   stats_.bytes_out += w->buf.size();
   w->req.data = w;
@@ -257,8 +297,10 @@ void Connection::on_write(uv_write_t* req, int status) {
     self->fail(CloseReason::kIoError, uv_strerror(status));
     return;
   }
+  self->write_progress_ns_ = loop::mono_ns();
+  self->note_drained(n);
   // Room again: let more data frames follow.
-  if (!self->data_.empty() && self->queued_in_uv_ < kSocketQueueBytes) self->flush();
+  if (!self->data_.empty() && self->queued_in_uv_ < self->budget_) self->flush();
 }
 
 size_t Connection::pending_bytes() const { return data_bytes_ + prio_.size() + queued_in_uv_; }

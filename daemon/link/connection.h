@@ -79,15 +79,38 @@ class Connection {
   // ahead of every data frame not yet handed to the socket.
   void queue_priority(std::vector<uint8_t>&& frame_bytes);
   // Pass queued frames through the layers and write them to the socket:
-  // control frames first, then data frames while at most kSocketQueueBytes
-  // wait in libuv's write queue. The rest stays here (in frame form) and
-  // follows as writes complete. With TCP_NOTSENT_LOWAT on the socket, this
-  // bounds what a heartbeat can queue behind (nats-server #7615).
+  // control frames first, then data frames, in groups of whole frames (one
+  // S2 chunk and one socket write per group), while libuv's write queue
+  // holds less than send_budget() bytes. The rest stays here (in frame form)
+  // and follows as writes complete.
+  //
+  // What a heartbeat can queue behind (nats-server #7615) is therefore at
+  // most about two budgets in libuv plus TCP_NOTSENT_LOWAT in the kernel,
+  // and the budget follows the socket's measured drain rate: what it drains
+  // in kDrainTargetNs, between kMinBudget and kMaxBudget. A slow link gets
+  // small groups (and small DATA frames: group_limit() is the leader's batch
+  // size), a fast one full 64 KiB groups. docs/architecture.md, "Heartbeats
+  // ahead of data".
   void flush();
-  static constexpr size_t kSocketQueueBytes = 16 * 1024;
-  static constexpr int kNotSentLowat = 16 * 1024;
+  static constexpr int64_t kDrainTargetNs = 10'000'000;  // 10 ms
+  static constexpr size_t kMinBudget = 4 * 1024;
+  static constexpr size_t kMaxBudget = 64 * 1024;
+  static constexpr size_t kInitialBudget = 16 * 1024;  // until a rate is measured
+  // Wire bytes allowed in libuv's write queue before the next group waits.
+  size_t send_budget() const { return budget_; }
+  // Frame bytes per group (before S2/TLS): the budget divided by the recent
+  // wire/frame ratio, between kMinBudget and kMaxBudget.
+  size_t group_limit() const;
+  // Measured drain rate of the socket in bytes per second (0: not yet).
+  double drain_rate() const { return rate_; }
   // Bytes accepted but not yet written to the kernel: the link's backpressure.
   size_t pending_bytes() const;
+  // Send-side liveness: 0 while libuv's write queue is empty, else the
+  // monotonic time of the last write progress (a write completing, or the
+  // queue becoming non-empty). The Manager closes a link whose writes made
+  // no progress for stale_after (kSendStalled).
+  int64_t write_blocked_since_ns() const { return queued_in_uv_ == 0 ? 0 : write_progress_ns_; }
+  size_t queued_in_socket() const { return queued_in_uv_; }
 
   // Close with a reason. Sends a GOAWAY first when `goodbye` is set.
   void close(CloseReason reason, const std::string& detail, bool goodbye);
@@ -115,6 +138,9 @@ class Connection {
   void handle_bytes(std::span<const uint8_t> bytes);
   void write_raw(std::vector<uint8_t>&& bytes);
   void write_frames(std::span<const uint8_t> frames);
+  // Send pacing: a write of n bytes completed (drain-rate sample).
+  void note_drained(size_t n);
+  void set_budget(size_t budget);
 
   ConnectionHandler* handler_;
   uv_tcp_t* tcp_;
@@ -124,6 +150,15 @@ class Connection {
   size_t data_bytes_ = 0;
   std::vector<uint8_t> prio_;             // control frames waiting for flush()
   size_t queued_in_uv_ = 0;   // bytes handed to uv_write, not yet completed
+  // Drain-rate measurement: only time while writes wait counts.
+  int64_t drain_mark_ns_ = 0;   // start of the current busy stretch
+  int64_t drain_busy_ns_ = 0;   // busy time in the current sample
+  uint64_t drain_bytes_ = 0;    // bytes completed in the current sample
+  double rate_ = 0;             // bytes/s, 0: unknown
+  double wire_ratio_ = 1.0;     // socket bytes per frame byte, recent data groups
+  size_t budget_ = kInitialBudget;
+  int lowat_ = 0;               // TCP_NOTSENT_LOWAT now set on the socket
+  int64_t write_progress_ns_ = 0;  // see write_blocked_since_ns()
   bool closed_ = false;
   bool pushed_top_ = false;   // push_top() ran inside the current feed
   ConnectionStats stats_;

@@ -442,6 +442,7 @@ void Manager::link_closed(Peer& p, CloseReason reason, const std::string& detail
   p.st.last_close_reason = close_reason_name(reason);
   p.st.last_close_detail = detail;
   p.st.last_close_ns = loop::wall_ns();
+  p.st.closes[close_reason_name(reason)]++;
   if (p.conn) {
     const auto& s = p.conn->stats();
     p.st.bytes_in += s.bytes_in;
@@ -486,6 +487,16 @@ void Manager::tick() {
     if (now_mono - p.conn->last_recv_mono_ns() > stale_ns) {
       p.conn->close(CloseReason::kStale, "", true);
       link_closed(p, CloseReason::kStale, "nothing received for " + std::to_string(stale_ns / 1000000) + " ms");
+      continue;
+    }
+    // The other way round: bytes wait for the socket and none could be
+    // written (the peer stopped reading). Without this a peer that sends
+    // heartbeats but never reads would hold the link, and its queues, forever.
+    if (int64_t since = p.conn->write_blocked_since_ns(); since != 0 && now_mono - since > stale_ns) {
+      std::string detail = "nothing could be written for " + std::to_string((now_mono - since) / 1000000) +
+                           " ms (" + std::to_string(p.conn->pending_bytes()) + " bytes waiting)";
+      p.conn->close(CloseReason::kSendStalled, detail, false);
+      link_closed(p, CloseReason::kSendStalled, detail);
       continue;
     }
     if (now - p.last_hb_send_ns >= hb_ns) {
@@ -547,6 +558,12 @@ bool Manager::clock_offset(const std::string& peer, int64_t& offset_ns, int64_t&
   return true;
 }
 
+size_t Manager::frame_limit(const std::string& peer, size_t fallback) const {
+  const Peer* p = find(peer);
+  if (p == nullptr || !p->up || !p->conn) return fallback;
+  return std::min(fallback, p->conn->group_limit());
+}
+
 std::vector<PeerStatus> Manager::status() const {
   std::vector<PeerStatus> out;
   for (const auto& [name, p] : peers_) {
@@ -560,6 +577,9 @@ std::vector<PeerStatus> Manager::status() const {
       s.frame_bytes_in += cs.frame_bytes_in;
       s.frame_bytes_out += cs.frame_bytes_out;
       s.compressed = p.up && p.conn->compressed;
+      s.drain_rate = p.conn->drain_rate();
+      s.send_budget = p.conn->send_budget();
+      s.group_limit = p.conn->group_limit();
     }
     out.push_back(std::move(s));
   }

@@ -14,8 +14,10 @@
 // after the exchange, different ones close with kCompressionMismatch.
 //
 // Liveness: every heartbeat_interval each link sends a HEARTBEAT; a link that
-// received nothing for stale_after is closed as stale. Heartbeats also carry
-// timestamps for a round-trip estimate.
+// received nothing for stale_after is closed as stale, and one whose socket
+// took none of the bytes waiting for it for stale_after (a peer that stopped
+// reading) as send_stalled. Heartbeats also carry timestamps for a
+// round-trip estimate.
 //
 // Thread: loop thread only. Lifetime: created after the loop, destroyed
 // before it closes; shutdown() closes every link with kShutdown.
@@ -62,12 +64,20 @@ struct PeerStatus {
   int64_t clock_offset_ns = 0;
   int64_t clock_offset_error_ns = -1;  // -1: no estimate yet
   bool compressed = false;
+  // Send pacing (Connection::send_budget): measured drain rate in bytes/s
+  // (0: not measured yet) and the current budget, while a connection exists.
+  double drain_rate = 0;
+  size_t send_budget = 0;
+  size_t group_limit = 0;
   uint64_t frame_bytes_in = 0, frame_bytes_out = 0;  // before compression/TLS
   uint64_t reconnects = 0;  // links established after the first
   uint64_t bytes_in = 0, bytes_out = 0, frames_in = 0, frames_out = 0;
   std::string last_close_reason;
   std::string last_close_detail;
   int64_t last_close_ns = 0;
+  // Every close of a connection to this peer (also refusals during the
+  // handshake of a connection we dialed), by close reason name.
+  std::map<std::string, uint64_t> closes;
 };
 
 class Manager : public ConnectionHandler {
@@ -91,6 +101,10 @@ class Manager : public ConnectionHandler {
   // building a whole status report. False while there is no estimate. The
   // estimate outlives link drops (clocks do not jump when a link does).
   bool clock_offset(const std::string& peer, int64_t& offset_ns, int64_t& error_ns) const;
+  // Largest DATA frame worth building for a peer now: the connection's
+  // group_limit() (small on a slow link so a heartbeat never waits behind a
+  // big frame; Connection::flush), or `fallback` when the link is down.
+  size_t frame_limit(const std::string& peer, size_t fallback) const;
   std::vector<PeerStatus> status() const;
   // Accepted connections closed before they identified a peer, by close
   // reason name (garbage, TLS refusals, handshake timeouts, ...).

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <map>
 #include <string>
 
 #include "config/config.h"
@@ -24,6 +25,10 @@ struct Context {
   nats::ConnPtr conn;        // current local NATS connection (null when down)
   uint64_t nats_gen = 0;     // grows with every new connection
   std::function<void()> request_flush;  // ask for a flush of links soon
+  // Bytes in flight to each peer over every stream this region leads: sent
+  // and not yet acknowledged, plus what outstanding pull requests may still
+  // deliver (estimated). link.peer_window_bytes bounds it (Leader::pull).
+  std::map<std::string, uint64_t> peer_inflight_bytes;
 
   int64_t timeout_ms() const { return cfg->nats.request_timeout.count(); }
   // Runs job on the NATS worker and then done(result) on the loop thread.

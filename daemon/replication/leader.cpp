@@ -76,7 +76,12 @@ Leader::Leader(Context& ctx, config::Stream cfg, std::vector<std::string> follow
   for (const auto& f : followers_) views_[f];
 }
 
-Leader::~Leader() = default;
+Leader::~Leader() {
+  for (auto& [peer, s] : senders_) {
+    uint64_t& inflight = ctx_.peer_inflight_bytes[peer];
+    inflight -= std::min(inflight, s->accounted);
+  }
+}
 
 void Leader::on_nats_up() {
   // Consumers of the old connection may be gone: recreate each from what was
@@ -189,6 +194,7 @@ Status Leader::on_ack(const std::string& peer, const link::Ack& ack) {
       if (!s.unacked.front().reply.empty()) ack_reply = std::move(s.unacked.front().reply);
       s.unacked.pop_front();
     }
+    account(s);
     if (!ack_reply.empty() && ctx_.conn) {
       // Ack policy all: one acknowledgement covers every delivery up to the
       // highest sequence the follower has stored.
@@ -368,6 +374,8 @@ void Leader::drop_sender(const std::string& peer) {
   if (it == senders_.end()) return;
   std::unique_ptr<Sender> s = std::move(it->second);
   senders_.erase(it);
+  uint64_t& inflight = ctx_.peer_inflight_bytes[peer];
+  inflight -= std::min(inflight, s->accounted);
   s->sub.reset();
   // A durable reader stays: it keeps the stream's interest in what the
   // follower has not stored while the follower is away.
@@ -391,10 +399,24 @@ void Leader::pull(Sender& s) {
   if (draining_ || s.consumer.empty() || !s.sub || !ctx_.conn) return;
   if (!ctx_.links->is_up(s.peer) || ctx_.links->pending_bytes(s.peer) > kLinkHighWater) return;
   const auto& lc = ctx_.cfg->link;
+  account(s);
   while (static_cast<int>(s.pulls.size()) < kMaxOutstandingPulls) {
     uint64_t in_window = s.unacked.size() + s.outstanding + s.batch.msgs.size();
-    if (in_window >= lc.window_messages || s.unacked_bytes + s.batch_bytes >= lc.window_bytes) return;
-    uint64_t n = std::min<uint64_t>(kMaxPullBatch, lc.window_messages - in_window);
+    if (in_window >= lc.window_messages) return;
+    // Byte windows: this (stream, follower)'s and the link's, shared by every
+    // stream sent to the peer. A pull asks for no more messages than fit in
+    // the smaller room at the recent message size.
+    const uint64_t mine = inflight_bytes(s);
+    const uint64_t link_used = ctx_.peer_inflight_bytes[s.peer];
+    if (mine >= lc.window_bytes || link_used >= lc.peer_window_bytes) return;
+    const uint64_t room = std::min(lc.window_bytes - mine, lc.peer_window_bytes - link_used);
+    // Message sizes are estimated (the larger of the recent average and the
+    // latest size), and pull sizes start small and double with each pull
+    // served in full, so a stream whose messages suddenly grow overshoots
+    // the room by at most one pull's misestimate.
+    uint64_t fit = s.avg_msg_bytes > 0 ? static_cast<uint64_t>(static_cast<double>(room) / msg_estimate(s)) : 16;
+    uint64_t n = std::min<uint64_t>(
+        {kMaxPullBatch, lc.window_messages - in_window, s.pull_cap, std::max<uint64_t>(fit, 1)});
     uint64_t rid = s.next_pull_id++;
     Json body = {{"batch", n}, {"expires", kPullExpiresNs}};
     std::string b = body.dump();
@@ -408,7 +430,29 @@ void Leader::pull(Sender& s) {
     p.sent_mono_ns = loop::mono_ns();
     s.pulls[rid] = p;
     s.outstanding += n;
+    account(s);
   }
+}
+
+double Leader::msg_estimate(const Sender& s) {
+  return std::max(s.avg_msg_bytes, static_cast<double>(s.last_msg_bytes));
+}
+
+uint64_t Leader::inflight_bytes(const Sender& s) const {
+  // Outstanding pulls count for what they can still deliver: at most the
+  // messages the stream holds beyond what was sent (a pull waiting on an
+  // idle stream reserves nothing), at the recent message size.
+  const uint64_t available = last_seq_ > s.sent_seq ? last_seq_ - s.sent_seq : 0;
+  const double est = s.avg_msg_bytes > 0 ? msg_estimate(s) : 4096.0;
+  return s.unacked_bytes + static_cast<uint64_t>(static_cast<double>(std::min(s.outstanding, available)) * est);
+}
+
+void Leader::account(Sender& s) {
+  uint64_t now = inflight_bytes(s);
+  uint64_t& total = ctx_.peer_inflight_bytes[s.peer];
+  total -= std::min(total, s.accounted);
+  total += now;
+  s.accounted = now;
 }
 
 void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
@@ -461,7 +505,10 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   if (pit != s->pulls.end()) {
     pit->second.delivered++;
     s->outstanding--;
-    if (pit->second.delivered >= pit->second.requested) s->pulls.erase(pit);
+    if (pit->second.delivered >= pit->second.requested) {
+      s->pull_cap = std::min<uint64_t>(kMaxPullBatch, std::max(s->pull_cap, 2 * pit->second.requested));
+      s->pulls.erase(pit);
+    }
   }
   last_seq_ = std::max(last_seq_, sseq + pending);
   if (sseq <= s->sent_seq) {  // already sent (consumer recreated)
@@ -497,12 +544,18 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   s->sent_seq = sseq;
   s->unacked.push_back(Sender::Unacked{sseq, sz, std::move(ack_reply), ts});
   s->unacked_bytes += sz;
+  s->last_msg_bytes = sz;
+  s->avg_msg_bytes = s->avg_msg_bytes > 0 ? 0.9 * s->avg_msg_bytes + 0.1 * static_cast<double>(sz)
+                                          : static_cast<double>(sz);
   s->batch_bytes += sz;
   s->batch.msgs.push_back(std::move(m));
   auto& v = views_[s->peer];
   v.msgs_sent++;
   v.bytes_sent += sz;
-  if (s->batch_bytes >= ctx_.cfg->link.batch_bytes) send_batch(*s);
+  // DATA frames no bigger than the link's group limit: on a slow link a
+  // heartbeat must not wait behind one big frame (link/connection.h).
+  account(*s);
+  if (s->batch_bytes >= ctx_.links->frame_limit(s->peer, ctx_.cfg->link.batch_bytes)) send_batch(*s);
   ctx_.request_flush();
 }
 
@@ -792,6 +845,8 @@ nlohmann::json Leader::lag_json() const {
     if (it != senders_.end()) {
       f["unacked"] = it->second->unacked.size();
       f["unacked_bytes"] = it->second->unacked_bytes;
+      // The link's in-flight bytes over all streams (link.peer_window_bytes).
+      f["link_inflight_bytes"] = ctx_.peer_inflight_bytes[peer];
     }
     fs.push_back(f);
   }

@@ -95,8 +95,15 @@ class Leader {
     uint64_t sent_seq = 0;
     link::Data batch;
     size_t batch_bytes = 0;
+    double avg_msg_bytes = 0;     // recent message size (wire_size), for pull sizes; 0: none yet
+    size_t last_msg_bytes = 0;    // size of the latest message
+    uint64_t pull_cap = 16;       // slow start: doubles with each pull served in full
+    uint64_t accounted = 0;       // this sender's share of ctx.peer_inflight_bytes
     int64_t last_activity_mono_ns = 0;
   };
+  uint64_t inflight_bytes(const Sender& s) const;  // unacked + outstanding pulls (estimated)
+  void account(Sender& s);                         // refresh s's share of the link's in-flight bytes
+  static double msg_estimate(const Sender& s);     // message size for pull sizing
   struct FollowerView {
     uint64_t acked_seq = 0;
     int64_t acked_time_ns = 0;

@@ -14,7 +14,19 @@
 // RUSAGE_THREAD of both threads) and wire bytes per payload byte; median and
 // min-max over the repetitions.
 //
-// Usage: link-bench [--mib N] [--reps N]   (defaults: 256 MiB, 5 reps)
+// In the same run, interleaved with the link repetitions: what JetStream can
+// store. One real nats-server (/usr/sbin/nats-server, file storage) takes the
+// same json_events as asynchronous publishes (512 in flight, every ack
+// checked) into one stream; reported as payload MB/s, and the ratio TLS+S2
+// link MB/s / JetStream ingest MB/s (issue #4 asks >= 5: the link is never
+// the bottleneck) next to TLS+S2 wire bytes per payload byte (asks < 0.40).
+//
+// Last, what smaller S2 chunks cost in ratio (send pacing on a slow link
+// groups as little as 4 KiB of frames per chunk; link/connection.h): TLS+S2
+// wire bytes per payload byte for DATA batches of 4..64 KiB, in memory.
+//
+// Usage: link-bench [--mib N] [--reps N] [--js-mib N]
+//        (defaults: 256 MiB per link run, 5 reps, 32 MiB per JetStream run)
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,6 +49,8 @@
 
 #include "certs.h"
 #include "corpus.h"
+#include "jetstream.h"
+#include "nats_server.h"
 #include "link/frame.h"
 #include "link/layer.h"
 #include "link/s2_layer.h"
@@ -87,7 +101,7 @@ struct Batches {
   std::vector<size_t> payload;  // payload bytes per batch
 };
 
-Batches make_batches(size_t total_bytes) {
+Batches make_batches(size_t total_bytes, size_t batch_bytes = kBatchBytes) {
   Batches b;
   isthmus::bench::EventGenerator gen(1);
   size_t made = 0;
@@ -97,7 +111,7 @@ Batches make_batches(size_t total_bytes) {
     d.epoch = 1;
     d.sub_id = 1;
     size_t bytes = 0;
-    while (bytes < kBatchBytes) {
+    while (bytes < batch_bytes) {
       isthmus::link::Message m;
       m.subject = "covenant.events.iad";
       m.payload = gen.next_json_event();
@@ -283,6 +297,76 @@ RunResult run_once(StackKind kind, const Pki& pki, Batches& batches, size_t targ
   return r;
 }
 
+// CPU seconds (user+system) of a process, from /proc/PID/stat.
+double proc_cpu_s(pid_t pid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (f == nullptr) return 0;
+  char buf[2048];
+  size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');  // after "(comm)" come fields 3..
+  if (p == nullptr) return 0;
+  unsigned long long ut = 0, st = 0;
+  // fields 3..13 skipped, 14 utime, 15 stime
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return 0;
+  return static_cast<double>(ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double self_cpu_s() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+struct JsResult {
+  double mbps = 0, cpu_s_per_gb = 0;
+};
+
+// JetStream ingest: `bytes` of json_events published asynchronously into
+// stream EVENTS; payload MB/s from the first publish to the last ack, and
+// CPU seconds per GB of the nats-server process plus this process (the
+// publisher and its cnats threads; nothing else runs meanwhile).
+JsResult jetstream_once(harness::JetStream& js, pid_t server, isthmus::bench::EventGenerator& gen, size_t bytes) {
+  std::vector<harness::OutMsg> msgs;
+  size_t total = 0;
+  while (total < bytes) {
+    harness::OutMsg m;
+    m.subject = "covenant.events.iad";
+    m.payload = gen.next_json_event();
+    total += m.payload.size();
+    msgs.push_back(std::move(m));
+  }
+  const double c0 = proc_cpu_s(server) + self_cpu_s();
+  auto t0 = Clock::now();
+  auto acks = js.publish_bulk(msgs, 512, std::chrono::seconds(300));
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double cpu = proc_cpu_s(server) + self_cpu_s() - c0;
+  for (const auto& a : acks)
+    if (a.seq == 0 || a.duplicate) die("JetStream refused or duplicated a publish");
+  return JsResult{static_cast<double>(total) / 1e6 / secs, cpu / (static_cast<double>(total) / 1e9)};
+}
+
+// TLS+S2 wire bytes per payload byte with DATA batches of `batch` bytes
+// (one S2 chunk per batch), in memory.
+double s2_ratio_at(const Pki& pki, size_t batch) {
+  LayerStack snd, rcv;
+  make_stacks(StackKind::kTlsS2, pki, snd, rcv);
+  Batches b = make_batches(16u << 20, batch);
+  uint64_t payload = 0, wire = 0;
+  std::vector<uint8_t> frame, net;
+  for (size_t i = 0; i < b.data.size(); ++i) {
+    frame.clear();
+    net.clear();
+    isthmus::link::encode(b.data[i], frame);
+    check(snd.write(frame, true, net), "sender stack");
+    wire += net.size();
+    payload += b.payload[i];
+  }
+  return static_cast<double>(wire) / static_cast<double>(payload);
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -293,6 +377,7 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   size_t mib = 256;
+  size_t js_mib = 32;
   int reps = 5;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -300,8 +385,10 @@ int main(int argc, char** argv) {
       mib = std::strtoul(argv[++i], nullptr, 10);
     } else if (a == "--reps" && i + 1 < argc) {
       reps = std::atoi(argv[++i]);
+    } else if (a == "--js-mib" && i + 1 < argc) {
+      js_mib = std::strtoul(argv[++i], nullptr, 10);
     } else {
-      std::fprintf(stderr, "usage: link-bench [--mib N] [--reps N]\n");
+      std::fprintf(stderr, "usage: link-bench [--mib N] [--reps N] [--js-mib N]\n");
       return 2;
     }
   }
@@ -318,19 +405,40 @@ int main(int argc, char** argv) {
   Batches batches = make_batches(32u << 20);
   const size_t target = mib << 20;
 
+  // One real nats-server with a file-storage stream for the ingest runs.
+  harness::NatsServer nats("bench", dir);
+  nats.start();
+  harness::JetStream js(nats.url());
+  js.create_stream({{"name", "EVENTS"},
+                    {"subjects", {"covenant.events.>"}},
+                    {"storage", "file"},
+                    {"num_replicas", 1},
+                    {"retention", "limits"},
+                    {"discard", "old"}});
+  isthmus::bench::EventGenerator js_gen(7);
+
   const StackKind kinds[] = {StackKind::kTcp, StackKind::kTls, StackKind::kTlsS2};
   std::vector<RunResult> results[3];
+  std::vector<double> js_mbps, js_cpu, ratio;
   for (int rep = 0; rep < reps; ++rep) {
-    for (int j = 0; j < 3; ++j) {
-      const int k = (rep + j) % 3;  // rotate the order each round
+    for (int j = 0; j < 4; ++j) {
+      const int k = (rep + j) % 4;  // rotate the order each round; 3 = JetStream
+      if (k == 3) {
+        JsResult v = jetstream_once(js, nats.process().pid(), js_gen, js_mib << 20);
+        std::fprintf(stderr, "rep %d %-9s %8.1f MB/s %6.2f CPU s/GB\n", rep + 1, "jetstream", v.mbps,
+                     v.cpu_s_per_gb);
+        js_mbps.push_back(v.mbps);
+        js_cpu.push_back(v.cpu_s_per_gb);
+        continue;
+      }
       RunResult r = run_once(kinds[k], pki, batches, target);
-      std::fprintf(stderr, "rep %d %-6s %8.0f MB/s %6.2f CPU s/GB %6.3f wire/payload\n", rep + 1,
+      std::fprintf(stderr, "rep %d %-9s %8.0f MB/s %6.2f CPU s/GB %6.3f wire/payload\n", rep + 1,
                    stack_name(kinds[k]), r.mbps, r.cpu_s_per_gb, r.wire_ratio);
       results[k].push_back(r);
     }
+    // The same round's TLS+S2 link against the same round's ingest.
+    ratio.push_back(results[2].back().mbps / js_mbps.back());
   }
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 
   std::printf("%d interleaved repetitions of %zu MiB json_events payload, %zu KiB batches; median (min-max)\n\n",
               reps, mib, kBatchBytes / 1024);
@@ -350,5 +458,30 @@ int main(int argc, char** argv) {
     std::printf("| %s | %.0f (%.0f-%.0f) | %.2f (%.2f-%.2f) | %.3f (%.3f-%.3f) |\n", stack_name(kinds[k]),
                 median(mb), *mb_lo, *mb_hi, median(cpu), *cpu_lo, *cpu_hi, median(wr), *wr_lo, *wr_hi);
   }
+  {
+    auto [lo, hi] = std::minmax_element(js_mbps.begin(), js_mbps.end());
+    auto [rlo, rhi] = std::minmax_element(ratio.begin(), ratio.end());
+    std::vector<double> wr, lcpu;
+    for (const auto& r : results[2]) {
+      wr.push_back(r.wire_ratio);
+      lcpu.push_back(r.cpu_s_per_gb);
+    }
+    auto [clo, chi] = std::minmax_element(js_cpu.begin(), js_cpu.end());
+    std::printf("\nJetStream ingest (nats-server, file storage, async publish of %zu MiB json_events, "
+                "512 in flight): %.1f (%.1f-%.1f) MB/s, %.2f (%.2f-%.2f) CPU s/GB (server + publisher)\n",
+                js_mib, median(js_mbps), *lo, *hi, median(js_cpu), *clo, *chi);
+    std::printf("TLS+S2 link / JetStream ingest, per round: %.1fx (%.1f-%.1f) [target >= 5x]; "
+                "TLS+S2 wire/payload %.3f [target < 0.40]\n",
+                median(ratio), *rlo, *rhi, median(wr));
+    std::printf("CPU per GB, JetStream ingest / TLS+S2 link (both ends): %.1fx (the link's throughput "
+                "advantage at equal CPU, independent of machine load)\n",
+                median(js_cpu) / median(lcpu));
+  }
+  std::printf("\nTLS+S2 wire bytes per payload byte by DATA batch (= S2 chunk) size:\n\n");
+  std::printf("| batch | wire/payload |\n|---:|---:|\n");
+  for (size_t kib : {4, 8, 16, 32, 64}) std::printf("| %zu KiB | %.3f |\n", kib, s2_ratio_at(pki, kib << 10));
+  nats.stop();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
   return 0;
 }

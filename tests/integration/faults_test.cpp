@@ -9,8 +9,9 @@
 // thousand events in iad while a fault is on, and ends with the replica
 // identical to the leader (harness/mirror_check.h):
 //   a  150 ms round trip with jitter; /v1/links rtt_ms within 10% of 150 ms
-//   b  1 MB/s cap both ways (64 KiB bottleneck buffer), saturated; never
-//      closed as stale; rtt_ms under load within 100 ms of the unloaded value
+//   b  1 MB/s cap both ways with a ~40 ms bottleneck buffer, saturated;
+//      never closed as stale; rtt_ms under load within 100 ms of the
+//      unloaded value (issue #4), every sample
 //   c  10-second stall both ways mid-transfer (stale_after = 30 s, so the
 //      link must survive the stall: no reconnect, no close)
 //   d  5 resets 300 ms apart mid-transfer; reconnects counted in /v1/links
@@ -164,15 +165,17 @@ struct Setup {
   Region& follower() { return mesh[kFollower]; }
 
   // link_extra: TOML lines for [link] on both daemons; compression:
-  // link.compression on both ("": the default, s2).
-  explicit Setup(const std::string& link_extra = "", const std::string& compression = "") {
+  // link.compression on both ("": the default, s2); sockbuf: the proxy's
+  // --sockbuf.
+  explicit Setup(const std::string& link_extra = "", const std::string& compression = "",
+                 int sockbuf = 32768) {
     uint16_t iad_link = leader().daemon.config().link_port;
     // --sockbuf: the proxy's own kernel buffers stay small (a bounded
     // bottleneck buffer); otherwise loopback auto-tuning lets the proxy's
     // receive buffer soak up megabytes behind a rate cap, a queue no real
     // link would hold without dropping packets (and TCP backing off).
     auto fp = FaultProxy::start(FaultProxy::default_executable(), "127.0.0.1:" + std::to_string(iad_link),
-                                std::chrono::seconds(5), {"--sockbuf", "32768"});
+                                std::chrono::seconds(5), {"--sockbuf", std::to_string(sockbuf)});
     if (!fp.is_ok()) throw Fatal("faultproxy did not start: " + fp.status().message());
     proxy = std::move(*fp);
     // ams dials iad: through the proxy.
@@ -303,6 +306,13 @@ struct Setup {
   }
 };
 
+// The 1-minute load average (first field of /proc/loadavg), for figures:
+// timing on a starved machine is part of what a reader must know.
+std::string loadavg() {
+  std::string l = read_file("/proc/loadavg");
+  return l.substr(0, l.find(' '));
+}
+
 double median(std::vector<double> v) {
   if (v.empty()) return -1;
   std::sort(v.begin(), v.end());
@@ -361,12 +371,18 @@ TEST_CASE("a: 150 ms round trip with jitter: replica identical, rtt_ms within 10
 }
 
 TEST_CASE("b: 1 MB/s cap both ways, saturated: never stale, rtt_ms within 100 ms of unloaded", "[faults]") {
-  Setup s;
-  // queue_bytes=16 KiB (+ the 32 KiB socket buffers of Setup): the
-  // bottleneck holds about 50 ms of data at 1 MB/s, like a sanely buffered
-  // network link. With the proxy's default 1 MiB no sender could keep its
-  // RTT within 100 ms (that buffer alone is ~1 s); what remains above the
-  // unloaded RTT is what the daemons queue in front of their heartbeats.
+  // The bottleneck: --sockbuf 8192 (Linux doubles it: a 16 KiB receive
+  // buffer, so a ~16 KiB window) plus queue_bytes=16 KiB in the delay line
+  // (it stops reading at 16 KiB; one read of at most the window lands on
+  // top). It holds 25-45 KB, i.e. 25-45 ms of data at 1 MB/s (the printed
+  // "proxy b2a queue max" is the delay-line part), like a sanely buffered
+  // 8 Mbit/s link. No sender can keep its RTT below the bottleneck's queue:
+  // with the proxy's default 1 MiB queue that alone is ~1 s, and 32 KiB
+  // socket buffers make it 100-130 ms. What remains above the unloaded RTT
+  // is what the daemons let stand in front of their heartbeats: at most two
+  // send budgets (10 ms of measured drain each) plus TCP_NOTSENT_LOWAT
+  // (link/connection.h; docs/architecture.md, "Heartbeats ahead of data").
+  Setup s("", "", 8192);
   require_ok(s.proxy->set(FaultProxy::kBoth, "rate_bps=1000000 queue_bytes=16384"), "set rate");
   s.start();
 
@@ -427,8 +443,19 @@ TEST_CASE("b: 1 MB/s cap both ways, saturated: never stale, rtt_ms within 100 ms
               payload_mb, wire_mb, secs, secs > 0 ? wire_mb / secs : 0.0,
               static_cast<unsigned long long>(max_queued));
   std::printf("[figures] b: rtt_ms unloaded ams %.1f iad %.1f; saturated max ams %.1f iad %.1f "
-              "(ams samples [%s], iad [%s])\n",
-              unloaded_ams, unloaded_iad, max_ams, max_iad, join(ams_seen).c_str(), join(iad_seen).c_str());
+              "(ams samples [%s], iad [%s]); load average %s\n",
+              unloaded_ams, unloaded_iad, max_ams, max_iad, join(ams_seen).c_str(), join(iad_seen).c_str(),
+              loadavg().c_str());
+  {
+    // iad's send pacing at the end of the transfer, and what S2 achieved.
+    json l = s.links(kLeader);
+    std::printf("[figures] b: iad send pacing: drain %.2f MB/s, budget %llu B, group limit %llu B; "
+                "wire/frame bytes out %.3f\n",
+                l.value("drain_rate_bytes_per_s", 0.0) / 1e6,
+                static_cast<unsigned long long>(l.value("send_budget_bytes", uint64_t{0})),
+                static_cast<unsigned long long>(l.value("group_limit_bytes", uint64_t{0})),
+                l.value("compression_ratio_out", 0.0));
+  }
   std::fflush(stdout);
 
   // The transfer really was capped (not loopback speed).
@@ -438,20 +465,20 @@ TEST_CASE("b: 1 MB/s cap both ways, saturated: never stale, rtt_ms within 100 ms
   CHECK(closed.empty());
   s.verify_mirror(kTotal);
   s.check_never_closed("after the capped transfer");
-  // Heartbeats must not queue behind data. Issue #4 asks for the saturated
-  // RTT to stay within 100 ms of the unloaded one; today a heartbeat can still
-  // wait behind one whole S2 chunk (a 64 KiB group of frames: ~61 KB on the
-  // wire with this test's poorly compressible payload) plus the bottleneck's
-  // buffers, measured 114-165 ms above unloaded (it was ~1800 ms before
-  // control frames got their own lane). The bound below guards that gain;
-  // the 100 ms target is open work (smaller chunks on slow links, or a
-  // separate control connection) and is reported, not asserted.
-  constexpr double kTargetMs = 100.0, kGuardMs = 300.0;
-  if (max_ams > unloaded_ams + kTargetMs || max_iad > unloaded_iad + kTargetMs) {
-    std::printf("[figures] b: NOTE saturated RTT exceeds the 100 ms target of issue #4\n");
-  }
-  CHECK(max_ams <= unloaded_ams + kGuardMs);
-  CHECK(max_iad <= unloaded_iad + kGuardMs);
+  // Heartbeats must not queue behind data: issue #4 asks that the RTT during
+  // a saturating transfer stays within 100 ms of the unloaded value. Every
+  // sample counts (the maximum). Before send pacing this was 114-190 ms with
+  // 64 KiB groups and frames, ~1,800 ms before control frames got a lane.
+  // On a starved machine (load average far above the core count) every
+  // process on the path, the proxy included, runs late: the unloaded RTT
+  // itself grows from ~1 ms to 10+ ms and the proxy falls below its rate,
+  // so its fixed-size buffer holds more time. Measured: max 44-64 ms above
+  // unloaded at load 12-15 on 2 cores; 98-242 ms at load 23-25 (2 of 3 runs failed).
+  constexpr double kTargetMs = 100.0;
+  INFO("ams samples [" << join(ams_seen) << "], iad [" << join(iad_seen) << "]; load average " << loadavg());
+  CHECK(ams_seen.size() >= 3);  // the unloaded value and at least two under load
+  CHECK(max_ams <= unloaded_ams + kTargetMs);
+  CHECK(max_iad <= unloaded_iad + kTargetMs);
 }
 
 TEST_CASE("c: 10-second stall both ways mid-transfer (stale_after 30 s): link survives, replica identical",

@@ -25,7 +25,8 @@ json health(bool ok) {
 json links() {
   return json::parse(R"({"region":"ams","links":[{"peer":"iad","state":"up","reconnects":2,
     "bytes_in":100,"bytes_out":40,"frame_bytes_in":300,"frame_bytes_out":50,"rtt_ms":150.5,
-    "clock_offset_ms":-2.0,"clock_offset_error_ms":0.25}]})");
+    "clock_offset_ms":-2.0,"clock_offset_error_ms":0.25,"closes":{"stale":1,"send_stalled":3}}],
+    "refused":{"name_mismatch":2,"tls_handshake_failed":5}})");
 }
 
 json lag(const std::string& state) {
@@ -59,6 +60,11 @@ TEST_CASE("metrics render lag, links and health with labels and types", "[metric
   CHECK(has_line(t, "isthmus_link_wire_bytes_sent_total{region=\"ams\",peer=\"iad\"} 40"));
   CHECK(has_line(t, "isthmus_link_frame_bytes_sent_total{region=\"ams\",peer=\"iad\"} 50"));
   CHECK(has_line(t, "isthmus_link_rtt_seconds{region=\"ams\",peer=\"iad\"} 0.1505"));
+  CHECK(has_line(t, "isthmus_link_closes_total{region=\"ams\",peer=\"iad\",reason=\"send_stalled\"} 3"));
+  CHECK(has_line(t, "isthmus_link_closes_total{region=\"ams\",peer=\"iad\",reason=\"stale\"} 1"));
+  CHECK(has_line(t, "isthmus_link_refused_total{region=\"ams\",reason=\"name_mismatch\"} 2"));
+  CHECK(has_line(t, "isthmus_link_refused_total{region=\"ams\",reason=\"tls_handshake_failed\"} 5"));
+  CHECK(has_line(t, "# TYPE isthmus_link_refused_total counter"));
   CHECK(has_line(t, "isthmus_stream_diverged{region=\"ams\",stream=\"COVENANT_COUNTRIES\",role=\"follower\"} 0"));
   CHECK(has_line(t, "# TYPE isthmus_lag_messages gauge"));
   CHECK(has_line(t, "# TYPE isthmus_link_reconnects_total counter"));

@@ -301,6 +301,11 @@ name = "iad"
 [link]
 window_bytes = "1MiB"
 )", 4, 16, "link.window_bytes", "1MiB is less than link.max_frame_bytes (8MiB)"},
+    {"link.peer_window_bytes below a frame", R"([region]
+name = "iad"
+[link]
+peer_window_bytes = "1MiB"
+)", 4, 21, "link.peer_window_bytes", "1MiB is less than link.max_frame_bytes (8MiB)"},
     {"link.heartbeat_interval too short", R"([region]
 name = "iad"
 [link]
