@@ -110,6 +110,46 @@ std::string format_rtt_ms(double ms) {
   return sprintf_str("%.0fms", ms);
 }
 
+std::string format_lag_ms(double ms) {
+  if (!(ms >= 0)) return kNone;
+  if (ms == 0) return "0";
+  if (ms < 999.5) return format_rtt_ms(ms);
+  if (ms < 59950) return sprintf_str(ms < 9995 ? "%.2fs" : "%.1fs", ms / 1000);
+  return format_age(static_cast<int64_t>(ms * 1e6));
+}
+
+namespace {
+
+double num_or(const Json& obj, const char* key, double fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number()) return fallback;
+  return it->get<double>();
+}
+
+std::string format_rate(double per_s) {
+  if (per_s >= 999.5e3) return sprintf_str("%.1fM/s", per_s / 1e6);
+  if (per_s >= 999.5) return sprintf_str("%.1fk/s", per_s / 1e3);
+  return sprintf_str("%.0f/s", per_s);
+}
+
+}  // namespace
+
+std::string format_progress(const Json& sync) {
+  if (!sync.is_object()) return kNone;
+  std::string state = cell(sync, "state");
+  if (state == "caught_up") return "caught up";
+  if (state != "syncing") return state;
+  double done = num_or(sync, "done", 0), to_go = num_or(sync, "to_go", 0);
+  std::string out = "syncing";
+  if (done + to_go > 0) out += sprintf_str(" %.1f%%", 100.0 * done / (done + to_go));
+  double rate = num_or(sync, "rate_per_s", -1);
+  if (rate > 0) out += " " + format_rate(rate);
+  double eta = num_or(sync, "eta_s", -1);
+  if (eta >= 0) out += " eta " + format_age(static_cast<int64_t>(eta * 1e9));
+  return out;
+}
+
 Result<int64_t> parse_duration_ms(std::string_view text) {
   auto bad = [&] {
     return Status(Code::kInvalid,
@@ -149,7 +189,21 @@ std::string render_lag(const Json& lag) {
            {"STATE"},
            {"LEADER SEQ", Table::Align::kRight},
            {"APPLIED SEQ", Table::Align::kRight},
-           {"SEQ LAG", Table::Align::kRight}});
+           {"SEQ LAG", Table::Align::kRight},
+           {"TIME LAG", Table::Align::kRight},
+           {"P99", Table::Align::kRight},
+           {"AGE", Table::Align::kRight},
+           {"PROGRESS"}});
+  auto time_lag = [](const Json& f) {
+    const Json& tl = f.is_object() && f.contains("time_lag") ? f["time_lag"] : Json();
+    std::string cur = format_lag_ms(num_or(tl, "current_ms", -1));
+    if (cur != kNone && tl.is_object() && !tl.value("clock_offset_known", true)) cur += "?";
+    return std::pair{cur, format_lag_ms(num_or(tl, "p99_ms", -1))};
+  };
+  auto age = [](const Json& s, const Json& f) {
+    const char* key = cell(s, "role") == "leader" ? "oldest_unreplicated_age_ms" : "newest_applied_age_ms";
+    return format_lag_ms(num_or(f, key, -1));
+  };
   std::vector<std::string> notes;
   for (const Json& s : array_field(lag, "streams")) {
     std::string stream = cell(s, "stream");
@@ -157,7 +211,8 @@ std::string render_lag(const Json& lag) {
     if (s.contains("detail")) notes.push_back(stream + ": " + stream_state + ": " + cell(s, "detail"));
     const Json& followers = array_field(s, "followers");
     if (followers.empty()) {
-      t.add_row({stream, cell(s, "role"), cell(s, "leader"), kNone, stream_state, cell(s, "last_seq"), kNone, kNone});
+      t.add_row({stream, cell(s, "role"), cell(s, "leader"), kNone, stream_state, cell(s, "last_seq"), kNone, kNone,
+                 kNone, kNone, kNone, kNone});
       continue;
     }
     for (const Json& f : followers) {
@@ -165,8 +220,10 @@ std::string render_lag(const Json& lag) {
       // is itself, whose state is the stream's.
       std::string state = f.contains("state") ? cell(f, "state") : stream_state;
       if (f.contains("detail")) notes.push_back(stream + " -> " + cell(f, "region") + ": " + state + ": " + cell(f, "detail"));
+      auto [cur, p99] = time_lag(f);
       t.add_row({stream, cell(s, "role"), cell(s, "leader"), cell(f, "region"), state, cell(f, "leader_last_seq"),
-                 cell(f, "applied_seq"), cell(f, "seq_lag")});
+                 cell(f, "applied_seq"), cell(f, "seq_lag"), cur, p99, age(s, f),
+                 f.contains("sync") ? format_progress(f["sync"]) : kNone});
     }
   }
   std::string out = "region " + cell(lag, "region") + "\n\n";

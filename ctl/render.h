@@ -43,12 +43,21 @@ std::string format_bytes(uint64_t bytes);
 std::string format_age(int64_t ns);
 // Round-trip time in milliseconds: 0.42ms, 12.3ms, 250ms.
 std::string format_rtt_ms(double ms);
+// A lag or age in milliseconds: 0, 0.42ms, 12.3ms, 250ms, 1.25s, 59.9s, 1m05s,
+// 2h03m. Negative or not a number: "-".
+std::string format_lag_ms(double ms);
+// A sync progress object of /v1/lag: "caught up", "waiting", or
+// "syncing 45.2% 1.2k/s eta 1m05s" (unknown parts left out).
+std::string format_progress(const nlohmann::json& sync);
 
 // --interval / --timeout values: "500ms", "1s", "1.5s", "2m", or a bare
 // number of seconds ("2"). Between 1ms and 1h.
 Result<int64_t> parse_duration_ms(std::string_view text);
 
-// GET /v1/lag: one row per (stream, follower).
+// GET /v1/lag: one row per (stream, follower). TIME LAG is the current
+// clock-corrected time lag ("?" after it while no clock offset is known),
+// P99 the window's 99th percentile, AGE the oldest unreplicated message's age
+// on a leader row and the newest applied message's age on a follower row.
 std::string render_lag(const nlohmann::json& lag);
 // GET /v1/links: one row per peer; `now_ns` (wall clock) turns since_ns
 // into an age.

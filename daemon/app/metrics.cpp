@@ -44,6 +44,15 @@ class Families {
     f.help = help;
     f.lines.push_back(name + (labels.empty() ? "" : "{" + labels + "}") + " " + num(value));
   }
+  // A sample of family `family` under another name (histogram _bucket,
+  // _sum, _count lines).
+  void add_to(const std::string& family, const char* type, const char* help, const std::string& sample,
+              const std::string& labels, double value) {
+    auto& f = fam_[family];
+    f.type = type;
+    f.help = help;
+    f.lines.push_back(sample + (labels.empty() ? "" : "{" + labels + "}") + " " + num(value));
+  }
   std::string text() const {
     std::string out;
     for (const auto& [name, f] : fam_) {
@@ -65,6 +74,75 @@ class Families {
 double as_num(const Json& j, const char* key) {
   if (!j.contains(key) || !j[key].is_number()) return 0;
   return j[key].get<double>();
+}
+
+bool has_num(const Json& j, const char* key) { return j.is_object() && j.contains(key) && j[key].is_number(); }
+
+// Prometheus `le` values: shortest form, "+Inf" for the last.
+std::string le(double v) { return num(v); }
+
+// The lag figures of one (stream, follower): time lag, ages, sync progress.
+void add_lag_figures(Families& m, const Json& f, const std::string& fb, bool follower_side) {
+  const char* kTimeLagHelp = "time lag: apply time minus origin store time, clock-corrected, never negative";
+  if (f.contains("time_lag") && f["time_lag"].is_object()) {
+    const Json& tl = f["time_lag"];
+    if (has_num(tl, "current_ms")) {
+      m.add("isthmus_lag_time_seconds", "gauge", kTimeLagHelp, fb, as_num(tl, "current_ms") / 1000.0);
+    }
+    for (auto [key, q] : {std::pair{"p50_ms", "0.5"}, std::pair{"p95_ms", "0.95"}, std::pair{"p99_ms", "0.99"}}) {
+      if (has_num(tl, key)) {
+        m.add("isthmus_lag_time_window_seconds", "gauge",
+              "time lag quantiles over the sliding window (about one minute)", fb + ",quantile=\"" + q + "\"",
+              as_num(tl, key) / 1000.0);
+      }
+    }
+    m.add("isthmus_lag_time_window_samples", "gauge", "applied messages in the time-lag window", fb,
+          as_num(tl, "window_samples"));
+    m.add("isthmus_lag_clock_offset_known", "gauge",
+          "1 when the leader's clock offset is estimated (time lag is corrected)", fb,
+          tl.value("clock_offset_known", false) ? 1 : 0);
+    const char* kHist = "isthmus_lag_time_histogram_seconds";
+    const char* kHistHelp = "time lag of every applied message since the daemon started";
+    if (follower_side && tl.contains("histogram") && tl["histogram"].is_object()) {
+      const Json& h = tl["histogram"];
+      const Json& bounds = h.value("le_s", Json::array());
+      const Json& cum = h.value("cumulative", Json::array());
+      if (bounds.is_array() && cum.is_array() && cum.size() == bounds.size() + 1) {
+        for (size_t i = 0; i < cum.size(); ++i) {
+          std::string l = i < bounds.size() ? le(bounds[i].get<double>()) : "+Inf";
+          m.add_to(kHist, "histogram", kHistHelp, std::string(kHist) + "_bucket", fb + ",le=\"" + l + "\"",
+                   cum[i].get<double>());
+        }
+        m.add_to(kHist, "histogram", kHistHelp, std::string(kHist) + "_sum", fb, as_num(h, "sum_s"));
+        m.add_to(kHist, "histogram", kHistHelp, std::string(kHist) + "_count", fb, as_num(h, "count"));
+      }
+    }
+  }
+  if (has_num(f, "oldest_unreplicated_age_ms")) {
+    m.add("isthmus_lag_oldest_unreplicated_age_seconds", "gauge",
+          "(leader) age of the oldest message the follower has not stored; 0 when none", fb,
+          as_num(f, "oldest_unreplicated_age_ms") / 1000.0);
+  }
+  if (has_num(f, "newest_applied_age_ms")) {
+    m.add("isthmus_lag_newest_applied_age_seconds", "gauge",
+          "time since the newest applied message's origin store time; 0 when caught up", fb,
+          as_num(f, "newest_applied_age_ms") / 1000.0);
+  }
+  if (f.contains("sync") && f["sync"].is_object()) {
+    const Json& sy = f["sync"];
+    m.add("isthmus_sync_syncing", "gauge", "1 while the initial sync has not yet caught up", fb,
+          sy.value("state", std::string()) == "syncing" ? 1 : 0);
+    m.add("isthmus_sync_done_messages", "gauge", "messages applied since the sync started", fb,
+          as_num(sy, "done"));
+    m.add("isthmus_sync_remaining_messages", "gauge", "messages still to apply to reach the leader", fb,
+          as_num(sy, "to_go"));
+    m.add("isthmus_sync_rate_messages_per_second", "gauge", "smoothed apply rate", fb,
+          as_num(sy, "rate_per_s"));
+    if (has_num(sy, "eta_s")) {
+      m.add("isthmus_sync_eta_seconds", "gauge", "estimated time to catch up at the current rate", fb,
+            as_num(sy, "eta_s"));
+    }
+  }
 }
 
 }  // namespace
@@ -133,9 +211,12 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
             fb, as_num(f, "applied_seq"));
       m.add("isthmus_lag_messages", "gauge", "sequence lag: leader last sequence minus applied sequence", fb,
             as_num(f, "seq_lag"));
+      add_lag_figures(m, f, fb, s.value("role", std::string()) == "follower");
       if (f.contains("messages_applied")) {
         m.add("isthmus_replicated_messages_total", "counter", "messages written into the replica", fb,
               as_num(f, "messages_applied"));
+        m.add("isthmus_replicated_bytes_total", "counter", "payload bytes written into the replica", fb,
+              as_num(f, "bytes_applied"));
         m.add("isthmus_apply_errors_total", "counter", "replica writes refused or failed", fb,
               as_num(f, "apply_errors"));
       }

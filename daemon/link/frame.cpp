@@ -19,6 +19,7 @@ const char* frame_type_name(FrameType t) {
     case FrameType::kHeartbeat: return "heartbeat";
     case FrameType::kGoAway: return "goaway";
     case FrameType::kDeleted: return "deleted";
+    case FrameType::kLagReport: return "lag_report";
   }
   return "unknown";
 }
@@ -311,6 +312,44 @@ Status FrameReader::feed(std::span<const uint8_t> bytes, const OnFrame& on_frame
   } else {
     buf_.assign(in.begin() + static_cast<std::ptrdiff_t>(pos), in.end());
   }
+  return Status::ok();
+}
+
+
+void encode(const LagReport& f, std::vector<uint8_t>& out) {
+  frame(FrameType::kLagReport, out, [&](WireWriter& w) {
+    w.bytes(f.stream);
+    w.uvarint(f.applied_seq);
+    w.uvarint(f.flags);
+    w.svarint(f.time_lag_ns);
+    w.svarint(f.p50_ns);
+    w.svarint(f.p95_ns);
+    w.svarint(f.p99_ns);
+    w.uvarint(f.window_samples);
+    w.svarint(f.newest_applied_origin_ns);
+    w.svarint(f.newest_applied_age_ns);
+    w.svarint(f.clock_offset_ns);
+    w.svarint(f.clock_offset_error_ns);
+    w.uvarint(f.sync_done);
+    w.uvarint(f.sync_to_go);
+    w.uvarint(f.sync_rate_milli);
+    w.svarint(f.sync_eta_ms);
+  });
+}
+
+Status decode(std::span<const uint8_t> body, LagReport& f) {
+  WireReader r(body);
+  uint64_t flags = 0;
+  bool ok = r.bytes(f.stream, kMaxNameBytes) && r.uvarint(f.applied_seq) && r.uvarint(flags) &&
+            r.svarint(f.time_lag_ns) && r.svarint(f.p50_ns) && r.svarint(f.p95_ns) && r.svarint(f.p99_ns) &&
+            r.uvarint(f.window_samples) && r.svarint(f.newest_applied_origin_ns) &&
+            r.svarint(f.newest_applied_age_ns) && r.svarint(f.clock_offset_ns) &&
+            r.svarint(f.clock_offset_error_ns) && r.uvarint(f.sync_done) && r.uvarint(f.sync_to_go) &&
+            r.uvarint(f.sync_rate_milli) && r.svarint(f.sync_eta_ms);
+  Status st = finish(r, ok, "lag_report");
+  if (!st) return st;
+  if (flags > 0xffffffffu) return Status(Code::kInvalid, "lag_report: flags out of range");
+  f.flags = static_cast<uint32_t>(flags);
   return Status::ok();
 }
 

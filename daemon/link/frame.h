@@ -42,7 +42,7 @@ enum class FrameType : uint8_t {
   kHeartbeat = 9,   // both ways: liveness and clock estimate
   kGoAway = 10,     // both ways: the sender is closing the link, with a reason
   kDeleted = 11,    // leader -> follower: sequences deleted at the leader (reconcile)
-  // 12 is reserved (follower -> leader lag report).
+  kLagReport = 12,  // follower -> leader: the follower's lag figures (about 1/s)
 };
 const char* frame_type_name(FrameType t);
 
@@ -129,6 +129,29 @@ struct GoAway {
   std::string reason;
 };
 
+// LAG_REPORT flags.
+constexpr uint32_t kLagFlagOffsetKnown = 1u << 0;  // clock_offset_* is an estimate
+constexpr uint32_t kLagFlagSyncStarted = 1u << 1;  // sync_* fields are meaningful
+constexpr uint32_t kLagFlagSyncing = 1u << 2;      // initial sync not yet caught up
+
+// What a follower measured for one stream, sent to its leader about once a
+// second so that both show the same figures. Times in ns; -1 means unknown.
+struct LagReport {
+  std::string stream;
+  uint64_t applied_seq = 0;
+  uint32_t flags = 0;                 // kLagFlag*
+  int64_t time_lag_ns = -1;           // current, clock-corrected, never negative
+  int64_t p50_ns = -1, p95_ns = -1, p99_ns = -1;  // over the sliding window
+  uint64_t window_samples = 0;
+  int64_t newest_applied_origin_ns = 0;  // leader store time of the newest applied message (0: none)
+  int64_t newest_applied_age_ns = -1;    // see docs/architecture.md "Lag"
+  int64_t clock_offset_ns = 0;           // leader's clock minus the follower's
+  int64_t clock_offset_error_ns = -1;
+  uint64_t sync_done = 0, sync_to_go = 0;
+  uint64_t sync_rate_milli = 0;          // messages per 1000 s (rate x 1000)
+  int64_t sync_eta_ms = -1;
+};
+
 // Encoders append one whole frame (header included) to out.
 void encode(const Hello& f, std::vector<uint8_t>& out);
 void encode(const StreamReq& f, std::vector<uint8_t>& out);
@@ -141,6 +164,7 @@ void encode(const Stop& f, std::vector<uint8_t>& out);
 void encode(const Heartbeat& f, std::vector<uint8_t>& out);
 void encode(const GoAway& f, std::vector<uint8_t>& out);
 void encode(const Deleted& f, std::vector<uint8_t>& out);
+void encode(const LagReport& f, std::vector<uint8_t>& out);
 
 // Decoders take a frame body (after the 5-byte header). Trailing bytes are an
 // error; so is anything truncated or over its limit.
@@ -155,6 +179,7 @@ Status decode(std::span<const uint8_t> body, Stop& f);
 Status decode(std::span<const uint8_t> body, Heartbeat& f);
 Status decode(std::span<const uint8_t> body, GoAway& f);
 Status decode(std::span<const uint8_t> body, Deleted& f);
+Status decode(std::span<const uint8_t> body, LagReport& f);
 
 // Splits a byte stream into frames. Feed bytes in any split; for each whole
 // frame the callback receives its type and body. A declared length above

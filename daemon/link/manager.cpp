@@ -550,6 +550,14 @@ size_t Manager::pending_bytes(const std::string& peer) const {
   return p->conn->pending_bytes();
 }
 
+bool Manager::clock_offset(const std::string& peer, int64_t& offset_ns, int64_t& error_ns) const {
+  const Peer* p = find(peer);
+  if (p == nullptr || p->st.clock_offset_error_ns < 0) return false;
+  offset_ns = p->st.clock_offset_ns;
+  error_ns = p->st.clock_offset_error_ns;
+  return true;
+}
+
 size_t Manager::frame_limit(const std::string& peer, size_t fallback) const {
   const Peer* p = find(peer);
   if (p == nullptr || !p->up || !p->conn) return fallback;

@@ -97,6 +97,10 @@ class Manager : public ConnectionHandler {
   bool send(const std::string& peer, std::vector<uint8_t>&& frame);
   void flush_all();
   size_t pending_bytes(const std::string& peer) const;
+  // The peer's clock minus ours and its error bound (see PeerStatus), without
+  // building a whole status report. False while there is no estimate. The
+  // estimate outlives link drops (clocks do not jump when a link does).
+  bool clock_offset(const std::string& peer, int64_t& offset_ns, int64_t& error_ns) const;
   // Largest DATA frame worth building for a peer now: the connection's
   // group_limit() (small on a slow link so a heartbeat never waits behind a
   // big frame; Connection::flush), or `fallback` when the link is down.

@@ -46,6 +46,10 @@ Result<Json> msg_get_last_by_subject(natsConnection* nc, const std::string& stre
 Result<Json> publish_sync(natsConnection* nc, const std::string& subject,
                           const std::vector<std::pair<std::string, std::string>>& headers,
                           const std::string& payload, int64_t timeout_ms);
+// The first stored message at or above seq (any subject): MSG.GET with
+// {"seq": seq, "next_by_subj": ">"}, which nats-server 2.9.10 answers for a
+// deleted seq with the next message (checked). kNotFound when none.
+Result<Json> msg_get_next(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms);
 // Creates an ephemeral consumer; returns the consumer info (its "name").
 Result<Json> consumer_create(natsConnection* nc, const std::string& stream, const Json& config,
                              int64_t timeout_ms);
@@ -60,6 +64,9 @@ Result<std::vector<std::string>> consumer_names(natsConnection* nc, const std::s
 Status consumer_delete(natsConnection* nc, const std::string& stream, const std::string& name,
                        int64_t timeout_ms);
 
+// JetStream's RFC 3339 times ("2026-11-27T07:12:05.750546034Z", or with a
+// +hh:mm offset) as Unix ns; false when malformed.
+bool parse_rfc3339_ns(const std::string& text, int64_t& out_ns);
 // Base64 (standard alphabet, padding optional) decode; false on bad input.
 bool base64_decode(const std::string& in, std::string& out);
 // Parses a NATS header block ("NATS/1.0\r\nK: V\r\n\r\n") into ordered pairs.

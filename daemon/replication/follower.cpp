@@ -8,6 +8,7 @@
 #include "nats/jsapi.h"
 #include "replication/foreign.h"
 #include "replication/headers.h"
+#include "replication/lag_json.h"
 #include "replication/replica_config.h"
 #include "replication/side_stream.h"
 
@@ -48,6 +49,7 @@ struct PrepResult {
   uint64_t last_seq = 0;
   uint64_t first_seq = 0;
   uint64_t messages = 0;
+  int64_t last_origin_ns = 0;  // origin store time of the replica's last message
 };
 
 // Worker thread: keeps the foreign messages aside, then deletes the replica
@@ -412,6 +414,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
   }
   bool rebuild = rebuild_ == Rebuild::kRequested;
   phase_ = rebuild ? Phase::kRebuilding : Phase::kPreparing;
+  leader_heard_mono_ns_ = loop::mono_ns();
   // Fresh from the leader: never trim by a first sequence of an earlier session.
   leader_first_ = info.first_seq;
   uint64_t g = gen_;
@@ -510,6 +513,8 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
                            ") carries leader sequence " + std::to_string(o.seq);
             } else if (o.region != leader) {
               r.diverged = "the replica's last message came from region " + o.region + ", not " + leader;
+            } else {
+              r.last_origin_ns = o.time_ns;
             }
             if (!r.diverged.empty()) {
               auto t = foreign_tail_start(nc, stream, leader, r.first_seq, r.last_seq, tmo);
@@ -554,6 +559,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           }
           return;
         }
+        if (r.last_origin_ns > last_applied_origin_ns_) last_applied_origin_ns_ = r.last_origin_ns;
         last_prepare_error_.clear();
         if (r.syncing && rebuild_ == Rebuild::kNone) {
           rebuild_ = Rebuild::kSyncing;
@@ -607,6 +613,14 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   phase_ = Phase::kReplicating;
   phase_since_mono_ns_ = loop::mono_ns();
   leader_last_seq_ = std::max(leader_last_seq_, applied_);
+  if (!sync_.started()) {
+    // The initial sync of this daemon's life: from what the replica holds
+    // (an empty replica starts at the leader's first sequence) to the
+    // leader's last sequence as STREAM_INFO told it.
+    uint64_t from = applied_;
+    if (replica_empty_ && leader_first_seq_ > 0) from = std::max(from, leader_first_seq_ - 1);
+    sync_.start(loop::mono_ns(), from, leader_last_seq_);
+  }
   spdlog::info("stream {}: replicating from {} at sequence {}", cfg_.name, cfg_.leader, next_);
   ctx_.request_flush();
   trim();
@@ -615,6 +629,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
 Status Follower::on_data(link::Data&& d) {
   if (phase_ != Phase::kReplicating || d.sub_id != sub_id_) return Status::ok();
   leader_last_seq_ = std::max(leader_last_seq_, d.leader_last_seq);
+  leader_heard_mono_ns_ = loop::mono_ns();
   for (auto& m : d.msgs) {
     if (m.seq < next_) continue;
     if (!queue_.empty() && m.seq <= queue_.back().seq) {
@@ -636,6 +651,7 @@ void Follower::on_state(const link::State& st) {
   leader_first_seq_ = st.first_seq;
   leader_last_seq_ = st.last_seq;
   leader_last_time_ns_ = st.last_time_ns;
+  leader_heard_mono_ns_ = loop::mono_ns();
   leader_first_ = std::max(leader_first_, st.first_seq);
   trim();
 }
@@ -836,6 +852,7 @@ bool Follower::publish(const link::Message& m, bool filler) {
   Inflight in;
   in.sent_mono_ns = loop::mono_ns();
   in.origin_time_ns = m.time_ns;
+  in.bytes = m.payload.size();
   in.filler = filler;
   inflight_.emplace(m.seq, in);
   next_ = m.seq + 1;
@@ -913,16 +930,91 @@ void Follower::on_ack(natsMsg* msg) {
           if (!st) spdlog::warn("stream {}: could not delete filler at {}: {}", sname, seq, st.message());
         });
   } else {
-    ++applied_msgs_;
-    last_applied_origin_ns_ = std::max(last_applied_origin_ns_, in.origin_time_ns);
-    last_apply_wall_ns_ = loop::wall_ns();
+    record_apply(in);
   }
   advance_applied();
+  sync_.update(loop::mono_ns(), applied_, leader_last_seq_);
   ack_dirty_ = true;
   ctx_.request_flush();
   pump();
   if (!to_delete_.empty()) apply_deletes();
   if (leader_first_ > replica_first_) trim();
+}
+
+void Follower::record_apply(const Inflight& in) {
+  ++applied_msgs_;
+  applied_bytes_ += in.bytes;
+  last_applied_origin_ns_ = std::max(last_applied_origin_ns_, in.origin_time_ns);
+  int64_t now_wall = loop::wall_ns();
+  last_apply_wall_ns_ = now_wall;
+  // apply time (our clock) - origin store time (the leader's clock), plus
+  // (leader's clock - ours): both ends on the leader's clock.
+  time_lag_uncorrected_ns_ = now_wall - in.origin_time_ns;
+  int64_t off = 0, err = -1;
+  if (!ctx_.links->clock_offset(cfg_.leader, off, err)) {
+    ++lag_samples_unrecorded_;
+    return;
+  }
+  // Never negative: a message cannot be applied before it was stored; a
+  // negative value is the offset estimate's error (at most err) showing.
+  lag_hist_.record_ns(loop::mono_ns(), std::max<int64_t>(0, time_lag_uncorrected_ns_ + off));
+}
+
+Follower::LagFigures Follower::figures() const {
+  LagFigures f;
+  f.offset_known = ctx_.links->clock_offset(cfg_.leader, f.offset_ns, f.offset_error_ns);
+  int64_t now_mono = loop::mono_ns();
+  f.window = lag_hist_.window_quantiles(now_mono);
+  f.sync = sync_.snapshot();
+  // The current time lag: the last applied message's, corrected with the
+  // offset as estimated now (so a message applied before the first estimate
+  // gets one as soon as it exists).
+  if (last_apply_wall_ns_ > 0 && f.offset_known) {
+    int64_t corrected = time_lag_uncorrected_ns_ + f.offset_ns;
+    f.time_lag_clamped = corrected < 0;
+    f.time_lag_ns = std::max<int64_t>(0, corrected);
+  }
+  // Newest-applied age. Caught up with a leader heard from in the last few
+  // seconds: 0 (an idle leader has nothing newer). Otherwise the time since
+  // the newest applied message's origin store time, on the leader's clock
+  // when the offset is known; it keeps rising while the link is down.
+  constexpr int64_t kFreshNs = 3'000'000'000;
+  bool fresh = phase_ == Phase::kReplicating && ctx_.links->is_up(cfg_.leader) &&
+               now_mono - leader_heard_mono_ns_ < kFreshNs;
+  if (fresh && applied_ >= leader_last_seq_) {
+    f.newest_applied_age_ns = 0;
+  } else if (last_applied_origin_ns_ > 0) {
+    int64_t now_leader = loop::wall_ns() + (f.offset_known ? f.offset_ns : 0);
+    f.newest_applied_age_ns = std::max<int64_t>(0, now_leader - last_applied_origin_ns_);
+  }
+  return f;
+}
+
+void Follower::send_lag_report() {
+  if (!ctx_.links->is_up(cfg_.leader) || phase_ == Phase::kIdle || phase_ == Phase::kAwaitInfo) return;
+  LagFigures fg = figures();
+  link::LagReport r;
+  r.stream = cfg_.name;
+  r.applied_seq = applied_;
+  if (fg.offset_known) r.flags |= link::kLagFlagOffsetKnown;
+  if (fg.sync.started) r.flags |= link::kLagFlagSyncStarted;
+  if (fg.sync.syncing) r.flags |= link::kLagFlagSyncing;
+  r.time_lag_ns = fg.time_lag_ns;
+  r.p50_ns = fg.window.p50_ns;
+  r.p95_ns = fg.window.p95_ns;
+  r.p99_ns = fg.window.p99_ns;
+  r.window_samples = fg.window.samples;
+  r.newest_applied_origin_ns = last_applied_origin_ns_;
+  r.newest_applied_age_ns = fg.newest_applied_age_ns;
+  r.clock_offset_ns = fg.offset_ns;
+  r.clock_offset_error_ns = fg.offset_known ? fg.offset_error_ns : -1;
+  r.sync_done = fg.sync.done;
+  r.sync_to_go = fg.sync.to_go;
+  r.sync_rate_milli = static_cast<uint64_t>(std::max(0.0, fg.sync.rate_per_s) * 1000.0);
+  r.sync_eta_ms = fg.sync.eta_s < 0 ? -1 : static_cast<int64_t>(fg.sync.eta_s * 1000.0);
+  std::vector<uint8_t> f;
+  encode(r, f);
+  ctx_.links->send(cfg_.leader, std::move(f));
 }
 
 void Follower::wrong_last_sequence(uint64_t seq, const std::string& desc) {
@@ -1011,6 +1103,8 @@ void Follower::check_replica() {
 
 void Follower::tick() {
   int64_t now = loop::mono_ns();
+  sync_.update(now, applied_, leader_last_seq_);
+  send_lag_report();
   switch (phase_) {
     case Phase::kIdle:
       maybe_start();
@@ -1058,7 +1152,17 @@ nlohmann::json Follower::lag_json() const {
   f["seq_lag"] = leader_last - applied_;
   f["last_applied_origin_time_ns"] = last_applied_origin_ns_;
   f["last_apply_time_ns"] = last_apply_wall_ns_;
+  LagFigures fg = figures();
+  Json tl = lag_figures_json(fg.time_lag_ns, fg.window, fg.offset_known, fg.offset_ns, fg.offset_error_ns);
+  tl["uncorrected_ms"] = last_apply_wall_ns_ > 0 ? Json(ns_to_ms(time_lag_uncorrected_ns_)) : Json(nullptr);
+  tl["clamped"] = fg.time_lag_clamped;
+  tl["unrecorded_without_offset"] = lag_samples_unrecorded_;
+  tl["histogram"] = histogram_json(lag_hist_.total());
+  f["time_lag"] = tl;
+  f["newest_applied_age_ms"] = fg.newest_applied_age_ns < 0 ? Json(nullptr) : Json(ns_to_ms(fg.newest_applied_age_ns));
+  f["sync"] = sync_json(fg.sync);
   f["messages_applied"] = applied_msgs_;
+  f["bytes_applied"] = applied_bytes_;
   f["apply_errors"] = apply_errors_;
   f["fillers"] = fillers_;
   f["trims"] = trims_;
@@ -1079,7 +1183,11 @@ nlohmann::json Follower::lag_json() const {
   s["stream"] = cfg_.name;
   s["leader"] = cfg_.leader;
   s["role"] = "follower";
-  s["state"] = rebuild_ != Rebuild::kNone && phase_ != Phase::kDiverged ? "rebuilding" : phase_name(phase_);
+  if (rebuild_ != Rebuild::kNone && phase_ != Phase::kDiverged) {
+    s["state"] = "rebuilding";
+  } else {
+    s["state"] = phase_ == Phase::kReplicating && sync_.syncing() ? "syncing" : phase_name(phase_);
+  }
   if (!detail_.empty() && (phase_ == Phase::kDiverged || phase_ == Phase::kError)) s["detail"] = detail_;
   if (rebuild_ == Rebuild::kRequested && phase_ != Phase::kError) {
     s["detail"] = "keeping foreign messages aside, then deleting and recreating the replica";

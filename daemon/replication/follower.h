@@ -43,6 +43,8 @@
 
 #include "link/frame.h"
 #include "replication/context.h"
+#include "replication/latency_histogram.h"
+#include "replication/rebuild_progress.h"
 #include "replication/sync_progress.h"
 
 namespace isthmus::replication {
@@ -74,6 +76,7 @@ class Follower {
   Status request_rebuild();
   bool diverged() const { return phase_ == Phase::kDiverged; }
 
+  // The lag figures (docs/http-api.md, GET /v1/lag).
   nlohmann::json lag_json() const;
   // Empty when healthy, otherwise why not.
   std::string problem() const;
@@ -86,8 +89,22 @@ class Follower {
   struct Inflight {
     int64_t sent_mono_ns = 0;
     int64_t origin_time_ns = 0;
+    size_t bytes = 0;
     bool filler = false;
   };
+  // The figures both /v1/lag and LAG_REPORT carry, at one instant.
+  struct LagFigures {
+    bool offset_known = false;
+    int64_t offset_ns = 0, offset_error_ns = -1;
+    int64_t newest_applied_age_ns = -1;
+    int64_t time_lag_ns = -1;       // current, corrected, clamped >= 0; -1 unknown
+    bool time_lag_clamped = false;  // the corrected value was negative, shown as 0
+    LagQuantiles window;
+    SyncSnapshot sync;
+  };
+  LagFigures figures() const;
+  void record_apply(const Inflight& in);
+  void send_lag_report();
 
   void maybe_start();
   void reset(const std::string& why);
@@ -143,9 +160,19 @@ class Follower {
 
   // What the leader told us, for lag.
   uint64_t leader_last_seq_ = 0;
+  uint64_t leader_first_seq_ = 0;
   int64_t leader_last_time_ns_ = 0;
   int64_t last_applied_origin_ns_ = 0;
   int64_t last_apply_wall_ns_ = 0;
+  int64_t leader_heard_mono_ns_ = 0;  // last STATE or DATA from the leader
+
+  // Time lag (docs/architecture.md "Lag"): apply time (our wall clock when
+  // the replica acknowledged) minus the origin store time (the leader's
+  // clock), plus the leader's clock offset (leader minus us).
+  int64_t time_lag_uncorrected_ns_ = 0;   // of the last applied message (may be negative)
+  uint64_t lag_samples_unrecorded_ = 0;   // applied while no clock offset estimate existed
+  LagHistogram lag_hist_;
+  SyncProgress sync_;
 
   // Divergence: foreign messages in the replica, kept aside.
   uint64_t foreign_from_ = 0;        // first sequence that may hold one (0: unknown yet)
@@ -163,8 +190,7 @@ class Follower {
   bool marker_clearing_ = false;
   bool state_seen_ = false;          // a STATE frame arrived since subscribing
   uint64_t state_last_seq_ = 0;      // the leader's last sequence in that frame
-  uint64_t leader_first_seq_ = 0;
-  SyncProgress progress_;
+  RebuildProgress progress_;
   int64_t rebuild_started_mono_ns_ = 0;
   bool conflict_ = false;            // the existing stream is not a replica we may touch
 

@@ -7,6 +7,7 @@
 
 #include "loop/timer.h"
 #include "nats/jsapi.h"
+#include "replication/lag_json.h"
 #include "replication/replica_config.h"
 
 namespace isthmus::replication {
@@ -166,6 +167,7 @@ Status Leader::on_subscribe(const std::string& peer, const link::Subscribe& sub)
   }
   auto& v = views_[peer];
   v.subscribed = true;
+  v.seen = true;
   v.state = "syncing";
   v.detail.clear();
   v.acked_seq = sub.from_seq > 0 ? sub.from_seq - 1 : 0;
@@ -540,7 +542,7 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
 
   size_t sz = m.wire_size();
   s->sent_seq = sseq;
-  s->unacked.push_back(Sender::Unacked{sseq, sz, std::move(ack_reply)});
+  s->unacked.push_back(Sender::Unacked{sseq, sz, std::move(ack_reply), ts});
   s->unacked_bytes += sz;
   s->last_msg_bytes = sz;
   s->avg_msg_bytes = s->avg_msg_bytes > 0 ? 0.9 * s->avg_msg_bytes + 0.1 * static_cast<double>(sz)
@@ -605,8 +607,10 @@ void Leader::refresh_state(std::function<void()> done) {
                              const Json& st = (*r)["state"];
                              first_seq_ = st.value("first_seq", uint64_t{0});
                              last_seq_ = st.value("last_seq", uint64_t{0});
-                             std::string lt = st.value("last_ts", std::string());
-                             (void)lt;
+                             int64_t lt = 0;
+                             if (last_seq_ > 0 && nats::parse_rfc3339_ns(st.value("last_ts", std::string()), lt)) {
+                               last_time_ns_ = lt;
+                             }
                              link::State s;
                              s.stream = cfg_.name;
                              s.first_seq = first_seq_;
@@ -621,6 +625,59 @@ void Leader::refresh_state(std::function<void()> done) {
                              }
                              ctx_.request_flush();
                            });
+}
+
+Status Leader::on_lag_report(const std::string& peer, const link::LagReport& r) {
+  auto it = views_.find(peer);
+  if (it == views_.end()) return Status::ok();
+  it->second.report = r;
+  it->second.report_mono_ns = loop::mono_ns();
+  return Status::ok();
+}
+
+int64_t Leader::oldest_unreplicated_time(const std::string& peer, const FollowerView& v) const {
+  if (!v.seen) return -1;
+  if (v.acked_seq >= last_seq_) return 0;
+  auto it = senders_.find(peer);
+  if (it != senders_.end() && !it->second->unacked.empty() && it->second->unacked.front().seq > v.acked_seq) {
+    // Sent in order from acked_seq + 1: the first in flight is the oldest
+    // stored message the follower lacks.
+    return it->second->unacked.front().time_ns;
+  }
+  if (v.lookup_for == v.acked_seq) return v.lookup_time_ns < 0 ? 0 : v.lookup_time_ns;
+  return -1;
+}
+
+void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
+  if (!v.seen || v.lookup_pending || !ctx_.conn || v.acked_seq >= last_seq_) return;
+  auto it = senders_.find(peer);
+  if (it != senders_.end() && !it->second->unacked.empty() && it->second->unacked.front().seq > v.acked_seq) {
+    return;  // in flight: known without asking
+  }
+  if (v.lookup_for == v.acked_seq) return;
+  v.lookup_pending = true;
+  uint64_t from = v.acked_seq + 1;
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<Result<Json>>(
+      [stream, from, tmo](natsConnection* nc) { return nats::msg_get_next(nc, stream, from, tmo); },
+      [this, peer, from](Result<Json> r) {
+        auto vit = views_.find(peer);
+        if (vit == views_.end()) return;
+        FollowerView& fv = vit->second;
+        fv.lookup_pending = false;
+        if (!r) {
+          if (r.status().code() == Code::kNotFound) {
+            fv.lookup_for = from - 1;
+            fv.lookup_time_ns = -1;  // nothing stored above: nothing missing
+          }
+          return;
+        }
+        int64_t t = 0;
+        if (!nats::parse_rfc3339_ns(r->value("time", std::string()), t)) return;
+        fv.lookup_for = from - 1;
+        fv.lookup_time_ns = t;
+      });
 }
 
 void Leader::on_delete_or_purge() {
@@ -703,6 +760,7 @@ void Leader::cleanup_stale_durables() {
 }
 
 void Leader::tick() {
+  for (auto& [peer, v] : views_) lookup_oldest(peer, v);
   int64_t now = loop::mono_ns();
   if (now - last_reconcile_mono_ns_ > kReconcileIntervalNs) reconcile();
   for (auto& [peer, s] : senders_) {
@@ -746,6 +804,43 @@ nlohmann::json Leader::lag_json() const {
     f["seq_lag"] = last_seq_ > v.acked_seq ? last_seq_ - v.acked_seq : 0;
     f["messages_sent"] = v.msgs_sent;
     f["bytes_sent"] = v.bytes_sent;
+    int64_t now_wall = loop::wall_ns();
+    int64_t now_mono = loop::mono_ns();
+    int64_t oldest = oldest_unreplicated_time(peer, v);
+    f["oldest_unreplicated_age_ms"] =
+        oldest < 0 ? Json(nullptr) : Json(oldest == 0 ? 0.0 : ns_to_ms(std::max<int64_t>(0, now_wall - oldest)));
+    // Newest applied, on our own clock: the follower acknowledges the origin
+    // time of what it stored. Caught up while subscribed: 0.
+    if (v.subscribed && v.acked_seq >= last_seq_) {
+      f["newest_applied_age_ms"] = 0.0;
+    } else if (v.acked_time_ns > 0) {
+      f["newest_applied_age_ms"] = ns_to_ms(std::max<int64_t>(0, now_wall - v.acked_time_ns));
+    } else {
+      f["newest_applied_age_ms"] = nullptr;
+    }
+    // The follower's own figures, from its last LAG_REPORT.
+    if (v.report_mono_ns > 0) {
+      const link::LagReport& r = v.report;
+      LagQuantiles q;
+      q.p50_ns = r.p50_ns;
+      q.p95_ns = r.p95_ns;
+      q.p99_ns = r.p99_ns;
+      q.samples = r.window_samples;
+      bool known = (r.flags & link::kLagFlagOffsetKnown) != 0;
+      // Offsets as the follower sees them: the leader's clock minus its own.
+      Json tl = lag_figures_json(r.time_lag_ns, q, known, r.clock_offset_ns, r.clock_offset_error_ns);
+      tl["report_age_ms"] = ns_to_ms(now_mono - v.report_mono_ns);
+      tl["reported_applied_seq"] = r.applied_seq;
+      f["time_lag"] = tl;
+      SyncSnapshot ss;
+      ss.started = (r.flags & link::kLagFlagSyncStarted) != 0;
+      ss.syncing = (r.flags & link::kLagFlagSyncing) != 0;
+      ss.done = r.sync_done;
+      ss.to_go = r.sync_to_go;
+      ss.rate_per_s = static_cast<double>(r.sync_rate_milli) / 1000.0;
+      ss.eta_s = r.sync_eta_ms < 0 ? -1 : static_cast<double>(r.sync_eta_ms) / 1000.0;
+      f["sync"] = sync_json(ss);
+    }
     auto it = senders_.find(peer);
     if (it != senders_.end()) {
       f["unacked"] = it->second->unacked.size();

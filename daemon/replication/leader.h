@@ -51,6 +51,7 @@ class Leader {
   Status on_subscribe(const std::string& peer, const link::Subscribe& sub);
   Status on_ack(const std::string& peer, const link::Ack& ack);
   Status on_stop(const std::string& peer, const link::Stop& stop);
+  Status on_lag_report(const std::string& peer, const link::LagReport& r);
   void tick();   // about once a second
   // Re-reads the local stream's state; done() runs on the loop once known
   // (at once when NATS is down).
@@ -87,6 +88,7 @@ class Leader {
       uint64_t seq;
       size_t bytes;
       std::string reply;      // the delivery's ack subject (durable only)
+      int64_t time_ns;        // leader store time (for the oldest-unreplicated age)
     };
     std::deque<Unacked> unacked;     // sent, not acked by the follower
     size_t unacked_bytes = 0;
@@ -109,7 +111,20 @@ class Leader {
     std::string state = "waiting";  // waiting | syncing | replicating | stopped
     std::string detail;
     uint64_t msgs_sent = 0, bytes_sent = 0;
+    bool seen = false;              // subscribed at least once since we started
+    // Store time of the first message above acked_seq when it is not in
+    // flight (looked up with MSG.GET next_by_subj): valid for lookup_for.
+    uint64_t lookup_for = UINT64_MAX;
+    int64_t lookup_time_ns = -1;    // -1: none stored above lookup_for
+    bool lookup_pending = false;
+    // The follower's last LAG_REPORT and when it arrived.
+    link::LagReport report;
+    int64_t report_mono_ns = 0;
   };
+  // Store time (ns) of the oldest message the follower has not stored, 0
+  // when it has everything, -1 when not known (yet).
+  int64_t oldest_unreplicated_time(const std::string& peer, const FollowerView& v) const;
+  void lookup_oldest(const std::string& peer, FollowerView& v);
 
   void start_sender(const std::string& peer, uint64_t sub_id, uint64_t from);
   void restart_consumer(Sender& s, const std::string& why);

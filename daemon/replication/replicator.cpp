@@ -154,6 +154,12 @@ Status Replicator::on_link_frame(const std::string& peer, link::FrameType type, 
       if (Leader* l = leader_of(f.stream)) return l->on_stop(peer, f);
       return Status::ok();
     }
+    case FrameType::kLagReport: {
+      link::LagReport f;
+      if (!(st = decode(body, f))) return st;
+      if (Leader* l = leader_of(f.stream)) return l->on_lag_report(peer, f);
+      return Status::ok();
+    }
     case FrameType::kStreamInfo: {
       link::StreamInfo f;
       if (!(st = decode(body, f))) return st;

@@ -1,73 +1,57 @@
-// Progress of a replica syncing from the leader (a rebuild): messages done
-// and to go, the rate over the last few seconds, and an estimated time.
-// Pure code, header-only. Thread: whoever owns it (the Follower: loop thread).
+// Progress of a copy that has a known end: the initial sync of a replica
+// (and later a rebuild). Pure code: the caller passes its monotonic clock.
+//
+// start(applied, target) begins a sync: `done` counts messages applied since
+// then, `to_go` is target - applied. The state is "syncing" until the first
+// time applied reaches the target, then "caught_up" for good (a later
+// start() begins a new sync, e.g. a rebuild). The rate is an exponentially
+// smoothed messages per second (time constant kRateTauNs, fed by update()
+// about once a second); the estimated time is to_go / rate.
+//
+// Thread-safety: none (loop thread). Lifetime: a value member of its owner.
 #pragma once
 
 #include <cstdint>
-#include <deque>
-#include <nlohmann/json.hpp>
 #include <string>
-#include <utility>
 
 namespace isthmus::replication {
 
+struct SyncSnapshot {
+  bool started = false;
+  bool syncing = false;  // started and not yet caught up
+  uint64_t done = 0;
+  uint64_t to_go = 0;
+  double rate_per_s = 0;  // smoothed; 0 until measured
+  double eta_s = -1;      // -1: unknown (no rate yet, or nothing to go)
+  int64_t elapsed_ns = 0; // since start, or start to catch-up once caught up
+  const char* state() const { return !started ? "waiting" : syncing ? "syncing" : "caught_up"; }
+};
+
 class SyncProgress {
  public:
-  static constexpr int64_t kWindowNs = 10'000'000'000;  // rate over the last 10 s
+  static constexpr int64_t kRateTauNs = 5'000'000'000;
 
-  // `base` is the sequence below the first one to sync (leader first_seq - 1);
-  // `applied` the highest sequence already there. Times are monotonic ns.
-  void start(std::string kind, uint64_t base, uint64_t applied, int64_t now_mono_ns) {
-    kind_ = std::move(kind);
-    base_ = base;
-    started_ns_ = now_mono_ns;
-    samples_.clear();
-    samples_.emplace_back(now_mono_ns, applied);
-    active_ = true;
-  }
-  void stop() { active_ = false; }
-  bool active() const { return active_; }
-  // About once a second, with the highest sequence applied so far.
-  void sample(uint64_t applied, int64_t now_mono_ns) {
-    if (!active_) return;
-    samples_.emplace_back(now_mono_ns, applied);
-    while (samples_.size() > 2 && now_mono_ns - samples_.front().first > kWindowNs) samples_.pop_front();
-  }
-  // Messages per second from the oldest sample in the window (at most
-  // kWindowNs old, or the start) to (now_mono_ns, applied); 0 when unknown.
-  double rate(uint64_t applied, int64_t now_mono_ns) const {
-    if (samples_.empty()) return 0;
-    auto [t0, a0] = samples_.front();
-    if (now_mono_ns <= t0 || applied < a0) return 0;
-    return static_cast<double>(applied - a0) * 1e9 / static_cast<double>(now_mono_ns - t0);
-  }
-  // {"kind","done","to_go","rate_msgs_per_s","eta_s"(null when unknown),"elapsed_s"}
-  nlohmann::json json(uint64_t applied, uint64_t leader_last, int64_t now_mono_ns) const {
-    uint64_t done = applied > base_ ? applied - base_ : 0;
-    uint64_t to_go = leader_last > applied ? leader_last - applied : 0;
-    double r = rate(applied, now_mono_ns);
-    nlohmann::json j;
-    j["kind"] = kind_;
-    j["done"] = done;
-    j["to_go"] = to_go;
-    j["rate_msgs_per_s"] = r;
-    if (to_go == 0) {
-      j["eta_s"] = 0.0;
-    } else if (r > 0) {
-      j["eta_s"] = static_cast<double>(to_go) / r;
-    } else {
-      j["eta_s"] = nullptr;
-    }
-    j["elapsed_s"] = static_cast<double>(now_mono_ns - started_ns_) / 1e9;
-    return j;
-  }
+  // Begins a sync from `applied` towards `target` at time now.
+  void start(int64_t now_mono_ns, uint64_t applied, uint64_t target);
+  // Applied position and the leader's last sequence as now known.
+  void update(int64_t now_mono_ns, uint64_t applied, uint64_t target);
+  bool started() const { return started_; }
+  bool syncing() const { return started_ && !caught_up_; }
+  SyncSnapshot snapshot() const;
 
  private:
-  bool active_ = false;
-  std::string kind_;
-  uint64_t base_ = 0;
-  int64_t started_ns_ = 0;
-  std::deque<std::pair<int64_t, uint64_t>> samples_;
+  bool started_ = false;
+  bool caught_up_ = false;
+  uint64_t base_ = 0;     // applied at start
+  uint64_t applied_ = 0;
+  uint64_t target_ = 0;
+  int64_t start_ns_ = 0;
+  int64_t caught_up_ns_ = 0;
+  int64_t last_ns_ = 0;   // last rate sample
+  uint64_t last_applied_ = 0;
+  int64_t now_ns_ = 0;
+  double rate_ = 0;
+  bool rate_known_ = false;
 };
 
 }  // namespace isthmus::replication

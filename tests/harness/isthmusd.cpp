@@ -80,7 +80,7 @@ Isthmusd::~Isthmusd() {
 
 void Isthmusd::write_config() { write_file(conf_, cfg_.to_toml()); }
 
-void Isthmusd::spawn() { proc_.spawn({binary(), "--config", conf_}, log_); }
+void Isthmusd::spawn() { proc_.spawn({binary(), "--config", conf_}, log_, env_); }
 
 void Isthmusd::start(std::chrono::milliseconds timeout) {
   spawn();

@@ -56,6 +56,9 @@ class Isthmusd {
 
   // Rewrites the config file from config() (call after changing it).
   void write_config();
+  // Extra environment for the daemon from its next start on (e.g.
+  // LD_PRELOAD=libfaketime with FAKETIME=+30s to shift its clock).
+  void set_env(Process::Env env) { env_ = std::move(env); }
   IsthmusdConfig& config() { return cfg_; }
   const std::string& config_path() const { return conf_; }
   const std::string& log_path() const { return log_; }
@@ -91,6 +94,7 @@ class Isthmusd {
  private:
   IsthmusdConfig cfg_;
   std::string dir_, conf_, log_;
+  Process::Env env_;
   Process proc_;
 };
 

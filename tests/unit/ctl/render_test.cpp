@@ -57,33 +57,55 @@ TEST_CASE("lag table: leader with two followers, follower diverged", "[ctl][rend
     {"stream":"COVENANT_USERS","leader":"iad","role":"leader","state":"replicating","first_seq":1,"last_seq":120345,
      "followers":[
        {"region":"ams","state":"replicating","leader_last_seq":120345,"applied_seq":120345,"seq_lag":0,
-        "messages_sent":120345,"bytes_sent":9000000,"unacked":0,"unacked_bytes":0},
+        "messages_sent":120345,"bytes_sent":9000000,"unacked":0,"unacked_bytes":0,
+        "oldest_unreplicated_age_ms":0,"newest_applied_age_ms":0,
+        "time_lag":{"current_ms":21.46,"p50_ms":20.1,"p95_ms":25.0,"p99_ms":31.2,"clock_offset_known":true},
+        "sync":{"state":"caught_up","done":120345,"to_go":0,"rate_per_s":0,"eta_s":0}},
        {"region":"syd","state":"syncing","leader_last_seq":120345,"applied_seq":98000,"seq_lag":22345,
-        "messages_sent":98000,"bytes_sent":7000000}]},
+        "messages_sent":98000,"bytes_sent":7000000,"oldest_unreplicated_age_ms":65250.0,
+        "time_lag":{"current_ms":1250.0,"p50_ms":900,"p95_ms":1200,"p99_ms":1400,"clock_offset_known":false},
+        "sync":{"state":"syncing","done":98000,"to_go":22345,"rate_per_s":12345.6,"eta_s":1.8}}]},
     {"stream":"ALERTS_INCIDENTS","leader":"iad","role":"leader","state":"replicating","first_seq":0,"last_seq":0,
      "followers":[]}]})");
   CHECK(render_lag(leader) ==
         "region iad\n"
         "\n"
-        "STREAM            ROLE    LEADER  FOLLOWER  STATE        LEADER SEQ  APPLIED SEQ  SEQ LAG\n"
-        "COVENANT_USERS    leader  iad     ams       replicating      120345       120345        0\n"
-        "COVENANT_USERS    leader  iad     syd       syncing          120345        98000    22345\n"
-        "ALERTS_INCIDENTS  leader  iad     -         replicating           0            -        -\n");
+        "STREAM            ROLE    LEADER  FOLLOWER  STATE        LEADER SEQ  APPLIED SEQ  SEQ LAG  TIME LAG     P99    AGE  PROGRESS\n"
+        "COVENANT_USERS    leader  iad     ams       replicating      120345       120345        0    21.5ms  31.2ms      0  caught up\n"
+        "COVENANT_USERS    leader  iad     syd       syncing          120345        98000    22345    1.25s?   1.40s  1m05s  syncing 81.4% 12.3k/s eta 1s\n"
+        "ALERTS_INCIDENTS  leader  iad     -         replicating           0            -        -         -       -      -  -\n");
 
   Json follower = Json::parse(R"({"region":"ams","streams":[
     {"stream":"COVENANT_USERS","leader":"iad","role":"follower","state":"diverged",
      "detail":"leader sequence 7 was stored at replica sequence 8",
-     "followers":[{"region":"ams","leader_last_seq":10,"applied_seq":6,"seq_lag":4,"queued":0,"inflight":0}]}]})");
+     "followers":[{"region":"ams","leader_last_seq":10,"applied_seq":6,"seq_lag":4,"queued":0,"inflight":0,
+                   "newest_applied_age_ms":3725000,"time_lag":{"current_ms":null,"clock_offset_known":false}}]}]})");
   CHECK(render_lag(follower) ==
         "region ams\n"
         "\n"
-        "STREAM          ROLE      LEADER  FOLLOWER  STATE     LEADER SEQ  APPLIED SEQ  SEQ LAG\n"
-        "COVENANT_USERS  follower  iad     ams       diverged          10            6        4\n"
+        "STREAM          ROLE      LEADER  FOLLOWER  STATE     LEADER SEQ  APPLIED SEQ  SEQ LAG  TIME LAG  P99    AGE  PROGRESS\n"
+        "COVENANT_USERS  follower  iad     ams       diverged          10            6        4         -    -  1h02m  -\n"
         "\n"
         "COVENANT_USERS: diverged: leader sequence 7 was stored at replica sequence 8\n");
 
   CHECK(render_lag(Json::parse(R"({"region":"syd","streams":[]})")) == "region syd\n\nno replicated streams\n");
   CHECK_THROWS_AS(render_lag(Json::parse(R"({"region":"x","streams":{}})")), Json::exception);
+}
+
+TEST_CASE("lag and progress formatting", "[ctl][render]") {
+  CHECK(format_lag_ms(0.42) == "0.42ms");
+  CHECK(format_lag_ms(250) == "250ms");
+  CHECK(format_lag_ms(1250) == "1.25s");
+  CHECK(format_lag_ms(12345) == "12.3s");
+  CHECK(format_lag_ms(65000) == "1m05s");
+  CHECK(format_lag_ms(-1) == "-");
+  CHECK(format_lag_ms(0) == "0");
+  CHECK(format_progress(Json::parse(R"({"state":"syncing","done":50,"to_go":150,"rate_per_s":25,"eta_s":6})")) ==
+        "syncing 25.0% 25/s eta 6s");
+  CHECK(format_progress(Json::parse(R"({"state":"syncing","done":0,"to_go":10,"rate_per_s":0,"eta_s":null})")) ==
+        "syncing 0.0%");
+  CHECK(format_progress(Json::parse(R"({"state":"caught_up","done":5,"to_go":0})")) == "caught up");
+  CHECK(format_progress(Json::parse(R"({"state":"waiting"})")) == "waiting");
 }
 
 TEST_CASE("links table", "[ctl][render]") {

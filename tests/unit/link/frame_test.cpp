@@ -866,3 +866,58 @@ TEST_CASE("FrameReader: a large frame fed in small pieces stays linear", "[frame
   check_data_eq(d, back);
   CHECK(secs < 1.0);
 }
+
+TEST_CASE("LAG_REPORT round trip, unknowns as -1, and refusals", "[frame]") {
+  LagReport r{.stream = "COVENANT_COUNTRIES",
+              .applied_seq = 123456,
+              .flags = kLagFlagOffsetKnown | kLagFlagSyncStarted | kLagFlagSyncing,
+              .time_lag_ns = 20'500'000,
+              .p50_ns = 20'000'000,
+              .p95_ns = 25'000'000,
+              .p99_ns = 31'000'000,
+              .window_samples = 3000,
+              .newest_applied_origin_ns = kNow,
+              .newest_applied_age_ns = 0,
+              .clock_offset_ns = -30'000'123'456,
+              .clock_offset_error_ns = 20'100'000,
+              .sync_done = 1000,
+              .sync_to_go = 99000,
+              .sync_rate_milli = 25'000'500,
+              .sync_eta_ms = 3960};
+  auto b = round_trip(r, FrameType::kLagReport);
+  CHECK(b.stream == r.stream);
+  CHECK(b.applied_seq == 123456);
+  CHECK(b.flags == r.flags);
+  CHECK(b.time_lag_ns == 20'500'000);
+  CHECK(b.p50_ns == 20'000'000);
+  CHECK(b.p95_ns == 25'000'000);
+  CHECK(b.p99_ns == 31'000'000);
+  CHECK(b.window_samples == 3000);
+  CHECK(b.newest_applied_origin_ns == kNow);
+  CHECK(b.newest_applied_age_ns == 0);
+  CHECK(b.clock_offset_ns == -30'000'123'456);  // negative offsets survive (zig-zag)
+  CHECK(b.clock_offset_error_ns == 20'100'000);
+  CHECK(b.sync_done == 1000);
+  CHECK(b.sync_to_go == 99000);
+  CHECK(b.sync_rate_milli == 25'000'500);
+  CHECK(b.sync_eta_ms == 3960);
+  CHECK(std::string(frame_type_name(FrameType::kLagReport)) == "lag_report");
+
+  LagReport empty{.stream = "S"};
+  auto e = round_trip(empty, FrameType::kLagReport);
+  CHECK(e.time_lag_ns == -1);
+  CHECK(e.p99_ns == -1);
+  CHECK(e.newest_applied_age_ns == -1);
+  CHECK(e.clock_offset_error_ns == -1);
+  CHECK(e.sync_eta_ms == -1);
+  CHECK(e.flags == 0);
+
+  check_every_truncation_refused(r);
+
+  // A stream name over its limit is refused.
+  LagReport big{.stream = std::string(kMaxNameBytes + 1, 's')};
+  std::vector<uint8_t> out;
+  encode(big, out);
+  LagReport d;
+  CHECK_FALSE(decode(split_one(out).body, d).is_ok());
+}

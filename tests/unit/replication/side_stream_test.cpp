@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "replication/sync_progress.h"
+#include "replication/rebuild_progress.h"
 
 using namespace isthmus::replication;
 
@@ -107,7 +107,7 @@ TEST_CASE("description markers round-trip and replace each other", "[replication
 }
 
 TEST_CASE("sync progress: done, to go, rate, estimated time", "[replication][divergence]") {
-  SyncProgress p;
+  RebuildProgress p;
   const int64_t s = 1'000'000'000;
   p.start("rebuild", 99, 99, 10 * s);  // leader first_seq 100, nothing applied yet
   auto j = p.json(99, 1099, 10 * s);

@@ -1,0 +1,73 @@
+// Progress of a rebuild: a replica syncing from the leader again: messages done
+// and to go, the rate over the last few seconds, and an estimated time.
+// Pure code, header-only. Thread: whoever owns it (the Follower: loop thread).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+
+namespace isthmus::replication {
+
+class RebuildProgress {
+ public:
+  static constexpr int64_t kWindowNs = 10'000'000'000;  // rate over the last 10 s
+
+  // `base` is the sequence below the first one to sync (leader first_seq - 1);
+  // `applied` the highest sequence already there. Times are monotonic ns.
+  void start(std::string kind, uint64_t base, uint64_t applied, int64_t now_mono_ns) {
+    kind_ = std::move(kind);
+    base_ = base;
+    started_ns_ = now_mono_ns;
+    samples_.clear();
+    samples_.emplace_back(now_mono_ns, applied);
+    active_ = true;
+  }
+  void stop() { active_ = false; }
+  bool active() const { return active_; }
+  // About once a second, with the highest sequence applied so far.
+  void sample(uint64_t applied, int64_t now_mono_ns) {
+    if (!active_) return;
+    samples_.emplace_back(now_mono_ns, applied);
+    while (samples_.size() > 2 && now_mono_ns - samples_.front().first > kWindowNs) samples_.pop_front();
+  }
+  // Messages per second from the oldest sample in the window (at most
+  // kWindowNs old, or the start) to (now_mono_ns, applied); 0 when unknown.
+  double rate(uint64_t applied, int64_t now_mono_ns) const {
+    if (samples_.empty()) return 0;
+    auto [t0, a0] = samples_.front();
+    if (now_mono_ns <= t0 || applied < a0) return 0;
+    return static_cast<double>(applied - a0) * 1e9 / static_cast<double>(now_mono_ns - t0);
+  }
+  // {"kind","done","to_go","rate_msgs_per_s","eta_s"(null when unknown),"elapsed_s"}
+  nlohmann::json json(uint64_t applied, uint64_t leader_last, int64_t now_mono_ns) const {
+    uint64_t done = applied > base_ ? applied - base_ : 0;
+    uint64_t to_go = leader_last > applied ? leader_last - applied : 0;
+    double r = rate(applied, now_mono_ns);
+    nlohmann::json j;
+    j["kind"] = kind_;
+    j["done"] = done;
+    j["to_go"] = to_go;
+    j["rate_msgs_per_s"] = r;
+    if (to_go == 0) {
+      j["eta_s"] = 0.0;
+    } else if (r > 0) {
+      j["eta_s"] = static_cast<double>(to_go) / r;
+    } else {
+      j["eta_s"] = nullptr;
+    }
+    j["elapsed_s"] = static_cast<double>(now_mono_ns - started_ns_) / 1e9;
+    return j;
+  }
+
+ private:
+  bool active_ = false;
+  std::string kind_;
+  uint64_t base_ = 0;
+  int64_t started_ns_ = 0;
+  std::deque<std::pair<int64_t, uint64_t>> samples_;
+};
+
+}  // namespace isthmus::replication

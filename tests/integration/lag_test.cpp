@@ -1,0 +1,521 @@
+// Issue 5, "Lag": the time lag and ages Isthmus reports, checked against
+// what a test with one clock observes. Two regions (iad leads
+// COVENANT_COUNTRIES, ams follows and dials), the link (mutual TLS 1.3 + S2)
+// through a faultproxy:
+//
+//   ams --dials--> faultproxy --> iad's link port
+//
+//   a  Lag truth: 20 ms added each way, and ams's isthmusd runs under
+//      libfaketime shifted 30 s FORWARD (its nats-server is not shifted).
+//      A probe publishes at iad (JetStream) and receives the replica's
+//      write at ams's nats-server (core subscription), both stamped with the
+//      test's steady clock: the true lag. The corrected time lag ams reports
+//      (current, and p50 over its window) must agree with the probe within
+//      10 ms + the offset estimate's stated error, never be negative, and iad
+//      must show the same figures (LAG_REPORT). The uncorrected lag is
+//      printed: off by about the shift.
+//   b  Link down for 10 s (proxy down: connections reset and refused) while
+//      iad publishes steadily: iad's oldest-unreplicated age and ams's
+//      newest-applied age both rise to about 10 s, then fall back once the
+//      link is back. /metrics carries the lag metric families.
+//   c  Initial sync of 20,000 messages over a 1 MB/s cap: both ends show
+//      "syncing" with done, to go, rate and estimate (isthmusctl lag too),
+//      then "caught_up" with done = 20,000.
+// Each case prints "[figures]" lines.
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "faultproxy/proxy_client.h"
+#include "harness.h"
+
+using namespace harness;
+using isthmus::test::FaultProxy;
+using nlohmann::json;
+
+namespace {
+
+const std::string kStream = "COVENANT_COUNTRIES";
+const std::string kLeader = "iad";
+const std::string kFollower = "ams";  // sorts first: the dialer
+const std::string kSubject = "covenant.countries.updated";
+
+json leader_stream_config() {
+  return {{"name", kStream},
+          {"subjects", {"covenant.countries.created", "covenant.countries.updated", "covenant.countries.deleted"}},
+          {"retention", "limits"},
+          {"max_msgs", 1'000'000},
+          {"storage", "file"},
+          {"num_replicas", 1},
+          {"discard", "old"}};
+}
+
+std::string faketime_lib() {
+  for (const char* p : {"/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+                        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1"}) {
+    if (::access(p, R_OK) == 0) return p;
+  }
+  throw Fatal("libfaketime not found (Debian package faketime)");
+}
+
+double ms_since(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return -1;
+  std::sort(v.begin(), v.end());
+  return v[(v.size() - 1) / 2];  // the lower median, like a ceil(q n) rank
+}
+
+double num(const json& j, const char* key, double fallback = -1) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return fallback;
+  return j[key].get<double>();
+}
+
+struct Setup {
+  TempDir tmp{"isthmus-lag"};
+  Mesh mesh{tmp, {kLeader, kFollower}, {{kStream, kLeader}}};
+  std::unique_ptr<FaultProxy> proxy;
+
+  Region& leader() { return mesh[kLeader]; }
+  Region& follower() { return mesh[kFollower]; }
+
+  explicit Setup(const std::string& follower_faketime = "") {
+    uint16_t iad_link = leader().daemon.config().link_port;
+    auto fp = FaultProxy::start(FaultProxy::default_executable(), "127.0.0.1:" + std::to_string(iad_link));
+    if (!fp.is_ok()) throw Fatal("faultproxy did not start: " + fp.status().message());
+    proxy = std::move(*fp);
+    for (auto& p : follower().daemon.config().peers)
+      if (p.name == kLeader) p.address = proxy->listen_address();
+    for (const std::string& r : {kLeader, kFollower}) {
+      // Heartbeats every 250 ms: the clock offset is estimated within a
+      // second; redials within a second once the proxy is back up.
+      mesh[r].daemon.config().link_extra = "heartbeat_interval = \"250ms\"\nbackoff_max = \"1s\"";
+      mesh[r].daemon.write_config();
+    }
+    if (!follower_faketime.empty()) {
+      follower().daemon.set_env({{"LD_PRELOAD", faketime_lib()}, {"FAKETIME", follower_faketime}});
+    }
+  }
+
+  void start() {
+    mesh.start_nats();
+    leader().js().create_stream(leader_stream_config());
+    follower().js();
+    leader().daemon.start();
+    follower().daemon.start();
+    check_for(
+        30s,
+        [&](std::string& st) {
+          json a = links(kFollower), i = links(kLeader);
+          st = "ams " + a.dump() + "; iad " + i.dump();
+          return a.value("state", "") == "up" && i.value("state", "") == "up";
+        },
+        "iad<->ams link up through the fault proxy");
+  }
+
+  json links(const std::string& region) {
+    auto r = mesh[region].daemon.http_get("/v1/links", 2s);
+    if (r.status != 200) throw std::runtime_error("/v1/links " + std::to_string(r.status) + " " + r.body);
+    json j = json::parse(r.body);
+    const std::string peer = region == kFollower ? kLeader : kFollower;
+    for (const auto& p : j.at("links"))
+      if (p.value("peer", "") == peer) return p;
+    throw std::runtime_error(region + ": no " + peer + " in /v1/links: " + r.body);
+  }
+
+  // The one follower entry of a region's /v1/lag for kStream.
+  json lag_entry(const std::string& region) {
+    auto s = mesh[region].daemon.lag_stream(kStream);
+    if (!s) throw std::runtime_error(region + ": no " + kStream + " in /v1/lag");
+    const json& fs = s->at("followers");
+    if (!fs.is_array() || fs.size() != 1) throw std::runtime_error(region + ": followers " + fs.dump());
+    json f = fs[0];
+    f["stream_state"] = s->value("state", "");
+    return f;
+  }
+};
+
+// Receives the replica's writes at the follower's nats-server (a core
+// subscription sees each publish Isthmus makes into the replica) and stamps
+// each with the test's steady clock, by the index in its payload.
+class Probe {
+ public:
+  explicit Probe(const std::string& url) {
+    if (natsConnection_ConnectTo(&nc_, url.c_str()) != NATS_OK) throw Fatal("probe: cannot connect to " + url);
+    if (natsConnection_Subscribe(&sub_, nc_, kSubject.c_str(), &Probe::on_msg, this) != NATS_OK)
+      throw Fatal("probe: cannot subscribe");
+    natsConnection_Flush(nc_);
+  }
+  ~Probe() {
+    if (sub_ != nullptr) {
+      natsSubscription_Unsubscribe(sub_);
+      natsSubscription_Destroy(sub_);
+    }
+    if (nc_ != nullptr) natsConnection_Destroy(nc_);
+  }
+  std::map<long, Clock::time_point> received() {
+    std::lock_guard<std::mutex> l(mu_);
+    return got_;
+  }
+
+ private:
+  static void on_msg(natsConnection*, natsSubscription*, natsMsg* m, void* self) {
+    auto now = Clock::now();
+    auto* p = static_cast<Probe*>(self);
+    std::string data(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+    natsMsg_Destroy(m);
+    long idx = std::strtol(data.c_str() + data.find(':') + 1, nullptr, 10);
+    std::lock_guard<std::mutex> l(p->mu_);
+    p->got_.emplace(idx, now);  // the first arrival (a replay after a reset is later)
+  }
+  natsConnection* nc_ = nullptr;
+  natsSubscription* sub_ = nullptr;
+  std::mutex mu_;
+  std::map<long, Clock::time_point> got_;
+};
+
+// Publishes {"probe":i} at `per_second` on its own connection until
+// stopped, recording the send time of each.
+class SteadyPublisher {
+ public:
+  SteadyPublisher(const std::string& url, int per_second)
+      : js_(std::make_unique<JetStream>(url)), thread_([this, per_second] {
+          try {
+            auto next = Clock::now();
+            auto every = std::chrono::microseconds(1'000'000 / per_second);
+            for (long i = 0; !stop_; ++i) {
+              std::this_thread::sleep_until(next);  // pacing, not waiting for a condition
+              next += every;
+              OutMsg m;
+              m.subject = kSubject;
+              m.payload = "{\"probe\":" + std::to_string(i) + "}";
+              auto t = Clock::now();
+              js_->publish(m);
+              {
+                std::lock_guard<std::mutex> l(mu_);
+                sent_.emplace(i, t);
+              }
+              published_ = i + 1;
+            }
+          } catch (...) {
+            error_ = std::current_exception();
+          }
+        }) {}
+  ~SteadyPublisher() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  void check() {
+    if (error_) std::rethrow_exception(error_);
+  }
+  long published() const { return published_; }
+  std::map<long, Clock::time_point> sent() {
+    std::lock_guard<std::mutex> l(mu_);
+    return sent_;
+  }
+
+ private:
+  std::unique_ptr<JetStream> js_;
+  std::atomic<bool> stop_{false};
+  std::atomic<long> published_{0};
+  std::mutex mu_;
+  std::map<long, Clock::time_point> sent_;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("a: lag truth: 20 ms each way, follower clock +30 s; corrected lag matches a one-clock probe",
+          "[lag][truth]") {
+  constexpr double kShiftMs = 30'000;
+  Setup su("+30s");
+  REQUIRE(su.proxy->set(FaultProxy::kBoth, "delay_ms=20").is_ok());
+  su.start();
+
+  // The follower's offset estimate: the leader's clock minus its own, about
+  // -30 s; the leader sees about +30 s.
+  double offset_ms = 0, err_ms = 0;
+  check_for(
+      20s,
+      [&](std::string& st) {
+        json a = su.links(kFollower), i = su.links(kLeader);
+        st = "ams " + a.dump() + "; iad " + i.dump();
+        if (!a.contains("clock_offset_ms") || !i.contains("clock_offset_ms")) return false;
+        offset_ms = a["clock_offset_ms"].get<double>();
+        err_ms = a["clock_offset_error_ms"].get<double>();
+        return true;
+      },
+      "clock offsets estimated on both sides");
+  std::printf("[figures] a: ams clock offset (iad - ams) %.3f ms, error bound %.3f ms (rtt %.3f ms)\n", offset_ms,
+              err_ms, num(su.links(kFollower), "rtt_ms"));
+  CHECK(std::abs(offset_ms + kShiftMs) < 5 + err_ms);
+
+  Probe probe(su.follower().nats.url());
+  SteadyPublisher pub(su.leader().nats.url(), 40);
+  // ~8 s of publishing; poll the follower's report meanwhile: never negative.
+  auto until = Clock::now() + 8s;
+  int polls = 0;
+  while (Clock::now() < until) {
+    pub.check();
+    json f = su.lag_entry(kFollower);
+    const json& tl = f.at("time_lag");
+    for (const char* k : {"current_ms", "p50_ms", "p95_ms", "p99_ms"}) {
+      if (tl.contains(k) && tl[k].is_number()) {
+        INFO(f.dump());
+        REQUIRE(tl[k].get<double>() >= 0);
+      }
+    }
+    ++polls;
+    std::this_thread::sleep_for(200ms);  // the sampling period of this loop
+  }
+  pub.stop();
+  pub.check();
+  const long n = pub.published();
+  REQUIRE(n > 100);
+
+  // Everything applied; the leader has the follower's final report.
+  json f, l;
+  check_for(
+      20s,
+      [&](std::string& st) {
+        f = su.lag_entry(kFollower);
+        l = su.lag_entry(kLeader);
+        st = "ams " + f.dump() + "; iad " + l.dump();
+        return f.value("applied_seq", 0L) == n && l.value("applied_seq", 0L) == n &&
+               l.contains("time_lag") && l["time_lag"].value("reported_applied_seq", 0L) == n &&
+               static_cast<long>(probe.received().size()) >= n;
+      },
+      "all " + std::to_string(n) + " messages applied, probed and reported to the leader");
+
+  // The truth, with one clock.
+  auto sent = pub.sent();
+  auto recv = probe.received();
+  std::vector<double> truth;
+  for (const auto& [i, t] : sent) {
+    auto it = recv.find(i);
+    REQUIRE(it != recv.end());
+    truth.push_back(ms_since(t, it->second));
+  }
+  double probe_p50 = median(truth);
+  double probe_last = truth.back();
+  double probe_min = *std::min_element(truth.begin(), truth.end());
+  double probe_max = *std::max_element(truth.begin(), truth.end());
+
+  const json& tl = f.at("time_lag");
+  INFO("ams " << f.dump());
+  INFO("iad " << l.dump());
+  REQUIRE(tl.value("clock_offset_known", false));
+  double cur = num(tl, "current_ms"), p50 = num(tl, "p50_ms"), p99 = num(tl, "p99_ms");
+  double uncorrected = num(tl, "uncorrected_ms", 0);
+  double err = num(tl, "clock_offset_error_ms");
+  double tol = 10 + err;
+  std::printf("[figures] a: probe (truth) p50 %.2f ms, last %.2f ms, min %.2f, max %.2f over %zu messages\n",
+              probe_p50, probe_last, probe_min, probe_max, truth.size());
+  std::printf("[figures] a: ams reports current %.3f ms, window p50 %.3f ms, p95 %.3f, p99 %.3f (%d samples), "
+              "offset %.3f ms +- %.3f ms; tolerance %.3f ms\n",
+              cur, p50, num(tl, "p95_ms"), p99, static_cast<int>(num(tl, "window_samples", 0)),
+              num(tl, "clock_offset_ms"), err, tol);
+  std::printf("[figures] a: uncorrected current %.3f ms: off by %.3f ms (the shift is %.0f ms)\n", uncorrected,
+              uncorrected - probe_last, kShiftMs);
+  CHECK(cur >= 0);
+  CHECK(p50 >= 0);
+  CHECK(std::abs(cur - probe_last) <= tol);
+  CHECK(std::abs(p50 - probe_p50) <= tol);
+  CHECK(num(tl, "window_samples", 0) == static_cast<double>(n));
+  CHECK_FALSE(tl.value("clamped", true));
+  // Uncorrected it would be off by the whole shift.
+  CHECK(std::abs(uncorrected - probe_last - kShiftMs) < 1000);
+
+  // The leader shows the follower's figures beside its own sequence lag.
+  const json& ltl = l.at("time_lag");
+  std::printf("[figures] a: iad shows current %.3f ms, p50 %.3f ms, p99 %.3f ms, seq_lag %lld\n",
+              num(ltl, "current_ms"), num(ltl, "p50_ms"), num(ltl, "p99_ms"),
+              static_cast<long long>(l.value("seq_lag", -1L)));
+  // The current value is corrected with the offset as estimated when read;
+  // the leader's copy used the estimate of up to a second before.
+  CHECK(num(ltl, "current_ms") == Approx(cur).margin(err));
+  CHECK(num(ltl, "p50_ms") == Approx(p50).margin(0.002));
+  CHECK(l.value("seq_lag", -1L) == 0);
+  CHECK(f.value("seq_lag", -1L) == 0);
+  CHECK(l.at("sync").value("state", "") == "caught_up");
+  CHECK(f.at("sync").value("state", "") == "caught_up");
+  std::fflush(stdout);
+}
+
+TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back", "[lag][down]") {
+  Setup su;
+  su.start();
+  SteadyPublisher pub(su.leader().nats.url(), 20);
+  // Caught up and live: both ages small.
+  auto ages = [&](double& leader_age, double& follower_age, std::string& st) {
+    json l = su.lag_entry(kLeader), f = su.lag_entry(kFollower);
+    st = "iad " + l.dump() + "; ams " + f.dump();
+    leader_age = num(l, "oldest_unreplicated_age_ms");
+    follower_age = num(f, "newest_applied_age_ms");
+  };
+  double la = -1, fa = -1;
+  check_for(
+      20s,
+      [&](std::string& st) {
+        pub.check();
+        ages(la, fa, st);
+        return pub.published() > 20 && la >= 0 && la < 1000 && fa >= 0 && fa < 1000;
+      },
+      "both ages under 1 s while replicating live");
+  std::printf("[figures] b: before: iad oldest-unreplicated age %.1f ms, ams newest-applied age %.1f ms\n", la, fa);
+
+  REQUIRE(su.proxy->down().is_ok());
+  auto t0 = Clock::now();
+  // Sample at ~5 s and ~10 s: rising, and about the outage's length.
+  std::string st;
+  std::this_thread::sleep_until(t0 + 5s);  // the outage's schedule, not a wait for a condition
+  double la5 = -1, fa5 = -1;
+  ages(la5, fa5, st);
+  std::this_thread::sleep_until(t0 + 10s);
+  double la10 = -1, fa10 = -1;
+  ages(la10, fa10, st);
+  double down_s = ms_since(t0, Clock::now()) / 1000;
+  std::printf("[figures] b: link down: at 5 s iad %.0f ms, ams %.0f ms; at %.2f s iad %.0f ms, ams %.0f ms\n", la5,
+              fa5, down_s, la10, fa10);
+  INFO(st);
+  CHECK(la10 > la5);
+  CHECK(fa10 > fa5);
+  // About 10 s each (publishing at 20/s: the oldest missing message is at
+  // most 50 ms younger than the outage; reports are computed on request).
+  CHECK(la10 >= 8500);
+  CHECK(la10 <= 12000);
+  CHECK(fa10 >= 8500);
+  CHECK(fa10 <= 12000);
+  REQUIRE(su.proxy->up().is_ok());
+  auto t1 = Clock::now();
+  check_for(
+      30s,
+      [&](std::string& s) {
+        pub.check();
+        ages(la, fa, s);
+        return la >= 0 && la < 1000 && fa >= 0 && fa < 1000;
+      },
+      "both ages back under 1 s after the link returned");
+  std::printf("[figures] b: after the link returned: both ages under 1 s within %.2f s (iad %.1f ms, ams %.1f ms)\n",
+              ms_since(t1, Clock::now()) / 1000, la, fa);
+
+  // The metric families are exposed.
+  auto m = su.follower().daemon.http_get("/metrics");
+  REQUIRE(m.status == 200);
+  auto lm = su.leader().daemon.http_get("/metrics");
+  REQUIRE(lm.status == 200);
+  for (const char* name : {"isthmus_lag_messages{", "isthmus_lag_time_seconds{", "isthmus_lag_time_window_seconds{",
+                           "isthmus_lag_time_histogram_seconds_bucket{", "isthmus_lag_time_histogram_seconds_sum{",
+                           "isthmus_lag_time_histogram_seconds_count{", "isthmus_lag_newest_applied_age_seconds{",
+                           "isthmus_replicated_messages_total{", "isthmus_replicated_bytes_total{",
+                           "isthmus_apply_errors_total{", "isthmus_stream_diverged{", "isthmus_sync_syncing{",
+                           "isthmus_link_frame_bytes_sent_total{", "isthmus_link_reconnects_total{"}) {
+    INFO(name);
+    CHECK(m.body.find(name) != std::string::npos);
+  }
+  for (const char* name : {"isthmus_lag_oldest_unreplicated_age_seconds{", "isthmus_lag_newest_applied_age_seconds{",
+                           "isthmus_lag_time_seconds{", "isthmus_sent_messages_total{"}) {
+    INFO(name);
+    CHECK(lm.body.find(name) != std::string::npos);
+  }
+  CHECK(m.body.find("le=\"+Inf\"") != std::string::npos);
+  pub.stop();
+  pub.check();
+  std::fflush(stdout);
+}
+
+TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate at both ends, then caught up",
+          "[lag][sync]") {
+  // 20,000 messages of ~300 bytes in the leader before the follower starts;
+  // the leader -> follower direction capped at 1 MB/s, so the sync takes
+  // several seconds and can be watched.
+  constexpr size_t kTotal = 20'000;
+  Setup su;
+  REQUIRE(su.proxy->set(FaultProxy::kB2A, "rate_bps=1000000").is_ok());
+  su.mesh.start_nats();
+  su.leader().js().create_stream(leader_stream_config());
+  std::vector<OutMsg> msgs;
+  for (size_t i = 0; i < kTotal; ++i) {
+    OutMsg m;
+    m.subject = kSubject;
+    // Pseudo-random base64 padding: S2 cannot shrink it much.
+    std::string pad(280, 'A');
+    uint64_t x = 0x9E3779B97F4A7C15ull * (i + 1);
+    for (auto& ch : pad) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      ch = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[x & 63];
+    }
+    m.payload = "{\"history\":" + std::to_string(i) + ",\"pad\":\"" + pad + "\"}";
+    msgs.push_back(std::move(m));
+  }
+  su.leader().js().publish_bulk(msgs, 1024);
+  su.follower().js();
+  su.leader().daemon.start();
+  su.follower().daemon.start();
+
+  // While syncing: the follower's figures, mirrored at the leader, and the
+  // PROGRESS column of isthmusctl.
+  json f, l;
+  check_for(
+      30s,
+      [&](std::string& st) {
+        f = su.lag_entry(kFollower);
+        l = su.lag_entry(kLeader);
+        st = "ams " + f.dump() + "; iad " + l.dump();
+        const json& fs = f.at("sync");
+        const json& ls = l.contains("sync") ? l["sync"] : json();
+        return fs.value("state", "") == "syncing" && num(fs, "done", 0) > 0 && num(fs, "to_go", 0) > 0 &&
+               num(fs, "rate_per_s", 0) > 0 && num(fs, "eta_s") > 0 && f.value("stream_state", "") == "syncing" &&
+               ls.is_object() && ls.value("state", "") == "syncing" && num(ls, "to_go", 0) > 0;
+      },
+      "both ends show the initial sync under way");
+  const json& fs = f.at("sync");
+  std::printf("[figures] c: ams syncing: done %.0f, to go %.0f, %.0f msgs/s, eta %.1f s; iad mirrors done %.0f, "
+              "to go %.0f\n",
+              num(fs, "done"), num(fs, "to_go"), num(fs, "rate_per_s"), num(fs, "eta_s"), num(l.at("sync"), "done"),
+              num(l.at("sync"), "to_go"));
+  CHECK(num(fs, "done") + num(fs, "to_go") == Approx(static_cast<double>(kTotal)));
+  RunResult ctl = run_capture({env_or("ISTHMUS_BUILD_DIR", "") + "/ctl/isthmusctl", "--url",
+                               "http://127.0.0.1:" + std::to_string(su.follower().daemon.http_port()), "lag"},
+                              10s);
+  std::printf("[figures] c: isthmusctl lag at ams during the sync:\n%s", ctl.out.c_str());
+  CHECK(ctl.status.exited);
+  CHECK(ctl.status.code == 0);
+  CHECK(ctl.out.find("PROGRESS") != std::string::npos);
+  CHECK(ctl.out.find("syncing ") != std::string::npos);
+
+  auto t0 = Clock::now();
+  check_for(
+      60s,
+      [&](std::string& st) {
+        f = su.lag_entry(kFollower);
+        l = su.lag_entry(kLeader);
+        st = "ams " + f.dump() + "; iad " + l.dump();
+        return f.at("sync").value("state", "") == "caught_up" && l.contains("sync") &&
+               l["sync"].value("state", "") == "caught_up";
+      },
+      "both ends show the sync caught up");
+  std::printf("[figures] c: caught up %.1f s later; ams done %.0f, to go %.0f\n", ms_since(t0, Clock::now()) / 1000,
+              num(f.at("sync"), "done"), num(f.at("sync"), "to_go"));
+  CHECK(num(f.at("sync"), "done") == static_cast<double>(kTotal));
+  CHECK(num(f.at("sync"), "to_go") == 0);
+  CHECK(f.value("applied_seq", 0UL) == kTotal);
+  std::fflush(stdout);
+}
