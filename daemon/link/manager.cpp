@@ -544,6 +544,11 @@ void Manager::flush_all() {
   }
 }
 
+void Manager::flush(const std::string& peer) {
+  Peer* p = find(peer);
+  if (p != nullptr && p->up && p->conn) p->conn->flush();
+}
+
 size_t Manager::pending_bytes(const std::string& peer) const {
   const Peer* p = find(peer);
   if (p == nullptr || !p->conn) return 0;

@@ -96,6 +96,9 @@ class Manager : public ConnectionHandler {
   // resynchronises on link up). Returns false when dropped.
   bool send(const std::string& peer, std::vector<uint8_t>&& frame);
   void flush_all();
+  // Hands what is queued for one peer to its socket now, as far as send
+  // pacing allows (Connection::flush), without waiting for flush_all().
+  void flush(const std::string& peer);
   size_t pending_bytes(const std::string& peer) const;
   // The peer's clock minus ours and its error bound (see PeerStatus), without
   // building a whole status report. False while there is no estimate. The

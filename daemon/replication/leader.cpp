@@ -553,9 +553,15 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   v.msgs_sent++;
   v.bytes_sent += sz;
   // DATA frames no bigger than the link's group limit: on a slow link a
-  // heartbeat must not wait behind one big frame (link/connection.h).
+  // heartbeat must not wait behind one big frame (link/connection.h). A full
+  // frame goes to the socket at once (send pacing still applies) rather than
+  // after every message the mailbox holds has been read; a partial one at the
+  // end of this loop iteration (request_flush).
   account(*s);
-  if (s->batch_bytes >= ctx_.links->frame_limit(s->peer, ctx_.cfg->link.batch_bytes)) send_batch(*s);
+  if (s->batch_bytes >= ctx_.links->frame_limit(s->peer, ctx_.cfg->link.batch_bytes)) {
+    send_batch(*s);
+    ctx_.links->flush(s->peer);
+  }
   ctx_.request_flush();
 }
 
