@@ -1063,9 +1063,9 @@ void Follower::refused(uint64_t seq, const nats::PubAck& ack) {
         if (ack.err_code == kErrWrongLastSequence && nats::wrong_last_sequence_of(ack.error, counted)) {
           int64_t offset = static_cast<int64_t>(counted) - static_cast<int64_t>(last);
           if (offset != guard_offset_) {
-            spdlog::info("stream {}: nats-server counts the replica's last sequence as {} where it is {} (stale "
-                         "after a positioning purge until nats-server restarts); expected-last-sequence "
-                         "headers now compensate by {}",
+            spdlog::info("stream {}: nats-server counts the replica's last sequence as {} where it is {}; "
+                         "expected-last-sequence headers now follow its count (offset {}; nats-server 2.9 keeps "
+                         "an old count after a positioning purge until it restarts)",
                          cfg_.name, counted, last, offset);
             guard_offset_ = offset;
             resume();
@@ -1097,9 +1097,9 @@ void Follower::refused(uint64_t seq, const nats::PubAck& ack) {
         // Refused somewhere before the checkpoint: redo that stretch with an
         // acknowledgement for every message, which names the refusal.
         ++apply_errors_;
-        spdlog::warn("stream {}: a write after sequence {} was refused ({} at checkpoint {}); retrying with an "
-                     "acknowledgement for every message",
-                     cfg_.name, last, ack.error, seq);
+        spdlog::warn("stream {}: the write of sequence {} was refused, and with it those after it up to "
+                     "checkpoint {} ({}); retrying from {} with an acknowledgement for every message",
+                     cfg_.name, last + 1, seq, ack.error, last + 1);
         ack_all_until_ = std::max(ack_all_until_, wrote_to);
         resume();
       });
