@@ -901,17 +901,21 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
   o.seq = m.seq;
   o.time_ns = m.time_ns;
   o.epoch = 0;
-  Headers hs = replica_headers(m.headers, o);
-  if (filler) hs.emplace_back(std::string(kHdrFiller), "1");
+  if (s == NATS_OK) {
+    for_each_replica_header(m.headers, o, [&s, msg](const char* k, const char* v) {
+      s = natsMsgHeader_Add(msg, k, v);
+      return s == NATS_OK;
+    });
+  }
+  if (s == NATS_OK && filler) s = natsMsgHeader_Add(msg, kHdrFiller.data(), "1");
   // JetStream itself refuses a write that would land anywhere but m.seq, so
   // a foreign write cannot shift the messages pipelined behind it (and a
   // refused write refuses everything behind it: the chain checkpoints rely on).
-  if (use_expected_last_) {
-    hs.emplace_back("Nats-Expected-Last-Sequence",
-                    std::to_string(static_cast<int64_t>(m.seq - 1) + guard_offset_));
-  }
-  for (size_t i = 0; s == NATS_OK && i < hs.size(); ++i) {
-    s = natsMsgHeader_Add(msg, hs[i].first.c_str(), hs[i].second.c_str());
+  if (s == NATS_OK && use_expected_last_) {
+    char guard[24];
+    auto r = std::to_chars(guard, guard + sizeof(guard) - 1, static_cast<int64_t>(m.seq - 1) + guard_offset_);
+    *r.ptr = '\0';
+    s = natsMsgHeader_Add(msg, "Nats-Expected-Last-Sequence", guard);
   }
   if (s == NATS_OK) s = natsConnection_PublishMsg(ctx_.conn.get(), msg);
   natsMsg_Destroy(msg);
