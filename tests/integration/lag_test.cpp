@@ -51,16 +51,6 @@ const std::string kLeader = "iad";
 const std::string kFollower = "ams";  // sorts first: the dialer
 const std::string kSubject = "covenant.countries.updated";
 
-json leader_stream_config() {
-  return {{"name", kStream},
-          {"subjects", {"covenant.countries.created", "covenant.countries.updated", "covenant.countries.deleted"}},
-          {"retention", "limits"},
-          {"max_msgs", 1'000'000},
-          {"storage", "file"},
-          {"num_replicas", 1},
-          {"discard", "old"}};
-}
-
 std::string faketime_lib() {
   for (const char* p : {"/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
                         "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1"}) {
@@ -84,69 +74,18 @@ double num(const json& j, const char* key, double fallback = -1) {
   return j[key].get<double>();
 }
 
-struct Setup {
-  TempDir tmp{"isthmus-lag"};
-  Mesh mesh{tmp, {kLeader, kFollower}, {{kStream, kLeader}}};
-  std::unique_ptr<FaultProxy> proxy;
-
-  Region& leader() { return mesh[kLeader]; }
-  Region& follower() { return mesh[kFollower]; }
-
-  explicit Setup(const std::string& follower_faketime = "") {
-    uint16_t iad_link = leader().daemon.config().link_port;
-    auto fp = FaultProxy::start(FaultProxy::default_executable(), "127.0.0.1:" + std::to_string(iad_link));
-    if (!fp.is_ok()) throw Fatal("faultproxy did not start: " + fp.status().message());
-    proxy = std::move(*fp);
-    for (auto& p : follower().daemon.config().peers)
-      if (p.name == kLeader) p.address = proxy->listen_address();
-    for (const std::string& r : {kLeader, kFollower}) {
-      // Heartbeats every 250 ms: the clock offset is estimated within a
-      // second; redials within a second once the proxy is back up.
-      mesh[r].daemon.config().link_extra = "heartbeat_interval = \"250ms\"\nbackoff_max = \"1s\"";
-      mesh[r].daemon.write_config();
-    }
-    if (!follower_faketime.empty()) {
-      follower().daemon.set_env({{"LD_PRELOAD", faketime_lib()}, {"FAKETIME", follower_faketime}});
-    }
-  }
-
-  void start() {
-    mesh.start_nats();
-    leader().js().create_stream(leader_stream_config());
-    follower().js();
-    leader().daemon.start();
-    follower().daemon.start();
-    check_for(
-        30s,
-        [&](std::string& st) {
-          json a = links(kFollower), i = links(kLeader);
-          st = "ams " + a.dump() + "; iad " + i.dump();
-          return a.value("state", "") == "up" && i.value("state", "") == "up";
-        },
-        "iad<->ams link up through the fault proxy");
-  }
-
-  json links(const std::string& region) {
-    auto r = mesh[region].daemon.http_get("/v1/links", 2s);
-    if (r.status != 200) throw std::runtime_error("/v1/links " + std::to_string(r.status) + " " + r.body);
-    json j = json::parse(r.body);
-    const std::string peer = region == kFollower ? kLeader : kFollower;
-    for (const auto& p : j.at("links"))
-      if (p.value("peer", "") == peer) return p;
-    throw std::runtime_error(region + ": no " + peer + " in /v1/links: " + r.body);
-  }
-
-  // The one follower entry of a region's /v1/lag for kStream.
-  json lag_entry(const std::string& region) {
-    auto s = mesh[region].daemon.lag_stream(kStream);
-    if (!s) throw std::runtime_error(region + ": no " + kStream + " in /v1/lag");
-    const json& fs = s->at("followers");
-    if (!fs.is_array() || fs.size() != 1) throw std::runtime_error(region + ": followers " + fs.dump());
-    json f = fs[0];
-    f["stream_state"] = s->value("state", "");
-    return f;
-  }
-};
+// ams dials iad through the proxy (harness::ProxiedPair). Heartbeats every
+// 250 ms: the clock offset is estimated within a second; redials within a
+// second once the proxy is back up.
+ProxiedPairOptions pair_options() {
+  ProxiedPairOptions o;
+  o.tmp_prefix = "isthmus-lag";
+  o.stream = kStream;
+  o.leader = kLeader;
+  o.follower = kFollower;
+  o.link_extra = "heartbeat_interval = \"250ms\"\nbackoff_max = \"1s\"";
+  return o;
+}
 
 // Receives the replica's writes at the follower's nats-server (a core
 // subscription sees each publish Isthmus makes into the replica) and stamps
@@ -243,7 +182,8 @@ class SteadyPublisher {
 TEST_CASE("a: lag truth: 20 ms each way, follower clock +30 s; corrected lag matches a one-clock probe",
           "[lag][truth]") {
   constexpr double kShiftMs = 30'000;
-  Setup su("+30s");
+  ProxiedPair su(pair_options());
+  su.follower().daemon.set_env({{"LD_PRELOAD", faketime_lib()}, {"FAKETIME", "+30s"}});
   REQUIRE(su.proxy->set(FaultProxy::kBoth, "delay_ms=20").is_ok());
   su.start();
 
@@ -358,7 +298,7 @@ TEST_CASE("a: lag truth: 20 ms each way, follower clock +30 s; corrected lag mat
 }
 
 TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back", "[lag][down]") {
-  Setup su;
+  ProxiedPair su(pair_options());
   su.start();
   SteadyPublisher pub(su.leader().nats.url(), 20);
   // Caught up and live: both ages small.
@@ -445,10 +385,9 @@ TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate
   // the leader -> follower direction capped at 1 MB/s, so the sync takes
   // several seconds and can be watched.
   constexpr size_t kTotal = 20'000;
-  Setup su;
+  ProxiedPair su(pair_options());
   REQUIRE(su.proxy->set(FaultProxy::kB2A, "rate_bps=1000000").is_ok());
-  su.mesh.start_nats();
-  su.leader().js().create_stream(leader_stream_config());
+  su.start_nats();
   std::vector<OutMsg> msgs;
   for (size_t i = 0; i < kTotal; ++i) {
     OutMsg m;
@@ -466,9 +405,7 @@ TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate
     msgs.push_back(std::move(m));
   }
   su.leader().js().publish_bulk(msgs, 1024);
-  su.follower().js();
-  su.leader().daemon.start();
-  su.follower().daemon.start();
+  su.start_daemons();
 
   // While syncing: the follower's figures, mirrored at the leader, and the
   // PROGRESS column of isthmusctl.
