@@ -19,10 +19,9 @@
 //   e  compression off (the smaller set): 50 ms round trip, then 3 resets
 // Each case prints "[figures]" lines.
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <exception>
-#include <memory>
+#include <vector>
 #include <sstream>
 #include <thread>
 
@@ -43,96 +42,20 @@ const std::string kFollower = "ams";  // sorts first: the dialer
 constexpr auto kCatchUp = 60s;         // ceiling for the replica to catch up
 constexpr auto kNoProgress = 25s;      // no replica progress this long: give up
 
-// Event i, to be stored at leader sequence `seq`. Headers as in the mirror
-// test (unique Msg-Ids here, multi-valued X-Trace, publish-time headers that
-// must travel renamed, some messages without headers). `blob` adds that many
-// pseudo-random base64 characters to the JSON, which S2 cannot shrink much
-// (used to saturate a bandwidth cap with a known number of wire bytes).
-OutMsg event(size_t i, uint64_t seq, size_t blob = 0) {
-  static const char* kinds[] = {"created", "updated", "deleted"};
-  static const char* countries[] = {"FR", "DE", "US", "JP", "BR", "NZ", "KE", "IN", "CA", "NO"};
-  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  OutMsg m;
-  m.subject = std::string("covenant.countries.") + kinds[i % 3];
-  std::ostringstream p;
-  p << "{\"event\":" << i << ",\"country\":\"" << countries[i % 10] << "\",\"kind\":\"" << kinds[i % 3]
-    << "\",\"population\":" << (i * 7919) % 100000000 << ",\"note\":\"" << std::string(i % 97, 'n') << "\"";
-  if (blob > 0) {
-    std::string b(blob, 'A');
-    uint64_t x = 0x9E3779B97F4A7C15ull * (i + 1);
-    for (size_t k = 0; k < blob; ++k) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      b[k] = b64[x & 63];
-    }
-    p << ",\"blob\":\"" << b << "\"";
-  }
-  p << "}";
-  m.payload = p.str();
-  if (i % 5 == 1) return m;
-  m.headers.emplace_back("X-Event-Index", std::to_string(i));
-  m.headers.emplace_back("Content-Type", "application/json");
-  if (i % 4 == 0) m.headers.emplace_back("Nats-Msg-Id", "flt-" + std::to_string(i));
-  if (i % 7 == 0) {
-    m.headers.emplace_back("X-Trace", "a-" + std::to_string(i));
-    m.headers.emplace_back("X-Trace", "b-" + std::to_string(i));
-  }
-  if (i % 11 == 0) m.headers.emplace_back("Nats-Expected-Stream", kStream);
-  if (i % 101 == 0) m.headers.emplace_back("Nats-Expected-Last-Sequence", std::to_string(seq - 1));
-  return m;
+// What every case publishes into iad (harness::StreamPublisher): seed-style
+// events on the stream's three subjects with the headers of the mirror test
+// (unique Msg-Ids, multi-valued X-Trace, publish-time headers that must
+// travel renamed, some messages without headers), each ack checked to land
+// at the next sequence. `pad` adds that many pseudo-random base64
+// characters to each event, which S2 cannot shrink much (used to saturate a
+// bandwidth cap with a known number of wire bytes).
+std::vector<PublishTarget> events(size_t pad = 0) {
+  PublishTarget t;
+  t.stream = kStream;
+  t.subjects = {"covenant.countries.created", "covenant.countries.updated", "covenant.countries.deleted"};
+  t.pad = pad;
+  return {t};
 }
-
-// Publishes events 0..count-1 (stored at 1..count) on its own thread and
-// its own connection: chunks of `chunk`, one chunk every `every` (0: as fast
-// as acks come). join() rethrows its error. Throws on a misplaced ack.
-class Publisher {
- public:
-  Publisher(const std::string& url, size_t count, size_t chunk, std::chrono::milliseconds every, size_t blob = 0)
-      : js_(std::make_unique<JetStream>(url)), thread_([this, count, chunk, every, blob] {
-          try {
-            auto next = Clock::now();
-            for (size_t i = 0; i < count;) {
-              if (every.count() > 0) {
-                std::this_thread::sleep_until(next);  // pacing, not waiting for a condition
-                next += every;
-              }
-              size_t end = std::min(count, i + chunk);
-              std::vector<OutMsg> msgs;
-              for (size_t k = i; k < end; ++k) msgs.push_back(event(k, k + 1, blob));
-              for (const auto& m : msgs) bytes_ += m.payload.size();
-              auto acks = js_->publish_bulk(msgs, 256);
-              for (size_t k = 0; k < acks.size(); ++k)
-                if (acks[k].duplicate || acks[k].seq != i + k + 1)
-                  throw std::runtime_error("leader stored event " + std::to_string(i + k) + " at seq " +
-                                           std::to_string(acks[k].seq) + (acks[k].duplicate ? " (duplicate)" : ""));
-              i = end;
-              published_ = i;
-            }
-          } catch (...) {
-            error_ = std::current_exception();
-          }
-          done_ = true;
-        }) {}
-  ~Publisher() {
-    if (thread_.joinable()) thread_.join();
-  }
-  bool done() const { return done_; }
-  uint64_t published() const { return published_; }
-  uint64_t payload_bytes() const { return bytes_; }
-  void join() {
-    if (thread_.joinable()) thread_.join();
-    if (error_) std::rethrow_exception(error_);
-  }
-
- private:
-  std::unique_ptr<JetStream> js_;
-  std::atomic<bool> done_{false};
-  std::atomic<uint64_t> published_{0};
-  std::atomic<uint64_t> bytes_{0};
-  std::exception_ptr error_;
-  std::thread thread_;
-};
 
 void print_figures(const std::string& what, uint64_t messages, double seconds) {
   std::printf("[figures] %s: %llu messages in %.3f s = %.0f msgs/s\n", what.c_str(),
@@ -223,7 +146,7 @@ TEST_CASE("a: 150 ms round trip with jitter: replica identical, rtt_ms within 10
 
   const size_t kTotal = 3000;
   auto t0 = Clock::now();
-  Publisher pub(s.leader().nats.url(), kTotal, 100, 100ms);  // ~1,000 msgs/s for ~3 s
+  StreamPublisher pub(s.leader().nats.url(), events(), 100, 100ms, kTotal);  // ~1,000 msgs/s for ~3 s
 
   // RTT samples from both ends while the (unsaturated) transfer runs: each
   // new value (one per heartbeat) for ~4 s after the first one.
@@ -283,7 +206,7 @@ TEST_CASE("b: 1 MB/s cap both ways, saturated: never stale, rtt_ms within 100 ms
   // the leader acks: several seconds of a saturated iad->ams direction.
   const size_t kTotal = 3000;
   auto t0 = Clock::now();
-  Publisher pub(s.leader().nats.url(), kTotal, 250, 0ms, 1200);
+  StreamPublisher pub(s.leader().nats.url(), events(1200), 250, 0ms, kTotal);
 
   double max_ams = -1, max_iad = -1;
   uint64_t max_queued = 0;
@@ -315,7 +238,7 @@ TEST_CASE("b: 1 MB/s cap both ways, saturated: never stale, rtt_ms within 100 ms
         }
         st = "replica last_seq " + std::to_string(last) + ", published " + std::to_string(pub.published());
         if (Clock::now() - progress_at > kNoProgress) throw Fatal("no replication progress; " + st);
-        return pub.done() && last == kTotal;
+        return pub.finished() && last == kTotal;
       },
       "replica caught up through the 1 MB/s cap");
   double secs = seconds_since(t0);
@@ -378,7 +301,7 @@ TEST_CASE("c: 10-second stall both ways mid-transfer (stale_after 30 s): link su
 
   const size_t kTotal = 4000;
   auto t0 = Clock::now();
-  Publisher pub(s.leader().nats.url(), kTotal, 100, 100ms);  // ~1,000 msgs/s for ~4 s
+  StreamPublisher pub(s.leader().nats.url(), events(), 100, 100ms, kTotal);  // ~1,000 msgs/s for ~4 s
   s.await_replica_past(500);
 
   require_ok(s.proxy->stall(FaultProxy::kBoth, true), "stall on");
@@ -425,7 +348,7 @@ TEST_CASE("d: 5 resets 300 ms apart mid-transfer: replica identical, reconnects 
 
   const size_t kTotal = 4000;
   auto t0 = Clock::now();
-  Publisher pub(s.leader().nats.url(), kTotal, 100, 100ms);  // ~1,000 msgs/s for ~4 s
+  StreamPublisher pub(s.leader().nats.url(), events(), 100, 100ms, kTotal);  // ~1,000 msgs/s for ~4 s
   s.await_replica_past(300);
 
   std::vector<int> hit;
@@ -482,7 +405,7 @@ TEST_CASE("e: compression off: 50 ms round trip and 3 resets mid-transfer, repli
 
   const size_t kTotal = 3000;
   auto t0 = Clock::now();
-  Publisher pub(s.leader().nats.url(), kTotal, 100, 100ms);
+  StreamPublisher pub(s.leader().nats.url(), events(), 100, 100ms, kTotal);
   s.await_replica_past(300);
   for (int k = 0; k < 3; ++k) {
     if (k > 0) std::this_thread::sleep_for(400ms);  // the fault's own timing
