@@ -17,7 +17,9 @@
 //   b  Link down for 10 s (proxy down: connections reset and refused) while
 //      iad publishes steadily: iad's oldest-unreplicated age and ams's
 //      newest-applied age both rise to about 10 s, then fall back once the
-//      link is back. /metrics carries the lag metric families.
+//      link is back; the age of the last lag report iad holds from ams rises
+//      likewise (the figures iad repeats are that old), then is fresh again.
+//      /metrics carries the lag metric families.
 //   c  Initial sync of 20,000 messages over a 1 MB/s cap: both ends show
 //      "syncing" with done, to go, rate and estimate (isthmusctl lag too),
 //      then "caught_up" with done = 20,000.
@@ -301,12 +303,15 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
   ProxiedPair su(pair_options());
   su.start();
   SteadyPublisher pub(su.leader().nats.url(), 20);
-  // Caught up and live: both ages small.
+  // Caught up and live: both ages small. Also the age of the last lag
+  // report iad holds from ams (its repeated time-lag figures are that old).
+  double report_age = -1;
   auto ages = [&](double& leader_age, double& follower_age, std::string& st) {
     json l = su.lag_entry(kLeader), f = su.lag_entry(kFollower);
     st = "iad " + l.dump() + "; ams " + f.dump();
     leader_age = num(l, "oldest_unreplicated_age_ms");
     follower_age = num(f, "newest_applied_age_ms");
+    report_age = l.contains("time_lag") ? num(l["time_lag"], "report_age_ms") : -1;
   };
   double la = -1, fa = -1;
   check_for(
@@ -326,15 +331,23 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
   std::this_thread::sleep_until(t0 + 5s);  // the outage's schedule, not a wait for a condition
   double la5 = -1, fa5 = -1;
   ages(la5, fa5, st);
+  double ra5 = report_age;
   std::this_thread::sleep_until(t0 + 10s);
   double la10 = -1, fa10 = -1;
   ages(la10, fa10, st);
+  double ra10 = report_age;
   double down_s = ms_since(t0, Clock::now()) / 1000;
   std::printf("[figures] b: link down: at 5 s iad %.0f ms, ams %.0f ms; at %.2f s iad %.0f ms, ams %.0f ms\n", la5,
               fa5, down_s, la10, fa10);
+  std::printf("[figures] b: iad's last lag report from ams: %.0f ms old at 5 s, %.0f ms at %.2f s\n", ra5, ra10,
+              down_s);
   INFO(st);
   CHECK(la10 > la5);
   CHECK(fa10 > fa5);
+  // No reports cross a down link: the figures iad repeats are visibly old
+  // (reports come about once a second, so at most ~1 s old at the cut).
+  CHECK(ra10 > ra5);
+  CHECK(ra10 >= 8500);
   // About 10 s each (publishing at 20/s: the oldest missing message is at
   // most 50 ms younger than the outage; reports are computed on request).
   CHECK(la10 >= 8500);
@@ -353,6 +366,13 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
       "both ages back under 1 s after the link returned");
   std::printf("[figures] b: after the link returned: both ages under 1 s within %.2f s (iad %.1f ms, ams %.1f ms)\n",
               ms_since(t1, Clock::now()) / 1000, la, fa);
+  check_for(
+      10s,
+      [&](std::string& s) {
+        ages(la, fa, s);
+        return report_age >= 0 && report_age < 2500;
+      },
+      "iad holds a fresh lag report from ams again");
 
   // The metric families are exposed.
   auto m = su.follower().daemon.http_get("/metrics");
@@ -369,7 +389,8 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
     CHECK(m.body.find(name) != std::string::npos);
   }
   for (const char* name : {"isthmus_lag_oldest_unreplicated_age_seconds{", "isthmus_lag_newest_applied_age_seconds{",
-                           "isthmus_lag_time_seconds{", "isthmus_sent_messages_total{"}) {
+                           "isthmus_lag_time_seconds{", "isthmus_lag_report_age_seconds{",
+                           "isthmus_sent_messages_total{"}) {
     INFO(name);
     CHECK(lm.body.find(name) != std::string::npos);
   }
