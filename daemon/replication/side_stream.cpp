@@ -91,8 +91,12 @@ std::string with_marker(std::string_view description, const Marker& m) {
   switch (m.kind) {
     case Marker::Kind::kNone: return base;
     case Marker::Kind::kDiverged: return base + std::string(kMarkerSep) + "diverged=" + std::to_string(m.seq);
-    case Marker::Kind::kRebuildRequested:
-      return base + std::string(kMarkerSep) + "rebuild=requested" + (m.seq > 0 ? "@" + std::to_string(m.seq) : "");
+    case Marker::Kind::kRebuildRequested: {
+      // append(), not "@" + std::string: for that, GCC 12 at -O3 reports a false -Wrestrict inside std::string.
+      std::string out = base + std::string(kMarkerSep) + "rebuild=requested";
+      if (m.seq > 0) out.append("@").append(std::to_string(m.seq));
+      return out;
+    }
     case Marker::Kind::kRebuildSyncing: return base + std::string(kMarkerSep) + "rebuild=syncing";
   }
   return base;
