@@ -10,7 +10,7 @@ PKGS=(
   # build
   build-essential meson ninja-build pkg-config
   libuv1-dev libssl-dev libnats-dev node-llhttp libtomlplusplus-dev libspdlog-dev
-  libsystemd-dev catch2 nlohmann-json3-dev
+  libsystemd-dev catch2 nlohmann-json3-dev libgoogle-perftools-dev
   # runtime of tests and demo
   nats-server openssl curl python3 faketime
   # S2 interop, fuzzing and benchmarks

@@ -169,7 +169,9 @@ class Daemon {
 }  // namespace
 
 int run(const config::Config& cfg) {
-  if (nats_Open(-1) != NATS_OK) {
+  // One message delivery thread for all subscriptions, so that messages keep
+  // the server's order across them (nats/client.cpp).
+  if (nats_Open(-1) != NATS_OK || nats_SetMessageDeliveryPoolSize(1) != NATS_OK) {
     spdlog::critical("cannot initialise the NATS library");
     return 1;
   }

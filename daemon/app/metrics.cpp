@@ -101,6 +101,14 @@ void add_lag_figures(Families& m, const Json& f, const std::string& fb, bool fol
     m.add("isthmus_lag_clock_offset_known", "gauge",
           "1 when the leader's clock offset is estimated (time lag is corrected)", fb,
           tl.value("clock_offset_known", false) ? 1 : 0);
+    // At the leader the figures above repeat the follower's last LAG_REPORT;
+    // how old that report is, on the leader's own clock, says how current
+    // they are (they stay as reported while no report arrives).
+    if (!follower_side && has_num(tl, "report_age_ms")) {
+      m.add("isthmus_lag_report_age_seconds", "gauge",
+            "(leader) age of the follower's last lag report, which the leader's time-lag and sync figures repeat",
+            fb, as_num(tl, "report_age_ms") / 1000.0);
+    }
     const char* kHist = "isthmus_lag_time_histogram_seconds";
     const char* kHistHelp = "time lag of every applied message since the daemon started";
     if (follower_side && tl.contains("histogram") && tl["histogram"].is_object()) {

@@ -71,6 +71,16 @@ bool Client::try_connect() {
   if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &Client::on_closed_cb, this);
   if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts, &Client::on_error_cb, this);
   if (s == NATS_OK) s = natsOptions_SetMaxPendingMsgs(opts, 1 << 20);
+  // No echo: the daemon's own publishes are never delivered to its own
+  // subscriptions, so a follower's watch on a replica's subjects sees other
+  // clients' writes only (foreign writes, Follower::watch_foreign).
+  if (s == NATS_OK) s = natsOptions_SetNoEcho(opts, true);
+  // One delivery thread for every subscription (the library's pool, size 1:
+  // nats_Open's caller sets it): messages reach the loop in the order the
+  // server sent them, across subscriptions. A foreign write seen on a watch
+  // subscription therefore arrives before the acknowledgement of a later
+  // checkpoint (Follower::confirm_through).
+  if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(opts, true);
   if (s == NATS_OK && !cfg_.credentials.empty()) {
     s = natsOptions_SetUserCredentialsFromFiles(opts, cfg_.credentials.c_str(), nullptr);
   }

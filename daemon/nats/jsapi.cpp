@@ -115,60 +115,6 @@ Result<Json> publish_sync(natsConnection* nc, const std::string& subject,
   return j;
 }
 
-bool parse_rfc3339_ns(const std::string& t, int64_t& out) {
-  // YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)
-  auto digits = [&](size_t pos, size_t n, int& v) {
-    if (pos + n > t.size()) return false;
-    v = 0;
-    for (size_t i = pos; i < pos + n; ++i) {
-      if (t[i] < '0' || t[i] > '9') return false;
-      v = v * 10 + (t[i] - '0');
-    }
-    return true;
-  };
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
-  if (!digits(0, 4, y) || t.size() < 20 || t[4] != '-' || !digits(5, 2, mo) || t[7] != '-' || !digits(8, 2, d) ||
-      (t[10] != 'T' && t[10] != 't' && t[10] != ' ') || !digits(11, 2, h) || t[13] != ':' || !digits(14, 2, mi) ||
-      t[16] != ':' || !digits(17, 2, s)) {
-    return false;
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
-  size_t p = 19;
-  int64_t frac = 0;
-  if (p < t.size() && t[p] == '.') {
-    ++p;
-    int n = 0;
-    while (p < t.size() && t[p] >= '0' && t[p] <= '9') {
-      if (n < 9) {
-        frac = frac * 10 + (t[p] - '0');
-        ++n;
-      }
-      ++p;
-    }
-    if (n == 0) return false;
-    for (; n < 9; ++n) frac *= 10;
-  }
-  int64_t tz = 0;
-  if (p < t.size() && (t[p] == 'Z' || t[p] == 'z') && p + 1 == t.size()) {
-  } else if (p + 6 == t.size() && (t[p] == '+' || t[p] == '-') && t[p + 3] == ':') {
-    int th = 0, tm = 0;
-    if (!digits(p + 1, 2, th) || !digits(p + 4, 2, tm)) return false;
-    tz = (th * 60 + tm) * 60 * (t[p] == '+' ? 1 : -1);
-  } else {
-    return false;
-  }
-  // Days from the civil date (Howard Hinnant's algorithm).
-  int yy = y - (mo <= 2 ? 1 : 0);
-  int era = (yy >= 0 ? yy : yy - 399) / 400;
-  int yoe = yy - era * 400;
-  int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  int64_t days = static_cast<int64_t>(era) * 146097 + doe - 719468;
-  int64_t secs = days * 86400 + h * 3600 + mi * 60 + s - tz;
-  out = secs * 1'000'000'000 + frac;
-  return true;
-}
-
 Result<Json> consumer_create(natsConnection* nc, const std::string& stream, const Json& config,
                              int64_t timeout_ms) {
   Json b = {{"stream_name", stream}, {"config", config}};

@@ -64,9 +64,6 @@ Result<std::vector<std::string>> consumer_names(natsConnection* nc, const std::s
 Status consumer_delete(natsConnection* nc, const std::string& stream, const std::string& name,
                        int64_t timeout_ms);
 
-// JetStream's RFC 3339 times ("2026-11-27T07:12:05.750546034Z", or with a
-// +hh:mm offset) as Unix ns; false when malformed.
-bool parse_rfc3339_ns(const std::string& text, int64_t& out_ns);
 // Base64 (standard alphabet, padding optional) decode; false on bad input.
 bool base64_decode(const std::string& in, std::string& out);
 // Parses a NATS header block ("NATS/1.0\r\nK: V\r\n\r\n") into ordered pairs.

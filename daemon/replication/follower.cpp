@@ -21,6 +21,10 @@ namespace {
 // Publishes awaiting acknowledgement, per stream. Bounds what one stream can
 // have outstanding at its local nats-server.
 constexpr size_t kMaxInflight = 4096;
+// A checkpoint (a publish that asks for an acknowledgement) at least every
+// this many messages or bytes, and at the end of every burst.
+constexpr uint32_t kCheckpointEvery = 64;
+constexpr size_t kCheckpointBytes = 256 * 1024;
 constexpr int64_t kAckTimeoutNs = 10'000'000'000;
 constexpr int64_t kInfoRetryNs = 5'000'000'000;
 constexpr int64_t kErrorRetryNs = 2'000'000'000;
@@ -183,6 +187,9 @@ void Follower::on_nats_up() { maybe_start(); }
 void Follower::on_nats_down() {
   ack_sub_.reset();
   ack_sub_nats_gen_ = 0;
+  watch_subs_.clear();
+  watched_subjects_.clear();
+  watch_nats_gen_ = 0;
   reset("local NATS connection lost");
 }
 
@@ -412,6 +419,12 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
     phase_since_mono_ns_ = loop::mono_ns();
     return Status::ok();
   }
+  replica_subjects_.clear();
+  if (wanted->contains("subjects") && (*wanted)["subjects"].is_array()) {
+    for (const auto& sj : (*wanted)["subjects"]) {
+      if (sj.is_string()) replica_subjects_.push_back(sj.get<std::string>());
+    }
+  }
   bool rebuild = rebuild_ == Rebuild::kRequested;
   phase_ = rebuild ? Phase::kRebuilding : Phase::kPreparing;
   leader_heard_mono_ns_ = loop::mono_ns();
@@ -589,6 +602,9 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
     ack_sub_ = std::move(*sub);
     ack_sub_nats_gen_ = ctx_.nats_gen;
   }
+  if (!watch_foreign()) return;
+  since_checkpoint_ = 0;
+  since_checkpoint_bytes_ = 0;
   applied_ = last_seq;
   next_ = last_seq + 1;
   replica_empty_ = messages == 0;
@@ -624,6 +640,38 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   spdlog::info("stream {}: replicating from {} at sequence {}", cfg_.name, cfg_.leader, next_);
   ctx_.request_flush();
   trim();
+}
+
+// One subscription per replica subject. The connection is no_echo, so only
+// other clients' publishes arrive: any of them is a foreign write.
+bool Follower::watch_foreign() {
+  if (watch_nats_gen_ == ctx_.nats_gen && watched_subjects_ == replica_subjects_) return true;
+  watch_subs_.clear();
+  watched_subjects_.clear();
+  for (const auto& subject : replica_subjects_) {
+    auto sub = nats::Subscription::create(
+        ctx_.conn.get(), subject, ctx_.mailbox, [this](natsMsg* m) { on_foreign_publish(m); },
+        ctx_.cfg->nats.pending_bytes_limit);
+    if (!sub) {
+      watch_subs_.clear();
+      reset("cannot watch the replica's subjects for foreign writes: " + sub.status().message());
+      return false;
+    }
+    watch_subs_.push_back(std::move(*sub));
+  }
+  watched_subjects_ = replica_subjects_;
+  watch_nats_gen_ = ctx_.nats_gen;
+  return true;
+}
+
+void Follower::on_foreign_publish(natsMsg* msg) {
+  std::string subject = natsMsg_GetSubject(msg);
+  natsMsg_Destroy(msg);
+  ++foreign_publishes_seen_;
+  // Before replicating starts, the preparation's check of the replica's last
+  // message and the first checkpoint's refusal catch a stored foreign write.
+  if (phase_ != Phase::kReplicating) return;
+  diverge("another client published into the replica (subject " + subject + ")", applied_ + 1);
 }
 
 Status Follower::on_data(link::Data&& d) {
@@ -798,9 +846,11 @@ void Follower::pump() {
               }
               spdlog::info("stream {}: replica positioned at sequence {}", cfg_.name, to);
               replica_first_ = std::max(replica_first_, to);
-              // nats-server 2.9 keeps a stale count for the expected-last-
-              // sequence check after such a purge (until it restarts).
-              use_expected_last_ = false;
+              // nats-server 2.9 keeps its count for the expected-last-
+              // sequence check where it was before such a purge (until it
+              // restarts): compensate. Should a server count otherwise, the
+              // first checkpoint is refused and the offset learned (refused()).
+              guard_offset_ = static_cast<int64_t>(next_ - 1) + guard_offset_ - static_cast<int64_t>(to - 1);
               next_ = to;
               applied_ = to - 1;
               ack_dirty_ = true;
@@ -815,32 +865,57 @@ void Follower::pump() {
       filler.seq = next_;
       filler.subject = m.subject;
       filler.time_ns = m.time_ns;
-      if (!publish(filler, true)) return;
+      // The loop goes on after a filler unless the window is full.
+      if (!publish(filler, true, inflight_.size() + 1 >= kMaxInflight)) return;
       continue;
     }
-    if (!publish(m, false)) return;
+    // The last publish of a burst is always a checkpoint: the loop stops
+    // after it when the queue is empty or the window full (a message behind
+    // it is at or above next_, so it would be published or filled).
+    bool last = queue_.size() == 1 || inflight_.size() + 1 >= kMaxInflight;
+    if (!publish(m, false, last)) return;
     queue_bytes_ -= m.wire_size();
     queue_.pop_front();
   }
 }
 
-bool Follower::publish(const link::Message& m, bool filler) {
+bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
+  // Without the expected-last-sequence chain, or while a refusal is being
+  // named, every message asks for its own acknowledgement.
+  since_checkpoint_bytes_ += m.payload.size();
+  if (!use_expected_last_ || m.seq <= ack_all_until_ || ++since_checkpoint_ >= kCheckpointEvery ||
+      since_checkpoint_bytes_ >= kCheckpointBytes) {
+    checkpoint = true;
+  }
   natsMsg* msg = nullptr;
-  std::string reply = ack_prefix_ + "." + std::to_string(gen_) + "." + std::to_string(m.seq);
-  natsStatus s = natsMsg_Create(&msg, m.subject.c_str(), reply.c_str(), m.payload.data(),
+  std::string reply;
+  if (checkpoint) {
+    reply = ack_prefix_ + "." + std::to_string(gen_) + "." + std::to_string(m.seq);
+    since_checkpoint_ = 0;
+    since_checkpoint_bytes_ = 0;
+  }
+  natsStatus s = natsMsg_Create(&msg, m.subject.c_str(), checkpoint ? reply.c_str() : nullptr, m.payload.data(),
                                 static_cast<int>(m.payload.size()));
   Origin o;
   o.region = cfg_.leader;
   o.seq = m.seq;
   o.time_ns = m.time_ns;
   o.epoch = 0;
-  Headers hs = replica_headers(m.headers, o);
-  if (filler) hs.emplace_back(std::string(kHdrFiller), "1");
+  if (s == NATS_OK) {
+    for_each_replica_header(m.headers, o, [&s, msg](const char* k, const char* v) {
+      s = natsMsgHeader_Add(msg, k, v);
+      return s == NATS_OK;
+    });
+  }
+  if (s == NATS_OK && filler) s = natsMsgHeader_Add(msg, kHdrFiller.data(), "1");
   // JetStream itself refuses a write that would land anywhere but m.seq, so
-  // a foreign write cannot shift the messages pipelined behind it.
-  if (use_expected_last_) hs.emplace_back("Nats-Expected-Last-Sequence", std::to_string(m.seq - 1));
-  for (size_t i = 0; s == NATS_OK && i < hs.size(); ++i) {
-    s = natsMsgHeader_Add(msg, hs[i].first.c_str(), hs[i].second.c_str());
+  // a foreign write cannot shift the messages pipelined behind it (and a
+  // refused write refuses everything behind it: the chain checkpoints rely on).
+  if (s == NATS_OK && use_expected_last_) {
+    char guard[24];
+    auto r = std::to_chars(guard, guard + sizeof(guard) - 1, static_cast<int64_t>(m.seq - 1) + guard_offset_);
+    *r.ptr = '\0';
+    s = natsMsgHeader_Add(msg, "Nats-Expected-Last-Sequence", guard);
   }
   if (s == NATS_OK) s = natsConnection_PublishMsg(ctx_.conn.get(), msg);
   natsMsg_Destroy(msg);
@@ -854,83 +929,77 @@ bool Follower::publish(const link::Message& m, bool filler) {
   in.origin_time_ns = m.time_ns;
   in.bytes = m.payload.size();
   in.filler = filler;
-  inflight_.emplace(m.seq, in);
+  inflight_.push_back(in);
   next_ = m.seq + 1;
   replica_empty_ = false;
   return true;
 }
 
 void Follower::on_ack(natsMsg* msg) {
-  // Copy before destroying the message: views into it die with it.
-  std::string subj = natsMsg_GetSubject(msg);
-  std::string data(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
-  bool no_responders = natsMsg_IsNoResponders(msg);
-  natsMsg_Destroy(msg);
   // <prefix>.<gen>.<seq>
-  std::string_view sv(subj);
+  std::string_view sv(natsMsg_GetSubject(msg));
   size_t p2 = sv.rfind('.');
   size_t p1 = p2 == std::string_view::npos || p2 == 0 ? std::string_view::npos : sv.rfind('.', p2 - 1);
   uint64_t g = 0, seq = 0;
   if (p1 == std::string_view::npos || !parse_u64(sv.substr(p1 + 1, p2 - p1 - 1), g) ||
-      !parse_u64(sv.substr(p2 + 1), seq)) {
+      !parse_u64(sv.substr(p2 + 1), seq) || g != gen_ || phase_ != Phase::kReplicating || seq >= next_ ||
+      seq + inflight_.size() < next_) {
+    natsMsg_Destroy(msg);
     return;
   }
-  if (g != gen_ || phase_ != Phase::kReplicating) return;
-  auto it = inflight_.find(seq);
-  if (it == inflight_.end()) return;
+  bool no_responders = natsMsg_IsNoResponders(msg);
+  auto ack = nats::parse_pub_ack(
+      std::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))));
+  natsMsg_Destroy(msg);
   if (no_responders) {
     ++apply_errors_;
     reset("no stream holds subject for sequence " + std::to_string(seq));
     return;
   }
-  Json j = Json::parse(data, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
+  if (!ack) {
     ++apply_errors_;
-    reset("unparsable publish acknowledgement");
+    reset(ack.status().message());
     return;
   }
-  if (j.contains("error")) {
-    ++apply_errors_;
-    std::string desc = j["error"].value("description", std::string("error"));
-    if (j["error"].value("err_code", 0) == kErrWrongLastSequence) {
-      wrong_last_sequence(seq, desc);
-      return;
-    }
-    phase_ = Phase::kError;
-    detail_ = "replica refused sequence " + std::to_string(seq) + ": " + desc;
-    phase_since_mono_ns_ = loop::mono_ns();
-    ++gen_;
-    queue_.clear();
-    queue_bytes_ = 0;
-    inflight_.clear();
-    spdlog::warn("stream {}: {}", cfg_.name, detail_);
+  if (ack->refused()) {
+    refused(seq, *ack);
     return;
   }
-  uint64_t stored = j.value("seq", uint64_t{0});
-  std::string stream = j.value("stream", std::string());
-  if (stream != cfg_.name || stored != seq || j.value("duplicate", false)) {
+  if (ack->stream != cfg_.name || ack->seq != seq || ack->duplicate) {
     diverge("leader sequence " + std::to_string(seq) + " was stored at replica sequence " +
-                std::to_string(stored) + (j.value("duplicate", false) ? " (as a duplicate)" : "") +
-                (stream != cfg_.name ? " in stream " + stream : ""),
+                std::to_string(ack->seq) + (ack->duplicate ? " (as a duplicate)" : "") +
+                (ack->stream != cfg_.name ? " in stream " + ack->stream : ""),
             applied_ + 1);
     return;
   }
-  Inflight in = it->second;
-  inflight_.erase(it);
-  if (in.filler) {
-    ++fillers_;
-    std::string sname = cfg_.name;
-    int64_t tmo = ctx_.timeout_ms();
-    ctx_.async<Status>(
-        [sname, seq, tmo](natsConnection* nc) {
-          auto r = nats::msg_delete(nc, sname, seq, tmo);
-          return r ? Status::ok() : r.status();
-        },
-        [sname, seq](Status st) {
-          if (!st) spdlog::warn("stream {}: could not delete filler at {}: {}", sname, seq, st.message());
-        });
-  } else {
-    record_apply(in);
+  confirm_through(seq);
+}
+
+// A checkpoint acknowledged at its own sequence: every write before it is
+// stored in place (the chain), and none of them was displaced by a foreign
+// write (the watch subscription delivers those before this acknowledgement:
+// one connection, one delivery thread, in order).
+void Follower::confirm_through(uint64_t seq) {
+  uint64_t s = next_ - inflight_.size();
+  for (; s <= seq && !inflight_.empty(); ++s) {
+    Inflight in = inflight_.front();
+    inflight_.pop_front();
+    if (in.filler) {
+      ++fillers_;
+      std::string sname = cfg_.name;
+      int64_t tmo = ctx_.timeout_ms();
+      uint64_t fs = s;
+      ctx_.async<Status>(
+          [sname, fs, tmo](natsConnection* nc) {
+            auto r = nats::msg_delete(nc, sname, fs, tmo);
+            return r ? Status::ok() : r.status();
+          },
+          [sname, fs](Status st) {
+            if (!st) spdlog::warn("stream {}: could not delete filler at {}: {}", sname, fs, st.message());
+          });
+    } else {
+      record_apply(in);
+    }
   }
   advance_applied();
   sync_.update(loop::mono_ns(), applied_, leader_last_seq_);
@@ -939,6 +1008,105 @@ void Follower::on_ack(natsMsg* msg) {
   pump();
   if (!to_delete_.empty()) apply_deletes();
   if (leader_first_ > replica_first_) trim();
+}
+
+void Follower::fail(const std::string& why) {
+  phase_ = Phase::kError;
+  detail_ = why;
+  phase_since_mono_ns_ = loop::mono_ns();
+  ++gen_;
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
+  spdlog::warn("stream {}: {}", cfg_.name, detail_);
+}
+
+// A checkpoint was refused: some write in (applied_, seq] failed, and every
+// write after it with it. The replica's real last sequence says which, and
+// why: a foreign write (diverge), nats-server's stale expected-last-sequence
+// count (learn the offset and resume), or the message itself (name the
+// refusal: resume with an acknowledgement for every message).
+void Follower::refused(uint64_t seq, const nats::PubAck& ack) {
+  const uint64_t first_open = next_ - inflight_.size();  // first unconfirmed sequence
+  const uint64_t wrote_to = next_ - 1;
+  uint64_t g = ++gen_;
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
+  phase_ = Phase::kPreparing;
+  phase_since_mono_ns_ = loop::mono_ns();
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<Result<Json>>(
+      [stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
+      [this, g, seq, ack, first_open, wrote_to](Result<Json> r) {
+        if (g != gen_) return;
+        if (!r) {
+          ++apply_errors_;
+          reset("cannot read replica state: " + r.status().message());
+          return;
+        }
+        const uint64_t last = (*r)["state"].value("last_seq", uint64_t{0});
+        auto resume = [this]() {
+          phase_ = Phase::kIdle;
+          phase_since_mono_ns_ = loop::mono_ns();
+          maybe_start();
+        };
+        if (last + 1 < first_open || last >= seq) {
+          // Confirmed writes went missing, or the refused place is taken.
+          ++apply_errors_;
+          phase_ = Phase::kReplicating;
+          diverge("leader sequence " + std::to_string(seq) + " was refused (" + ack.error +
+                      "): the replica's last sequence is " + std::to_string(last) + ", Isthmus wrote up to " +
+                      std::to_string(wrote_to) + " (a foreign write?)",
+                  std::min(first_open, last + 1));
+          return;
+        }
+        // Writes up to `last` are stored; the one at last + 1 was refused.
+        uint64_t counted = 0;
+        if (ack.err_code == kErrWrongLastSequence && nats::wrong_last_sequence_of(ack.error, counted)) {
+          int64_t offset = static_cast<int64_t>(counted) - static_cast<int64_t>(last);
+          if (offset != guard_offset_) {
+            spdlog::info("stream {}: nats-server counts the replica's last sequence as {} where it is {}; "
+                         "expected-last-sequence headers now follow its count (offset {}; nats-server 2.9 keeps "
+                         "an old count after a positioning purge until it restarts)",
+                         cfg_.name, counted, last, offset);
+            guard_offset_ = offset;
+            resume();
+            return;
+          }
+          if (last + 1 == seq) {
+            // Refused in place with an accurate count: something else was
+            // stored there and is gone again. Treat as a foreign write.
+            ++apply_errors_;
+            phase_ = Phase::kReplicating;
+            diverge("leader sequence " + std::to_string(seq) + " was refused (" + ack.error +
+                        ") although the replica's last sequence is " + std::to_string(last) + " (a foreign write?)",
+                    last + 1);
+            return;
+          }
+        } else if (ack.err_code == kErrWrongLastSequence) {
+          ++apply_errors_;
+          spdlog::warn("stream {}: unreadable expected-last-sequence refusal ({}); placing writes by acknowledged "
+                       "sequence only",
+                       cfg_.name, ack.error);
+          use_expected_last_ = false;
+          resume();
+          return;
+        } else if (last + 1 == seq) {
+          ++apply_errors_;
+          fail("replica refused sequence " + std::to_string(seq) + ": " + ack.error);
+          return;
+        }
+        // Refused somewhere before the checkpoint: redo that stretch with an
+        // acknowledgement for every message, which names the refusal.
+        ++apply_errors_;
+        spdlog::warn("stream {}: the write of sequence {} was refused, and with it those after it up to "
+                     "checkpoint {} ({}); retrying from {} with an acknowledgement for every message",
+                     cfg_.name, last + 1, seq, ack.error, last + 1);
+        ack_all_until_ = std::max(ack_all_until_, wrote_to);
+        resume();
+      });
 }
 
 void Follower::record_apply(const Inflight& in) {
@@ -1017,45 +1185,8 @@ void Follower::send_lag_report() {
   ctx_.links->send(cfg_.leader, std::move(f));
 }
 
-void Follower::wrong_last_sequence(uint64_t seq, const std::string& desc) {
-  // Either a foreign write took the place of `seq`, or nats-server's check
-  // is stale (after a positioning purge, until the server restarts). The
-  // replica's real last sequence tells them apart.
-  uint64_t g = ++gen_;
-  queue_.clear();
-  queue_bytes_ = 0;
-  inflight_.clear();
-  phase_ = Phase::kPreparing;
-  phase_since_mono_ns_ = loop::mono_ns();
-  std::string stream = cfg_.name;
-  int64_t tmo = ctx_.timeout_ms();
-  ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
-                           [this, g, seq, desc](Result<Json> r) {
-                             if (g != gen_) return;
-                             if (!r) {
-                               reset("cannot read replica state: " + r.status().message());
-                               return;
-                             }
-                             uint64_t last = (*r)["state"].value("last_seq", uint64_t{0});
-                             if (last + 1 == seq) {
-                               spdlog::warn("stream {}: nats-server's expected-last-sequence check is stale "
-                                            "({}); placing writes by acknowledged sequence only",
-                                            cfg_.name, desc);
-                               use_expected_last_ = false;
-                               phase_ = Phase::kIdle;
-                               maybe_start();
-                               return;
-                             }
-                             phase_ = Phase::kReplicating;
-                             diverge("leader sequence " + std::to_string(seq) +
-                                         " was refused: the replica's last sequence is " + std::to_string(last) +
-                                         ", not " + std::to_string(seq - 1) + " (a foreign write?)",
-                                     applied_ + 1);
-                           });
-}
-
 void Follower::advance_applied() {
-  applied_ = inflight_.empty() ? next_ - 1 : inflight_.begin()->first - 1;
+  applied_ = next_ - 1 - inflight_.size();
 }
 
 void Follower::flush() {
@@ -1122,7 +1253,7 @@ void Follower::tick() {
       }
       break;
     case Phase::kReplicating:
-      if (!inflight_.empty() && now - inflight_.begin()->second.sent_mono_ns > kAckTimeoutNs) {
+      if (!inflight_.empty() && now - inflight_.front().sent_mono_ns > kAckTimeoutNs) {
         ++apply_errors_;
         reset("no publish acknowledgement for 10 s");
         break;

@@ -5,9 +5,21 @@
 // applied leader sequence (replicas are sequence-aligned). On every (re)start
 // of the pipeline the follower reads the replica's state, verifies that its
 // last message carries the matching origin sequence, and subscribes from
-// last + 1. Messages are published into the replica in sequence order; each
-// publish acknowledgement must name exactly the intended sequence, otherwise
-// the stream is diverged: it stops applying and reports why. Gaps in the
+// last + 1. Messages are published into the replica in sequence order, each
+// with Nats-Expected-Last-Sequence, so JetStream itself refuses a write that
+// would land anywhere but its own sequence; and since every later write then
+// expects a sequence that is missing, a refusal also refuses everything
+// pipelined behind it until Isthmus resumes. That chain lets the follower ask
+// for an acknowledgement only at checkpoints (the last message of each burst,
+// and every kCheckpointEvery messages): a checkpoint acknowledged at its own
+// sequence confirms every write before it. Foreign writes, which could take a
+// place in the chain, are seen at once on a watch subscription on the
+// replica's subjects (the connection has no_echo, so it never sees Isthmus's
+// own writes), and stop the stream as diverged. A refused checkpoint is
+// resolved against the replica's real last sequence: a stale check (after a
+// positioning purge nats-server 2.9 counts from the old position) is
+// compensated, a foreign write diverges the stream, anything else is retried
+// with an acknowledgement for every message so that the refusal is named. Gaps in the
 // leader's sequence (deleted or expired messages) are kept: on an empty
 // replica, or when the leader's first sequence is already past the gap, by a
 // positioning purge; otherwise by a filler message that is deleted once
@@ -40,8 +52,10 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "link/frame.h"
+#include "nats/pub_ack.h"
 #include "replication/context.h"
 #include "replication/latency_histogram.h"
 #include "replication/rebuild_progress.h"
@@ -116,10 +130,14 @@ class Follower {
   void stop_leader(const std::string& reason);
   void prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq);
   void pump();
-  bool publish(const link::Message& m, bool filler);
+  bool publish(const link::Message& m, bool filler, bool checkpoint);
   void on_ack(natsMsg* msg);
+  void confirm_through(uint64_t seq);
+  void refused(uint64_t seq, const nats::PubAck& ack);
+  void fail(const std::string& why);
   void advance_applied();
-  void wrong_last_sequence(uint64_t seq, const std::string& desc);
+  bool watch_foreign();
+  void on_foreign_publish(natsMsg* msg);
   void check_replica();
   void trim();             // purge below the leader's first sequence
   void apply_deletes();    // delete what the leader deleted
@@ -140,11 +158,25 @@ class Follower {
   bool purge_pending_ = false;
   std::deque<link::Message> queue_;         // received, not yet published
   size_t queue_bytes_ = 0;
-  std::map<uint64_t, Inflight> inflight_;   // published, not yet acknowledged
+  // Published, not yet confirmed: sequences next_ - size() .. next_ - 1.
+  std::deque<Inflight> inflight_;
+  uint32_t since_checkpoint_ = 0;  // published since the last checkpoint
+  size_t since_checkpoint_bytes_ = 0;
   bool ack_dirty_ = false;
   bool check_pending_ = false;
   bool draining_ = false;
-  bool use_expected_last_ = true;  // see publish()
+  bool use_expected_last_ = true;  // false: no chain, every message acknowledged
+  // nats-server's count for Nats-Expected-Last-Sequence minus the replica's
+  // real last sequence (non-zero after a positioning purge on 2.9).
+  int64_t guard_offset_ = 0;
+  uint64_t ack_all_until_ = 0;     // acknowledge every message up to this sequence
+
+  // Foreign writes: one watch subscription per replica subject.
+  std::vector<std::string> replica_subjects_;
+  std::vector<std::string> watched_subjects_;
+  std::vector<std::unique_ptr<nats::Subscription>> watch_subs_;
+  uint64_t watch_nats_gen_ = 0;
+  uint64_t foreign_publishes_seen_ = 0;
 
   // Retention in step with the leader.
   uint64_t leader_first_ = 0;      // highest first sequence the leader reported

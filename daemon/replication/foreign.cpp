@@ -1,6 +1,7 @@
 #include "replication/foreign.h"
 
 #include "nats/jsapi.h"
+#include "util/rfc3339.h"
 
 namespace isthmus::replication {
 
@@ -21,7 +22,7 @@ Result<Stored> decode(const Json& m) {
   Stored s;
   s.subject = m.value("subject", std::string());
   s.time = m.value("time", std::string());
-  if (auto t = parse_rfc3339_ns(s.time)) s.time_ns = *t;
+  if (auto t = util::parse_rfc3339_ns(s.time)) s.time_ns = *t;
   if (m.contains("hdrs") && m["hdrs"].is_string()) {
     std::string block;
     if (!nats::base64_decode(m["hdrs"].get<std::string>(), block) || !nats::parse_header_block(block, s.headers)) {

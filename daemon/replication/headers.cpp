@@ -29,18 +29,10 @@ bool is_origin_header(std::string_view key) {
 Headers replica_headers(const Headers& leader, const Origin& origin) {
   Headers out;
   out.reserve(leader.size() + 4);
-  for (const auto& [k, v] : leader) {
-    if (is_origin_header(k)) continue;
-    if (is_publish_time_header(k)) {
-      out.emplace_back(std::string(kEscapePrefix) + k, v);
-    } else {
-      out.emplace_back(k, v);
-    }
-  }
-  out.emplace_back(std::string(kHdrOriginRegion), origin.region);
-  out.emplace_back(std::string(kHdrOriginSeq), std::to_string(origin.seq));
-  out.emplace_back(std::string(kHdrOriginTime), std::to_string(origin.time_ns));
-  out.emplace_back(std::string(kHdrEpoch), std::to_string(origin.epoch));
+  for_each_replica_header(leader, origin, [&out](const char* k, const char* v) {
+    out.emplace_back(k, v);
+    return true;
+  });
   return out;
 }
 

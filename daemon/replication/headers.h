@@ -9,6 +9,7 @@
 //    these names are replaced (a message is described by one origin only).
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -41,9 +42,39 @@ struct Origin {
 // Headers to publish into the replica for a leader message.
 Headers replica_headers(const Headers& leader, const Origin& origin);
 
+// The same headers, in the same order, handed to add(key, value) as
+// NUL-terminated strings that live until add returns (no Headers built: the
+// follower calls this once per replicated message). Stops at, and returns,
+// the first false from add.
+template <typename Add>
+bool for_each_replica_header(const Headers& leader, const Origin& origin, Add&& add);
+
 // Reads the origin headers back from a replica message: false unless
 // Isthmus-Origin-Seq is present and wholly a decimal number; a malformed time
 // or epoch leaves that field unchanged.
 bool parse_origin(const Headers& replica, Origin& out);
+
+template <typename Add>
+bool for_each_replica_header(const Headers& leader, const Origin& origin, Add&& add) {
+  for (const auto& [k, v] : leader) {
+    if (is_origin_header(k)) continue;
+    if (is_publish_time_header(k)) {
+      std::string escaped = std::string(kEscapePrefix) + k;
+      if (!add(escaped.c_str(), v.c_str())) return false;
+    } else if (!add(k.c_str(), v.c_str())) {
+      return false;
+    }
+  }
+  char num[24];
+  auto put = [&num](auto x) {
+    auto r = std::to_chars(num, num + sizeof(num) - 1, x);
+    *r.ptr = '\0';
+    return static_cast<const char*>(num);
+  };
+  // (kHdr* are string literals: their data() is NUL-terminated.)
+  return add(kHdrOriginRegion.data(), origin.region.c_str()) && add(kHdrOriginSeq.data(), put(origin.seq)) &&
+         add(kHdrOriginTime.data(), put(origin.time_ns)) &&
+         add(kHdrEpoch.data(), put(origin.epoch));
+}
 
 }  // namespace isthmus::replication

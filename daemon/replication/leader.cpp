@@ -9,6 +9,7 @@
 #include "nats/jsapi.h"
 #include "replication/lag_json.h"
 #include "replication/replica_config.h"
+#include "util/rfc3339.h"
 
 namespace isthmus::replication {
 
@@ -613,9 +614,10 @@ void Leader::refresh_state(std::function<void()> done) {
                              const Json& st = (*r)["state"];
                              first_seq_ = st.value("first_seq", uint64_t{0});
                              last_seq_ = st.value("last_seq", uint64_t{0});
-                             int64_t lt = 0;
-                             if (last_seq_ > 0 && nats::parse_rfc3339_ns(st.value("last_ts", std::string()), lt)) {
-                               last_time_ns_ = lt;
+                             if (last_seq_ > 0) {
+                               if (auto lt = util::parse_rfc3339_ns(st.value("last_ts", std::string()))) {
+                                 last_time_ns_ = *lt;
+                               }
                              }
                              link::State s;
                              s.stream = cfg_.name;
@@ -679,10 +681,10 @@ void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
           }
           return;
         }
-        int64_t t = 0;
-        if (!nats::parse_rfc3339_ns(r->value("time", std::string()), t)) return;
+        auto t = util::parse_rfc3339_ns(r->value("time", std::string()));
+        if (!t) return;
         fv.lookup_for = from - 1;
-        fv.lookup_time_ns = t;
+        fv.lookup_time_ns = *t;
       });
 }
 

@@ -1,7 +1,6 @@
 #include "replication/side_stream.h"
 
 #include <charconv>
-#include <ctime>
 
 namespace isthmus::replication {
 
@@ -14,16 +13,6 @@ constexpr std::string_view kMarkerSep = "; isthmus:";
 bool parse_u64(std::string_view s, uint64_t& out) {
   return !s.empty() && std::from_chars(s.data(), s.data() + s.size(), out).ec == std::errc() &&
          s.find_first_not_of("0123456789") == std::string_view::npos;
-}
-
-bool digits(std::string_view s, size_t pos, size_t n, int& out) {
-  if (pos + n > s.size()) return false;
-  out = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    out = out * 10 + (s[i] - '0');
-  }
-  return true;
 }
 
 }  // namespace
@@ -79,55 +68,6 @@ Headers side_headers(const Headers& original, const std::string& stream, const s
   return out;
 }
 
-std::optional<int64_t> parse_rfc3339_ns(std::string_view t) {
-  // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
-  int y, mo, d, h, mi, s;
-  if (!digits(t, 0, 4, y) || t.size() < 20 || t[4] != '-' || !digits(t, 5, 2, mo) || t[7] != '-' ||
-      !digits(t, 8, 2, d) || (t[10] != 'T' && t[10] != 't') || !digits(t, 11, 2, h) || t[13] != ':' ||
-      !digits(t, 14, 2, mi) || t[16] != ':' || !digits(t, 17, 2, s)) {
-    return std::nullopt;
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
-  size_t pos = 19;
-  int64_t frac = 0;
-  if (pos < t.size() && t[pos] == '.') {
-    ++pos;
-    int n = 0;
-    while (pos < t.size() && t[pos] >= '0' && t[pos] <= '9') {
-      if (n < 9) {
-        frac = frac * 10 + (t[pos] - '0');
-        ++n;
-      }
-      ++pos;
-    }
-    if (n == 0) return std::nullopt;
-    for (; n < 9; ++n) frac *= 10;
-  }
-  int64_t offset_s = 0;
-  if (pos < t.size() && (t[pos] == 'Z' || t[pos] == 'z')) {
-    ++pos;
-  } else if (pos < t.size() && (t[pos] == '+' || t[pos] == '-')) {
-    int oh, om;
-    if (!digits(t, pos + 1, 2, oh) || pos + 3 >= t.size() || t[pos + 3] != ':' || !digits(t, pos + 4, 2, om)) {
-      return std::nullopt;
-    }
-    offset_s = (oh * 3600 + om * 60) * (t[pos] == '+' ? 1 : -1);
-    pos += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (pos != t.size()) return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  int64_t secs = static_cast<int64_t>(timegm(&tm)) - offset_s;
-  return secs * 1'000'000'000 + frac;
-}
-
 Marker parse_marker(std::string_view description) {
   Marker m;
   size_t p = description.rfind(kMarkerSep);
@@ -151,8 +91,12 @@ std::string with_marker(std::string_view description, const Marker& m) {
   switch (m.kind) {
     case Marker::Kind::kNone: return base;
     case Marker::Kind::kDiverged: return base + std::string(kMarkerSep) + "diverged=" + std::to_string(m.seq);
-    case Marker::Kind::kRebuildRequested:
-      return base + std::string(kMarkerSep) + "rebuild=requested" + (m.seq > 0 ? "@" + std::to_string(m.seq) : "");
+    case Marker::Kind::kRebuildRequested: {
+      // append(), not "@" + std::string: for that, GCC 12 at -O3 reports a false -Wrestrict inside std::string.
+      std::string out = base + std::string(kMarkerSep) + "rebuild=requested";
+      if (m.seq > 0) out.append("@").append(std::to_string(m.seq));
+      return out;
+    }
     case Marker::Kind::kRebuildSyncing: return base + std::string(kMarkerSep) + "rebuild=syncing";
   }
   return base;

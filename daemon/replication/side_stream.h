@@ -7,7 +7,6 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -43,10 +42,6 @@ std::string foreign_reason(const Headers& headers, uint64_t seq, const std::stri
 // Headers for the side-stream copy of a foreign message.
 Headers side_headers(const Headers& original, const std::string& stream, const std::string& subject,
                      uint64_t seq, int64_t time_ns, const std::string& stored, const std::string& reason);
-
-// RFC 3339 with optional fraction ("2026-11-27T07:12:47.260817988Z", or an
-// offset) to Unix ns; nullopt when malformed.
-std::optional<int64_t> parse_rfc3339_ns(std::string_view t);
 
 // The marker Isthmus keeps at the end of a replica's description
 // ("Isthmus replica of X; isthmus:diverged=501", "...; isthmus:rebuild=requested@501",

@@ -8,6 +8,7 @@
 #include "mirror_check.h"
 #include "nats_server.h"
 #include "process.h"
+#include "proxied_pair.h"
 #include "publisher.h"
 #include "topology.h"
 #include "util.h"

@@ -61,12 +61,15 @@ std::string compare_replica_msg(const StoredMsg& leader, const StoredMsg& replic
     os << " payload \"" << clip(leader.payload) << "\" vs \"" << clip(replica.payload) << "\";";
   Grouped want = group(expected_replica_headers(leader, leader_region, epoch));
   Grouped have = group(replica.headers);
-  // Isthmus guards each replica write with Nats-Expected-Last-Sequence =
-  // seq - 1 (JetStream stores it as published). It is absent on writes made
-  // while the guard is off (after a positioning purge); never anything else.
+  // Isthmus guards each replica write with Nats-Expected-Last-Sequence
+  // (JetStream stores it as published): seq - 1, or nats-server's own lower
+  // count after a positioning purge (docs/architecture.md, "Alignment"); it
+  // is absent on writes made while the guard is off. Never anything else.
   auto guard = have.find("Nats-Expected-Last-Sequence");
-  if (guard != have.end() && guard->second == std::vector<std::string>{std::to_string(replica.seq - 1)}) {
-    have.erase(guard);
+  if (guard != have.end() && guard->second.size() == 1) {
+    const std::string& v = guard->second[0];
+    bool digits = !v.empty() && v.size() <= 19 && v.find_first_not_of("0123456789") == std::string::npos;
+    if (digits && std::stoull(v) <= replica.seq - 1) have.erase(guard);
   }
   for (const auto& [k, v] : want) {
     auto it = have.find(k);

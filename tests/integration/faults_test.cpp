@@ -4,6 +4,7 @@
 //
 //   ams --dials--> faultproxy (listen) --> iad's link port
 //   a2b = ams -> iad (acks, ams's heartbeats), b2a = iad -> ams (data).
+// (harness::ProxiedPair, tests/harness/proxied_pair.h).
 //
 // Every case starts fresh servers, daemons and proxy, publishes a few
 // thousand events in iad while a fault is on, and ends with the replica
@@ -18,10 +19,9 @@
 //   e  compression off (the smaller set): 50 ms round trip, then 3 resets
 // Each case prints "[figures]" lines.
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <exception>
-#include <memory>
+#include <vector>
 #include <sstream>
 #include <thread>
 
@@ -42,107 +42,20 @@ const std::string kFollower = "ams";  // sorts first: the dialer
 constexpr auto kCatchUp = 60s;         // ceiling for the replica to catch up
 constexpr auto kNoProgress = 25s;      // no replica progress this long: give up
 
-json leader_stream_config() {
-  return {{"name", kStream},
-          {"subjects",
-           {"covenant.countries.created", "covenant.countries.updated", "covenant.countries.deleted"}},
-          {"retention", "limits"},
-          {"max_msgs", 1'000'000},
-          {"storage", "file"},
-          {"num_replicas", 1},
-          {"discard", "old"}};
+// What every case publishes into iad (harness::StreamPublisher): seed-style
+// events on the stream's three subjects with the headers of the mirror test
+// (unique Msg-Ids, multi-valued X-Trace, publish-time headers that must
+// travel renamed, some messages without headers), each ack checked to land
+// at the next sequence. `pad` adds that many pseudo-random base64
+// characters to each event, which S2 cannot shrink much (used to saturate a
+// bandwidth cap with a known number of wire bytes).
+std::vector<PublishTarget> events(size_t pad = 0) {
+  PublishTarget t;
+  t.stream = kStream;
+  t.subjects = {"covenant.countries.created", "covenant.countries.updated", "covenant.countries.deleted"};
+  t.pad = pad;
+  return {t};
 }
-
-// Event i, to be stored at leader sequence `seq`. Headers as in the mirror
-// test (unique Msg-Ids here, multi-valued X-Trace, publish-time headers that
-// must travel renamed, some messages without headers). `blob` adds that many
-// pseudo-random base64 characters to the JSON, which S2 cannot shrink much
-// (used to saturate a bandwidth cap with a known number of wire bytes).
-OutMsg event(size_t i, uint64_t seq, size_t blob = 0) {
-  static const char* kinds[] = {"created", "updated", "deleted"};
-  static const char* countries[] = {"FR", "DE", "US", "JP", "BR", "NZ", "KE", "IN", "CA", "NO"};
-  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  OutMsg m;
-  m.subject = std::string("covenant.countries.") + kinds[i % 3];
-  std::ostringstream p;
-  p << "{\"event\":" << i << ",\"country\":\"" << countries[i % 10] << "\",\"kind\":\"" << kinds[i % 3]
-    << "\",\"population\":" << (i * 7919) % 100000000 << ",\"note\":\"" << std::string(i % 97, 'n') << "\"";
-  if (blob > 0) {
-    std::string b(blob, 'A');
-    uint64_t x = 0x9E3779B97F4A7C15ull * (i + 1);
-    for (size_t k = 0; k < blob; ++k) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      b[k] = b64[x & 63];
-    }
-    p << ",\"blob\":\"" << b << "\"";
-  }
-  p << "}";
-  m.payload = p.str();
-  if (i % 5 == 1) return m;
-  m.headers.emplace_back("X-Event-Index", std::to_string(i));
-  m.headers.emplace_back("Content-Type", "application/json");
-  if (i % 4 == 0) m.headers.emplace_back("Nats-Msg-Id", "flt-" + std::to_string(i));
-  if (i % 7 == 0) {
-    m.headers.emplace_back("X-Trace", "a-" + std::to_string(i));
-    m.headers.emplace_back("X-Trace", "b-" + std::to_string(i));
-  }
-  if (i % 11 == 0) m.headers.emplace_back("Nats-Expected-Stream", kStream);
-  if (i % 101 == 0) m.headers.emplace_back("Nats-Expected-Last-Sequence", std::to_string(seq - 1));
-  return m;
-}
-
-// Publishes events 0..count-1 (stored at 1..count) on its own thread and
-// its own connection: chunks of `chunk`, one chunk every `every` (0: as fast
-// as acks come). join() rethrows its error. Throws on a misplaced ack.
-class Publisher {
- public:
-  Publisher(const std::string& url, size_t count, size_t chunk, std::chrono::milliseconds every, size_t blob = 0)
-      : js_(std::make_unique<JetStream>(url)), thread_([this, count, chunk, every, blob] {
-          try {
-            auto next = Clock::now();
-            for (size_t i = 0; i < count;) {
-              if (every.count() > 0) {
-                std::this_thread::sleep_until(next);  // pacing, not waiting for a condition
-                next += every;
-              }
-              size_t end = std::min(count, i + chunk);
-              std::vector<OutMsg> msgs;
-              for (size_t k = i; k < end; ++k) msgs.push_back(event(k, k + 1, blob));
-              for (const auto& m : msgs) bytes_ += m.payload.size();
-              auto acks = js_->publish_bulk(msgs, 256);
-              for (size_t k = 0; k < acks.size(); ++k)
-                if (acks[k].duplicate || acks[k].seq != i + k + 1)
-                  throw std::runtime_error("leader stored event " + std::to_string(i + k) + " at seq " +
-                                           std::to_string(acks[k].seq) + (acks[k].duplicate ? " (duplicate)" : ""));
-              i = end;
-              published_ = i;
-            }
-          } catch (...) {
-            error_ = std::current_exception();
-          }
-          done_ = true;
-        }) {}
-  ~Publisher() {
-    if (thread_.joinable()) thread_.join();
-  }
-  bool done() const { return done_; }
-  uint64_t published() const { return published_; }
-  uint64_t payload_bytes() const { return bytes_; }
-  void join() {
-    if (thread_.joinable()) thread_.join();
-    if (error_) std::rethrow_exception(error_);
-  }
-
- private:
-  std::unique_ptr<JetStream> js_;
-  std::atomic<bool> done_{false};
-  std::atomic<uint64_t> published_{0};
-  std::atomic<uint64_t> bytes_{0};
-  std::exception_ptr error_;
-  std::thread thread_;
-};
 
 void print_figures(const std::string& what, uint64_t messages, double seconds) {
   std::printf("[figures] %s: %llu messages in %.3f s = %.0f msgs/s\n", what.c_str(),
@@ -156,155 +69,52 @@ void require_ok(const isthmus::Status& st, const std::string& what) {
   REQUIRE(st.is_ok());
 }
 
-struct Setup {
-  TempDir tmp{"isthmus-faults"};
-  Mesh mesh{tmp, {kLeader, kFollower}, {{kStream, kLeader}}};
-  std::unique_ptr<FaultProxy> proxy;
+// The pair of every case: ams dials iad through the proxy; link_extra: TOML
+// lines for [link] on both daemons; compression: link.compression on both
+// ("": the default, s2); sockbuf: the proxy's --sockbuf (its kernel buffers
+// stay small, a bounded bottleneck buffer behind a rate cap).
+ProxiedPairOptions pair_options(const std::string& link_extra = "", const std::string& compression = "",
+                                int sockbuf = 32768) {
+  ProxiedPairOptions o;
+  o.tmp_prefix = "isthmus-faults";
+  o.stream = kStream;
+  o.leader = kLeader;
+  o.follower = kFollower;
+  o.link_extra = link_extra;
+  o.compression = compression;
+  o.proxy_sockbuf = sockbuf;
+  return o;
+}
 
-  Region& leader() { return mesh[kLeader]; }
-  Region& follower() { return mesh[kFollower]; }
+// The whole replica against the whole leader stream.
+void verify_mirror(ProxiedPair& s, uint64_t total) {
+  StreamInfo li = s.leader().js().require_stream_info(kStream);
+  StreamInfo fi = s.follower().js().require_stream_info(kStream);
+  INFO("leader first/last/messages " << li.first_seq << "/" << li.last_seq << "/" << li.messages << ", replica "
+                                     << fi.first_seq << "/" << fi.last_seq << "/" << fi.messages);
+  REQUIRE(li.last_seq == total);
+  CHECK(fi.first_seq == li.first_seq);
+  CHECK(fi.last_seq == li.last_seq);
+  CHECK(fi.messages == li.messages);
+  auto lm = s.leader().js().read_stream(kStream);
+  auto fm = s.follower().js().read_stream(kStream);
+  REQUIRE(lm.size() == li.messages);
+  MirrorDiff d = compare_streams(lm, fm, kLeader);
+  INFO(d.summary());
+  REQUIRE(d.ok());
+  REQUIRE(d.compared == lm.size());
+}
 
-  // link_extra: TOML lines for [link] on both daemons; compression:
-  // link.compression on both ("": the default, s2); sockbuf: the proxy's
-  // --sockbuf.
-  explicit Setup(const std::string& link_extra = "", const std::string& compression = "",
-                 int sockbuf = 32768) {
-    uint16_t iad_link = leader().daemon.config().link_port;
-    // --sockbuf: the proxy's own kernel buffers stay small (a bounded
-    // bottleneck buffer); otherwise loopback auto-tuning lets the proxy's
-    // receive buffer soak up megabytes behind a rate cap, a queue no real
-    // link would hold without dropping packets (and TCP backing off).
-    auto fp = FaultProxy::start(FaultProxy::default_executable(), "127.0.0.1:" + std::to_string(iad_link),
-                                std::chrono::seconds(5), {"--sockbuf", std::to_string(sockbuf)});
-    if (!fp.is_ok()) throw Fatal("faultproxy did not start: " + fp.status().message());
-    proxy = std::move(*fp);
-    // ams dials iad: through the proxy.
-    for (auto& p : follower().daemon.config().peers)
-      if (p.name == kLeader) p.address = proxy->listen_address();
-    for (const std::string& r : {kLeader, kFollower}) {
-      mesh[r].daemon.config().link_extra = link_extra;
-      mesh[r].daemon.config().compression = compression;
-      mesh[r].daemon.write_config();
-    }
+// Both sides: link up, never reconnected, never closed.
+void check_never_closed(ProxiedPair& s, const std::string& when) {
+  for (const std::string& r : {kFollower, kLeader}) {
+    json l = s.links(r);
+    INFO(r << " /v1/links " << when << ": " << l.dump());
+    CHECK(l.value("state", "") == "up");
+    CHECK(l.value("reconnects", -1) == 0);
+    CHECK_FALSE(l.contains("last_close_reason"));
   }
-
-  void start() {
-    mesh.start_nats();
-    leader().js().create_stream(leader_stream_config());
-    follower().js();  // connect before anything else happens
-    // iad first, so that ams's first dial through the proxy finds it
-    // listening (else /v1/links would show a connect_failed close).
-    leader().daemon.start();
-    follower().daemon.start();
-    check_for(
-        30s,
-        [&](std::string& st) {
-          json a = links(kFollower), i = links(kLeader);
-          st = "ams " + a.dump() + "; iad " + i.dump();
-          return a.value("state", "") == "up" && i.value("state", "") == "up";
-        },
-        "iad<->ams link up through the fault proxy");
-  }
-
-  // region's /v1/links entry for its one peer.
-  json links(const std::string& region) {
-    auto r = mesh[region].daemon.http_get("/v1/links", 2s);
-    if (r.status != 200) throw std::runtime_error("/v1/links " + std::to_string(r.status) + " " + r.body);
-    json j = json::parse(r.body);
-    const std::string peer = region == kFollower ? kLeader : kFollower;
-    for (const auto& p : j.at("links"))
-      if (p.value("peer", "") == peer) return p;
-    throw std::runtime_error(region + ": no " + peer + " in /v1/links: " + r.body);
-  }
-
-  uint64_t replica_last() {
-    auto i = follower().js().stream_info(kStream);
-    return i ? i->last_seq : 0;
-  }
-
-  // Waits until the replica reaches `target`; fails early if a daemon dies,
-  // the replica is diverged or beyond target, or nothing moves for kNoProgress.
-  void await_replica(uint64_t target, std::chrono::milliseconds timeout = kCatchUp) {
-    uint64_t best = 0;
-    auto progress_at = Clock::now();
-    check_for(
-        timeout,
-        [&](std::string& state) {
-          leader().daemon.ensure_running("while replicating");
-          follower().daemon.ensure_running("while replicating");
-          uint64_t last = replica_last();
-          if (last > target) throw Fatal("replica last_seq " + std::to_string(last) + " beyond " + std::to_string(target));
-          auto lag = follower().daemon.lag_stream(kStream);
-          if (lag && lag->value("state", "") == "diverged") throw Fatal("ams reports diverged: " + lag->dump());
-          if (last > best) {
-            best = last;
-            progress_at = Clock::now();
-          }
-          state = "replica last_seq " + std::to_string(last) + "; ams lag " + (lag ? lag->dump() : "none");
-          if (Clock::now() - progress_at > kNoProgress) throw Fatal("no replication progress; " + state);
-          return last == target;
-        },
-        "replica " + kStream + " in ams at last_seq " + std::to_string(target));
-  }
-
-  // The whole replica against the whole leader stream.
-  void verify_mirror(uint64_t total) {
-    StreamInfo li = leader().js().require_stream_info(kStream);
-    StreamInfo fi = follower().js().require_stream_info(kStream);
-    INFO("leader first/last/messages " << li.first_seq << "/" << li.last_seq << "/" << li.messages << ", replica "
-                                       << fi.first_seq << "/" << fi.last_seq << "/" << fi.messages);
-    REQUIRE(li.last_seq == total);
-    CHECK(fi.first_seq == li.first_seq);
-    CHECK(fi.last_seq == li.last_seq);
-    CHECK(fi.messages == li.messages);
-    auto lm = leader().js().read_stream(kStream);
-    auto fm = follower().js().read_stream(kStream);
-    REQUIRE(lm.size() == li.messages);
-    MirrorDiff d = compare_streams(lm, fm, kLeader);
-    INFO(d.summary());
-    REQUIRE(d.ok());
-    REQUIRE(d.compared == lm.size());
-  }
-
-  // Polls until the replica is past `seq` (the transfer is under way).
-  void await_replica_past(uint64_t seq) {
-    check_for(
-        30s,
-        [&](std::string& st) {
-          uint64_t l = replica_last();
-          st = "replica last_seq " + std::to_string(l);
-          return l >= seq;
-        },
-        "replica past seq " + std::to_string(seq));
-  }
-
-  // Polls until both sides report rtt_ms; returns {ams, iad}.
-  std::pair<double, double> await_rtt() {
-    std::pair<double, double> v{-1, -1};
-    check_for(
-        15s,
-        [&](std::string& st) {
-          json a = links(kFollower), i = links(kLeader);
-          st = "ams " + a.dump() + "; iad " + i.dump();
-          if (!a.contains("rtt_ms") || !i.contains("rtt_ms")) return false;
-          v = {a["rtt_ms"].get<double>(), i["rtt_ms"].get<double>()};
-          return true;
-        },
-        "rtt_ms reported in /v1/links by ams and iad");
-    return v;
-  }
-
-  // Both sides: link up, never reconnected, never closed.
-  void check_never_closed(const std::string& when) {
-    for (const std::string& r : {kFollower, kLeader}) {
-      json l = links(r);
-      INFO(r << " /v1/links " << when << ": " << l.dump());
-      CHECK(l.value("state", "") == "up");
-      CHECK(l.value("reconnects", -1) == 0);
-      CHECK_FALSE(l.contains("last_close_reason"));
-    }
-  }
-};
+}
 
 // The 1-minute load average (first field of /proc/loadavg), for figures:
 // timing on a starved machine is part of what a reader must know.
@@ -330,13 +140,13 @@ std::string join(const std::vector<double>& v) {
 }  // namespace
 
 TEST_CASE("a: 150 ms round trip with jitter: replica identical, rtt_ms within 10% of 150 ms", "[faults]") {
-  Setup s;
+  ProxiedPair s(pair_options());
   require_ok(s.proxy->set(FaultProxy::kBoth, "delay_ms=75 jitter_ms=5"), "set delay");
   s.start();
 
   const size_t kTotal = 3000;
   auto t0 = Clock::now();
-  Publisher pub(s.leader().nats.url(), kTotal, 100, 100ms);  // ~1,000 msgs/s for ~3 s
+  StreamPublisher pub(s.leader().nats.url(), events(), 100, 100ms, kTotal);  // ~1,000 msgs/s for ~3 s
 
   // RTT samples from both ends while the (unsaturated) transfer runs: each
   // new value (one per heartbeat) for ~4 s after the first one.
@@ -364,10 +174,10 @@ TEST_CASE("a: 150 ms round trip with jitter: replica identical, rtt_ms within 10
   CHECK(mi <= 165.0);
 
   pub.join();
-  s.await_replica(kTotal);
+  s.await_replica(kTotal, kCatchUp, kNoProgress);
   print_figures("a: 150 ms RTT (publish start to replica caught up)", kTotal, seconds_since(t0));
-  s.verify_mirror(kTotal);
-  s.check_never_closed("after the 150 ms RTT run");
+  verify_mirror(s, kTotal);
+  check_never_closed(s, "after the 150 ms RTT run");
 }
 
 TEST_CASE("b: 1 MB/s cap both ways, saturated: never stale, rtt_ms within 100 ms of unloaded", "[faults]") {
@@ -382,7 +192,7 @@ TEST_CASE("b: 1 MB/s cap both ways, saturated: never stale, rtt_ms within 100 ms
   // is what the daemons let stand in front of their heartbeats: at most two
   // send budgets (10 ms of measured drain each) plus TCP_NOTSENT_LOWAT
   // (link/connection.h; docs/architecture.md, "Heartbeats ahead of data").
-  Setup s("", "", 8192);
+  ProxiedPair s(pair_options("", "", 8192));
   require_ok(s.proxy->set(FaultProxy::kBoth, "rate_bps=1000000 queue_bytes=16384"), "set rate");
   s.start();
 
@@ -396,7 +206,7 @@ TEST_CASE("b: 1 MB/s cap both ways, saturated: never stale, rtt_ms within 100 ms
   // the leader acks: several seconds of a saturated iad->ams direction.
   const size_t kTotal = 3000;
   auto t0 = Clock::now();
-  Publisher pub(s.leader().nats.url(), kTotal, 250, 0ms, 1200);
+  StreamPublisher pub(s.leader().nats.url(), events(1200), 250, 0ms, kTotal);
 
   double max_ams = -1, max_iad = -1;
   uint64_t max_queued = 0;
@@ -428,7 +238,7 @@ TEST_CASE("b: 1 MB/s cap both ways, saturated: never stale, rtt_ms within 100 ms
         }
         st = "replica last_seq " + std::to_string(last) + ", published " + std::to_string(pub.published());
         if (Clock::now() - progress_at > kNoProgress) throw Fatal("no replication progress; " + st);
-        return pub.done() && last == kTotal;
+        return pub.finished() && last == kTotal;
       },
       "replica caught up through the 1 MB/s cap");
   double secs = seconds_since(t0);
@@ -463,8 +273,8 @@ TEST_CASE("b: 1 MB/s cap both ways, saturated: never stale, rtt_ms within 100 ms
   CHECK(secs >= 2.0);
   INFO("first close/reconnect seen: " << closed);
   CHECK(closed.empty());
-  s.verify_mirror(kTotal);
-  s.check_never_closed("after the capped transfer");
+  verify_mirror(s, kTotal);
+  check_never_closed(s, "after the capped transfer");
   // Heartbeats must not queue behind data: issue #4 asks that the RTT during
   // a saturating transfer stays within 100 ms of the unloaded value. Every
   // sample counts (the maximum). Before send pacing this was 114-190 ms with
@@ -486,12 +296,12 @@ TEST_CASE("c: 10-second stall both ways mid-transfer (stale_after 30 s): link su
   // stale_after = 30 s: a 10 s stall must NOT close the link (the default
   // 10 s would race the stall); the case proves replication resumes on the
   // same connection after it.
-  Setup s("stale_after = \"30s\"");
+  ProxiedPair s(pair_options("stale_after = \"30s\""));
   s.start();
 
   const size_t kTotal = 4000;
   auto t0 = Clock::now();
-  Publisher pub(s.leader().nats.url(), kTotal, 100, 100ms);  // ~1,000 msgs/s for ~4 s
+  StreamPublisher pub(s.leader().nats.url(), events(), 100, 100ms, kTotal);  // ~1,000 msgs/s for ~4 s
   s.await_replica_past(500);
 
   require_ok(s.proxy->stall(FaultProxy::kBoth, true), "stall on");
@@ -519,7 +329,7 @@ TEST_CASE("c: 10-second stall both ways mid-transfer (stale_after 30 s): link su
   double stall_secs = seconds_since(ts);
   auto tr = Clock::now();
   pub.join();
-  s.await_replica(kTotal);
+  s.await_replica(kTotal, kCatchUp, kNoProgress);
   double resume_secs = seconds_since(tr);
 
   std::printf("[figures] c: stall %.2f s at replica seq %llu (seq %llu at resume, leader at %llu)\n", stall_secs,
@@ -528,17 +338,17 @@ TEST_CASE("c: 10-second stall both ways mid-transfer (stale_after 30 s): link su
   print_figures("c: catch-up after the stall (resume to replica caught up)", kTotal - before_resume, resume_secs);
   print_figures("c: whole run (publish start to replica caught up)", kTotal, seconds_since(t0));
   CHECK(before_resume < kTotal);  // the stall did hold the transfer back
-  s.verify_mirror(kTotal);
-  s.check_never_closed("after the stall");
+  verify_mirror(s, kTotal);
+  check_never_closed(s, "after the stall");
 }
 
 TEST_CASE("d: 5 resets 300 ms apart mid-transfer: replica identical, reconnects counted", "[faults]") {
-  Setup s;
+  ProxiedPair s(pair_options());
   s.start();
 
   const size_t kTotal = 4000;
   auto t0 = Clock::now();
-  Publisher pub(s.leader().nats.url(), kTotal, 100, 100ms);  // ~1,000 msgs/s for ~4 s
+  StreamPublisher pub(s.leader().nats.url(), events(), 100, 100ms, kTotal);  // ~1,000 msgs/s for ~4 s
   s.await_replica_past(300);
 
   std::vector<int> hit;
@@ -552,7 +362,7 @@ TEST_CASE("d: 5 resets 300 ms apart mid-transfer: replica identical, reconnects 
   }
   uint64_t after_resets = s.replica_last();
   pub.join();
-  s.await_replica(kTotal);
+  s.await_replica(kTotal, kCatchUp, kNoProgress);
   double secs = seconds_since(t0);
 
   json a, i;
@@ -580,11 +390,11 @@ TEST_CASE("d: 5 resets 300 ms apart mid-transfer: replica identical, reconnects 
   CHECK(i.value("reconnects", uint64_t{0}) >= 1);
   CHECK(a.contains("last_close_reason"));
   CHECK(i.contains("last_close_reason"));
-  s.verify_mirror(kTotal);
+  verify_mirror(s, kTotal);
 }
 
 TEST_CASE("e: compression off: 50 ms round trip and 3 resets mid-transfer, replica identical", "[faults]") {
-  Setup s("", "none");
+  ProxiedPair s(pair_options("", "none"));
   require_ok(s.proxy->set(FaultProxy::kBoth, "delay_ms=25 jitter_ms=2"), "set delay");
   s.start();
   {
@@ -595,18 +405,18 @@ TEST_CASE("e: compression off: 50 ms round trip and 3 resets mid-transfer, repli
 
   const size_t kTotal = 3000;
   auto t0 = Clock::now();
-  Publisher pub(s.leader().nats.url(), kTotal, 100, 100ms);
+  StreamPublisher pub(s.leader().nats.url(), events(), 100, 100ms, kTotal);
   s.await_replica_past(300);
   for (int k = 0; k < 3; ++k) {
     if (k > 0) std::this_thread::sleep_for(400ms);  // the fault's own timing
     require_ok(s.proxy->reset(), "reset");
   }
   pub.join();
-  s.await_replica(kTotal);
+  s.await_replica(kTotal, kCatchUp, kNoProgress);
   print_figures("e: compression off, 50 ms RTT, 3 resets (publish start to replica caught up)", kTotal,
                 seconds_since(t0));
   json a = s.links(kFollower);
   INFO("ams /v1/links " << a.dump());
   CHECK(a.value("reconnects", uint64_t{0}) >= 1);
-  s.verify_mirror(kTotal);
+  verify_mirror(s, kTotal);
 }

@@ -17,7 +17,9 @@
 //   b  Link down for 10 s (proxy down: connections reset and refused) while
 //      iad publishes steadily: iad's oldest-unreplicated age and ams's
 //      newest-applied age both rise to about 10 s, then fall back once the
-//      link is back. /metrics carries the lag metric families.
+//      link is back; the age of the last lag report iad holds from ams rises
+//      likewise (the figures iad repeats are that old), then is fresh again.
+//      /metrics carries the lag metric families.
 //   c  Initial sync of 20,000 messages over a 1 MB/s cap: both ends show
 //      "syncing" with done, to go, rate and estimate (isthmusctl lag too),
 //      then "caught_up" with done = 20,000.
@@ -51,16 +53,6 @@ const std::string kLeader = "iad";
 const std::string kFollower = "ams";  // sorts first: the dialer
 const std::string kSubject = "covenant.countries.updated";
 
-json leader_stream_config() {
-  return {{"name", kStream},
-          {"subjects", {"covenant.countries.created", "covenant.countries.updated", "covenant.countries.deleted"}},
-          {"retention", "limits"},
-          {"max_msgs", 1'000'000},
-          {"storage", "file"},
-          {"num_replicas", 1},
-          {"discard", "old"}};
-}
-
 std::string faketime_lib() {
   for (const char* p : {"/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
                         "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1"}) {
@@ -84,69 +76,18 @@ double num(const json& j, const char* key, double fallback = -1) {
   return j[key].get<double>();
 }
 
-struct Setup {
-  TempDir tmp{"isthmus-lag"};
-  Mesh mesh{tmp, {kLeader, kFollower}, {{kStream, kLeader}}};
-  std::unique_ptr<FaultProxy> proxy;
-
-  Region& leader() { return mesh[kLeader]; }
-  Region& follower() { return mesh[kFollower]; }
-
-  explicit Setup(const std::string& follower_faketime = "") {
-    uint16_t iad_link = leader().daemon.config().link_port;
-    auto fp = FaultProxy::start(FaultProxy::default_executable(), "127.0.0.1:" + std::to_string(iad_link));
-    if (!fp.is_ok()) throw Fatal("faultproxy did not start: " + fp.status().message());
-    proxy = std::move(*fp);
-    for (auto& p : follower().daemon.config().peers)
-      if (p.name == kLeader) p.address = proxy->listen_address();
-    for (const std::string& r : {kLeader, kFollower}) {
-      // Heartbeats every 250 ms: the clock offset is estimated within a
-      // second; redials within a second once the proxy is back up.
-      mesh[r].daemon.config().link_extra = "heartbeat_interval = \"250ms\"\nbackoff_max = \"1s\"";
-      mesh[r].daemon.write_config();
-    }
-    if (!follower_faketime.empty()) {
-      follower().daemon.set_env({{"LD_PRELOAD", faketime_lib()}, {"FAKETIME", follower_faketime}});
-    }
-  }
-
-  void start() {
-    mesh.start_nats();
-    leader().js().create_stream(leader_stream_config());
-    follower().js();
-    leader().daemon.start();
-    follower().daemon.start();
-    check_for(
-        30s,
-        [&](std::string& st) {
-          json a = links(kFollower), i = links(kLeader);
-          st = "ams " + a.dump() + "; iad " + i.dump();
-          return a.value("state", "") == "up" && i.value("state", "") == "up";
-        },
-        "iad<->ams link up through the fault proxy");
-  }
-
-  json links(const std::string& region) {
-    auto r = mesh[region].daemon.http_get("/v1/links", 2s);
-    if (r.status != 200) throw std::runtime_error("/v1/links " + std::to_string(r.status) + " " + r.body);
-    json j = json::parse(r.body);
-    const std::string peer = region == kFollower ? kLeader : kFollower;
-    for (const auto& p : j.at("links"))
-      if (p.value("peer", "") == peer) return p;
-    throw std::runtime_error(region + ": no " + peer + " in /v1/links: " + r.body);
-  }
-
-  // The one follower entry of a region's /v1/lag for kStream.
-  json lag_entry(const std::string& region) {
-    auto s = mesh[region].daemon.lag_stream(kStream);
-    if (!s) throw std::runtime_error(region + ": no " + kStream + " in /v1/lag");
-    const json& fs = s->at("followers");
-    if (!fs.is_array() || fs.size() != 1) throw std::runtime_error(region + ": followers " + fs.dump());
-    json f = fs[0];
-    f["stream_state"] = s->value("state", "");
-    return f;
-  }
-};
+// ams dials iad through the proxy (harness::ProxiedPair). Heartbeats every
+// 250 ms: the clock offset is estimated within a second; redials within a
+// second once the proxy is back up.
+ProxiedPairOptions pair_options() {
+  ProxiedPairOptions o;
+  o.tmp_prefix = "isthmus-lag";
+  o.stream = kStream;
+  o.leader = kLeader;
+  o.follower = kFollower;
+  o.link_extra = "heartbeat_interval = \"250ms\"\nbackoff_max = \"1s\"";
+  return o;
+}
 
 // Receives the replica's writes at the follower's nats-server (a core
 // subscription sees each publish Isthmus makes into the replica) and stamps
@@ -243,7 +184,8 @@ class SteadyPublisher {
 TEST_CASE("a: lag truth: 20 ms each way, follower clock +30 s; corrected lag matches a one-clock probe",
           "[lag][truth]") {
   constexpr double kShiftMs = 30'000;
-  Setup su("+30s");
+  ProxiedPair su(pair_options());
+  su.follower().daemon.set_env({{"LD_PRELOAD", faketime_lib()}, {"FAKETIME", "+30s"}});
   REQUIRE(su.proxy->set(FaultProxy::kBoth, "delay_ms=20").is_ok());
   su.start();
 
@@ -358,15 +300,18 @@ TEST_CASE("a: lag truth: 20 ms each way, follower clock +30 s; corrected lag mat
 }
 
 TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back", "[lag][down]") {
-  Setup su;
+  ProxiedPair su(pair_options());
   su.start();
   SteadyPublisher pub(su.leader().nats.url(), 20);
-  // Caught up and live: both ages small.
+  // Caught up and live: both ages small. Also the age of the last lag
+  // report iad holds from ams (its repeated time-lag figures are that old).
+  double report_age = -1;
   auto ages = [&](double& leader_age, double& follower_age, std::string& st) {
     json l = su.lag_entry(kLeader), f = su.lag_entry(kFollower);
     st = "iad " + l.dump() + "; ams " + f.dump();
     leader_age = num(l, "oldest_unreplicated_age_ms");
     follower_age = num(f, "newest_applied_age_ms");
+    report_age = l.contains("time_lag") ? num(l["time_lag"], "report_age_ms") : -1;
   };
   double la = -1, fa = -1;
   check_for(
@@ -386,15 +331,23 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
   std::this_thread::sleep_until(t0 + 5s);  // the outage's schedule, not a wait for a condition
   double la5 = -1, fa5 = -1;
   ages(la5, fa5, st);
+  double ra5 = report_age;
   std::this_thread::sleep_until(t0 + 10s);
   double la10 = -1, fa10 = -1;
   ages(la10, fa10, st);
+  double ra10 = report_age;
   double down_s = ms_since(t0, Clock::now()) / 1000;
   std::printf("[figures] b: link down: at 5 s iad %.0f ms, ams %.0f ms; at %.2f s iad %.0f ms, ams %.0f ms\n", la5,
               fa5, down_s, la10, fa10);
+  std::printf("[figures] b: iad's last lag report from ams: %.0f ms old at 5 s, %.0f ms at %.2f s\n", ra5, ra10,
+              down_s);
   INFO(st);
   CHECK(la10 > la5);
   CHECK(fa10 > fa5);
+  // No reports cross a down link: the figures iad repeats are visibly old
+  // (reports come about once a second, so at most ~1 s old at the cut).
+  CHECK(ra10 > ra5);
+  CHECK(ra10 >= 8500);
   // About 10 s each (publishing at 20/s: the oldest missing message is at
   // most 50 ms younger than the outage; reports are computed on request).
   CHECK(la10 >= 8500);
@@ -413,6 +366,13 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
       "both ages back under 1 s after the link returned");
   std::printf("[figures] b: after the link returned: both ages under 1 s within %.2f s (iad %.1f ms, ams %.1f ms)\n",
               ms_since(t1, Clock::now()) / 1000, la, fa);
+  check_for(
+      10s,
+      [&](std::string& s) {
+        ages(la, fa, s);
+        return report_age >= 0 && report_age < 2500;
+      },
+      "iad holds a fresh lag report from ams again");
 
   // The metric families are exposed.
   auto m = su.follower().daemon.http_get("/metrics");
@@ -429,7 +389,8 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
     CHECK(m.body.find(name) != std::string::npos);
   }
   for (const char* name : {"isthmus_lag_oldest_unreplicated_age_seconds{", "isthmus_lag_newest_applied_age_seconds{",
-                           "isthmus_lag_time_seconds{", "isthmus_sent_messages_total{"}) {
+                           "isthmus_lag_time_seconds{", "isthmus_lag_report_age_seconds{",
+                           "isthmus_sent_messages_total{"}) {
     INFO(name);
     CHECK(lm.body.find(name) != std::string::npos);
   }
@@ -445,10 +406,9 @@ TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate
   // the leader -> follower direction capped at 1 MB/s, so the sync takes
   // several seconds and can be watched.
   constexpr size_t kTotal = 20'000;
-  Setup su;
+  ProxiedPair su(pair_options());
   REQUIRE(su.proxy->set(FaultProxy::kB2A, "rate_bps=1000000").is_ok());
-  su.mesh.start_nats();
-  su.leader().js().create_stream(leader_stream_config());
+  su.start_nats();
   std::vector<OutMsg> msgs;
   for (size_t i = 0; i < kTotal; ++i) {
     OutMsg m;
@@ -466,9 +426,7 @@ TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate
     msgs.push_back(std::move(m));
   }
   su.leader().js().publish_bulk(msgs, 1024);
-  su.follower().js();
-  su.leader().daemon.start();
-  su.follower().daemon.start();
+  su.start_daemons();
 
   // While syncing: the follower's figures, mirrored at the leader, and the
   // PROGRESS column of isthmusctl.

@@ -490,6 +490,21 @@ TEST_CASE("e: a leader stream whose first sequence is above 1: the replica start
   await_replica(s.mesh, 110);
   verify_mirror(s.mesh);
   verify_lag_api(s.mesh, 110);
+
+  // The follower's nats-server restarts: its count for that check is the
+  // stream's real last sequence again, so the daemon's compensation is off
+  // by the positioning jump. The first refused checkpoint teaches it; nothing
+  // is lost, misplaced or reported as an apply error.
+  s.follower().drop_js();
+  s.follower().nats.restart();
+  publish_events(s.leader().js(), 120, 10, 111);
+  await_replica(s.mesh, 120);
+  verify_mirror(s.mesh);
+  verify_lag_api(s.mesh, 120);
+  auto lag = s.follower().daemon.lag_stream(kStream);
+  REQUIRE(lag);
+  CHECK((*lag)["followers"][0].value("apply_errors", 1) == 0);
+  CHECK_THAT(read_file(s.follower().daemon.log_path()), Catch::Contains("headers now follow its count (offset 0;"));
 }
 
 TEST_CASE("f: a foreign write into the replica is reported as divergence and stops the stream",
@@ -704,4 +719,44 @@ TEST_CASE("g: --check-config refuses a bad config with file, line, column and ke
   CHECK(version.status.exited);
   CHECK(version.status.code == 0);
   CHECK_THAT(version.out, Catch::Contains("isthmusd"));
+}
+
+TEST_CASE("h: a write the replica refuses mid-burst is named by its sequence; nothing is lost once it accepts",
+          "[mirror]") {
+  Setup s;
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  s.mesh.start_daemons();
+  publish_events(s.leader().js(), 0, 200, 1);
+  await_replica(s.mesh, 200);
+
+  // Someone gives the replica a limit of its own: messages over 1,000 bytes
+  // are refused. Then a burst whose 150th message is larger.
+  Region& f = s.follower();
+  json cfg = f.js().api("$JS.API.STREAM.INFO." + kStream, json::object())["config"];
+  cfg["max_msg_size"] = 1000;
+  f.js().api("$JS.API.STREAM.UPDATE." + kStream, cfg);
+  std::vector<OutMsg> burst;
+  for (int i = 0; i < 300; ++i) {
+    std::string body = i == 149 ? std::string(4000, 'x') : "{\"n\":" + std::to_string(i) + "}";
+    burst.push_back({"covenant.countries.updated", {}, body});
+  }
+  s.leader().js().publish_bulk(burst, 512, 30s);
+  const uint64_t big_seq = 200 + 150;
+
+  // The refusal is found at the next checkpoint and named by its sequence
+  // (the writes before it are stored, the ones after it retried, not
+  // lost); the retry's preparation restores the replica's neutral limits,
+  // so the rest follows, in place.
+  await_replica(s.mesh, 500);
+  verify_mirror(s.mesh);
+  auto lag = f.daemon.lag_stream(kStream);
+  REQUIRE(lag);
+  CHECK((*lag)["followers"][0].value("apply_errors", 0) >= 1);
+  CHECK(f.js().api("$JS.API.STREAM.INFO." + kStream, json::object())["config"].value("max_msg_size", 0) == -1);
+  // (Found at a later checkpoint, or by its own acknowledgement when it
+  // ended a burst.)
+  CHECK_THAT(read_file(f.daemon.log_path()),
+             Catch::Contains("the write of sequence " + std::to_string(big_seq) + " was refused") ||
+                 Catch::Contains("replica refused sequence " + std::to_string(big_seq) + ":"));
 }

@@ -160,6 +160,9 @@ TEST_CASE("metrics render time lag, window quantiles, the histogram, ages and sy
   CHECK(has_line(t, "isthmus_lag_time_seconds{" + l + "} 0.001"));
   CHECK(has_line(t, "isthmus_lag_clock_offset_known{" + l + "} 0"));
   CHECK(has_line(t, "isthmus_sync_syncing{" + l + "} 0"));
+  // ... with the age of the report they come from (leader side only).
+  CHECK(has_line(t, "isthmus_lag_report_age_seconds{" + l + "} 0.3"));
+  CHECK(t.find("isthmus_lag_report_age_seconds{" + f) == std::string::npos);
   CHECK(t.find("isthmus_lag_time_window_seconds{" + l + ",quantile=\"0.99\"}") == std::string::npos);
   CHECK(t.find("isthmus_lag_time_histogram_seconds_count{" + l) == std::string::npos);
   // The histogram family is declared once.

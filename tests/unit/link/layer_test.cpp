@@ -212,6 +212,29 @@ TEST_CASE("three layers round trip through a peer stack", "[layer]") {
   CHECK(lb == std::vector<std::string>{"t2.read", "x.read", "t1.read"});
 }
 
+TEST_CASE("push_top puts a layer next to the frames, above every other", "[layer]") {
+  // As a link does: TLS at the bottom first, S2 on top once HELLO is done.
+  std::vector<std::string> log;
+  LayerStack s;
+  s.push_bottom(std::make_unique<TagLayer>('B', &log, "bottom"));
+  s.push_top(std::make_unique<TagLayer>('M', &log, "middle"));
+  s.push_top(std::make_unique<TagLayer>('T', &log, "top"));
+  REQUIRE(s.size() == 3);
+  std::vector<uint8_t> net;
+  REQUIRE(s.write(bytes_of("x"), true, net).is_ok());
+  CHECK(str_of(net) == "BMTx");  // the top layer's framing is innermost
+  CHECK(log == std::vector<std::string>{"top.write(flush)", "middle.write(flush)", "bottom.write(flush)"});
+  log.clear();
+  std::vector<uint8_t> app, back;
+  REQUIRE(s.read(net, app, back).is_ok());
+  CHECK(str_of(app) == "x");
+  CHECK(log == std::vector<std::string>{"bottom.read", "middle.read", "top.read"});
+  // read_top runs the top layer alone.
+  app.clear();
+  REQUIRE(s.read_top(bytes_of("Ty"), app).is_ok());
+  CHECK(str_of(app) == "y");
+}
+
 TEST_CASE("a layer error stops the stack and is returned", "[layer]") {
   std::vector<std::string> log;
   LayerStack s;

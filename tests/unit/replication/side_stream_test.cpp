@@ -1,5 +1,5 @@
 // The side stream's names, subjects and headers; foreign-message
-// classification; description markers; RFC 3339 times; sync progress.
+// classification; description markers; sync progress.
 #include "replication/side_stream.h"
 
 #include <catch2/catch.hpp>
@@ -65,20 +65,6 @@ TEST_CASE("side headers: original headers escaped, origin of the copy added", "[
   CHECK(get(h, "Isthmus-Foreign-Time") == "1795765414249169923");
   CHECK(get(h, "Isthmus-Foreign-Stored") == "2026-11-27T07:43:34.249169923Z");
   CHECK(get(h, "Isthmus-Foreign-Reason") == "no Isthmus origin headers");
-}
-
-TEST_CASE("RFC 3339 store times to Unix ns", "[replication][divergence]") {
-  CHECK(parse_rfc3339_ns("1970-01-01T00:00:00Z") == 0);
-  CHECK(parse_rfc3339_ns("2026-11-27T07:43:34.249169923Z") == int64_t{1795765414249169923});
-  CHECK(parse_rfc3339_ns("2026-11-27T07:43:34.2Z") == int64_t{1795765414200000000});
-  CHECK(parse_rfc3339_ns("2026-11-27T08:43:34.249169923+01:00") == int64_t{1795765414249169923});
-  CHECK(parse_rfc3339_ns("2026-11-27T07:43:34Z") == int64_t{1795765414000000000});
-  CHECK_FALSE(parse_rfc3339_ns("").has_value());
-  CHECK_FALSE(parse_rfc3339_ns("2026-11-27 07:43:34Z").has_value());
-  CHECK_FALSE(parse_rfc3339_ns("2026-11-27T07:43:34.Z").has_value());
-  CHECK_FALSE(parse_rfc3339_ns("2026-13-27T07:43:34Z").has_value());
-  CHECK_FALSE(parse_rfc3339_ns("2026-11-27T07:43:34").has_value());
-  CHECK_FALSE(parse_rfc3339_ns("2026-11-27T07:43:34Zjunk").has_value());
 }
 
 TEST_CASE("description markers round-trip and replace each other", "[replication][divergence]") {
