@@ -241,6 +241,10 @@ void Follower::diverge(const std::string& why, uint64_t from_seq, bool marked) {
     rebuild_ = Rebuild::kNone;
     progress_.stop();
   }
+  // The watch has done its job; keep_foreign() finds what else arrives (and
+  // a flood of foreign writes does not pile up in this daemon).
+  watch_subs_.clear();
+  watched_subjects_.clear();
   foreign_from_ = from_seq;
   foreign_scanned_to_ = 0;
   foreign_found_ = 0;
