@@ -241,6 +241,10 @@ void Follower::diverge(const std::string& why, uint64_t from_seq, bool marked) {
     rebuild_ = Rebuild::kNone;
     progress_.stop();
   }
+  // The watch has done its job; keep_foreign() finds what else arrives (and
+  // a flood of foreign writes does not pile up in this daemon).
+  watch_subs_.clear();
+  watched_subjects_.clear();
   foreign_from_ = from_seq;
   foreign_scanned_to_ = 0;
   foreign_found_ = 0;
@@ -980,6 +984,7 @@ void Follower::on_ack(natsMsg* msg) {
 // write (the watch subscription delivers those before this acknowledgement:
 // one connection, one delivery thread, in order).
 void Follower::confirm_through(uint64_t seq) {
+  const ApplyClock clock = apply_clock();
   uint64_t s = next_ - inflight_.size();
   for (; s <= seq && !inflight_.empty(); ++s) {
     Inflight in = inflight_.front();
@@ -998,7 +1003,7 @@ void Follower::confirm_through(uint64_t seq) {
             if (!st) spdlog::warn("stream {}: could not delete filler at {}: {}", sname, fs, st.message());
           });
     } else {
-      record_apply(in);
+      record_apply(in, clock);
     }
   }
   advance_applied();
@@ -1109,23 +1114,29 @@ void Follower::refused(uint64_t seq, const nats::PubAck& ack) {
       });
 }
 
-void Follower::record_apply(const Inflight& in) {
+Follower::ApplyClock Follower::apply_clock() const {
+  ApplyClock c;
+  c.wall_ns = loop::wall_ns();
+  c.mono_ns = loop::mono_ns();
+  c.offset_known = ctx_.links->clock_offset(cfg_.leader, c.offset_ns, c.offset_error_ns);
+  return c;
+}
+
+void Follower::record_apply(const Inflight& in, const ApplyClock& c) {
   ++applied_msgs_;
   applied_bytes_ += in.bytes;
   last_applied_origin_ns_ = std::max(last_applied_origin_ns_, in.origin_time_ns);
-  int64_t now_wall = loop::wall_ns();
-  last_apply_wall_ns_ = now_wall;
+  last_apply_wall_ns_ = c.wall_ns;
   // apply time (our clock) - origin store time (the leader's clock), plus
   // (leader's clock - ours): both ends on the leader's clock.
-  time_lag_uncorrected_ns_ = now_wall - in.origin_time_ns;
-  int64_t off = 0, err = -1;
-  if (!ctx_.links->clock_offset(cfg_.leader, off, err)) {
+  time_lag_uncorrected_ns_ = c.wall_ns - in.origin_time_ns;
+  if (!c.offset_known) {
     ++lag_samples_unrecorded_;
     return;
   }
   // Never negative: a message cannot be applied before it was stored; a
   // negative value is the offset estimate's error (at most err) showing.
-  lag_hist_.record_ns(loop::mono_ns(), std::max<int64_t>(0, time_lag_uncorrected_ns_ + off));
+  lag_hist_.record_ns(c.mono_ns, std::max<int64_t>(0, time_lag_uncorrected_ns_ + c.offset_ns));
 }
 
 Follower::LagFigures Follower::figures() const {

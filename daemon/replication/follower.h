@@ -117,7 +117,14 @@ class Follower {
     SyncSnapshot sync;
   };
   LagFigures figures() const;
-  void record_apply(const Inflight& in);
+  // What one checkpoint's confirmation applies: the time and offset, read
+  // once for all its messages.
+  struct ApplyClock {
+    int64_t wall_ns = 0, mono_ns = 0, offset_ns = 0, offset_error_ns = -1;
+    bool offset_known = false;
+  };
+  ApplyClock apply_clock() const;
+  void record_apply(const Inflight& in, const ApplyClock& c);
   void send_lag_report();
 
   void maybe_start();
