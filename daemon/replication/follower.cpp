@@ -609,6 +609,16 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   if (!watch_foreign()) return;
   since_checkpoint_ = 0;
   since_checkpoint_bytes_ = 0;
+  // Requests of an earlier generation may still be running; their results
+  // are dropped (generation check) without clearing these.
+  purge_pending_ = false;
+  check_pending_ = false;
+  delete_pending_ = false;
+  // A stream that never held a message counts from 0 (just created, or
+  // recreated by a rebuild): no offset. Otherwise keep the last one known;
+  // probation checks it before anything is pipelined.
+  if (last_seq == 0) guard_offset_ = 0;
+  probation_ = true;
   applied_ = last_seq;
   next_ = last_seq + 1;
   replica_empty_ = messages == 0;
@@ -819,7 +829,7 @@ void Follower::apply_deletes() {
 
 void Follower::pump() {
   while (phase_ == Phase::kReplicating && !draining_ && !purge_pending_ && !queue_.empty() &&
-         inflight_.size() < kMaxInflight) {
+         inflight_.size() < kMaxInflight && !(probation_ && !inflight_.empty())) {
     const link::Message& m = queue_.front();
     if (m.seq < next_) {
       queue_bytes_ -= m.wire_size();
@@ -853,8 +863,9 @@ void Follower::pump() {
               // nats-server 2.9 keeps its count for the expected-last-
               // sequence check where it was before such a purge (until it
               // restarts): compensate. Should a server count otherwise, the
-              // first checkpoint is refused and the offset learned (refused()).
+              // probation write is refused and the offset learned (refused()).
               guard_offset_ = static_cast<int64_t>(next_ - 1) + guard_offset_ - static_cast<int64_t>(to - 1);
+              probation_ = true;
               next_ = to;
               applied_ = to - 1;
               ack_dirty_ = true;
@@ -887,7 +898,7 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
   // Without the expected-last-sequence chain, or while a refusal is being
   // named, every message asks for its own acknowledgement.
   since_checkpoint_bytes_ += m.payload.size();
-  if (!use_expected_last_ || m.seq <= ack_all_until_ || ++since_checkpoint_ >= kCheckpointEvery ||
+  if (probation_ || !use_expected_last_ || m.seq <= ack_all_until_ || ++since_checkpoint_ >= kCheckpointEvery ||
       since_checkpoint_bytes_ >= kCheckpointBytes) {
     checkpoint = true;
   }
@@ -984,6 +995,9 @@ void Follower::on_ack(natsMsg* msg) {
 // write (the watch subscription delivers those before this acknowledgement:
 // one connection, one delivery thread, in order).
 void Follower::confirm_through(uint64_t seq) {
+  // The expected-last-sequence header of this write matched nats-server's
+  // count: the offset is right, pipelining is safe.
+  probation_ = false;
   const ApplyClock clock = apply_clock();
   uint64_t s = next_ - inflight_.size();
   for (; s <= seq && !inflight_.empty(); ++s) {

@@ -177,6 +177,11 @@ class Follower {
   // real last sequence (non-zero after a positioning purge on 2.9).
   int64_t guard_offset_ = 0;
   uint64_t ack_all_until_ = 0;     // acknowledge every message up to this sequence
+  // After every (re)start and positioning purge, one write at a time until a
+  // checkpoint is acknowledged: with a single write in flight a wrong offset
+  // can only be refused, never accepted at another sequence (with several,
+  // a too-low offset would let a later write match the count early).
+  bool probation_ = true;
 
   // Foreign writes: one watch subscription per replica subject.
   std::vector<std::string> replica_subjects_;
