@@ -32,6 +32,7 @@
 #include <string>
 
 #include "link/frame.h"
+#include "loop/timer.h"
 #include "replication/context.h"
 
 namespace isthmus::replication {
@@ -70,7 +71,15 @@ class Leader {
     uint64_t requested = 0;
     uint64_t delivered = 0;
     int64_t sent_mono_ns = 0;
+    bool no_wait = false;     // answered at once with what the stream holds
   };
+  // How a Sender reads (docs/architecture.md, "Reading the leader's stream"):
+  // kBacklog: no_wait pulls back to back, two outstanding, while each is
+  //   served in full; kLive: the stream is being written as we read it: one
+  //   no_wait pull at a time, at most one per kLivePullInterval, so messages
+  //   published in between arrive together; kIdle: nothing to read: one
+  //   waiting pull for a single message, whose arrival switches to kLive.
+  enum class ReadMode { kBacklog, kLive, kIdle };
   struct Sender {
     std::string peer;
     uint64_t id = 0;          // our id, for matching async results
@@ -98,6 +107,8 @@ class Leader {
     double avg_msg_bytes = 0;     // recent message size (wire_size), for pull sizes; 0: none yet
     size_t last_msg_bytes = 0;    // size of the latest message
     uint64_t pull_cap = 16;       // slow start: doubles with each pull served in full
+    ReadMode mode = ReadMode::kBacklog;
+    int64_t next_pull_mono_ns = 0;  // kLive: no pull before this
     uint64_t accounted = 0;       // this sender's share of ctx.peer_inflight_bytes
     int64_t last_activity_mono_ns = 0;
   };
@@ -133,6 +144,8 @@ class Leader {
   void create_consumer(Sender& s);
   void drop_sender(const std::string& peer);
   void pull(Sender& s);
+  void pull_completed(Sender& s, const Pull& p, bool in_full);
+  void arm_pull_timer(int64_t at_mono_ns);
   void on_msg(uint64_t sender_id, natsMsg* msg);
   void send_batch(Sender& s);
   Sender* find_sender(uint64_t id);
@@ -146,6 +159,8 @@ class Leader {
   bool refresh_pending_ = false;
   std::vector<std::function<void()>> refresh_waiters_;
   bool draining_ = false;
+  std::unique_ptr<loop::Timer> pull_timer_;  // deferred kLive pulls
+  int64_t pull_timer_at_ns_ = 0;             // when it fires; 0: not armed
 
   // Local stream state (from periodic stream info and delivered messages).
   std::string retention_;  // "limits" | "interest" | "workqueue"; empty until known

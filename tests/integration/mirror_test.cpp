@@ -765,3 +765,42 @@ TEST_CASE("h: a write the replica refuses mid-burst is named by its sequence; no
              Catch::Contains("the write of sequence " + std::to_string(big_seq) + " was refused") ||
                  Catch::Contains("replica refused sequence " + std::to_string(big_seq) + ":"));
 }
+
+// The leader reads in three ways (docs/architecture.md, "Flow control"): a
+// backlog back to back, a stream written as it is read in 1 ms bursts, an idle
+// stream with one waiting pull that expires every 5 s. Each switch is a place
+// where a message could wait for the next expiry or for ever; this walks
+// through all of them and asks for every message promptly.
+TEST_CASE("i: single messages after an idle spell, a trickle and a burst all arrive promptly", "[mirror]") {
+  Setup s;
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  s.mesh.start_daemons();
+  JetStream& ljs = s.leader().js();
+  auto one_promptly = [&](uint64_t seq, const char* when) {
+    publish_events(ljs, seq - 1, 1, seq);
+    check_for(
+        2s, [&](std::string& state) { return observe_follower(s.mesh, seq, state) == seq; },
+        std::string("message ") + std::to_string(seq) + " in the replica within 2 s " + when);
+  };
+  // Empty stream: the first message arrives on the waiting pull.
+  one_promptly(1, "on an empty stream");
+  // Idle across the waiting pull's 5 s expiry (a deliberate idle spell, not a
+  // wait for a condition), then one message.
+  std::this_thread::sleep_for(6500ms);
+  one_promptly(2, "after 6.5 s idle");
+  one_promptly(3, "right after another");
+  // A trickle (one synchronous publish at a time): the reader switches
+  // between bursts and waiting many times.
+  const uint64_t kTrickle = 300;
+  for (uint64_t i = 0; i < kTrickle; ++i) publish_events(ljs, 3 + i, 1, 4 + i);
+  check_for(
+      5s, [&](std::string& state) { return observe_follower(s.mesh, 3 + kTrickle, state) == 3 + kTrickle; },
+      "trickle of " + std::to_string(kTrickle) + " in the replica within 5 s");
+  // A burst, then the trickle again.
+  const uint64_t base = 3 + kTrickle;
+  publish_events(ljs, base, 5000, base + 1);
+  await_replica(s.mesh, base + 5000);
+  one_promptly(base + 5001, "after a burst");
+  verify_mirror(s.mesh);
+}
