@@ -13,6 +13,7 @@
 #include "link/manager.h"
 #include "loop/mailbox.h"
 #include "nats/client.h"
+#include "nats/msg_bin.h"
 
 namespace isthmus::replication {
 
@@ -29,6 +30,13 @@ struct Context {
   // and not yet acknowledged, plus what outstanding pull requests may still
   // deliver (estimated). link.peer_window_bytes bounds it (Leader::pull).
   std::map<std::string, uint64_t> peer_inflight_bytes;
+  // Messages read or published this loop iteration, destroyed together at
+  // the flush (nats/msg_bin.h); release() also asks for that flush.
+  nats::MsgBin spent;
+  void release(natsMsg* msg) {
+    spent.add(msg);
+    if (request_flush) request_flush();
+  }
 
   int64_t timeout_ms() const { return cfg->nats.request_timeout.count(); }
   // Runs job on the NATS worker and then done(result) on the loop thread.

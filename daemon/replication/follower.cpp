@@ -933,7 +933,7 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
     s = natsMsgHeader_Add(msg, "Nats-Expected-Last-Sequence", guard);
   }
   if (s == NATS_OK) s = natsConnection_PublishMsg(ctx_.conn.get(), msg);
-  natsMsg_Destroy(msg);
+  ctx_.release(msg);
   if (s != NATS_OK) {
     ++apply_errors_;
     reset(std::string("publish to replica failed: ") + natsStatus_GetText(s));
@@ -965,7 +965,7 @@ void Follower::on_ack(natsMsg* msg) {
   bool no_responders = natsMsg_IsNoResponders(msg);
   auto ack = nats::parse_pub_ack(
       std::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))));
-  natsMsg_Destroy(msg);
+  ctx_.release(msg);
   if (no_responders) {
     ++apply_errors_;
     reset("no stream holds subject for sequence " + std::to_string(seq));

@@ -595,7 +595,7 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   }
   m.payload.assign(natsMsg_GetData(msg) != nullptr ? natsMsg_GetData(msg) : "",
                    static_cast<size_t>(natsMsg_GetDataLength(msg)));
-  natsMsg_Destroy(msg);
+  ctx_.release(msg);
 
   size_t sz = m.wire_size();
   s->sent_seq = sseq;

@@ -55,6 +55,7 @@ void Replicator::stop() {
   if (state_timer_) state_timer_->stop();
   advisory_sub_.reset();
   if (flush_timer_) flush_timer_->stop();
+  ctx_.spent.empty();
 }
 
 void Replicator::drain() {
@@ -227,6 +228,7 @@ void Replicator::flush_now() {
   for (auto& [n, f] : followers_) f->flush();
   for (auto& [n, l] : leaders_) l->flush();
   if (ctx_.links != nullptr) ctx_.links->flush_all();
+  ctx_.spent.empty();
 }
 
 void Replicator::tick() {
