@@ -7,15 +7,22 @@ Status LayerStack::write(std::span<const uint8_t> in, bool flush, std::vector<ui
     to_net.insert(to_net.end(), in.begin(), in.end());
     return Status::ok();
   }
-  std::vector<uint8_t> cur(in.begin(), in.end());
+  // The first layer reads the caller's bytes in place; each layer's output
+  // is the next one's input.
+  std::span<const uint8_t> cur = in;
+  std::vector<uint8_t> held, next;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    std::vector<uint8_t> next;
-    Status st = layers_[i]->write(cur, flush, i + 1 == layers_.size() ? to_net : next);
+    const bool last = i + 1 == layers_.size();
+    next.clear();
+    Status st = layers_[i]->write(cur, flush, last ? to_net : next);
     if (!st) {
       failure_ = layers_[i]->failure_reason();
       return st;
     }
-    if (i + 1 < layers_.size()) cur.swap(next);
+    if (!last) {
+      held.swap(next);
+      cur = held;
+    }
   }
   return Status::ok();
 }
@@ -28,7 +35,8 @@ Status LayerStack::read(std::span<const uint8_t> in, std::vector<uint8_t>& to_ap
   }
   // Bottom layer first. Bytes a layer wants to send back must pass through
   // the layers below it on the way down.
-  std::vector<uint8_t> cur(in.begin(), in.end());
+  std::span<const uint8_t> cur = in;  // the bottom layer reads in place
+  std::vector<uint8_t> held;
   for (size_t i = layers_.size(); i-- > 0;) {
     std::vector<uint8_t> up, back;
     Status st = layers_[i]->read(cur, up, back);
@@ -51,7 +59,8 @@ Status LayerStack::read(std::span<const uint8_t> in, std::vector<uint8_t>& to_ap
       to_net.insert(to_net.end(), down.begin(), down.end());
     }
     if (!st) return st;
-    cur.swap(up);
+    held.swap(up);
+    cur = held;
   }
   to_app.insert(to_app.end(), cur.begin(), cur.end());
   return Status::ok();

@@ -25,9 +25,14 @@ constexpr int kMaxOutstandingPulls = 2;
 // TLS record, a checkpoint) once per burst. Adds at most this much latency.
 constexpr int64_t kLivePullIntervalNs = 1'000'000;
 constexpr int64_t kPullExpiresNs = 5'000'000'000;
-// A pull that got neither messages nor its expiry status this long after its
-// own expiry means the consumer is gone (e.g. the server restarted).
-constexpr int64_t kPullLostNs = 15'000'000'000;
+// Every pull is answered within kPullExpiresNs: a no_wait pull at once, a
+// waiting one by messages or its expiry status. One open this much longer,
+// with nothing at all from the consumer meanwhile, was lost or is held by the
+// server (nats-server 2.9 keeps a no_wait request that reached the end of the
+// stream with nothing delivered as an ordinary waiting request without
+// expiry): the consumer is recreated. A pull that waits behind it would
+// otherwise wait for ever.
+constexpr int64_t kPullLostNs = 2'000'000'000;
 // Bytes queued on a link above which we stop pulling for it.
 constexpr size_t kLinkHighWater = 4 * 1024 * 1024;
 // A durable (interest) reader's unacknowledged deliveries are redelivered
@@ -106,12 +111,13 @@ void Leader::on_nats_up() {
 // stored, so the stream keeps interest in everything still in flight (what
 // was already sent is skipped when read again).
 void Leader::restart_consumer(Sender& s, const std::string& why) {
-  if (!why.empty()) spdlog::info("stream {}: reader for {}: {}; recreating", cfg_.name, s.peer, why);
+  if (!why.empty()) spdlog::warn("stream {}: reader for {}: {}; recreating", cfg_.name, s.peer, why);
   s.sub.reset();
   s.consumer.clear();
   s.pulls.clear();
   s.outstanding = 0;
   s.mode = ReadMode::kBacklog;
+  ++s.reader;  // what the old consumer still delivers is dropped
   s.start_seq = s.durable ? views_[s.peer].acked_seq + 1 : std::max(s.sent_seq + 1, s.start_seq);
   create_consumer(s);
 }
@@ -124,6 +130,7 @@ void Leader::on_nats_down() {
     s->pulls.clear();
     s->outstanding = 0;
     s->mode = ReadMode::kBacklog;
+    ++s->reader;
   }
   error_ = "local NATS connection lost";
 }
@@ -363,8 +370,12 @@ void Leader::create_consumer(Sender& s) {
         }
         sp->consumer = r.name;
         sp->inbox = nats::new_inbox();
+        // Deliveries of an earlier consumer may still sit in the mailbox; they
+        // must not count against this one's pulls (which are matched by order).
+        const uint64_t reader = ++sp->reader;
         auto sub = nats::Subscription::create(
-            ctx_.conn.get(), sp->inbox + ".*", ctx_.mailbox, [this, id](natsMsg* m) { on_msg(id, m); },
+            ctx_.conn.get(), sp->inbox + ".*", ctx_.mailbox,
+            [this, id, reader](natsMsg* m) { on_msg(id, reader, m); },
             ctx_.cfg->nats.pending_bytes_limit);
         if (!sub) {
           sp->consumer.clear();
@@ -508,9 +519,9 @@ void Leader::account(Sender& s) {
   s.accounted = now;
 }
 
-void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
+void Leader::on_msg(uint64_t sender_id, uint64_t reader, natsMsg* msg) {
   Sender* s = find_sender(sender_id);
-  if (s == nullptr) {
+  if (s == nullptr || s->reader != reader) {
     natsMsg_Destroy(msg);
     return;
   }
@@ -626,6 +637,7 @@ void Leader::send_batch(Sender& s) {
   if (s.batch.msgs.empty()) return;
   s.batch.leader_last_seq = last_seq_;
   std::vector<uint8_t> f;
+  f.reserve(s.batch_bytes + s.batch.stream.size() + 64);  // wire_size() over-estimates
   encode(s.batch, f);
   ctx_.links->send(s.peer, std::move(f));
   s.batch.msgs.clear();
@@ -835,12 +847,13 @@ void Leader::tick() {
     // Pulls that never completed: the consumer vanished without telling us.
     bool lost = false;
     for (auto& [rid, p] : s->pulls) {
-      if (now - p.sent_mono_ns > kPullExpiresNs + kPullLostNs && now - s->last_activity_mono_ns > kPullLostNs) {
+      if (now - p.sent_mono_ns > kPullExpiresNs + kPullLostNs &&
+          now - s->last_activity_mono_ns > kPullExpiresNs + kPullLostNs) {
         lost = true;
       }
     }
     if (lost) {
-      restart_consumer(*s, "pulls unanswered");
+      restart_consumer(*s, "a pull went unanswered for 7 s");
       continue;
     }
     pull(*s);

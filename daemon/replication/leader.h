@@ -89,6 +89,7 @@ class Leader {
     bool creating = false;
     std::string inbox;
     std::unique_ptr<nats::Subscription> sub;
+    uint64_t reader = 0;      // grows with each consumer; older deliveries are dropped
     std::map<uint64_t, Pull> pulls;  // by request id
     uint64_t next_pull_id = 1;
     uint64_t outstanding = 0;        // requested, not yet delivered
@@ -146,7 +147,7 @@ class Leader {
   void pull(Sender& s);
   void pull_completed(Sender& s, const Pull& p, bool in_full);
   void arm_pull_timer(int64_t at_mono_ns);
-  void on_msg(uint64_t sender_id, natsMsg* msg);
+  void on_msg(uint64_t sender_id, uint64_t reader, natsMsg* msg);
   void send_batch(Sender& s);
   Sender* find_sender(uint64_t id);
 
