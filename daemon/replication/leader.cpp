@@ -17,8 +17,13 @@ using Json = nlohmann::json;
 
 namespace {
 
-constexpr uint64_t kMaxPullBatch = 1000;
-constexpr int kMaxOutstandingPulls = 2;
+constexpr uint64_t kMaxPullBatch = 4000;
+// One pull open at a time. nats-server hands messages to its waiting pull
+// requests in turn (round robin), and a delivered message does not say which
+// request it answers: with two open, the count per request is a guess, and a
+// request counted complete while the server still holds it (or the reverse)
+// stalls the reader. With one, every delivery belongs to it.
+constexpr int kMaxOpenPulls = 1;
 // While the stream is written as we read it, one no_wait pull per interval:
 // at 20k msg/s about 20 messages arrive together instead of one by one, so
 // both daemons pay their per-delivery costs (thread wakeups, a DATA frame, a
@@ -419,8 +424,8 @@ void Leader::pull(Sender& s) {
   if (!ctx_.links->is_up(s.peer) || ctx_.links->pending_bytes(s.peer) > kLinkHighWater) return;
   const auto& lc = ctx_.cfg->link;
   account(s);
-  // kLive and kIdle keep one pull outstanding; a kLive one waits its turn.
-  const int max_pulls = s.mode == ReadMode::kBacklog ? kMaxOutstandingPulls : 1;
+  // A kLive pull waits its turn.
+  const int max_pulls = kMaxOpenPulls;
   if (s.mode == ReadMode::kLive && s.pulls.empty()) {
     const int64_t now = loop::mono_ns();
     if (now < s.next_pull_mono_ns) {
@@ -566,7 +571,7 @@ void Leader::on_msg(uint64_t sender_id, uint64_t reader, natsMsg* msg) {
     natsMsg_Destroy(msg);
     return;
   }
-  // The server fills waiting pull requests oldest first.
+  // The open pull (kMaxOpenPulls).
   auto pit = s->pulls.begin();
   if (pit != s->pulls.end()) {
     pit->second.delivered++;
@@ -853,7 +858,14 @@ void Leader::tick() {
       }
     }
     if (lost) {
-      restart_consumer(*s, "a pull went unanswered for 7 s");
+      std::string open;
+      for (const auto& [rid, p] : s->pulls) {
+        open += " #" + std::to_string(rid) + (p.no_wait ? " no_wait " : " waiting ") + std::to_string(p.delivered) +
+                "/" + std::to_string(p.requested) + " " + std::to_string((now - p.sent_mono_ns) / 1'000'000) + " ms;";
+      }
+      restart_consumer(*s, "a pull went unanswered for 7 s (read through " + std::to_string(s->sent_seq) +
+                               ", stream last " + std::to_string(last_seq_) + ", mode " +
+                               std::to_string(static_cast<int>(s->mode)) + ", open:" + open + ")");
       continue;
     }
     pull(*s);
