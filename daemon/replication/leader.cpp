@@ -30,13 +30,13 @@ constexpr int kMaxOpenPulls = 1;
 // TLS record, a checkpoint) once per burst. Adds at most this much latency.
 constexpr int64_t kLivePullIntervalNs = 1'000'000;
 constexpr int64_t kPullExpiresNs = 5'000'000'000;
-// Every pull is answered within kPullExpiresNs: a no_wait pull at once, a
-// waiting one by messages or its expiry status. One open this much longer,
-// with nothing at all from the consumer meanwhile, was lost or is held by the
-// server (nats-server 2.9 keeps a no_wait request that reached the end of the
-// stream with nothing delivered as an ordinary waiting request without
-// expiry): the consumer is recreated. A pull that waits behind it would
-// otherwise wait for ever.
+// Every pull is answered: a no_wait pull at once, a waiting one by messages
+// or by its expiry status. One still open kPullLostNs after that, with
+// nothing at all from the consumer meanwhile, was lost or is held by the
+// server (its code keeps a no_wait request that passed its pending check but
+// reached the end of the stream with nothing delivered as a waiting request
+// without expiry): the consumer is recreated, since the one open pull would
+// otherwise hold the reader.
 constexpr int64_t kPullLostNs = 2'000'000'000;
 // Bytes queued on a link above which we stop pulling for it.
 constexpr size_t kLinkHighWater = 4 * 1024 * 1024;
@@ -77,12 +77,15 @@ bool parse_num(std::string_view s, T& out) {
 // delivery's reply subject. Two forms exist:
 //   $JS.ACK.<stream>.<consumer>.<dcount>.<sseq>.<dseq>.<ts>.<pending>
 //   $JS.ACK.<domain>.<acchash>.<stream>.<consumer>.<dcount>.<sseq>.<dseq>.<ts>.<pending>[.<token>]
-bool parse_ack_subject(std::string_view reply, uint64_t& sseq, int64_t& ts, uint64_t& pending) {
+// $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+// (with a domain and account hash before the stream in the longer form).
+bool parse_ack_subject(std::string_view reply, uint64_t& sseq, uint64_t& dseq, int64_t& ts, uint64_t& pending) {
   auto t = split(reply, '.');
   if (t.size() < 9 || t[0] != "$JS" || t[1] != "ACK") return false;
   size_t base = t.size() == 9 ? 5 : 7;
   if (t.size() < base + 4) return false;
-  return parse_num(t[base], sseq) && parse_num(t[base + 2], ts) && parse_num(t[base + 3], pending);
+  return parse_num(t[base], sseq) && parse_num(t[base + 1], dseq) && parse_num(t[base + 2], ts) &&
+         parse_num(t[base + 3], pending);
 }
 
 }  // namespace
@@ -122,7 +125,6 @@ void Leader::restart_consumer(Sender& s, const std::string& why) {
   s.pulls.clear();
   s.outstanding = 0;
   s.mode = ReadMode::kBacklog;
-  ++s.reader;  // what the old consumer still delivers is dropped
   s.start_seq = s.durable ? views_[s.peer].acked_seq + 1 : std::max(s.sent_seq + 1, s.start_seq);
   create_consumer(s);
 }
@@ -135,7 +137,6 @@ void Leader::on_nats_down() {
     s->pulls.clear();
     s->outstanding = 0;
     s->mode = ReadMode::kBacklog;
-    ++s->reader;
   }
   error_ = "local NATS connection lost";
 }
@@ -375,12 +376,15 @@ void Leader::create_consumer(Sender& s) {
         }
         sp->consumer = r.name;
         sp->inbox = nats::new_inbox();
-        // Deliveries of an earlier consumer may still sit in the mailbox; they
-        // must not count against this one's pulls (which are matched by order).
-        const uint64_t reader = ++sp->reader;
+        // A fresh reader: nothing open, nothing delivered yet. (Two creations
+        // can overlap across a reconnect; the later one's consumer wins, and a
+        // pull of the earlier one must not hold the single open slot.)
+        sp->pulls.clear();
+        sp->outstanding = 0;
+        sp->mode = ReadMode::kBacklog;
+        sp->last_dseq = 0;
         auto sub = nats::Subscription::create(
-            ctx_.conn.get(), sp->inbox + ".*", ctx_.mailbox,
-            [this, id, reader](natsMsg* m) { on_msg(id, reader, m); },
+            ctx_.conn.get(), sp->inbox + ".*", ctx_.mailbox, [this, id](natsMsg* m) { on_msg(id, m); },
             ctx_.cfg->nats.pending_bytes_limit);
         if (!sub) {
           sp->consumer.clear();
@@ -524,9 +528,9 @@ void Leader::account(Sender& s) {
   s.accounted = now;
 }
 
-void Leader::on_msg(uint64_t sender_id, uint64_t reader, natsMsg* msg) {
+void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   Sender* s = find_sender(sender_id);
-  if (s == nullptr || s->reader != reader) {
+  if (s == nullptr) {
     natsMsg_Destroy(msg);
     return;
   }
@@ -565,12 +569,24 @@ void Leader::on_msg(uint64_t sender_id, uint64_t reader, natsMsg* msg) {
     return;
   }
 
-  uint64_t sseq = 0, pending = 0;
+  uint64_t sseq = 0, dseq = 0, pending = 0;
   int64_t ts = 0;
-  if (!parse_ack_subject(reply, sseq, ts, pending)) {
+  if (!parse_ack_subject(reply, sseq, dseq, ts, pending)) {
     natsMsg_Destroy(msg);
     return;
   }
+  // Each delivery of a consumer takes the next consumer sequence. A jump
+  // means deliveries were lost on the way to us (cnats drops messages of a
+  // slow subscription), not deleted at the stream: the stream sequence gap
+  // that follows must not reach the follower as a deletion. Re-read from
+  // what was sent.
+  if (s->last_dseq != 0 && dseq != s->last_dseq + 1 && dseq > s->last_dseq) {
+    natsMsg_Destroy(msg);
+    restart_consumer(*s, "deliveries lost before they were read (consumer sequence " + std::to_string(dseq) +
+                             " after " + std::to_string(s->last_dseq) + ")");
+    return;
+  }
+  s->last_dseq = std::max(s->last_dseq, dseq);
   // The open pull (kMaxOpenPulls).
   auto pit = s->pulls.begin();
   if (pit != s->pulls.end()) {
@@ -852,10 +868,9 @@ void Leader::tick() {
     // Pulls that never completed: the consumer vanished without telling us.
     bool lost = false;
     for (auto& [rid, p] : s->pulls) {
-      if (now - p.sent_mono_ns > kPullExpiresNs + kPullLostNs &&
-          now - s->last_activity_mono_ns > kPullExpiresNs + kPullLostNs) {
-        lost = true;
-      }
+      // A no_wait pull is answered at once; a waiting one within its expiry.
+      const int64_t limit = (p.no_wait ? 0 : kPullExpiresNs) + kPullLostNs;
+      if (now - p.sent_mono_ns > limit && now - s->last_activity_mono_ns > limit) lost = true;
     }
     if (lost) {
       std::string open;
@@ -863,7 +878,7 @@ void Leader::tick() {
         open += " #" + std::to_string(rid) + (p.no_wait ? " no_wait " : " waiting ") + std::to_string(p.delivered) +
                 "/" + std::to_string(p.requested) + " " + std::to_string((now - p.sent_mono_ns) / 1'000'000) + " ms;";
       }
-      restart_consumer(*s, "a pull went unanswered for 7 s (read through " + std::to_string(s->sent_seq) +
+      restart_consumer(*s, "a pull went unanswered (read through " + std::to_string(s->sent_seq) +
                                ", stream last " + std::to_string(last_seq_) + ", mode " +
                                std::to_string(static_cast<int>(s->mode)) + ", open:" + open + ")");
       continue;

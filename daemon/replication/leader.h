@@ -73,12 +73,12 @@ class Leader {
     int64_t sent_mono_ns = 0;
     bool no_wait = false;     // answered at once with what the stream holds
   };
-  // How a Sender reads (docs/architecture.md, "Reading the leader's stream"):
-  // kBacklog: no_wait pulls back to back, two outstanding, while each is
-  //   served in full; kLive: the stream is being written as we read it: one
-  //   no_wait pull at a time, at most one per kLivePullInterval, so messages
-  //   published in between arrive together; kIdle: nothing to read: one
-  //   waiting pull for a single message, whose arrival switches to kLive.
+  // How a Sender reads (docs/architecture.md, "Flow control"); one pull is
+  // open at a time in every mode. kBacklog: no_wait pulls back to back while
+  // each is served in full; kLive: the stream is being written as we read
+  // it: a no_wait pull at most once per kLivePullInterval, so messages
+  // published in between arrive together; kIdle: nothing to read: a waiting
+  // pull for a single message, whose arrival switches to kLive.
   enum class ReadMode { kBacklog, kLive, kIdle };
   struct Sender {
     std::string peer;
@@ -89,7 +89,7 @@ class Leader {
     bool creating = false;
     std::string inbox;
     std::unique_ptr<nats::Subscription> sub;
-    uint64_t reader = 0;      // grows with each consumer; older deliveries are dropped
+    uint64_t last_dseq = 0;   // consumer sequence of the last delivery; 0: none yet from this consumer
     std::map<uint64_t, Pull> pulls;  // by request id
     uint64_t next_pull_id = 1;
     uint64_t outstanding = 0;        // requested, not yet delivered
@@ -147,7 +147,7 @@ class Leader {
   void pull(Sender& s);
   void pull_completed(Sender& s, const Pull& p, bool in_full);
   void arm_pull_timer(int64_t at_mono_ns);
-  void on_msg(uint64_t sender_id, uint64_t reader, natsMsg* msg);
+  void on_msg(uint64_t sender_id, natsMsg* msg);
   void send_batch(Sender& s);
   Sender* find_sender(uint64_t id);
 
