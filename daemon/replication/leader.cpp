@@ -601,6 +601,14 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   }
   last_seq_ = std::max(last_seq_, sseq + pending);
   if (sseq <= s->sent_seq) {  // already sent (consumer recreated)
+    if (s->durable) {
+      // The follower's acknowledgement of it must go to this consumer: the
+      // durable that delivered it first is gone, and an ack sent there would
+      // leave this one's floor behind (and the interest stream holding).
+      auto it = std::lower_bound(s->unacked.begin(), s->unacked.end(), sseq,
+                                 [](const Sender::Unacked& u, uint64_t q) { return u.seq < q; });
+      if (it != s->unacked.end() && it->seq == sseq) it->reply = reply;
+    }
     natsMsg_Destroy(msg);
     return;
   }
