@@ -24,10 +24,12 @@ constexpr uint64_t kMaxPullBatch = 4000;
 // request counted complete while the server still holds it (or the reverse)
 // stalls the reader. With one, every delivery belongs to it.
 constexpr int kMaxOpenPulls = 1;
-// While the stream is written as we read it, one no_wait pull per interval:
-// at 20k msg/s about 20 messages arrive together instead of one by one, so
-// both daemons pay their per-delivery costs (thread wakeups, a DATA frame, a
-// TLS record, a checkpoint) once per burst. Adds at most this much latency.
+// While the stream is written as we read it, at most one no_wait pull per
+// interval (counted from the previous answer): messages published meanwhile
+// arrive together instead of one by one (measured at 20k msg/s: a pull every
+// ~4 ms with the round trip and cnats' flusher, ~87 messages each), so both
+// daemons pay their per-delivery costs (thread wakeups, a DATA frame, a TLS
+// record, a checkpoint) once per burst.
 constexpr int64_t kLivePullIntervalNs = 1'000'000;
 constexpr int64_t kPullExpiresNs = 5'000'000'000;
 // Every pull is answered: a no_wait pull at once, a waiting one by messages
@@ -73,12 +75,10 @@ bool parse_num(std::string_view s, T& out) {
   return !s.empty() && std::from_chars(s.data(), s.data() + s.size(), out).ec == std::errc();
 }
 
-// Reads stream sequence, timestamp and pending count from a JetStream
+// Reads stream and consumer sequence, timestamp and pending count from a JetStream
 // delivery's reply subject. Two forms exist:
 //   $JS.ACK.<stream>.<consumer>.<dcount>.<sseq>.<dseq>.<ts>.<pending>
 //   $JS.ACK.<domain>.<acchash>.<stream>.<consumer>.<dcount>.<sseq>.<dseq>.<ts>.<pending>[.<token>]
-// $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
-// (with a domain and account hash before the stream in the longer form).
 bool parse_ack_subject(std::string_view reply, uint64_t& sseq, uint64_t& dseq, int64_t& ts, uint64_t& pending) {
   auto t = split(reply, '.');
   if (t.size() < 9 || t[0] != "$JS" || t[1] != "ACK") return false;
