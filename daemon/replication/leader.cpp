@@ -428,51 +428,46 @@ void Leader::pull(Sender& s) {
   if (!ctx_.links->is_up(s.peer) || ctx_.links->pending_bytes(s.peer) > kLinkHighWater) return;
   const auto& lc = ctx_.cfg->link;
   account(s);
+  if (static_cast<int>(s.pulls.size()) >= kMaxOpenPulls) return;
   // A kLive pull waits its turn.
-  const int max_pulls = kMaxOpenPulls;
-  if (s.mode == ReadMode::kLive && s.pulls.empty()) {
-    const int64_t now = loop::mono_ns();
-    if (now < s.next_pull_mono_ns) {
-      arm_pull_timer(s.next_pull_mono_ns);
-      return;
-    }
+  if (s.mode == ReadMode::kLive && loop::mono_ns() < s.next_pull_mono_ns) {
+    arm_pull_timer(s.next_pull_mono_ns);
+    return;
   }
-  while (static_cast<int>(s.pulls.size()) < max_pulls) {
-    uint64_t in_window = s.unacked.size() + s.outstanding + s.batch.msgs.size();
-    if (in_window >= lc.window_messages) return;
-    // Byte windows: this (stream, follower)'s and the link's, shared by every
-    // stream sent to the peer. A pull asks for no more messages than fit in
-    // the smaller room at the recent message size.
-    const uint64_t mine = inflight_bytes(s);
-    const uint64_t link_used = ctx_.peer_inflight_bytes[s.peer];
-    if (mine >= lc.window_bytes || link_used >= lc.peer_window_bytes) return;
-    const uint64_t room = std::min(lc.window_bytes - mine, lc.peer_window_bytes - link_used);
-    // Message sizes are estimated (the larger of the recent average and the
-    // latest size), and pull sizes start small and double with each pull
-    // served in full, so a stream whose messages suddenly grow overshoots
-    // the room by at most one pull's misestimate.
-    uint64_t fit = s.avg_msg_bytes > 0 ? static_cast<uint64_t>(static_cast<double>(room) / msg_estimate(s)) : 16;
-    uint64_t n = std::min<uint64_t>(
-        {kMaxPullBatch, lc.window_messages - in_window, s.pull_cap, std::max<uint64_t>(fit, 1)});
-    // Idle: wait for one message; its arrival starts the bursts.
-    const bool no_wait = s.mode != ReadMode::kIdle;
-    if (!no_wait) n = 1;
-    uint64_t rid = s.next_pull_id++;
-    Json body = no_wait ? Json{{"batch", n}, {"no_wait", true}} : Json{{"batch", n}, {"expires", kPullExpiresNs}};
-    std::string b = body.dump();
-    std::string subj = "$JS.API.CONSUMER.MSG.NEXT." + cfg_.name + "." + s.consumer;
-    std::string reply = s.inbox + "." + std::to_string(rid);
-    natsStatus st = natsConnection_PublishRequest(ctx_.conn.get(), subj.c_str(), reply.c_str(), b.data(),
-                                                  static_cast<int>(b.size()));
-    if (st != NATS_OK) return;
-    Pull p;
-    p.requested = n;
-    p.sent_mono_ns = loop::mono_ns();
-    p.no_wait = no_wait;
-    s.pulls[rid] = p;
-    s.outstanding += n;
-    account(s);
-  }
+  uint64_t in_window = s.unacked.size() + s.outstanding + s.batch.msgs.size();
+  if (in_window >= lc.window_messages) return;
+  // Byte windows: this (stream, follower)'s and the link's, shared by every
+  // stream sent to the peer. A pull asks for no more messages than fit in
+  // the smaller room at the recent message size.
+  const uint64_t mine = inflight_bytes(s);
+  const uint64_t link_used = ctx_.peer_inflight_bytes[s.peer];
+  if (mine >= lc.window_bytes || link_used >= lc.peer_window_bytes) return;
+  const uint64_t room = std::min(lc.window_bytes - mine, lc.peer_window_bytes - link_used);
+  // Message sizes are estimated (the larger of the recent average and the
+  // latest size), and pull sizes start small and double with each pull
+  // served in full, so a stream whose messages suddenly grow overshoots
+  // the room by at most one pull's misestimate.
+  uint64_t fit = s.avg_msg_bytes > 0 ? static_cast<uint64_t>(static_cast<double>(room) / msg_estimate(s)) : 16;
+  uint64_t n = std::min<uint64_t>(
+      {kMaxPullBatch, lc.window_messages - in_window, s.pull_cap, std::max<uint64_t>(fit, 1)});
+  // Idle: wait for one message; its arrival starts the bursts.
+  const bool no_wait = s.mode != ReadMode::kIdle;
+  if (!no_wait) n = 1;
+  uint64_t rid = s.next_pull_id++;
+  Json body = no_wait ? Json{{"batch", n}, {"no_wait", true}} : Json{{"batch", n}, {"expires", kPullExpiresNs}};
+  std::string b = body.dump();
+  std::string subj = "$JS.API.CONSUMER.MSG.NEXT." + cfg_.name + "." + s.consumer;
+  std::string reply = s.inbox + "." + std::to_string(rid);
+  natsStatus st = natsConnection_PublishRequest(ctx_.conn.get(), subj.c_str(), reply.c_str(), b.data(),
+                                                static_cast<int>(b.size()));
+  if (st != NATS_OK) return;
+  Pull p;
+  p.requested = n;
+  p.sent_mono_ns = loop::mono_ns();
+  p.no_wait = no_wait;
+  s.pulls[rid] = p;
+  s.outstanding += n;
+  account(s);
 }
 
 // A pull ended: served in full, or answered with a status (a no_wait pull's
@@ -490,6 +485,18 @@ void Leader::pull_completed(Sender& s, const Pull& p, bool in_full) {
     s.next_pull_mono_ns = loop::mono_ns() + kLivePullIntervalNs;
   }
   // A waiting pull that expired empty: stay idle.
+}
+
+const char* Leader::mode_name(ReadMode m) {
+  switch (m) {
+    case ReadMode::kBacklog:
+      return "backlog";
+    case ReadMode::kLive:
+      return "live";
+    case ReadMode::kIdle:
+      return "idle";
+  }
+  return "?";
 }
 
 void Leader::arm_pull_timer(int64_t at_mono_ns) {
@@ -887,8 +894,8 @@ void Leader::tick() {
                 "/" + std::to_string(p.requested) + " " + std::to_string((now - p.sent_mono_ns) / 1'000'000) + " ms;";
       }
       restart_consumer(*s, "a pull went unanswered (read through " + std::to_string(s->sent_seq) +
-                               ", stream last " + std::to_string(last_seq_) + ", mode " +
-                               std::to_string(static_cast<int>(s->mode)) + ", open:" + open + ")");
+                               ", stream last " + std::to_string(last_seq_) + ", reading " +
+                               std::string(mode_name(s->mode)) + ", open:" + open + ")");
       continue;
     }
     pull(*s);

@@ -80,6 +80,7 @@ class Leader {
   // published in between arrive together; kIdle: nothing to read: a waiting
   // pull for a single message, whose arrival switches to kLive.
   enum class ReadMode { kBacklog, kLive, kIdle };
+  static const char* mode_name(ReadMode m);  // "backlog" | "live" | "idle"
   struct Sender {
     std::string peer;
     uint64_t id = 0;          // our id, for matching async results
