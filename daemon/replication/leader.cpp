@@ -32,6 +32,14 @@ constexpr int kMaxOpenPulls = 1;
 // record, a checkpoint) once per burst.
 constexpr int64_t kLivePullIntervalNs = 1'000'000;
 constexpr int64_t kPullExpiresNs = 5'000'000'000;
+// A no_wait pull's messages go out as one DATA frame once the pull is
+// answered (its status, or the batch served in full), held at most this long
+// after the first of them arrived. nats-server does not always answer a pull
+// at once: with the stream being written, it often hands over the first
+// messages one at a time as they are stored, and the rest together; without
+// the hold each became its own frame (half the frames at 20k msg/s carried
+// one message), and at the replica its own checkpoint.
+constexpr int64_t kFrameHoldNs = 2'000'000;
 // Every pull is answered: a no_wait pull at once, a waiting one by messages
 // or by its expiry status. One still open kPullLostNs after that, with
 // nothing at all from the consumer meanwhile, was lost or is held by the
@@ -652,6 +660,7 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   s->avg_msg_bytes = s->avg_msg_bytes > 0 ? 0.9 * s->avg_msg_bytes + 0.1 * static_cast<double>(sz)
                                           : static_cast<double>(sz);
   s->batch_bytes += sz;
+  if (s->batch.msgs.empty()) s->batch_started_mono_ns = loop::mono_ns();
   s->batch.msgs.push_back(std::move(m));
   auto& v = views_[s->peer];
   v.msgs_sent++;
@@ -660,7 +669,8 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   // heartbeat must not wait behind one big frame (link/connection.h). A full
   // frame goes to the socket at once (send pacing still applies) rather than
   // after every message the mailbox holds has been read; a partial one at the
-  // end of this loop iteration (request_flush).
+  // end of this loop iteration (request_flush), or, while its no_wait pull is
+  // still being answered, when the answer ends (at most kFrameHoldNs later).
   account(*s);
   if (s->batch_bytes >= ctx_.links->frame_limit(s->peer, ctx_.cfg->link.batch_bytes)) {
     send_batch(*s);
@@ -681,8 +691,31 @@ void Leader::send_batch(Sender& s) {
   pull(s);
 }
 
+bool Leader::holds(const Sender& s, int64_t now) const {
+  return !draining_ && !s.batch.msgs.empty() && !s.pulls.empty() && s.pulls.begin()->second.no_wait &&
+         now - s.batch_started_mono_ns < kFrameHoldNs;
+}
+
 void Leader::flush() {
-  for (auto& [peer, s] : senders_) send_batch(*s);
+  const int64_t now = loop::mono_ns();
+  int64_t release = 0;
+  for (auto& [peer, s] : senders_) {
+    if (holds(*s, now)) {
+      const int64_t at = s->batch_started_mono_ns + kFrameHoldNs;
+      release = release == 0 ? at : std::min(release, at);
+      continue;
+    }
+    send_batch(*s);
+  }
+  if (release == 0 || ctx_.loop == nullptr) return;
+  if (hold_timer_at_ns_ != 0 && hold_timer_at_ns_ <= release) return;
+  if (!hold_timer_) hold_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
+  hold_timer_at_ns_ = release;
+  const uint64_t ms = release > now ? static_cast<uint64_t>((release - now + 999'999) / 1'000'000) : 0;
+  hold_timer_->start(ms, 0, [this] {
+    hold_timer_at_ns_ = 0;
+    ctx_.request_flush();
+  });
 }
 
 void Leader::pump() {

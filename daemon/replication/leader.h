@@ -106,6 +106,7 @@ class Leader {
     uint64_t sent_seq = 0;
     link::Data batch;
     size_t batch_bytes = 0;
+    int64_t batch_started_mono_ns = 0;  // when the first message of batch arrived
     double avg_msg_bytes = 0;     // recent message size (wire_size), for pull sizes; 0: none yet
     size_t last_msg_bytes = 0;    // size of the latest message
     uint64_t pull_cap = 16;       // slow start: doubles with each pull served in full
@@ -163,6 +164,9 @@ class Leader {
   bool draining_ = false;
   std::unique_ptr<loop::Timer> pull_timer_;  // deferred kLive pulls
   int64_t pull_timer_at_ns_ = 0;             // when it fires; 0: not armed
+  std::unique_ptr<loop::Timer> hold_timer_;  // releases batches held for their pull
+  int64_t hold_timer_at_ns_ = 0;
+  bool holds(const Sender& s, int64_t now) const;
 
   // Local stream state (from periodic stream info and delivered messages).
   std::string retention_;  // "limits" | "interest" | "workqueue"; empty until known
