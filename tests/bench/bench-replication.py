@@ -261,10 +261,16 @@ class Bench:
                "rss_kib": {srv.name: srv.hwm_kib()}}
         return res
 
-    def live_phase(self, leader_url, follower_url, follower_stream, kind, count, rate, procs, proxy):
-        lagp = subprocess.Popen([self.loadgen, "lag", "--url", follower_url, "--stream", follower_stream,
-                                 "--count", str(count), "--timeout", str(self.a.lag_timeout)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def live_phase(self, leader_url, follower_url, follower_stream, kind, count, rate, procs, proxy, phase):
+        argv = [self.loadgen, "lag", "--url", follower_url, "--stream", follower_stream,
+                "--count", str(count), "--timeout", str(self.a.lag_timeout)]
+        if self.a.lag_series:
+            # One file per (repetition, kind, system, phase): arrival and lag
+            # of every message, for tests/bench/lag-series.py.
+            sdir = os.path.join(self.out, "lag-series")
+            os.makedirs(sdir, exist_ok=True)
+            argv += ["--series", os.path.join(sdir, f"{self.run_tag}-{phase}.txt")]
+        lagp = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             line = lagp.stdout.readline()
             if line.strip() != "ready":
@@ -315,9 +321,9 @@ class Bench:
         procs = procs_fn()
         n_live = self.a.live_rate * self.a.live_seconds
         phases["live"] = self.live_phase(leader.url, follower.url, follower_stream, kind, n_live,
-                                         self.a.live_rate, procs, proxy)
+                                         self.a.live_rate, procs, proxy, "live")
         phases["max"] = self.live_phase(leader.url, follower.url, follower_stream, kind, self.a.max_count, 0,
-                                        procs, proxy)
+                                        procs, proxy, "max")
         for p in procs:
             if not p.alive():
                 raise RuntimeError(f"{p.name} exited during the run")
@@ -413,7 +419,8 @@ level = "warn"
                 k = rep % len(order)
                 rot = order[k:] + order[:k]
                 for sysname in rot:
-                    d = os.path.join(self.tmp, f"r{rep}-{kind}-{sysname}")
+                    self.run_tag = f"r{rep}-{kind}-{sysname}"
+                    d = os.path.join(self.tmp, self.run_tag)
                     os.makedirs(d)
                     log(f"rep {rep + 1}/{self.a.reps} {kind} {sysname} (load {loadavg()[0]:.2f})")
                     try:
@@ -590,6 +597,8 @@ def main():
     ap.add_argument("--systems", default="ceiling,native,isthmus", help="for development: a subset")
     ap.add_argument("--isthmusd", default=None, help="for development: another isthmusd binary")
     ap.add_argument("--keep", action="store_true", help="keep the temp dirs (logs, stores)")
+    ap.add_argument("--lag-series", action="store_true",
+                    help="write every message's arrival and lag to OUT/lag-series/ (see tests/bench/lag-series.py)")
     a = ap.parse_args()
     a.kinds = [k for k in a.kinds.split(",") if k]
     a.systems = [s for s in a.systems.split(",") if s]
@@ -599,6 +608,7 @@ def main():
     out = a.out or os.path.join(a.build, "bench-replication")
     os.makedirs(out, exist_ok=True)
     b = Bench(a)
+    b.out = os.path.abspath(out)
     log(f"temp dir {b.tmp}")
     try:
         meta, results = b.run()

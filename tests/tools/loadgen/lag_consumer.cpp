@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -15,10 +16,19 @@
 namespace loadgen {
 namespace {
 
+// One message of a written series (measure_lag's series_path).
+struct Sample {
+  int64_t arrival_ns, lag_ns;
+  int64_t origin_ns;   // Isthmus-Origin-Time header (the leader's store time); 0: none
+  int64_t replica_ns;  // the consumed stream's store time (JetStream metadata); 0: unknown
+};
+
 struct Lags {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<int64_t> lag_ns;
+  bool keep_series = false;
+  std::vector<Sample> series;
   long unstamped = 0;
   long want = 0;
   int64_t first_ns = 0, last_ns = 0;
@@ -28,6 +38,16 @@ void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
   const int64_t now = realtime_ns();
   auto* l = static_cast<Lags*>(closure);
   auto stamp = read_stamp(std::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))));
+  Sample smp{now, 0, 0, 0};
+  if (l->keep_series && stamp) {
+    const char* ot = nullptr;
+    if (natsMsgHeader_Get(msg, "Isthmus-Origin-Time", &ot) == NATS_OK && ot != nullptr) smp.origin_ns = std::atoll(ot);
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+      smp.replica_ns = meta->Timestamp;
+      jsMsgMetaData_Destroy(meta);
+    }
+  }
   natsMsg_Destroy(msg);
   std::lock_guard<std::mutex> lk(l->mu);
   if (!stamp) {
@@ -37,6 +57,10 @@ void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
   if (l->first_ns == 0) l->first_ns = now;
   l->last_ns = now;
   l->lag_ns.push_back(now - *stamp);
+  if (l->keep_series) {
+    smp.lag_ns = now - *stamp;
+    l->series.push_back(smp);
+  }
   if (static_cast<long>(l->lag_ns.size()) >= l->want) l->cv.notify_all();
 }
 
@@ -55,12 +79,25 @@ double pct_ms(const std::vector<int64_t>& sorted, double p) {
   return static_cast<double>(sorted[std::min(i, sorted.size() - 1)]) / 1e6;
 }
 
+bool write_series(const std::string& path, const std::vector<Sample>& series) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return false;
+  for (const Sample& x : series) {
+    std::fprintf(f, "%lld %lld %lld %lld\n", static_cast<long long>(x.arrival_ns), static_cast<long long>(x.lag_ns),
+                 static_cast<long long>(x.origin_ns), static_cast<long long>(x.replica_ns));
+  }
+  return std::fclose(f) == 0;
+}
+
 }  // namespace
 
-int measure_lag(natsConnection* nc, const std::string& stream, long count, double timeout_s) {
+int measure_lag(natsConnection* nc, const std::string& stream, long count, double timeout_s,
+                const std::string& series_path) {
   Lags lags;
   lags.want = count;
   lags.lag_ns.reserve(static_cast<size_t>(std::max(0L, count)));
+  lags.keep_series = !series_path.empty();
+  if (lags.keep_series) lags.series.reserve(static_cast<size_t>(std::max(0L, count)));
   natsInbox* inbox = nullptr;
   natsInbox_Create(&inbox);
   std::string deliver = inbox;
@@ -104,6 +141,9 @@ int measure_lag(natsConnection* nc, const std::string& stream, long count, doubl
     last = lags.last_ns;
   }
   natsSubscription_Destroy(sub);
+  if (lags.keep_series && !write_series(series_path, lags.series)) {
+    std::fprintf(stderr, "cannot write %s\n", series_path.c_str());
+  }
   api(nc, "$JS.API.CONSUMER.DELETE." + stream + "." + name, "");
   std::sort(v.begin(), v.end());
   double sum = 0;

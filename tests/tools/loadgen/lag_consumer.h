@@ -10,7 +10,12 @@
 //   {"received":N,"unstamped":U,"p50_ms":..,"p90_ms":..,"p99_ms":..,"max_ms":..,
 //    "mean_ms":..,"first_ns":..,"last_ns":..}
 // (first_ns/last_ns: arrival times of the first and last message) and
-// deletes the consumer. Returns 0 if all `count` arrived.
+// deletes the consumer. Returns 0 if all `count` arrived. With a `series_path`
+// it also writes one line per stamped message, in arrival order:
+// "<arrival ns> <lag ns> <origin store ns> <replica store ns>" (Unix ns; the
+// send stamp is arrival - lag; origin: the Isthmus-Origin-Time header, 0
+// without one; replica: the consumed stream's own store time, 0 if unknown),
+// read by tests/bench/lag-series.py.
 //
 // Thread: run() on the caller's thread; deliveries on a cnats subscription
 // thread, meeting run() under a mutex.
@@ -22,6 +27,7 @@ typedef struct __natsConnection natsConnection;
 
 namespace loadgen {
 
-int measure_lag(natsConnection* nc, const std::string& stream, long count, double timeout_s);
+int measure_lag(natsConnection* nc, const std::string& stream, long count, double timeout_s,
+                const std::string& series_path = "");
 
 }  // namespace loadgen

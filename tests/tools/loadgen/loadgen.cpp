@@ -6,6 +6,7 @@
 //                   [--size BYTES] [--msg-id-every K] [--inflight N]
 //                   [--index-header 0|1]
 //   isthmus-loadgen lag --url URL --stream NAME --count N [--timeout SECONDS]
+//                   [--series FILE]
 //   isthmus-loadgen wait-count --url URL --stream NAME --count N
 //                   [--timeout SECONDS] [--interval-ms MS]
 //   isthmus-loadgen info --url URL --stream NAME
@@ -39,7 +40,7 @@
 namespace {
 
 struct Args {
-  std::string cmd, url = "nats://127.0.0.1:4222", json, stream, subject, payload = "country";
+  std::string cmd, url = "nats://127.0.0.1:4222", json, stream, subject, payload = "country", series;
   loadgen::PublishOptions pub{.subjects = {"covenant.countries.created", "covenant.countries.updated",
                                            "covenant.countries.deleted"}};
   long size = 0, interval_ms = 10;
@@ -103,6 +104,7 @@ int main(int argc, char** argv) {
     else if (k == "--inflight") a.pub.inflight = std::max(1L, std::atol(v.c_str()));
     else if (k == "--index-header") a.pub.index_header = v != "0";
     else if (k == "--timeout") a.timeout_s = std::atof(v.c_str());
+    else if (k == "--series") a.series = v;
     else if (k == "--interval-ms") a.interval_ms = std::max(1L, std::atol(v.c_str()));
     else {
       std::fprintf(stderr, "unknown option %s\n", k.c_str());
@@ -132,7 +134,7 @@ int main(int argc, char** argv) {
     loadgen::Payloads payloads(*kind, a.size);
     rc = loadgen::publish(nc, a.pub, payloads);
   } else if (a.cmd == "lag") {
-    rc = loadgen::measure_lag(nc, a.stream, a.pub.count, a.timeout_s);
+    rc = loadgen::measure_lag(nc, a.stream, a.pub.count, a.timeout_s, a.series);
   } else if (a.cmd == "wait-count") {
     rc = loadgen::watch_catchup(nc, a.stream, static_cast<uint64_t>(a.pub.count), a.timeout_s, a.interval_ms);
   } else if (a.cmd == "ping") {
