@@ -574,6 +574,8 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
       Pull done = pit->second;
       s->pulls.erase(pit);
       pull_completed(*s, done, false);
+      // The answer is complete: a batch held for it leaves now.
+      ctx_.request_flush();
     }
     if (code == "409" && description.find("Exceeded") == std::string::npos) {
       // The consumer is gone: recreate it.
@@ -692,8 +694,18 @@ void Leader::send_batch(Sender& s) {
 }
 
 bool Leader::holds(const Sender& s, int64_t now) const {
+  // Released once less than a millisecond of the hold is left: libuv's timer
+  // counts whole milliseconds from its cached loop time and may fire a little
+  // before the deadline.
   return !draining_ && !s.batch.msgs.empty() && !s.pulls.empty() && s.pulls.begin()->second.no_wait &&
-         now - s.batch_started_mono_ns < kFrameHoldNs;
+         now - s.batch_started_mono_ns < kFrameHoldNs - 1'000'000;
+}
+
+void Leader::drain() {
+  draining_ = true;
+  if (hold_timer_) hold_timer_->stop();
+  hold_timer_at_ns_ = 0;
+  ctx_.request_flush();
 }
 
 void Leader::flush() {

@@ -59,7 +59,7 @@ class Leader {
   void refresh_state(std::function<void()> done = {});
   void pump();   // issue pulls where windows allow; send partial batches
   void flush();  // send batches built so far
-  void drain() { draining_ = true; }  // shutdown: no new pulls
+  void drain();  // shutdown: no new pulls, nothing held
   // A $JS.API.STREAM.MSG.DELETE / PURGE of this stream was seen.
   void on_delete_or_purge();
 

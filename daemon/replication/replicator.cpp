@@ -50,6 +50,7 @@ void Replicator::start() {
 }
 
 void Replicator::stop() {
+  stopped_ = true;
   if (tick_timer_) tick_timer_->stop();
   if (pump_timer_) pump_timer_->stop();
   if (state_timer_) state_timer_->stop();
@@ -216,7 +217,9 @@ void Replicator::on_api_advisory(natsMsg* msg) {
 }
 
 void Replicator::schedule_flush() {
-  if (flush_scheduled_ || !flush_timer_) return;
+  // After stop() the link manager may be gone: a late timer of a stream
+  // (a leader's hold) must not flush into it.
+  if (flush_scheduled_ || !flush_timer_ || stopped_) return;
   flush_scheduled_ = true;
   // Zero-delay timer: runs after the current batch of events, so many acks
   // and messages coalesce into one frame and one write per link.

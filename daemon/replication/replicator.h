@@ -75,6 +75,7 @@ class Replicator : public link::LinkListener, public nats::ClientListener {
   std::unique_ptr<nats::Subscription> advisory_sub_;
   void on_api_advisory(natsMsg* msg);
   bool flush_scheduled_ = false;
+  bool stopped_ = false;  // stop() ran: no more flushes
 };
 
 }  // namespace isthmus::replication
