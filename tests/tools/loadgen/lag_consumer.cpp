@@ -27,7 +27,8 @@ struct Lags {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<int64_t> lag_ns;
-  bool keep_series = false;
+  bool keep_series = false;  // set before subscribing, never changed
+  bool series_open = false;  // under mu: samples still wanted
   std::vector<Sample> series;
   long unstamped = 0;
   long want = 0;
@@ -57,7 +58,7 @@ void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
   if (l->first_ns == 0) l->first_ns = now;
   l->last_ns = now;
   l->lag_ns.push_back(now - *stamp);
-  if (l->keep_series) {
+  if (l->series_open) {
     smp.lag_ns = now - *stamp;
     l->series.push_back(smp);
   }
@@ -97,7 +98,9 @@ int measure_lag(natsConnection* nc, const std::string& stream, long count, doubl
   lags.want = count;
   lags.lag_ns.reserve(static_cast<size_t>(std::max(0L, count)));
   lags.keep_series = !series_path.empty();
+  lags.series_open = lags.keep_series;
   if (lags.keep_series) lags.series.reserve(static_cast<size_t>(std::max(0L, count)));
+  std::vector<Sample> series;
   natsInbox* inbox = nullptr;
   natsInbox_Create(&inbox);
   std::string deliver = inbox;
@@ -136,12 +139,16 @@ int measure_lag(natsConnection* nc, const std::string& stream, long count, doubl
   {
     std::lock_guard<std::mutex> lk(lags.mu);
     v = lags.lag_ns;
+    // A callback may still be running after the unsubscribe: take the
+    // samples under the lock and let it add no more.
+    series = std::move(lags.series);
+    lags.series_open = false;
     unstamped = lags.unstamped;
     first = lags.first_ns;
     last = lags.last_ns;
   }
   natsSubscription_Destroy(sub);
-  if (lags.keep_series && !write_series(series_path, lags.series)) {
+  if (lags.keep_series && !write_series(series_path, series)) {
     std::fprintf(stderr, "cannot write %s\n", series_path.c_str());
   }
   api(nc, "$JS.API.CONSUMER.DELETE." + stream + "." + name, "");
