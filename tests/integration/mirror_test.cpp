@@ -343,7 +343,7 @@ TEST_CASE("a: 20,000 messages reach the replica at the same sequences with the h
 
 namespace {
 
-enum class Fault { kKillFollowerDaemon, kKillLeaderDaemon, kRestartFollowerNats };
+enum class Fault { kKillFollowerDaemon, kKillLeaderDaemon, kTerminateLeaderDaemon, kRestartFollowerNats };
 
 // 10,000 events published while a fault hits mid-run; ends with the replica
 // complete and aligned.
@@ -376,6 +376,15 @@ void run_with_fault(Fault fault) {
       CHECK(st.signaled);
       break;
     }
+    case Fault::kTerminateLeaderDaemon: {
+      // Reading a stream being written: a batch may be held for its pull's
+      // answer when the signal comes. The daemon drains and exits by itself.
+      ExitStatus st = s.leader().daemon.terminate();
+      INFO("leader daemon: " << st.to_string());
+      CHECK(st.exited);
+      CHECK(st.code == 0);
+      break;
+    }
     case Fault::kRestartFollowerNats:
       s.follower().nats.stop();
       break;
@@ -394,6 +403,7 @@ void run_with_fault(Fault fault) {
       s.follower().daemon.start();
       break;
     case Fault::kKillLeaderDaemon:
+    case Fault::kTerminateLeaderDaemon:
       s.leader().daemon.start();
       break;
     case Fault::kRestartFollowerNats:
@@ -417,6 +427,11 @@ TEST_CASE("b1: kill -9 of the follower daemon mid-run, then restart: exactly onc
 
 TEST_CASE("b2: kill -9 of the leader daemon mid-run, then restart: exactly once, in order", "[mirror][fault]") {
   run_with_fault(Fault::kKillLeaderDaemon);
+}
+
+TEST_CASE("b3: SIGTERM to the leader daemon mid-run: a clean exit (status 0), then exactly once, in order",
+          "[mirror][fault]") {
+  run_with_fault(Fault::kTerminateLeaderDaemon);
 }
 
 TEST_CASE("c: restart of the follower's nats-server mid-run: the daemon reconnects and completes",
