@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "loop/timer.h"
@@ -36,8 +37,9 @@ constexpr uint64_t kPositionGapMin = 16;
 // Deletions remembered for sequences not yet applied here.
 constexpr size_t kMaxPendingDeletes = 1'000'000;
 
-// Foreign messages examined per worker job while diverged, so one stream's
-// backlog does not hold up the other streams' JetStream requests for long.
+// Foreign messages examined per worker job (while diverged, and by a
+// rebuild's scan), so one stream's backlog does not hold up the other
+// streams' JetStream requests for long.
 constexpr uint64_t kKeepAsideChunk = 2000;
 
 struct PrepResult {
@@ -48,6 +50,7 @@ struct PrepResult {
   bool marked = false;    // the replica's description already says diverged
   bool syncing = false;   // a rebuild's sync was under way (marker)
   bool rebuilt = false;   // the replica was deleted and recreated just now
+  uint64_t rebuild_next = 0;  // a rebuild's scan stopped after a chunk: go on from here
   uint64_t found = 0, kept = 0;
   std::string storage;
   uint64_t last_seq = 0;
@@ -58,9 +61,14 @@ struct PrepResult {
 
 // Worker thread: keeps the foreign messages aside, then deletes the replica
 // and recreates it empty (marked "syncing"). `sinfo` is the replica's
-// current info (null: it does not exist).
+// current info (null: it does not exist). The sealed replica is examined
+// kKeepAsideChunk sequences per call, from `resume_from` once an earlier
+// call examined everything below it: a call that stops short sets
+// r.rebuild_next and deletes nothing, so other streams' JetStream requests
+// run between the chunks.
 void rebuild_replica(natsConnection* nc, const std::string& stream, const std::string& leader, const Json& want,
-                     const Json* sinfo, uint64_t known_from, int replicas, int64_t tmo, PrepResult& r) {
+                     const Json* sinfo, uint64_t known_from, uint64_t resume_from, int replicas, int64_t tmo,
+                     PrepResult& r) {
   r.rebuilt = true;
   if (sinfo != nullptr) {
     const Json& cfg = (*sinfo)["config"];
@@ -101,14 +109,22 @@ void rebuild_replica(natsConnection* nc, const std::string& stream, const std::s
       ka.leader = leader;
       ka.storage = cfg.value("storage", std::string("file"));
       ka.replicas = replicas;
-      ka.from_seq = std::max(from, first);
+      ka.from_seq = std::max({from, first, resume_from});
       ka.to_seq = last;
+      ka.max_scan = kKeepAsideChunk;
       ka.timeout_ms = tmo;
       KeepAsideResult k = keep_aside(nc, ka);
       r.found = k.found;
       r.kept = k.kept;
       if (!k.st) {
         r.st = Status(k.st.code(), "rebuild: keeping foreign messages aside: " + k.st.message());
+        return;
+      }
+      if (k.scanned_to < last) {
+        r.rebuilt = false;
+        r.rebuild_next = k.scanned_to + 1;
+        spdlog::info("stream {}: rebuild: examined the replica up to sequence {} of {} ({} foreign in this part)",
+                     stream, k.scanned_to, last, k.found);
         return;
       }
       if (k.found > 0) {
@@ -357,6 +373,8 @@ Status Follower::request_rebuild() {
   if (was_subscribed && ctx_.links->is_up(cfg_.leader)) stop_leader("rebuild requested");
   rebuild_ = Rebuild::kRequested;
   rebuild_known_from_ = known_from;
+  rebuild_resume_from_ = 0;
+  rebuild_found_ = rebuild_kept_ = 0;
   rebuild_started_mono_ns_ = loop::mono_ns();
   progress_.stop();
   detail_.clear();
@@ -440,9 +458,10 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
   int64_t tmo = ctx_.timeout_ms();
   int replicas = ctx_.cfg->nats.replicas;
   uint64_t known_from = rebuild_known_from_;
+  uint64_t resume_from = rebuild_resume_from_;
   Json want = *wanted;
   ctx_.async<PrepResult>(
-      [stream, leader, tmo, want, rebuild, known_from, replicas](natsConnection* nc) {
+      [stream, leader, tmo, want, rebuild, known_from, resume_from, replicas](natsConnection* nc) {
         PrepResult r;
         auto sinfo = nats::stream_info(nc, stream, tmo);
         if (!sinfo && sinfo.status().code() != Code::kNotFound) {
@@ -455,7 +474,8 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           r.storage = (*sinfo)["config"].value("storage", std::string("file"));
         }
         if (rebuild || mk.kind == Marker::Kind::kRebuildRequested) {
-          rebuild_replica(nc, stream, leader, want, sinfo ? &*sinfo : nullptr, known_from, replicas, tmo, r);
+          rebuild_replica(nc, stream, leader, want, sinfo ? &*sinfo : nullptr, known_from, resume_from, replicas,
+                          tmo, r);
           return r;
         }
         if (!sinfo) {
@@ -547,15 +567,27 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         if (g != gen_ || (phase_ != Phase::kPreparing && phase_ != Phase::kRebuilding)) return;
         conflict_ = r.conflict;
         if (!r.storage.empty()) storage_ = r.storage;
+        if (r.rebuild_next > 0 && r.st) {
+          // One chunk of the rebuild's scan done: the next is another job.
+          rebuild_resume_from_ = r.rebuild_next;
+          rebuild_found_ += r.found;
+          rebuild_kept_ += r.kept;
+          phase_ = Phase::kIdle;
+          phase_since_mono_ns_ = loop::mono_ns();
+          maybe_start();
+          return;
+        }
         if (r.rebuilt && r.st) {
           rebuild_ = Rebuild::kSyncing;
           rebuild_known_from_ = 0;
+          rebuild_resume_from_ = 0;
           if (rebuild_started_mono_ns_ == 0) rebuild_started_mono_ns_ = loop::mono_ns();  // redone after a restart
-          foreign_found_ = r.found;
-          foreign_kept_ = r.kept;
+          foreign_found_ = rebuild_found_ + r.found;
+          foreign_kept_ = rebuild_kept_ + r.kept;
+          rebuild_found_ = rebuild_kept_ = 0;
           spdlog::info("stream {}: rebuild: {} foreign message(s) found, {} kept aside in {}; the replica is "
                        "recreated and syncs from {} at its first sequence {}",
-                       cfg_.name, r.found, r.kept, side_stream_name(cfg_.name), cfg_.leader,
+                       cfg_.name, foreign_found_, foreign_kept_, side_stream_name(cfg_.name), cfg_.leader,
                        std::max<uint64_t>(leader_first_seq_, 1));
           prepared(0, 0, 0);
           return;

@@ -250,6 +250,9 @@ TEST_CASE("divergence: foreign writes kept aside, rebuild from loopback only, su
   // enough that the rebuild's sync takes a few seconds.
   write_foreign(2);
   write_foreign(3);
+  // Enough of them that the keep-aside, and later the rebuild's scan, take
+  // more than one worker job each (2000 sequences per job).
+  for (size_t n = 1000; n < 3100; ++n) write_foreign(n);
   {
     std::vector<OutMsg> c;
     // (At 50-100k msg/s the sync lasts about half a second: the progress
@@ -267,16 +270,17 @@ TEST_CASE("divergence: foreign writes kept aside, rebuild from loopback only, su
         json s;
         auto fe = follower_entry(f, kCountries, &s);
         state = s.dump();
-        return fe && s.value("state", "") == "diverged" && fe->value("foreign_found", 0) == 3 &&
-               fe->value("foreign_kept", 0) == 3 && fe->value("side_stream", "") == kSide;
+        return fe && s.value("state", "") == "diverged" && fe->value("foreign_found", size_t{0}) == foreign.size() &&
+               fe->value("foreign_kept", size_t{0}) == foreign.size() && fe->value("side_stream", "") == kSide;
       },
-      "ams /v1/lag: 3 foreign messages found, 3 kept aside in " + kSide);
+      "ams /v1/lag: " + std::to_string(foreign.size()) + " foreign messages found and kept aside in " + kSide);
   {
     auto h = f.daemon.http_get("/healthz");
     INFO(h.status << " " << h.body);
     CHECK(h.status == 503);
-    CHECK_THAT(h.body, Catch::Contains("diverged") && Catch::Contains("3 foreign message(s) found, 3 kept aside in " +
-                                                                      kSide));
+    const std::string n = std::to_string(foreign.size());
+    CHECK_THAT(h.body, Catch::Contains("diverged") &&
+                           Catch::Contains(n + " foreign message(s) found, " + n + " kept aside in " + kSide));
     CHECK(file_contains(f.daemon.log_path(), "foreign message(s) found in the replica"));
   }
 
@@ -391,6 +395,8 @@ TEST_CASE("divergence: foreign writes kept aside, rebuild from loopback only, su
               static_cast<unsigned long long>(total), static_cast<unsigned long long>(at_kill), rebuild_s);
   CHECK(file_contains(f.daemon.log_path(), "finishing it"));
   CHECK(file_contains(f.daemon.log_path(), "rebuild done"));
+  // The scan of the sealed replica went in parts (one worker job each).
+  CHECK(file_contains(f.daemon.log_path(), "rebuild: examined the replica up to sequence"));
   verify_identical(mesh, kAlerts, 60s);
   check_for(
       20s,
@@ -449,7 +455,7 @@ TEST_CASE("divergence: foreign writes kept aside, rebuild from loopback only, su
   verify_identical(mesh, kCountries, 90s);
   CHECK(file_contains(f.daemon.log_path(), "rebuild: replica deleted"));
   auto side2 = f.js().read_stream(kSide);
-  REQUIRE(side2.size() == foreign.size());  // the 3 kept before, and the 4th, each once
+  REQUIRE(side2.size() == foreign.size());  // those kept before, and the last one, each once
   CHECK(side2.back().payload == foreign.back().msg.payload);
   CHECK(header_of(side2.back().headers, "Isthmus-Foreign-Seq") == std::to_string(foreign.back().seq));
   check_for(
