@@ -51,6 +51,8 @@ struct PrepResult {
   bool syncing = false;   // a rebuild's sync was under way (marker)
   bool rebuilt = false;   // the replica was deleted and recreated just now
   uint64_t rebuild_next = 0;  // a rebuild's scan stopped after a chunk: go on from here
+  bool scanned = false;       // a rebuild's scan ran: found/kept count this part of it
+  bool scan_fresh = false;    // ... and it was the first part
   uint64_t found = 0, kept = 0;
   std::string storage;
   uint64_t last_seq = 0;
@@ -72,11 +74,16 @@ void rebuild_replica(natsConnection* nc, const std::string& stream, const std::s
   r.rebuilt = true;
   if (sinfo != nullptr) {
     const Json& cfg = (*sinfo)["config"];
-    const Json& state = (*sinfo)["state"];
+    Json state = (*sinfo)["state"];
     Marker mk = parse_marker(cfg.value("description", std::string()));
     uint64_t from = mk.kind == Marker::Kind::kDiverged || mk.kind == Marker::Kind::kRebuildRequested ? mk.seq : 0;
     if (from == 0) from = known_from;
-    if (mk.kind != Marker::Kind::kRebuildRequested || !cfg.value("sealed", false)) {
+    // A scan goes on from resume_from only in a replica this rebuild has
+    // already sealed and marked; in any other (say, one recreated by a
+    // rebuild whose last step failed, and written to since) it starts over.
+    const bool continuing = mk.kind == Marker::Kind::kRebuildRequested && cfg.value("sealed", false);
+    if (!continuing) resume_from = 0;
+    if (!continuing) {
       std::string conflict = replica_conflict(cfg, want);
       if (!conflict.empty()) {
         r.conflict = true;
@@ -92,10 +99,20 @@ void rebuild_replica(natsConnection* nc, const std::string& stream, const std::s
         return;
       }
       spdlog::info("stream {}: rebuild: replica sealed and marked", stream);
+      // What landed before the seal is part of the scan.
+      auto sealed = nats::stream_info(nc, stream, tmo);
+      if (!sealed) {
+        r.st = Status(sealed.status().code(), "rebuild: " + sealed.status().message());
+        return;
+      }
+      state = (*sealed)["state"];
     }
     uint64_t first = state.value("first_seq", uint64_t{0});
     uint64_t last = state.value("last_seq", uint64_t{0});
     if (state.value("messages", uint64_t{0}) > 0) {
+      // Where an earlier part stopped is past the tail's start: no need to
+      // walk down to it again.
+      if (from == 0) from = resume_from;
       if (from == 0) {
         auto t = foreign_tail_start(nc, stream, leader, first, last, tmo);
         if (!t) {
@@ -114,22 +131,20 @@ void rebuild_replica(natsConnection* nc, const std::string& stream, const std::s
       ka.max_scan = kKeepAsideChunk;
       ka.timeout_ms = tmo;
       KeepAsideResult k = keep_aside(nc, ka);
-      r.found = k.found;
-      r.kept = k.kept;
       if (!k.st) {
         r.st = Status(k.st.code(), "rebuild: keeping foreign messages aside: " + k.st.message());
         return;
       }
+      r.found = k.found;
+      r.kept = k.kept;
+      r.scanned = true;
+      r.scan_fresh = resume_from == 0;
       if (k.scanned_to < last) {
         r.rebuilt = false;
         r.rebuild_next = k.scanned_to + 1;
         spdlog::info("stream {}: rebuild: examined the replica up to sequence {} of {} ({} foreign in this part)",
                      stream, k.scanned_to, last, k.found);
         return;
-      }
-      if (k.found > 0) {
-        spdlog::info("stream {}: rebuild: {} foreign message(s) (sequences {}..{}) kept aside in {} ({} copied now)",
-                     stream, k.found, k.first_found, k.last_found, side_stream_name(stream), k.copied);
       }
     }
     Status st = nats::stream_delete(nc, stream, tmo);
@@ -567,23 +582,33 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         if (g != gen_ || (phase_ != Phase::kPreparing && phase_ != Phase::kRebuilding)) return;
         conflict_ = r.conflict;
         if (!r.storage.empty()) storage_ = r.storage;
-        if (r.rebuild_next > 0 && r.st) {
-          // One chunk of the rebuild's scan done: the next is another job.
-          rebuild_resume_from_ = r.rebuild_next;
+        if (r.scanned) {
+          // Counts of the scan (a part of it when it goes in parts); a
+          // scan that starts over counts over.
+          if (r.scan_fresh) rebuild_found_ = rebuild_kept_ = 0;
           rebuild_found_ += r.found;
           rebuild_kept_ += r.kept;
+        }
+        if (r.rebuild_next > 0 && r.st) {
+          // One part of the rebuild's scan done: the next is another job.
+          // (Also when the rebuild was found under way after a restart.)
+          rebuild_resume_from_ = r.rebuild_next;
+          rebuild_ = Rebuild::kRequested;
+          if (rebuild_started_mono_ns_ == 0) rebuild_started_mono_ns_ = loop::mono_ns();
           phase_ = Phase::kIdle;
           phase_since_mono_ns_ = loop::mono_ns();
           maybe_start();
           return;
         }
+        // Past the scan, successful or not: a retry scans from the mark (or
+        // walks down to the tail's start), not from what was known before.
+        if (r.rebuilt) rebuild_resume_from_ = rebuild_known_from_ = 0;
         if (r.rebuilt && r.st) {
           rebuild_ = Rebuild::kSyncing;
           rebuild_known_from_ = 0;
-          rebuild_resume_from_ = 0;
           if (rebuild_started_mono_ns_ == 0) rebuild_started_mono_ns_ = loop::mono_ns();  // redone after a restart
-          foreign_found_ = rebuild_found_ + r.found;
-          foreign_kept_ = rebuild_kept_ + r.kept;
+          foreign_found_ = rebuild_found_;
+          foreign_kept_ = rebuild_kept_;
           rebuild_found_ = rebuild_kept_ = 0;
           spdlog::info("stream {}: rebuild: {} foreign message(s) found, {} kept aside in {}; the replica is "
                        "recreated and syncs from {} at its first sequence {}",

@@ -440,11 +440,14 @@ TEST_CASE("divergence: foreign writes kept aside, rebuild from loopback only, su
   CHECK(f.js().stream_info(side_stream_for_alerts()) == std::nullopt);  // nothing foreign: no side stream
 
   // A daemon that died after sealing and marking the replica for a rebuild
-  // (state left as the first rebuild step leaves it), with one more foreign
-  // message at the end: the next start redoes the rebuild and keeps that
-  // message aside too, once.
+  // (state left as the first rebuild step leaves it), with more foreign
+  // messages at the end: the next start redoes the rebuild and keeps those
+  // aside too, once each.
   f.daemon.kill9();
   write_foreign(4);
+  // A long foreign tail whose start the mark does not give: found by walking
+  // down once, then scanned in parts.
+  for (size_t n = 5000; n < 7100; ++n) write_foreign(n);
   {
     json cfg = f.js().require_stream_info(kCountries).raw["config"];
     cfg["description"] = cfg.value("description", "") + "; isthmus:rebuild=requested";
