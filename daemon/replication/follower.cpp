@@ -53,6 +53,8 @@ struct PrepResult {
   uint64_t rebuild_next = 0;  // a rebuild's scan stopped after a chunk: go on from here
   bool scanned = false;       // a rebuild's scan ran: found/kept count this part of it
   bool scan_fresh = false;    // ... and it was the first part
+  bool scan_done = false;     // a rebuild's scan reached the replica's end
+  bool deleted = false;       // a rebuild deleted the replica (or found none)
   uint64_t found = 0, kept = 0;
   std::string storage;
   uint64_t last_seq = 0;
@@ -77,7 +79,9 @@ void rebuild_replica(natsConnection* nc, const std::string& stream, const std::s
     Json state = (*sinfo)["state"];
     Marker mk = parse_marker(cfg.value("description", std::string()));
     uint64_t from = mk.kind == Marker::Kind::kDiverged || mk.kind == Marker::Kind::kRebuildRequested ? mk.seq : 0;
-    if (from == 0) from = known_from;
+    // (What was known of an earlier replica says nothing of one a rebuild
+    // has already recreated.)
+    if (from == 0 && mk.kind != Marker::Kind::kRebuildSyncing) from = known_from;
     // A scan goes on from resume_from only in a replica this rebuild has
     // already sealed and marked; in any other (say, one recreated by a
     // rebuild whose last step failed, and written to since) it starts over.
@@ -147,12 +151,16 @@ void rebuild_replica(natsConnection* nc, const std::string& stream, const std::s
         return;
       }
     }
+    r.scan_done = true;
     Status st = nats::stream_delete(nc, stream, tmo);
     if (!st && st.code() != Code::kNotFound) {
       r.st = Status(st.code(), "rebuild: cannot delete the replica: " + st.message());
       return;
     }
+    r.deleted = true;
     spdlog::info("stream {}: rebuild: replica deleted", stream);
+  } else {
+    r.deleted = true;
   }
   Json fresh = want;
   fresh["description"] = with_marker(want.value("description", std::string()), {Marker::Kind::kRebuildSyncing, 0});
@@ -600,9 +608,13 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           maybe_start();
           return;
         }
-        // Past the scan, successful or not: a retry scans from the mark (or
-        // walks down to the tail's start), not from what was known before.
-        if (r.rebuilt) rebuild_resume_from_ = rebuild_known_from_ = 0;
+        // A retry goes on with a scan that failed part-way (the replica is
+        // still sealed; the failed part counted nothing), scans again after
+        // a scan that ended (the counts start over), and forgets what was
+        // known of the tail's start once the replica is gone (before that it
+        // may be the only record of it: the mark is written when sealing).
+        if (r.rebuilt && (r.scan_done || r.deleted)) rebuild_resume_from_ = 0;
+        if (r.rebuilt && r.deleted) rebuild_known_from_ = 0;
         if (r.rebuilt && r.st) {
           rebuild_ = Rebuild::kSyncing;
           rebuild_known_from_ = 0;
