@@ -112,6 +112,8 @@ class Proc:
 class Bench:
     def __init__(self, args):
         self.a = args
+        self.out = None      # results directory (main() sets it)
+        self.run_tag = ""    # r<rep>-<kind>-<system> of the run under way
         self.build = os.path.abspath(args.build)
         self.loadgen = os.path.join(self.build, "tests/tools/loadgen/isthmus-loadgen")
         self.isthmusd = args.isthmusd or os.path.join(self.build, "daemon/isthmusd")
