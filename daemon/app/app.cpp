@@ -9,6 +9,7 @@
 
 #include "app/api.h"
 #include "app/notify.h"
+#include "app/scheduling.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "isthmus_build.h"
@@ -169,6 +170,13 @@ class Daemon {
 }  // namespace
 
 int run(const config::Config& cfg) {
+  // Before any thread starts: they all inherit it (app/scheduling.h).
+  if (auto sched = apply_cpu_scheduling(cfg.process.cpu_scheduling); !sched) {
+    spdlog::warn("process.cpu_scheduling = \"{}\" not applied: {}", cfg.process.cpu_scheduling,
+                 sched.status().message());
+  } else {
+    spdlog::info("cpu scheduling policy: {}", *sched);
+  }
   // One message delivery thread for all subscriptions, so that messages keep
   // the server's order across them (nats/client.cpp).
   if (nats_Open(-1) != NATS_OK || nats_SetMessageDeliveryPoolSize(1) != NATS_OK) {

@@ -77,6 +77,11 @@ struct Log {
   std::string format = "text";  // text|json
 };
 
+// The daemon process itself.
+struct Process {
+  std::string cpu_scheduling = "batch";  // batch|inherit (app/scheduling.h)
+};
+
 struct Config {
   std::string path;  // file it was loaded from
   Region region;
@@ -86,6 +91,7 @@ struct Config {
   Http http;
   std::vector<Stream> streams;
   Log log;
+  Process process;
 
   const Peer* find_peer(const std::string& name) const;
   // Whether the link to `peer` is S2-compressed (its override or link.compression).

@@ -25,6 +25,7 @@ constexpr std::array kSections{
     Section{"http", false, "The HTTP API: health, lag, metrics, status page."},
     Section{"streams", true, "Replicated JetStream streams, one [[streams]] table each."},
     Section{"log", false, "Logging to standard error (journald under systemd)."},
+    Section{"process", false, "The daemon process: how its threads are scheduled."},
 };
 
 const std::array kKeys{
@@ -171,6 +172,13 @@ const std::array kKeys{
         .choices = "text|json", .reload = Reload::kLive,
         .doc = "Line format: human-readable text, or one JSON object per line.",
         .field = FIELD(c.log.format)},
+
+    // [process]
+    Key{.section = "process", .name = "cpu_scheduling", .kind = Kind::kEnum, .default_toml = R"("batch")",
+        .choices = "batch|inherit",
+        .doc = "batch: every thread runs under SCHED_BATCH (waking up does not preempt the local "
+               "nats-server); inherit: keep the policy the daemon was started with.",
+        .field = FIELD(c.process.cpu_scheduling)},
 };
 
 #undef FIELD

@@ -10,6 +10,8 @@
 #include <atomic>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -272,6 +274,44 @@ struct Setup {
   void create_leader_stream() { leader().js().create_stream(leader_stream_config()); }
 };
 
+// The scheduling policy (sched(7): 0 SCHED_OTHER, 3 SCHED_BATCH) of every
+// thread of a process, by thread id, from /proc/PID/task/TID/stat (field 41).
+std::map<std::string, int> thread_policies(pid_t pid) {
+  std::map<std::string, int> out;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(e.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;  // the thread ended meanwhile
+    std::istringstream rest(stat.substr(close + 1));
+    std::string field;
+    int policy = -1;
+    for (int n = 3; rest >> field; ++n) {  // fields after "pid (comm)" start at 3
+      if (n == 41) {
+        policy = std::stoi(field);
+        break;
+      }
+    }
+    if (policy >= 0) out[e.path().filename().string()] = policy;
+  }
+  return out;
+}
+
+// Every thread of the daemon runs under `policy`; there are several (the
+// loop, cnats' reader, flusher and delivery threads, the NATS worker).
+void require_thread_policy(Isthmusd& d, int policy, const char* name) {
+  auto threads = thread_policies(d.process().pid());
+  std::string seen;
+  for (const auto& [tid, p] : threads) seen += " " + tid + ":" + std::to_string(p);
+  INFO(d.region() << " threads (tid:policy):" << seen);
+  CHECK(threads.size() >= 4);
+  for (const auto& [tid, p] : threads) CHECK(p == policy);
+  std::ifstream log(d.log_path());
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  CHECK(text.find(std::string("cpu scheduling policy: ") + name) != std::string::npos);
+}
+
 void print_figures(const char* what, uint64_t messages, double seconds) {
   std::printf("[figures] %s: %llu messages in %.3f s = %.0f msgs/s\n", what,
               static_cast<unsigned long long>(messages), seconds,
@@ -324,6 +364,10 @@ TEST_CASE("a: 20,000 messages reach the replica at the same sequences with the h
 
   verify_mirror(s.mesh);
   verify_lag_api(s.mesh, kBulk + kLive);
+  // process.cpu_scheduling's default: every thread of both daemons under
+  // SCHED_BATCH (set before the first thread starts, inherited by the rest).
+  require_thread_policy(s.leader().daemon, 3, "batch");
+  require_thread_policy(s.follower().daemon, 3, "batch");
 
   // The same truth in Prometheus form, at both ends.
   const std::string labels = "{region=\"" + std::string(kFollower) + "\",stream=\"" + kStream +
@@ -818,4 +862,18 @@ TEST_CASE("i: single messages after an idle spell, a trickle and a burst all arr
   await_replica(s.mesh, base + 5000);
   one_promptly(base + 5001, "after a burst");
   verify_mirror(s.mesh);
+}
+
+TEST_CASE("j: process.cpu_scheduling = \"inherit\" keeps the policy the daemon was started with", "[mirror][config]") {
+  Setup s;
+  s.follower().daemon.config().extra += "\n[process]\ncpu_scheduling = \"inherit\"\n";
+  s.follower().daemon.write_config();
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  s.mesh.start_daemons();
+  publish_events(s.leader().js(), 0, 500, 1);
+  await_replica(s.mesh, 500);
+  verify_mirror(s.mesh);
+  require_thread_policy(s.follower().daemon, 0, "other");
+  require_thread_policy(s.leader().daemon, 3, "batch");
 }
