@@ -141,7 +141,7 @@ std::string format_progress(const Json& sync) {
   if (state == "caught_up") return "caught up";
   if (state != "syncing") return state;
   double done = num_or(sync, "done", 0), to_go = num_or(sync, "to_go", 0);
-  std::string out = "syncing";
+  std::string out = cell(sync, "kind") == "rebuild" ? "rebuilding" : "syncing";
   if (done + to_go > 0) out += sprintf_str(" %.1f%%", 100.0 * done / (done + to_go));
   double rate = num_or(sync, "rate_per_s", -1);
   if (rate > 0) out += " " + format_rate(rate);
@@ -293,7 +293,7 @@ std::string render_rebuild(const Json& lag, const std::string& stream, bool& fin
     }
     if (sync == nullptr) return line + (s.contains("detail") ? ": " + cell(s, "detail") : std::string()) + "\n";
     line += ": " + cell(*sync, "done") + " done, " + cell(*sync, "to_go") + " to go";
-    double rate = sync->value("rate_msgs_per_s", 0.0);
+    double rate = sync->value("rate_per_s", 0.0);
     if (rate > 0) line += ", " + sprintf_str("%.0f", rate) + " msg/s";
     auto eta = sync->find("eta_s");
     if (eta != sync->end() && eta->is_number()) {

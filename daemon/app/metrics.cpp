@@ -138,7 +138,7 @@ void add_lag_figures(Families& m, const Json& f, const std::string& fb, bool fol
   }
   if (f.contains("sync") && f["sync"].is_object()) {
     const Json& sy = f["sync"];
-    m.add("isthmus_sync_syncing", "gauge", "1 while the initial sync has not yet caught up", fb,
+    m.add("isthmus_sync_syncing", "gauge", "1 while a sync (the initial one, or a rebuild's) has not yet caught up", fb,
           sy.value("state", std::string()) == "syncing" ? 1 : 0);
     m.add("isthmus_sync_done_messages", "gauge", "messages applied since the sync started", fb,
           as_num(sy, "done"));

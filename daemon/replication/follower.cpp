@@ -696,7 +696,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   replica_first_ = messages == 0 ? last_seq + 1 : first_seq;
   detail_.clear();
   if (rebuild_ == Rebuild::kSyncing && !progress_.active()) {
-    progress_.start("rebuild", leader_first_seq_ > 0 ? leader_first_seq_ - 1 : 0, applied_, loop::mono_ns());
+    progress_.start(leader_first_seq_ > 0 ? leader_first_seq_ - 1 : 0, applied_, loop::mono_ns());
   }
   sub_id_ = gen_;
   link::Subscribe s;
@@ -721,6 +721,9 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
     sync_.start(loop::mono_ns(), from, leader_last_seq_);
   }
   spdlog::info("stream {}: replicating from {} at sequence {}", cfg_.name, cfg_.leader, next_);
+  // The leader's view of this follower changes now (a sync, maybe a
+  // rebuild's, begins): tell it at once rather than at the next tick.
+  send_lag_report();
   ctx_.request_flush();
   trim();
 }
@@ -1227,7 +1230,11 @@ Follower::LagFigures Follower::figures() const {
   f.offset_known = ctx_.links->clock_offset(cfg_.leader, f.offset_ns, f.offset_error_ns);
   int64_t now_mono = loop::mono_ns();
   f.window = lag_hist_.window_quantiles(now_mono);
-  f.sync = sync_.snapshot();
+  // A rebuild's sync, while it runs, in place of the initial sync's (the
+  // same shape: the API, the metrics and the leader's view show either).
+  f.sync = rebuild_ == Rebuild::kSyncing && progress_.active()
+               ? progress_.snapshot(applied_, std::max(leader_last_seq_, applied_), now_mono)
+               : sync_.snapshot();
   // The current time lag: the last applied message's, corrected with the
   // offset as estimated now (so a message applied before the first estimate
   // gets one as soon as it exists).
@@ -1261,6 +1268,7 @@ void Follower::send_lag_report() {
   if (fg.offset_known) r.flags |= link::kLagFlagOffsetKnown;
   if (fg.sync.started) r.flags |= link::kLagFlagSyncStarted;
   if (fg.sync.syncing) r.flags |= link::kLagFlagSyncing;
+  if (std::string_view(fg.sync.kind) == "rebuild") r.flags |= link::kLagFlagRebuild;
   r.time_lag_ns = fg.time_lag_ns;
   r.p50_ns = fg.window.p50_ns;
   r.p95_ns = fg.window.p95_ns;
@@ -1400,9 +1408,6 @@ nlohmann::json Follower::lag_json() const {
     f["foreign_kept"] = foreign_kept_;
     f["side_stream"] = side_stream_name(cfg_.name);
     if (!foreign_error_.empty()) f["foreign_error"] = foreign_error_;
-  }
-  if (rebuild_ == Rebuild::kSyncing && progress_.active()) {
-    f["sync"] = progress_.json(applied_, leader_last, loop::mono_ns());
   }
   Json s;
   s["stream"] = cfg_.name;

@@ -41,11 +41,13 @@ Json histogram_json(const CumulativeBuckets& b) {
 
 Json sync_json(const SyncSnapshot& s) {
   Json j;
+  j["kind"] = s.kind;
   j["state"] = s.state();
   j["done"] = s.done;
   j["to_go"] = s.to_go;
   j["rate_per_s"] = std::round(s.rate_per_s * 10) / 10;
   j["eta_s"] = s.eta_s < 0 ? Json(nullptr) : Json(std::round(s.eta_s * 10) / 10);
+  j["elapsed_s"] = s.started && s.elapsed_ns >= 0 ? Json(std::round(static_cast<double>(s.elapsed_ns) / 1e8) / 10) : Json(nullptr);
   return j;
 }
 

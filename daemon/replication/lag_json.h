@@ -18,7 +18,8 @@ nlohmann::json lag_figures_json(int64_t current_ns, const LagQuantiles& q, bool 
                                 int64_t offset_error_ns);
 // {"le_s": [bounds...], "cumulative": [counts per bound..., +Inf], "sum_s", "count"}
 nlohmann::json histogram_json(const CumulativeBuckets& b);
-// {"state", "done", "to_go", "rate_per_s", "eta_s" (null: unknown)}
+// {"kind" (initial|rebuild), "state", "done", "to_go", "rate_per_s",
+//  "eta_s" (null: unknown), "elapsed_s" (null: not started, or unknown: elapsed_ns < 0)}
 nlohmann::json sync_json(const SyncSnapshot& s);
 
 }  // namespace isthmus::replication

@@ -997,6 +997,8 @@ nlohmann::json Leader::lag_json() const {
       tl["reported_applied_seq"] = r.applied_seq;
       f["time_lag"] = tl;
       SyncSnapshot ss;
+      ss.elapsed_ns = -1;  // not reported
+      ss.kind = (r.flags & link::kLagFlagRebuild) != 0 ? "rebuild" : "initial";
       ss.started = (r.flags & link::kLagFlagSyncStarted) != 0;
       ss.syncing = (r.flags & link::kLagFlagSyncing) != 0;
       ss.done = r.sync_done;

@@ -5,9 +5,10 @@
 
 #include <cstdint>
 #include <deque>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
+
+#include "replication/sync_progress.h"
 
 namespace isthmus::replication {
 
@@ -17,8 +18,7 @@ class RebuildProgress {
 
   // `base` is the sequence below the first one to sync (leader first_seq - 1);
   // `applied` the highest sequence already there. Times are monotonic ns.
-  void start(std::string kind, uint64_t base, uint64_t applied, int64_t now_mono_ns) {
-    kind_ = std::move(kind);
+  void start(uint64_t base, uint64_t applied, int64_t now_mono_ns) {
     base_ = base;
     started_ns_ = now_mono_ns;
     samples_.clear();
@@ -41,30 +41,29 @@ class RebuildProgress {
     if (now_mono_ns <= t0 || applied < a0) return 0;
     return static_cast<double>(applied - a0) * 1e9 / static_cast<double>(now_mono_ns - t0);
   }
-  // {"kind","done","to_go","rate_msgs_per_s","eta_s"(null when unknown),"elapsed_s"}
-  nlohmann::json json(uint64_t applied, uint64_t leader_last, int64_t now_mono_ns) const {
-    uint64_t done = applied > base_ ? applied - base_ : 0;
-    uint64_t to_go = leader_last > applied ? leader_last - applied : 0;
-    double r = rate(applied, now_mono_ns);
-    nlohmann::json j;
-    j["kind"] = kind_;
-    j["done"] = done;
-    j["to_go"] = to_go;
-    j["rate_msgs_per_s"] = r;
-    if (to_go == 0) {
-      j["eta_s"] = 0.0;
-    } else if (r > 0) {
-      j["eta_s"] = static_cast<double>(to_go) / r;
-    } else {
-      j["eta_s"] = nullptr;
+  // As a sync snapshot: kind "rebuild", syncing while anything is to go (the
+  // follower stops the progress once the rebuild has caught up); eta_s -1
+  // while the rate is unknown.
+  SyncSnapshot snapshot(uint64_t applied, uint64_t leader_last, int64_t now_mono_ns) const {
+    SyncSnapshot s;
+    s.kind = "rebuild";
+    s.started = active_;
+    if (!active_) return s;
+    s.done = applied > base_ ? applied - base_ : 0;
+    s.to_go = leader_last > applied ? leader_last - applied : 0;
+    s.syncing = s.to_go > 0;
+    s.rate_per_s = rate(applied, now_mono_ns);
+    if (s.to_go == 0) {
+      s.eta_s = 0;
+    } else if (s.rate_per_s > 0) {
+      s.eta_s = static_cast<double>(s.to_go) / s.rate_per_s;
     }
-    j["elapsed_s"] = static_cast<double>(now_mono_ns - started_ns_) / 1e9;
-    return j;
+    s.elapsed_ns = now_mono_ns - started_ns_;
+    return s;
   }
 
  private:
   bool active_ = false;
-  std::string kind_;
   uint64_t base_ = 0;
   int64_t started_ns_ = 0;
   std::deque<std::pair<int64_t, uint64_t>> samples_;

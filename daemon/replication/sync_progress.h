@@ -16,7 +16,10 @@
 
 namespace isthmus::replication {
 
+// One shape for both copies with a known end, so that the API, the metrics
+// and the leader's view read a rebuild exactly like an initial sync.
 struct SyncSnapshot {
+  const char* kind = "initial";  // "initial" or "rebuild" (RebuildProgress)
   bool started = false;
   bool syncing = false;  // started and not yet caught up
   uint64_t done = 0;

@@ -360,15 +360,31 @@ TEST_CASE("divergence: foreign writes kept aside, rebuild from loopback only, su
         // figures are the old replica's.)
         if (s.value("detail", "").rfind("syncing from", 0) != 0) return false;
         const json& p = (*fe)["sync"];
-        if (p.value("done", uint64_t{0}) > 4000 && p.value("to_go", uint64_t{0}) > 4000 &&
-            p.value("rate_msgs_per_s", 0.0) > 0 && p["eta_s"].is_number()) {
+        if (p.value("kind", "") == "rebuild" && p.value("state", "") == "syncing" &&
+            p.value("done", uint64_t{0}) > 4000 && p.value("to_go", uint64_t{0}) > 4000 &&
+            p.value("rate_per_s", 0.0) > 0 && p["eta_s"].is_number() && p["elapsed_s"].is_number()) {
+          // The same in the metrics, and in the leader's view of ams (its
+          // lag report, about once a second).
+          auto m = f.daemon.http_get("/metrics");
+          const std::string labels = "{region=\"" + std::string(kFollower) + "\",stream=\"" + kCountries +
+                                     "\",role=\"follower\",follower=\"" + kFollower + "\"} ";
+          state += "\nmetrics: syncing " + std::to_string(m.body.find("isthmus_sync_syncing" + labels + "1")) +
+                   ", rate " + std::to_string(m.body.find("isthmus_sync_rate_messages_per_second" + labels + "0\n"));
+          if (m.body.find("isthmus_sync_syncing" + labels + "1\n") == std::string::npos) return false;
+          if (m.body.find("isthmus_sync_rate_messages_per_second" + labels + "0\n") != std::string::npos) return false;
+          auto at_leader = follower_entry(l, kCountries);
+          state += "\nat iad: " + (at_leader ? at_leader->dump() : std::string("none"));
+          if (!at_leader || !at_leader->contains("sync")) return false;
+          const json& lp = (*at_leader)["sync"];
+          if (lp.value("kind", "") != "rebuild" || lp.value("state", "") != "syncing") return false;
           seen = p;
           return true;
         }
         if (p.value("to_go", uint64_t{1}) == 0) throw Fatal("the rebuild finished before it could be interrupted: " + state);
         return false;
       },
-      "ams /v1/lag: " + kCountries + " rebuilding with done, to go, rate and estimated time");
+      "ams /v1/lag and /metrics, and iad's view of ams: " + kCountries +
+          " rebuilding with done, to go, rate and estimated time");
   std::printf("[figures] rebuild progress before SIGKILL: %s\n", seen.dump().c_str());
   ExitStatus st = f.daemon.kill9();
   CHECK(st.signaled);

@@ -105,6 +105,9 @@ TEST_CASE("lag and progress formatting", "[ctl][render]") {
   CHECK(format_progress(Json::parse(R"({"state":"syncing","done":0,"to_go":10,"rate_per_s":0,"eta_s":null})")) ==
         "syncing 0.0%");
   CHECK(format_progress(Json::parse(R"({"state":"caught_up","done":5,"to_go":0})")) == "caught up");
+  CHECK(format_progress(Json::parse(
+            R"({"kind":"rebuild","state":"syncing","done":50,"to_go":150,"rate_per_s":25,"eta_s":6})")) ==
+        "rebuilding 25.0% 25/s eta 6s");
   CHECK(format_progress(Json::parse(R"({"state":"waiting"})")) == "waiting");
 }
 
@@ -163,8 +166,8 @@ TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
   using isthmus::ctl::render_rebuild;
   nlohmann::json lag = nlohmann::json::parse(R"({"region":"ams","streams":[
     {"stream":"S","role":"follower","leader":"iad","state":"rebuilding","detail":"syncing from iad",
-     "followers":[{"region":"ams","sync":{"kind":"rebuild","done":20297,"to_go":40211,
-                   "rate_msgs_per_s":15640.2,"eta_s":2.57,"elapsed_s":1.3}}]},
+     "followers":[{"region":"ams","sync":{"kind":"rebuild","state":"syncing","done":20297,"to_go":40211,
+                   "rate_per_s":15640.2,"eta_s":2.57,"elapsed_s":1.3}}]},
     {"stream":"T","role":"follower","leader":"iad","state":"rebuilding",
      "detail":"keeping foreign messages aside, then deleting and recreating the replica","followers":[{}]},
     {"stream":"U","role":"follower","leader":"iad","state":"replicating","followers":[{}]},

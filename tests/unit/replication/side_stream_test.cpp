@@ -4,7 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include "replication/lag_json.h"
 #include "replication/rebuild_progress.h"
+#include "replication/sync_progress.h"
 
 using namespace isthmus::replication;
 
@@ -92,25 +94,37 @@ TEST_CASE("description markers round-trip and replace each other", "[replication
   CHECK(parse_marker("x; isthmus:whatever").kind == Marker::Kind::kNone);
 }
 
-TEST_CASE("sync progress: done, to go, rate, estimated time", "[replication][divergence]") {
+TEST_CASE("rebuild progress: done, to go, rate, estimated time, in the initial sync's shape",
+          "[replication][divergence]") {
   RebuildProgress p;
   const int64_t s = 1'000'000'000;
-  p.start("rebuild", 99, 99, 10 * s);  // leader first_seq 100, nothing applied yet
-  auto j = p.json(99, 1099, 10 * s);
+  CHECK_FALSE(p.snapshot(0, 10, s).started);
+  p.start(99, 99, 10 * s);  // leader first_seq 100, nothing applied yet
+  auto j = sync_json(p.snapshot(99, 1099, 10 * s));
   CHECK(j["kind"] == "rebuild");
+  CHECK(j["state"] == "syncing");
   CHECK(j["done"] == 0);
   CHECK(j["to_go"] == 1000);
-  CHECK(j["rate_msgs_per_s"] == 0.0);
+  CHECK(j["rate_per_s"] == 0.0);
   CHECK(j["eta_s"].is_null());
-  j = p.json(599, 1099, 11 * s);  // 500 in 1 s
+  j = sync_json(p.snapshot(599, 1099, 11 * s));  // 500 in 1 s
   CHECK(j["done"] == 500);
   CHECK(j["to_go"] == 500);
-  CHECK(j["rate_msgs_per_s"].get<double>() == Approx(500.0));
+  CHECK(j["rate_per_s"].get<double>() == Approx(500.0));
   CHECK(j["eta_s"].get<double>() == Approx(1.0));
   CHECK(j["elapsed_s"].get<double>() == Approx(1.0));
   // The window forgets old samples: after 20 s at 100 msg/s the rate is 100.
   for (int i = 1; i <= 20; ++i) p.sample(599 + 100 * static_cast<uint64_t>(i), (11 + i) * s);
-  j = p.json(2599, 3000, 31 * s);
-  CHECK(j["rate_msgs_per_s"].get<double>() == Approx(100.0).epsilon(0.05));
-  CHECK(p.json(3000, 3000, 32 * s)["eta_s"] == 0.0);
+  j = sync_json(p.snapshot(2599, 3000, 31 * s));
+  CHECK(j["rate_per_s"].get<double>() == Approx(100.0).epsilon(0.05));
+  j = sync_json(p.snapshot(3000, 3000, 32 * s));
+  CHECK(j["eta_s"] == 0.0);
+  CHECK(j["state"] == "caught_up");
+  // Every key of the initial sync's object, and no other.
+  SyncProgress initial;
+  initial.start(0, 0, 10);
+  nlohmann::json ij = sync_json(initial.snapshot());
+  CHECK(ij["kind"] == "initial");
+  for (const auto& [k, v] : ij.items()) CHECK(j.contains(k));
+  CHECK(ij.size() == j.size());
 }
