@@ -289,7 +289,12 @@ std::string render_rebuild(const Json& lag, const std::string& stream, bool& fin
     }
     const Json* sync = nullptr;
     for (const Json& f : array_field(s, "followers")) {
-      if (f.is_object() && f.contains("sync") && f["sync"].is_object()) sync = &f["sync"];
+      // The rebuild's own sync only: before it starts (foreign messages
+      // going aside) the object is still the initial sync's.
+      if (f.is_object() && f.contains("sync") && f["sync"].is_object() &&
+          f["sync"].value("kind", std::string()) == "rebuild") {
+        sync = &f["sync"];
+      }
     }
     if (sync == nullptr) return line + (s.contains("detail") ? ": " + cell(s, "detail") : std::string()) + "\n";
     line += ": " + cell(*sync, "done") + " done, " + cell(*sync, "to_go") + " to go";

@@ -42,7 +42,7 @@ enum class FrameType : uint8_t {
   kHeartbeat = 9,   // both ways: liveness and clock estimate
   kGoAway = 10,     // both ways: the sender is closing the link, with a reason
   kDeleted = 11,    // leader -> follower: sequences deleted at the leader (reconcile)
-  kLagReport = 12,  // follower -> leader: the follower's lag figures (about 1/s)
+  kLagReport = 12,  // follower -> leader: the follower's lag figures (about 1/s, and on SUBSCRIBE)
 };
 const char* frame_type_name(FrameType t);
 

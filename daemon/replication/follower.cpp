@@ -418,6 +418,9 @@ void Follower::check_synced() {
       purge_pending_ || applied_ < state_last_seq_) {
     return;
   }
+  // The rebuild's sync has caught up (for good: the API says so from now on,
+  // while the mark is cleared).
+  progress_.caught_up(loop::mono_ns());
   marker_clearing_ = true;
   uint64_t g = gen_;
   std::string stream = cfg_.name;

@@ -24,6 +24,14 @@ class RebuildProgress {
     samples_.clear();
     samples_.emplace_back(now_mono_ns, applied);
     active_ = true;
+    caught_up_ = false;
+  }
+  // The rebuild holds the leader's last sequence (the follower's check):
+  // the state stays caught_up from now on, and the elapsed time stops.
+  void caught_up(int64_t now_mono_ns) {
+    if (!active_ || caught_up_) return;
+    caught_up_ = true;
+    caught_up_ns_ = now_mono_ns;
   }
   void stop() { active_ = false; }
   bool active() const { return active_; }
@@ -41,9 +49,8 @@ class RebuildProgress {
     if (now_mono_ns <= t0 || applied < a0) return 0;
     return static_cast<double>(applied - a0) * 1e9 / static_cast<double>(now_mono_ns - t0);
   }
-  // As a sync snapshot: kind "rebuild", syncing while anything is to go (the
-  // follower stops the progress once the rebuild has caught up); eta_s -1
-  // while the rate is unknown.
+  // As a sync snapshot: kind "rebuild", syncing until caught_up() (latched,
+  // like the initial sync's); eta_s -1 while the rate is unknown.
   SyncSnapshot snapshot(uint64_t applied, uint64_t leader_last, int64_t now_mono_ns) const {
     SyncSnapshot s;
     s.kind = "rebuild";
@@ -51,14 +58,14 @@ class RebuildProgress {
     if (!active_) return s;
     s.done = applied > base_ ? applied - base_ : 0;
     s.to_go = leader_last > applied ? leader_last - applied : 0;
-    s.syncing = s.to_go > 0;
+    s.syncing = !caught_up_;
     s.rate_per_s = rate(applied, now_mono_ns);
     if (s.to_go == 0) {
       s.eta_s = 0;
     } else if (s.rate_per_s > 0) {
       s.eta_s = static_cast<double>(s.to_go) / s.rate_per_s;
     }
-    s.elapsed_ns = now_mono_ns - started_ns_;
+    s.elapsed_ns = (caught_up_ ? caught_up_ns_ : now_mono_ns) - started_ns_;
     return s;
   }
 
@@ -66,6 +73,8 @@ class RebuildProgress {
   bool active_ = false;
   uint64_t base_ = 0;
   int64_t started_ns_ = 0;
+  bool caught_up_ = false;
+  int64_t caught_up_ns_ = 0;
   std::deque<std::pair<int64_t, uint64_t>> samples_;
 };
 

@@ -169,7 +169,9 @@ TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
      "followers":[{"region":"ams","sync":{"kind":"rebuild","state":"syncing","done":20297,"to_go":40211,
                    "rate_per_s":15640.2,"eta_s":2.57,"elapsed_s":1.3}}]},
     {"stream":"T","role":"follower","leader":"iad","state":"rebuilding",
-     "detail":"keeping foreign messages aside, then deleting and recreating the replica","followers":[{}]},
+     "detail":"keeping foreign messages aside, then deleting and recreating the replica",
+     "followers":[{"region":"ams","sync":{"kind":"initial","state":"caught_up","done":19876,"to_go":0,
+                   "rate_per_s":0,"eta_s":0,"elapsed_s":3.5}}]},
     {"stream":"U","role":"follower","leader":"iad","state":"replicating","followers":[{}]},
     {"stream":"V","role":"follower","leader":"iad","state":"diverged","detail":"a foreign write","followers":[{}]}]})");
   bool finished = true, failed = true;

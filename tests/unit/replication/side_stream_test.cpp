@@ -119,7 +119,16 @@ TEST_CASE("rebuild progress: done, to go, rate, estimated time, in the initial s
   CHECK(j["rate_per_s"].get<double>() == Approx(100.0).epsilon(0.05));
   j = sync_json(p.snapshot(3000, 3000, 32 * s));
   CHECK(j["eta_s"] == 0.0);
+  CHECK(j["state"] == "syncing");  // until the follower's check says caught up
+  p.caught_up(33 * s);
+  j = sync_json(p.snapshot(3000, 3000, 34 * s));
   CHECK(j["state"] == "caught_up");
+  CHECK(j["elapsed_s"].get<double>() == Approx(23.0));  // 10 s to 33 s, then stopped
+  // Latched: more to go later (live traffic before the mark is cleared)
+  // does not make it syncing again.
+  j = sync_json(p.snapshot(3000, 3100, 35 * s));
+  CHECK(j["state"] == "caught_up");
+  CHECK(j["to_go"] == 100);
   // Every key of the initial sync's object, and no other.
   SyncProgress initial;
   initial.start(0, 0, 10);
