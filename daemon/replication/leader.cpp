@@ -213,7 +213,9 @@ Status Leader::on_ack(const std::string& peer, const link::Ack& ack) {
   auto& v = vit->second;
   if (ack.stored_seq > v.acked_seq) v.acked_seq = ack.stored_seq;
   if (ack.stored_time_ns > v.acked_time_ns) v.acked_time_ns = ack.stored_time_ns;
-  if (v.subscribed) v.state = v.acked_seq >= last_seq_ ? "replicating" : "syncing";
+  // Syncing until first caught up after subscribing, then replicating: a
+  // follower a few messages behind under steady traffic is not syncing.
+  if (v.subscribed && v.state == "syncing" && v.acked_seq >= last_seq_) v.state = "replicating";
   auto it = senders_.find(peer);
   if (it != senders_.end()) {
     Sender& s = *it->second;
@@ -410,6 +412,14 @@ void Leader::drop_sender(const std::string& peer) {
   if (it == senders_.end()) return;
   std::unique_ptr<Sender> s = std::move(it->second);
   senders_.erase(it);
+  // The oldest message the follower lacks was in flight: keep its store
+  // time, so that its age goes on rising from now, not from the first
+  // lookup (oldest_unreplicated_time) a tick later.
+  auto vit = views_.find(peer);
+  if (vit != views_.end() && !s->unacked.empty() && s->unacked.front().seq > vit->second.acked_seq) {
+    vit->second.lookup_for = vit->second.acked_seq;
+    vit->second.lookup_time_ns = s->unacked.front().time_ns;
+  }
   uint64_t& inflight = ctx_.peer_inflight_bytes[peer];
   inflight -= std::min(inflight, s->accounted);
   s->sub.reset();
@@ -616,7 +626,16 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
       pull_completed(*s, done, true);
     }
   }
-  last_seq_ = std::max(last_seq_, sseq + pending);
+  if (sseq + pending > last_seq_) {
+    last_seq_ = sseq + pending;
+    // A follower that is away just fell (further) behind: learn the store
+    // time of the oldest message it lacks now, not at the next tick (one
+    // lookup per acknowledged position: lookup_oldest returns at once
+    // after the first).
+    for (auto& [peer, v] : views_) {
+      if (!v.subscribed) lookup_oldest(peer, v);
+    }
+  }
   if (sseq <= s->sent_seq) {  // already sent (consumer recreated)
     if (s->durable) {
       // The follower's acknowledgement of it must go to this consumer: the
@@ -778,7 +797,7 @@ void Leader::refresh_state(std::function<void()> done) {
                                std::vector<uint8_t> f;
                                encode(s, f);
                                ctx_.links->send(peer, std::move(f));
-                               if (v.acked_seq >= last_seq_) v.state = "replicating";
+                               if (v.state == "syncing" && v.acked_seq >= last_seq_) v.state = "replicating";
                              }
                              ctx_.request_flush();
                            });
@@ -823,6 +842,7 @@ void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
         if (vit == views_.end()) return;
         FollowerView& fv = vit->second;
         fv.lookup_pending = false;
+        if (from - 1 != fv.acked_seq) return;  // the follower moved on meanwhile: ask again
         if (!r) {
           if (r.status().code() == Code::kNotFound) {
             fv.lookup_for = from - 1;

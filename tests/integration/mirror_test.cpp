@@ -431,6 +431,48 @@ void run_with_fault(Fault fault) {
     case Fault::kKillFollowerDaemon: {
       ExitStatus st = s.follower().daemon.kill9();
       CHECK(st.signaled);
+      // The leader's view: the follower is waiting, and the age of the
+      // oldest message it lacks keeps rising while it is away (known from
+      // the message in flight at the drop, or looked up within a second).
+      std::vector<std::pair<Clock::time_point, double>> ages;
+      std::string last_view;
+      auto view = [&]() -> std::optional<json> {
+        auto ls = s.leader().daemon.lag_stream(kStream);
+        if (!ls) return std::nullopt;
+        for (const auto& f : ls->value("followers", json::array()))
+          if (f.value("region", "") == kFollower) return f;
+        return std::nullopt;
+      };
+      check_for(
+          5s,
+          [&](std::string& state) {
+            auto f = view();
+            state = f ? f->dump() : "no entry";
+            return f && f->value("state", "") == "waiting";
+          },
+          "iad's view of ams: waiting after the kill");
+      const auto t_end = Clock::now() + 2s;
+      while (Clock::now() < t_end) {
+        auto f = view();
+        REQUIRE(f);
+        last_view = f->dump();
+        const json& a = (*f)["oldest_unreplicated_age_ms"];
+        if (a.is_number()) {
+          ages.emplace_back(Clock::now(), a.get<double>());
+        } else {
+          INFO("iad's view of ams: " << last_view);
+          CHECK(ages.empty());  // unknown only until the first lookup, never again
+        }
+        std::this_thread::sleep_for(50ms);
+      }
+      INFO("iad's view of ams at the end: " << last_view);
+      std::printf("[figures] iad's oldest-unreplicated age of ams after the kill: %zu samples known, first %.0f ms\n",
+                  ages.size(), ages.empty() ? -1.0 : ages.front().second);
+      REQUIRE(ages.size() >= 10);
+      for (size_t i = 1; i < ages.size(); ++i) CHECK(ages[i].second >= ages[i - 1].second);
+      const double waited_ms =
+          std::chrono::duration<double, std::milli>(ages.back().first - ages.front().first).count();
+      CHECK(ages.back().second - ages.front().second >= waited_ms - 100);
       break;
     }
     case Fault::kKillLeaderDaemon: {
