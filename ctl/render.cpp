@@ -13,6 +13,9 @@ namespace {
 using Json = nlohmann::json;
 
 const std::string kNone = "-";
+// A leader's figures for a follower come in its lag report, about once a
+// second; older than this, the follower is away.
+constexpr double kStaleReportMs = 3000;
 
 // A field as text: strings as they are, numbers in decimal, absent or null "-".
 std::string cell(const Json& obj, const char* key) {
@@ -196,6 +199,10 @@ std::string render_lag(const Json& lag) {
            {"PROGRESS"}});
   auto time_lag = [](const Json& f) {
     const Json& tl = f.is_object() && f.contains("time_lag") ? f["time_lag"] : Json();
+    // At the leader the figures are the follower's last report: once that
+    // is older than a few reports (the follower is away), they say nothing
+    // about now. The age column tells how far behind it falls.
+    if (num_or(tl, "report_age_ms", -1) > kStaleReportMs) return std::pair{std::string(kNone), std::string(kNone)};
     std::string cur = format_lag_ms(num_or(tl, "current_ms", -1));
     if (cur != kNone && tl.is_object() && !tl.value("clock_offset_known", true)) cur += "?";
     return std::pair{cur, format_lag_ms(num_or(tl, "p99_ms", -1))};
@@ -221,6 +228,10 @@ std::string render_lag(const Json& lag) {
       std::string state = f.contains("state") ? cell(f, "state") : stream_state;
       if (f.contains("detail")) notes.push_back(stream + " -> " + cell(f, "region") + ": " + state + ": " + cell(f, "detail"));
       auto [cur, p99] = time_lag(f);
+      if (f.contains("time_lag") && num_or(f["time_lag"], "report_age_ms", -1) > kStaleReportMs) {
+        notes.push_back(stream + " -> " + cell(f, "region") + ": no lag report for " +
+                        format_lag_ms(num_or(f["time_lag"], "report_age_ms", -1)) + " (time lag unknown)");
+      }
       t.add_row({stream, cell(s, "role"), cell(s, "leader"), cell(f, "region"), state, cell(f, "leader_last_seq"),
                  cell(f, "applied_seq"), cell(f, "seq_lag"), cur, p99, age(s, f),
                  f.contains("sync") ? format_progress(f["sync"]) : kNone});

@@ -6,20 +6,31 @@
 # follow over mutual-TLS + S2 links in a full mesh. It publishes events into
 # all four streams in iad and shows the leader's lag table (every stream x
 # follower) while they replicate, then a kill -9 of syd's daemon and its
-# resume. Stops everything it started on exit.
-#   scripts/demo.sh [--events N] [--rate MSGS_PER_S]    (per stream)
+# resume. Stops everything it started on exit (Ctrl-C included), daemons
+# first; removes its temporary directory unless it failed or --keep is given.
+#   scripts/demo.sh [--events N] [--rate MSGS_PER_S] [--keep]    (per stream)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 EVENTS=4000
 RATE=800
+KEEP=0
+usage() { echo "usage: $0 [--events N (1..5000)] [--rate MSGS_PER_S] [--keep]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --events) EVENTS=$2; shift 2 ;;
-    --rate) RATE=$2; shift 2 ;;
-    *) echo "usage: $0 [--events N] [--rate MSGS_PER_S]" >&2; exit 2 ;;
+    --events) [ $# -ge 2 ] || usage; EVENTS=$2; shift 2 ;;
+    --rate) [ $# -ge 2 ] || usage; RATE=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    *) usage ;;
   esac
 done
+# Two rounds of EVENTS per stream; ALERTS_INCIDENTS keeps at most 10,000
+# messages and refuses more (discard: new, as the seed defines it).
+if ! [[ "$EVENTS" =~ ^[0-9]+$ ]] || [ "$EVENTS" -lt 1 ] || [ "$EVENTS" -gt 5000 ]; then
+  echo "$0: --events must be 1..5000: the demo publishes it twice into ALERTS_INCIDENTS, which holds 10,000 messages with discard: new" >&2
+  exit 2
+fi
+if ! [[ "$RATE" =~ ^[0-9]+$ ]]; then echo "$0: --rate must be a whole number of messages per second (0: as fast as possible)" >&2; exit 2; fi
 
 ./scripts/install-deps.sh
 BUILD=${BUILD_DIR:-build}
@@ -49,11 +60,25 @@ PIDS=()
 declare -A DAEMON_PID NATS_PORT LINK_PORT HTTP_PORT
 
 cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  # Daemons first (SIGTERM: they drain their replica writes, then exit),
+  # then publishers and nats-servers.
+  for r in "${!DAEMON_PID[@]}"; do kill "${DAEMON_PID[$r]}" 2>/dev/null || true; done
+  for r in "${!DAEMON_PID[@]}"; do wait "${DAEMON_PID[$r]}" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  echo "== stopped everything; logs were in $DEMO"
+  if [ "$rc" -eq 0 ] && [ "$KEEP" -eq 0 ]; then
+    rm -rf "$DEMO"
+    echo "== stopped everything"
+  else
+    echo "== stopped everything; logs are in $DEMO"
+  fi
+  exit "$rc"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'echo; echo "== interrupted"; exit 130' INT
+trap 'exit 143' TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
@@ -197,7 +222,8 @@ echo "--- $(date +%T): caught up"
 ctl iad lag
 
 echo
-echo "== kill -9 of syd's isthmusd, then $EVENTS more events per stream: iad sees syd fall behind, ams keeps up"
+echo "== kill -9 of syd's isthmusd, then $EVENTS more events per stream as fast as iad takes them:"
+echo "   iad sees syd fall behind while ams follows"
 kill -9 "${DAEMON_PID[syd]}"; wait "${DAEMON_PID[syd]}" 2>/dev/null || true
 publish_all "$EVENTS" 0 2
 publishers_ok 2 || exit 1

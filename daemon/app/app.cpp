@@ -93,7 +93,7 @@ class Daemon {
 
   void begin_shutdown(const char* why) {
     if (shutting_down_) {
-      spdlog::warn("{} again: stopping now", why);
+      spdlog::warn("{} during the drain: stopping now", why);
       end_loop();
       return;
     }

@@ -92,6 +92,29 @@ TEST_CASE("lag table: leader with two followers, follower diverged", "[ctl][rend
   CHECK_THROWS_AS(render_lag(Json::parse(R"({"region":"x","streams":{}})")), Json::exception);
 }
 
+TEST_CASE("lag table: a follower away, its last lag report stale", "[ctl][render]") {
+  Json leader = Json::parse(R"({"region":"iad","streams":[
+    {"stream":"S","leader":"iad","role":"leader","state":"replicating","first_seq":1,"last_seq":8000,
+     "followers":[
+       {"region":"syd","state":"waiting","leader_last_seq":8000,"applied_seq":4000,"seq_lag":4000,
+        "oldest_unreplicated_age_ms":12500.0,
+        "time_lag":{"current_ms":1.67,"p50_ms":1.2,"p95_ms":5.0,"p99_ms":10.4,"clock_offset_known":true,
+                    "report_age_ms":12600.0},
+        "sync":{"kind":"initial","state":"caught_up","done":4000,"to_go":0,"rate_per_s":0,"eta_s":0}},
+       {"region":"ams","state":"replicating","leader_last_seq":8000,"applied_seq":8000,"seq_lag":0,
+        "oldest_unreplicated_age_ms":0,
+        "time_lag":{"current_ms":1.5,"p50_ms":1.2,"p95_ms":5.0,"p99_ms":9.0,"clock_offset_known":true,
+                    "report_age_ms":400.0}}]}]})");
+  std::string out = render_lag(leader);
+  INFO(out);
+  CHECK_THAT(out, Catch::Contains("S       leader  iad     syd       waiting"));
+  // syd: no time lag or p99 from a 12.6 s old report, and a note says why.
+  CHECK_THAT(out, Catch::Contains("4000     4000         -       -  12.5s"));
+  CHECK_THAT(out, Catch::Contains("S -> syd: no lag report for 12.6s (time lag unknown)"));
+  // ams, whose report is fresh: its figures.
+  CHECK_THAT(out, Catch::Contains("1.50ms  9.00ms"));
+}
+
 TEST_CASE("lag and progress formatting", "[ctl][render]") {
   CHECK(format_lag_ms(0.42) == "0.42ms");
   CHECK(format_lag_ms(250) == "250ms");
