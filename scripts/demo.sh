@@ -154,11 +154,6 @@ CONF
     for s in "${STREAMS[@]}"; do printf '\n[[streams]]\nname = "%s"\nleader = "iad"\n' "$s"; done
   } > "$DEMO/$r/isthmus.toml"
   "$ISTHMUSD" --check-config "$DEMO/$r/isthmus.toml"
-  start_daemon "$r"
-done
-echo "== three regions up (full mesh of TLS+S2 links):"
-for r in "${REGIONS[@]}"; do
-  echo "   $r: nats :${NATS_PORT[$r]}, api http://127.0.0.1:${HTTP_PORT[$r]}, config $DEMO/$r/isthmus.toml"
 done
 
 for r in "${REGIONS[@]}"; do wait_for 20 "nats-server $r" "$LOADGEN" ping --url "nats://127.0.0.1:${NATS_PORT[$r]}"; done
@@ -176,6 +171,13 @@ for s in "${STREAMS[@]}"; do
   esac
 done
 
+# The daemons start once the leader's streams exist (started before, they
+# would find them a moment later and say so in their logs).
+for r in "${REGIONS[@]}"; do start_daemon "$r"; done
+echo "== three regions up (full mesh of TLS+S2 links):"
+for r in "${REGIONS[@]}"; do
+  echo "   $r: nats :${NATS_PORT[$r]}, api http://127.0.0.1:${HTTP_PORT[$r]}, config $DEMO/$r/isthmus.toml"
+done
 for r in "${REGIONS[@]}"; do wait_for 30 "$r healthy" ctl "$r" health; done
 ctl ams health || true
 
