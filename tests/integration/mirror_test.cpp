@@ -330,6 +330,17 @@ void require_thread_policy(Isthmusd& d, int policy, const char* name) {
   CHECK(text.find(std::string("cpu scheduling policy: ") + name) != std::string::npos);
 }
 
+// Servers, the leader's stream and both daemons up, and 500 events
+// replicated and checked.
+void replicate_first_500(Setup& s) {
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  s.mesh.start_daemons();
+  publish_events(s.leader().js(), 0, 500, 1);
+  await_replica(s.mesh, 500);
+  verify_mirror(s.mesh);
+}
+
 void print_figures(const char* what, uint64_t messages, double seconds) {
   std::printf("[figures] %s: %llu messages in %.3f s = %.0f msgs/s\n", what,
               static_cast<unsigned long long>(messages), seconds,
@@ -634,12 +645,7 @@ TEST_CASE("e: a leader stream whose first sequence is above 1: the replica start
 TEST_CASE("f: a foreign write into the replica is reported as divergence and stops the stream",
           "[mirror]") {
   Setup s;
-  s.mesh.start_nats();
-  s.create_leader_stream();
-  s.mesh.start_daemons();
-  publish_events(s.leader().js(), 0, 500, 1);
-  await_replica(s.mesh, 500);
-  verify_mirror(s.mesh);
+  replicate_first_500(s);
 
   // Someone publishes straight into the replica.
   PubAck foreign = s.follower().js().publish(
@@ -928,12 +934,7 @@ TEST_CASE("j: process.cpu_scheduling = \"inherit\" keeps the policy the daemon w
   Setup s;
   s.follower().daemon.config().extra += "\n[process]\ncpu_scheduling = \"inherit\"\n";
   s.follower().daemon.write_config();
-  s.mesh.start_nats();
-  s.create_leader_stream();
-  s.mesh.start_daemons();
-  publish_events(s.leader().js(), 0, 500, 1);
-  await_replica(s.mesh, 500);
-  verify_mirror(s.mesh);
+  replicate_first_500(s);
   // (The test runs under SCHED_OTHER normally: then the two differ.)
   require_thread_policy(s.follower().daemon, runner_policy(), policy_name(runner_policy()));
   require_thread_policy(s.leader().daemon, batch_policy(), policy_name(batch_policy()));
