@@ -228,13 +228,16 @@ std::string render_lag(const Json& lag) {
       std::string state = f.contains("state") ? cell(f, "state") : stream_state;
       if (f.contains("detail")) notes.push_back(stream + " -> " + cell(f, "region") + ": " + state + ": " + cell(f, "detail"));
       auto [cur, p99] = time_lag(f);
-      if (f.contains("time_lag") && num_or(f["time_lag"], "report_age_ms", -1) > kStaleReportMs) {
+      // The sync progress comes in the same report.
+      bool stale = f.contains("time_lag") && num_or(f["time_lag"], "report_age_ms", -1) > kStaleReportMs;
+      if (stale) {
         notes.push_back(stream + " -> " + cell(f, "region") + ": no lag report for " +
-                        format_lag_ms(num_or(f["time_lag"], "report_age_ms", -1)) + " (time lag unknown)");
+                        format_lag_ms(num_or(f["time_lag"], "report_age_ms", -1)) +
+                        " (time lag and sync progress unknown)");
       }
       t.add_row({stream, cell(s, "role"), cell(s, "leader"), cell(f, "region"), state, cell(f, "leader_last_seq"),
                  cell(f, "applied_seq"), cell(f, "seq_lag"), cur, p99, age(s, f),
-                 f.contains("sync") ? format_progress(f["sync"]) : kNone});
+                 f.contains("sync") && !stale ? format_progress(f["sync"]) : kNone});
     }
   }
   std::string out = "region " + cell(lag, "region") + "\n\n";

@@ -103,7 +103,9 @@ server_name: $r
 listen: 127.0.0.1:${NATS_PORT[$r]}
 jetstream { store_dir: "$DEMO/$r/js" }
 CONF
-  "$NATS_SERVER" -c "$DEMO/$r/nats.conf" >"$DEMO/$r/nats.log" 2>&1 &
+  # Servers and daemons run in sessions of their own: a Ctrl-C in the
+  # terminal reaches only this script, whose cleanup stops them in order.
+  setsid "$NATS_SERVER" -c "$DEMO/$r/nats.conf" >"$DEMO/$r/nats.log" 2>&1 &
   PIDS+=($!)
 done
 
@@ -121,8 +123,7 @@ for r in "${REGIONS[@]}"; do
 done
 
 start_daemon() {  # start_daemon REGION
-  "$ISTHMUSD" --config "$DEMO/$1/isthmus.toml" >>"$DEMO/$1/isthmusd.log" 2>&1 &
-  PIDS+=($!)
+  setsid "$ISTHMUSD" --config "$DEMO/$1/isthmus.toml" >>"$DEMO/$1/isthmusd.log" 2>&1 &
   DAEMON_PID[$1]=$!
 }
 
@@ -227,6 +228,7 @@ echo
 echo "== kill -9 of syd's isthmusd, then $EVENTS more events per stream as fast as iad takes them:"
 echo "   iad sees syd fall behind while ams follows"
 kill -9 "${DAEMON_PID[syd]}"; wait "${DAEMON_PID[syd]}" 2>/dev/null || true
+unset 'DAEMON_PID[syd]'
 publish_all "$EVENTS" 0 2
 publishers_ok 2 || exit 1
 ctl iad lag || true

@@ -194,12 +194,18 @@ Status Leader::on_subscribe(const std::string& peer, const link::Subscribe& sub)
   if (views_.find(peer) == views_.end()) {
     return Status(Code::kInvalid, "subscribe from " + peer + ", which is not a follower of " + cfg_.name);
   }
+  // The old sender goes first: what it had in flight belongs to the old
+  // acknowledged position (drop_sender remembers the oldest of it).
+  drop_sender(peer);
   auto& v = views_[peer];
   v.subscribed = true;
   v.seen = true;
-  v.state = "syncing";
   v.detail.clear();
   v.acked_seq = sub.from_seq > 0 ? sub.from_seq - 1 : 0;
+  // Syncing until it holds what the stream held now; then replicating,
+  // however far a busy stream keeps it behind, until it subscribes again.
+  v.sync_target = last_seq_;
+  v.state = v.acked_seq >= v.sync_target ? "replicating" : "syncing";
   spdlog::info("stream {}: follower {} subscribed from sequence {}", cfg_.name, peer, sub.from_seq);
   start_sender(peer, sub.sub_id, sub.from_seq);
   // Deletes and purges done while the follower was away reach it now.
@@ -215,7 +221,7 @@ Status Leader::on_ack(const std::string& peer, const link::Ack& ack) {
   if (ack.stored_time_ns > v.acked_time_ns) v.acked_time_ns = ack.stored_time_ns;
   // Syncing until first caught up after subscribing, then replicating: a
   // follower a few messages behind under steady traffic is not syncing.
-  if (v.subscribed && v.state == "syncing" && v.acked_seq >= last_seq_) v.state = "replicating";
+  if (v.subscribed && v.state == "syncing" && v.acked_seq >= v.sync_target) v.state = "replicating";
   auto it = senders_.find(peer);
   if (it != senders_.end()) {
     Sender& s = *it->second;
@@ -797,9 +803,13 @@ void Leader::refresh_state(std::function<void()> done) {
                                std::vector<uint8_t> f;
                                encode(s, f);
                                ctx_.links->send(peer, std::move(f));
-                               if (v.state == "syncing" && v.acked_seq >= last_seq_) v.state = "replicating";
+                               if (v.state == "syncing" && v.acked_seq >= v.sync_target) v.state = "replicating";
                              }
                              ctx_.request_flush();
+                             // Followers that are away: the stream may have moved past them.
+                             for (auto& [peer, v] : views_) {
+                               if (!v.subscribed) lookup_oldest(peer, v);
+                             }
                            });
 }
 
@@ -820,7 +830,17 @@ int64_t Leader::oldest_unreplicated_time(const std::string& peer, const Follower
     // stored message the follower lacks.
     return it->second->unacked.front().time_ns;
   }
-  if (v.lookup_for == v.acked_seq) return v.lookup_time_ns < 0 ? 0 : v.lookup_time_ns;
+  if (it != senders_.end() && it->second->unacked.empty() && !it->second->batch.msgs.empty() &&
+      it->second->batch.msgs.front().seq > v.acked_seq) {
+    // Nothing in flight, but read and about to leave (a held batch): the
+    // first of it is the oldest the follower lacks.
+    return it->second->batch.msgs.front().time_ns;
+  }
+  if (v.lookup_for == v.acked_seq) {
+    if (v.lookup_time_ns >= 0) return v.lookup_time_ns;
+    // "Nothing stored above" held when asked; the stream has grown since.
+    return last_seq_ <= v.lookup_last_seq ? 0 : -1;
+  }
   return -1;
 }
 
@@ -830,14 +850,15 @@ void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
   if (it != senders_.end() && !it->second->unacked.empty() && it->second->unacked.front().seq > v.acked_seq) {
     return;  // in flight: known without asking
   }
-  if (v.lookup_for == v.acked_seq) return;
+  if (v.lookup_for == v.acked_seq && (v.lookup_time_ns >= 0 || last_seq_ <= v.lookup_last_seq)) return;
   v.lookup_pending = true;
+  const uint64_t asked_at_last = last_seq_;
   uint64_t from = v.acked_seq + 1;
   std::string stream = cfg_.name;
   int64_t tmo = ctx_.timeout_ms();
   ctx_.async<Result<Json>>(
       [stream, from, tmo](natsConnection* nc) { return nats::msg_get_next(nc, stream, from, tmo); },
-      [this, peer, from](Result<Json> r) {
+      [this, peer, from, asked_at_last](Result<Json> r) {
         auto vit = views_.find(peer);
         if (vit == views_.end()) return;
         FollowerView& fv = vit->second;
@@ -847,6 +868,7 @@ void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
           if (r.status().code() == Code::kNotFound) {
             fv.lookup_for = from - 1;
             fv.lookup_time_ns = -1;  // nothing stored above: nothing missing
+            fv.lookup_last_seq = asked_at_last;
           }
           return;
         }

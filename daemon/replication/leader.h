@@ -130,6 +130,8 @@ class Leader {
     // flight (looked up with MSG.GET next_by_subj): valid for lookup_for.
     uint64_t lookup_for = UINT64_MAX;
     int64_t lookup_time_ns = -1;    // -1: none stored above lookup_for
+    uint64_t lookup_last_seq = 0;   // the stream's last sequence when -1 was learned
+    uint64_t sync_target = 0;       // last_seq_ at SUBSCRIBE: syncing until acked reaches it
     bool lookup_pending = false;
     // The follower's last LAG_REPORT and when it arrived.
     link::LagReport report;

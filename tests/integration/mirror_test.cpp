@@ -443,10 +443,10 @@ void run_with_fault(Fault fault) {
       ExitStatus st = s.follower().daemon.kill9();
       CHECK(st.signaled);
       // The leader's view: the follower is waiting, and the age of the
-      // oldest message it lacks keeps rising while it is away (known from
-      // the message in flight at the drop, or looked up within a second).
-      std::vector<std::pair<Clock::time_point, double>> ages;
-      std::string last_view;
+      // oldest message it lacks keeps rising while it is away: remembered
+      // from the message in flight at the drop, else looked up once the
+      // stream moves past it (0 until then if it had everything). Once
+      // known it is never unknown again, and it rises with the clock.
       auto view = [&]() -> std::optional<json> {
         auto ls = s.leader().daemon.lag_stream(kStream);
         if (!ls) return std::nullopt;
@@ -462,28 +462,43 @@ void run_with_fault(Fault fault) {
             return f && f->value("state", "") == "waiting";
           },
           "iad's view of ams: waiting after the kill");
-      const auto t_end = Clock::now() + 2s;
+      struct Sample {
+        Clock::time_point before, after;  // around the request
+        double age_ms;
+      };
+      std::vector<Sample> known;  // from the first positive age on
+      size_t unknown_before = 0;
+      std::string last_view;
+      const auto t_end = Clock::now() + 2500ms;
       while (Clock::now() < t_end) {
+        auto before = Clock::now();
         auto f = view();
+        auto after = Clock::now();
         REQUIRE(f);
         last_view = f->dump();
         const json& a = (*f)["oldest_unreplicated_age_ms"];
-        if (a.is_number()) {
-          ages.emplace_back(Clock::now(), a.get<double>());
+        if (a.is_number() && (a.get<double>() > 0 || !known.empty())) {
+          known.push_back({before, after, a.get<double>()});
         } else {
           INFO("iad's view of ams: " << last_view);
-          CHECK(ages.empty());  // unknown only until the first lookup, never again
+          CHECK(known.empty());  // unknown (or 0: had everything) only before it is first known
+          ++unknown_before;
         }
         std::this_thread::sleep_for(50ms);
       }
       INFO("iad's view of ams at the end: " << last_view);
-      std::printf("[figures] iad's oldest-unreplicated age of ams after the kill: %zu samples known, first %.0f ms\n",
-                  ages.size(), ages.empty() ? -1.0 : ages.front().second);
-      REQUIRE(ages.size() >= 10);
-      for (size_t i = 1; i < ages.size(); ++i) CHECK(ages[i].second >= ages[i - 1].second);
-      const double waited_ms =
-          std::chrono::duration<double, std::milli>(ages.back().first - ages.front().first).count();
-      CHECK(ages.back().second - ages.front().second >= waited_ms - 100);
+      std::printf("[figures] iad's oldest-unreplicated age of ams after the kill: %zu samples before it was "
+                  "known, %zu after, first %.0f ms\n",
+                  unknown_before, known.size(), known.empty() ? -1.0 : known.front().age_ms);
+      // The publisher goes on meanwhile: within about a second (the tick)
+      // at the latest the age is known.
+      REQUIRE(known.size() >= 10);
+      for (size_t i = 1; i < known.size(); ++i) CHECK(known[i].age_ms >= known[i - 1].age_ms);
+      // Between the two readings at least (last request sent - first
+      // answer received) passed on the daemon's clock.
+      const double at_least_ms =
+          std::chrono::duration<double, std::milli>(known.back().before - known.front().after).count();
+      CHECK(known.back().age_ms - known.front().age_ms >= at_least_ms - 20);
       break;
     }
     case Fault::kKillLeaderDaemon: {
