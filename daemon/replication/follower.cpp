@@ -1241,14 +1241,7 @@ Follower::LagFigures Follower::figures() const {
   if (f.sync.started) {
     // To go as of now, like seq_lag (the progress itself is fed at each
     // checkpoint and tick; the leader's last sequence moves in between).
-    f.sync.to_go = std::max(leader_last_seq_, applied_) - applied_;
-    if (f.sync.to_go == 0) {
-      f.sync.eta_s = 0;
-    } else if (f.sync.rate_per_s > 0.5) {
-      f.sync.eta_s = static_cast<double>(f.sync.to_go) / f.sync.rate_per_s;
-    } else {
-      f.sync.eta_s = -1;
-    }
+    f.sync.set_to_go(std::max(leader_last_seq_, applied_) - applied_);
   }
   // The current time lag: the last applied message's, corrected with the
   // offset as estimated now (so a message applied before the first estimate

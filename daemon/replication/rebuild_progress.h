@@ -57,14 +57,9 @@ class RebuildProgress {
     s.started = active_;
     if (!active_) return s;
     s.done = applied > base_ ? applied - base_ : 0;
-    s.to_go = leader_last > applied ? leader_last - applied : 0;
     s.syncing = !caught_up_;
     s.rate_per_s = rate(applied, now_mono_ns);
-    if (s.to_go == 0) {
-      s.eta_s = 0;
-    } else if (s.rate_per_s > 0) {
-      s.eta_s = static_cast<double>(s.to_go) / s.rate_per_s;
-    }
+    s.set_to_go(leader_last > applied ? leader_last - applied : 0);
     s.elapsed_ns = (caught_up_ ? caught_up_ns_ : now_mono_ns) - started_ns_;
     return s;
   }

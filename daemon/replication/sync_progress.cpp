@@ -54,13 +54,8 @@ SyncSnapshot SyncProgress::snapshot() const {
   if (!started_) return s;
   s.syncing = !caught_up_;
   s.done = applied_ - base_;
-  s.to_go = target_ - applied_;
   s.rate_per_s = rate_;
-  if (s.to_go == 0) {
-    s.eta_s = 0;
-  } else if (rate_ > 0.5) {
-    s.eta_s = static_cast<double>(s.to_go) / rate_;
-  }
+  s.set_to_go(target_ - applied_);
   s.elapsed_ns = (caught_up_ ? caught_up_ns_ : now_ns_) - start_ns_;
   return s;
 }

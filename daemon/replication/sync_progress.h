@@ -28,6 +28,12 @@ struct SyncSnapshot {
   double eta_s = -1;      // -1: unknown (no rate yet, or nothing to go)
   int64_t elapsed_ns = 0; // since start, or start to catch-up once caught up
   const char* state() const { return !started ? "waiting" : syncing ? "syncing" : "caught_up"; }
+  // Sets to_go and the estimated time from it and rate_per_s: 0 with
+  // nothing to go, unknown (-1) below half a message per second.
+  void set_to_go(uint64_t n) {
+    to_go = n;
+    eta_s = n == 0 ? 0 : rate_per_s > 0.5 ? static_cast<double>(n) / rate_per_s : -1;
+  }
 };
 
 class SyncProgress {
