@@ -26,24 +26,6 @@ int load(const std::string& path, isthmus::config::Config& out) {
     return 2;
   }
   out = std::move(r.config);
-  // Links are always mutual TLS: a region with peers cannot run without its
-  // certificate files. Refused here, so that --check-config (the unit's
-  // ExecStartPre) catches it, not only the daemon's start.
-  if (!out.peers.empty()) {
-    int missing = 0;
-    for (auto [key, value] : {std::pair{"ca", &out.link.tls.ca}, std::pair{"cert", &out.link.tls.cert},
-                              std::pair{"key", &out.link.tls.key}}) {
-      if (value->empty()) {
-        std::fprintf(stderr, "%s: link.tls.%s: required when [[peers]] are configured (links are always mutual TLS)\n",
-                     path.c_str(), key);
-        ++missing;
-      }
-    }
-    if (missing > 0) {
-      std::fprintf(stderr, "isthmusd: %d error(s) in %s\n", missing, path.c_str());
-      return 2;
-    }
-  }
   return 0;
 }
 

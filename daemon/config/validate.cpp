@@ -17,6 +17,7 @@ class Validator {
     peers();
     streams();
     link();
+    link_tls();
     listeners();
   }
 
@@ -110,6 +111,24 @@ class Validator {
     if (l_.ok("link.backoff_max") && l_.ok("link.backoff_min") && k.backoff_max < k.backoff_min) {
       error("link.backoff_max", format_duration(k.backoff_max) + " is less than link.backoff_min (" +
                                     format_duration(k.backoff_min) + ")");
+    }
+  }
+
+  // Links are always mutual TLS: a region with peers cannot run without its
+  // certificate files. A missing file is reported at its key, else at the
+  // [link.tls] table, else at the first peer.
+  void link_tls() {
+    bool any_peer = false;
+    for (size_t i = 0; i < c_.peers.size(); ++i) any_peer = any_peer || l_.ok("peers[" + std::to_string(i) + "]");
+    if (!any_peer) return;
+    const Tls& t = c_.link.tls;
+    for (auto [key, value] : {std::pair{"link.tls.ca", &t.ca}, std::pair{"link.tls.cert", &t.cert},
+                              std::pair{"link.tls.key", &t.key}}) {
+      if (!value->empty() || !l_.ok(key)) continue;
+      Pos p = l_.where(key);
+      if (p.line == 0) p = l_.where("peers[0].name");  // the first peer's name, else its table
+      errors_->push_back(ConfigError{file_, p.line, p.column, key,
+                                     "required when [[peers]] are configured (links are always mutual TLS)"});
     }
   }
 

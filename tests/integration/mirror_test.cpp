@@ -854,6 +854,17 @@ TEST_CASE("g: --check-config refuses a bad config with file, line, column and ke
   CHECK_FALSE((ul.r.status.exited && ul.r.status.code == 0));
   CHECK(has_error_line(ul, 20, 0, R"(streams\[[01]\]\.leader)"));
 
+  // Peers without the link's TLS files: each missing file named, at the
+  // first peer's name (line 12) since there is no [link.tls] table.
+  const std::string no_tls_path = tmp.file("no-tls.toml");
+  write_file(no_tls_path, kGood);
+  CheckRun no_tls{run_capture({Isthmusd::binary(), "--check-config", no_tls_path}, 30s), no_tls_path};
+  INFO("no TLS: " << no_tls.r.status.to_string() << "\nstderr: " << no_tls.r.err);
+  CHECK_FALSE((no_tls.r.status.exited && no_tls.r.status.code == 0));
+  CHECK(has_error_line(no_tls, 12, 8, R"(link\.tls\.ca)"));
+  CHECK(has_error_line(no_tls, 12, 8, R"(link\.tls\.cert)"));
+  CHECK(has_error_line(no_tls, 12, 8, R"(link\.tls\.key)"));
+
   // A missing file is refused too.
   RunResult missing = run_capture({Isthmusd::binary(), "--check-config", tmp.file("absent.toml")}, 30s);
   CHECK_FALSE((missing.status.exited && missing.status.code == 0));

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "config/config.h"
+#include "tls_files.h"
 
 using namespace isthmus::config;
 
@@ -514,9 +515,17 @@ level = "info"
 }  // namespace
 
 TEST_CASE("every bad configuration reports its one error with position and key", "[config][bad]") {
+  // A case with [[peers]] gets valid TLS files appended (after its own
+  // lines, so its positions hold): links are always mutual TLS, and without
+  // them every such case would also report the three missing files.
+  TlsFiles tls;
   for (const BadConfig& c : kBad) {
-    INFO("case: " << c.name << "\n" << c.toml);
-    LoadResult r = load_string(c.toml, "bad.toml");
+    std::string toml = c.toml;
+    if (toml.find("[[peers]]") != std::string::npos && toml.find("link.tls") == std::string::npos) {
+      toml += tls.table();
+    }
+    INFO("case: " << c.name << "\n" << toml);
+    LoadResult r = load_string(toml, "bad.toml");
     REQUIRE_FALSE(r.ok());
     std::string all;
     for (const ConfigError& e : r.errors) all += e.to_string() + "\n";
@@ -535,4 +544,42 @@ TEST_CASE("an array where a table was expected", "[config][bad]") {
   LoadResult r = load_string("peers = [1]\n[region]\nname = \"iad\"\n", "bad.toml");
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].to_string() == "bad.toml:1:10: peers[0]: expected a table, got integer");
+}
+
+TEST_CASE("a region with peers must name its TLS files, each error at its line", "[config][bad]") {
+  // No [link.tls] at all: reported at the first peer.
+  LoadResult none = load_string(R"([region]
+name = "iad"
+[[peers]]
+name = "ams"
+address = "127.0.0.1:7423"
+)", "bad.toml");
+  std::vector<std::string> got;
+  for (const ConfigError& e : none.errors) got.push_back(e.to_string());
+  CHECK(got == std::vector<std::string>{
+                   "bad.toml:4:8: link.tls.ca: required when [[peers]] are configured (links are always mutual TLS)",
+                   "bad.toml:4:8: link.tls.cert: required when [[peers]] are configured (links are always mutual TLS)",
+                   "bad.toml:4:8: link.tls.key: required when [[peers]] are configured (links are always mutual TLS)",
+               });
+
+  // One empty, one absent: at its value, and at the [link.tls] table.
+  TlsFiles tls;
+  LoadResult some = load_string(R"([region]
+name = "iad"
+[link.tls]
+ca = ""
+cert = ")" + tls.path("cert") + R"("
+[[peers]]
+name = "ams"
+address = "127.0.0.1:7423"
+)", "bad.toml");
+  got.clear();
+  for (const ConfigError& e : some.errors) got.push_back(e.to_string());
+  CHECK(got == std::vector<std::string>{
+                   "bad.toml:3:1: link.tls.key: required when [[peers]] are configured (links are always mutual TLS)",
+                   "bad.toml:4:6: link.tls.ca: required when [[peers]] are configured (links are always mutual TLS)",
+               });
+
+  // Without peers (a single region) the files are not needed.
+  CHECK(load_string("[region]\nname = \"iad\"\n", "one.toml").ok());
 }

@@ -2,6 +2,7 @@
 // collection and formatting, the reload check.
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "config/config.h"
 #include "config/schema.h"
+#include "tls_files.h"
 
 using namespace isthmus::config;
 using std::chrono::milliseconds;
@@ -77,7 +79,8 @@ format = "json"
 }  // namespace
 
 TEST_CASE("a full configuration loads every key", "[config][load]") {
-  LoadResult r = load_string(kFull, "full.toml");
+  TlsFiles tls;
+  LoadResult r = load_string(kFull + tls.table(), "full.toml");
   INFO(errors_of(r));
   REQUIRE(r.ok());
   const Config& c = r.config;
@@ -151,11 +154,13 @@ TEST_CASE("a minimal configuration gets every default", "[config][load]") {
 }
 
 TEST_CASE("inline tables and dotted keys are accepted", "[config][load]") {
+  TlsFiles tls;
   LoadResult r = load_string(R"(region = { name = "iad", priority = 7 }
 link.listen = "127.0.0.1:9000"
 peers = [{ name = "ams", address = "127.0.0.1:9001" }]
 streams = [{ name = "S", leader = "ams" }]
-)", "inline.toml");
+link.tls = )" + tls.inline_table() + "\n",
+                             "inline.toml");
   INFO(errors_of(r));
   REQUIRE(r.ok());
   CHECK(r.config.region.priority == 7);
@@ -164,9 +169,39 @@ streams = [{ name = "S", leader = "ams" }]
   CHECK(r.config.streams.at(0).leader == "ams");
 }
 
-TEST_CASE("the example file loads cleanly, lists every key, and shows the defaults", "[config][example]") {
+// The example is the package's initial /etc/isthmus/isthmus.toml: a template
+// that lists a peer, so it is refused until the operator names the link's
+// TLS files, each error at its own line; filled in, it loads cleanly.
+TEST_CASE("the example file asks for the TLS files, then loads cleanly, lists every key, and shows the defaults",
+          "[config][example]") {
   const std::string path = source_dir() + "/config/isthmus.example.toml";
-  LoadResult example = load_file(path);
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  REQUIRE_FALSE(text.empty());
+
+  LoadResult as_shipped = load_file(path);
+  REQUIRE(as_shipped.errors.size() == 3);
+  int i = 0;
+  for (const char* key : {"ca", "cert", "key"}) {
+    const ConfigError& e = as_shipped.errors[i++];
+    INFO(e.to_string());
+    CHECK(e.key == std::string("link.tls.") + key);
+    CHECK_THAT(e.message, Catch::Contains("required when [[peers]] are configured"));
+    // The line of `key = ""` in the file.
+    const size_t at = text.find("\n" + std::string(key) + " = \"\"\n");
+    REQUIRE(at != std::string::npos);
+    CHECK(e.line == 2 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(at), '\n')));
+  }
+
+  TlsFiles tls;
+  std::string filled = text;
+  for (const char* key : {"ca", "cert", "key"}) {
+    const std::string empty = "\n" + std::string(key) + " = \"\"\n";
+    filled.replace(filled.find(empty), empty.size(), "\n" + std::string(key) + " = \"" + tls.path(key) + "\"\n");
+  }
+  LoadResult example = load_string(filled, path);
   INFO(errors_of(example));
   REQUIRE(example.ok());
   CHECK(example.config.region.name == "iad");
@@ -174,10 +209,6 @@ TEST_CASE("the example file loads cleanly, lists every key, and shows the defaul
   REQUIRE(example.config.streams.size() == 1);
 
   // Every key of the schema appears in the example file, written as itself.
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
   for (const Key& k : keys()) {
     INFO(k.section << "." << k.name);
     CHECK(text.find("\n" + std::string(k.name) + " = ") != std::string::npos);
@@ -292,6 +323,9 @@ level = "loud"
       "multi.toml:6:19: link.max_frame_bytes: must be between 4KiB and 64MiB, got 1KiB",
       "multi.toml:7:22: link.heartbeat_interval: expected a duration string like \"2s\", got integer",
       "multi.toml:8:1: peers[0].name: required key is missing",
+      "multi.toml:8:1: link.tls.ca: required when [[peers]] are configured (links are always mutual TLS)",
+      "multi.toml:8:1: link.tls.cert: required when [[peers]] are configured (links are always mutual TLS)",
+      "multi.toml:8:1: link.tls.key: required when [[peers]] are configured (links are always mutual TLS)",
       "multi.toml:9:11: peers[0].address: invalid address \"nowhere\": missing port (expected \"host:port\")",
       "multi.toml:11:8: streams[0].name: invalid stream name \"A.B\": must not contain '.'",
       "multi.toml:14:9: log.level: must be one of trace,debug,info,warn,error; got \"loud\"",
@@ -361,7 +395,8 @@ TEST_CASE("credentials are resolved against the config file's directory", "[conf
 }
 
 TEST_CASE("reload_blockers names what cannot change without a restart", "[config][reload]") {
-  LoadResult base = load_string(kFull, "full.toml");
+  TlsFiles tls;
+  LoadResult base = load_string(kFull + tls.table(), "full.toml");
   REQUIRE(base.ok());
   const Config& a = base.config;
 
