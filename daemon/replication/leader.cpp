@@ -425,6 +425,8 @@ void Leader::drop_sender(const std::string& peer) {
   if (vit != views_.end() && !s->unacked.empty() && s->unacked.front().seq > vit->second.acked_seq) {
     vit->second.lookup_for = vit->second.acked_seq;
     vit->second.lookup_time_ns = s->unacked.front().time_ns;
+    vit->second.lookup_seq = s->unacked.front().seq;
+    vit->second.lookup_recheck = false;
   }
   uint64_t& inflight = ctx_.peer_inflight_bytes[peer];
   inflight -= std::min(inflight, s->accounted);
@@ -806,9 +808,15 @@ void Leader::refresh_state(std::function<void()> done) {
                                if (v.state == "syncing" && v.acked_seq >= v.sync_target) v.state = "replicating";
                              }
                              ctx_.request_flush();
-                             // Followers that are away: the stream may have moved past them.
+                             // Followers that are away: the stream may have moved past them,
+                             // or its limits removed the oldest message they lack.
                              for (auto& [peer, v] : views_) {
-                               if (!v.subscribed) lookup_oldest(peer, v);
+                               if (v.subscribed) continue;
+                               if (v.lookup_time_ns >= 0 && v.lookup_seq < first_seq_) {
+                                 v.lookup_recheck = true;
+                                 ++v.recheck_gen;
+                               }
+                               lookup_oldest(peer, v);
                              }
                            });
 }
@@ -850,15 +858,19 @@ void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
   if (it != senders_.end() && !it->second->unacked.empty() && it->second->unacked.front().seq > v.acked_seq) {
     return;  // in flight: known without asking
   }
-  if (v.lookup_for == v.acked_seq && (v.lookup_time_ns >= 0 || last_seq_ <= v.lookup_last_seq)) return;
+  if (v.lookup_for == v.acked_seq && !v.lookup_recheck &&
+      (v.lookup_time_ns >= 0 || last_seq_ <= v.lookup_last_seq)) {
+    return;
+  }
   v.lookup_pending = true;
   const uint64_t asked_at_last = last_seq_;
+  const uint32_t asked_gen = v.recheck_gen;
   uint64_t from = v.acked_seq + 1;
   std::string stream = cfg_.name;
   int64_t tmo = ctx_.timeout_ms();
   ctx_.async<Result<Json>>(
       [stream, from, tmo](natsConnection* nc) { return nats::msg_get_next(nc, stream, from, tmo); },
-      [this, peer, from, asked_at_last](Result<Json> r) {
+      [this, peer, from, asked_at_last, asked_gen](Result<Json> r) {
         auto vit = views_.find(peer);
         if (vit == views_.end()) return;
         FollowerView& fv = vit->second;
@@ -869,6 +881,7 @@ void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
             fv.lookup_for = from - 1;
             fv.lookup_time_ns = -1;  // nothing stored above: nothing missing
             fv.lookup_last_seq = asked_at_last;
+            if (fv.recheck_gen == asked_gen) fv.lookup_recheck = false;
           }
           return;
         }
@@ -876,10 +889,20 @@ void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
         if (!t) return;
         fv.lookup_for = from - 1;
         fv.lookup_time_ns = *t;
+        fv.lookup_seq = r->value("seq", uint64_t{0});
+        if (fv.recheck_gen == asked_gen) fv.lookup_recheck = false;
       });
 }
 
 void Leader::on_delete_or_purge() {
+  // The oldest message an away follower lacks may be the one removed: look
+  // again once the stream's state is refreshed.
+  for (auto& [peer, v] : views_) {
+    if (!v.subscribed && v.lookup_time_ns >= 0) {
+      v.lookup_recheck = true;
+      ++v.recheck_gen;
+    }
+  }
   refresh_state();
   reconcile();
 }

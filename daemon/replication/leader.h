@@ -131,6 +131,11 @@ class Leader {
     uint64_t lookup_for = UINT64_MAX;
     int64_t lookup_time_ns = -1;    // -1: none stored above lookup_for
     uint64_t lookup_last_seq = 0;   // the stream's last sequence when -1 was learned
+    uint64_t lookup_seq = 0;        // the message whose store time lookup_time_ns is
+    // That message may be gone (expired past the stream's first sequence,
+    // deleted, purged): look again; lookup_time_ns stands until answered.
+    bool lookup_recheck = false;
+    uint32_t recheck_gen = 0;       // counts rechecks: an answer asked before the latest does not clear it
     uint64_t sync_target = 0;       // last_seq_ at SUBSCRIBE: syncing until acked reaches it
     bool lookup_pending = false;
     // The follower's last LAG_REPORT and when it arrived.

@@ -23,6 +23,10 @@
 //   c  Initial sync of 20,000 messages over a 1 MB/s cap: both ends show
 //      "syncing" with done, to go, rate and estimate (isthmusctl lag too),
 //      then "caught_up" with done = 20,000.
+//   d  While the link is down, the oldest message ams lacks is deleted at
+//      iad, then everything below a later one is purged: iad's
+//      oldest-unreplicated age follows, each time, to the oldest message ams
+//      lacks that iad still holds (it had stayed on the removed one's age).
 // Each case prints "[figures]" lines.
 #include <nats/nats.h>
 
@@ -475,5 +479,85 @@ TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate
   CHECK(num(f.at("sync"), "done") == static_cast<double>(kTotal));
   CHECK(num(f.at("sync"), "to_go") == 0);
   CHECK(f.value("applied_seq", 0UL) == kTotal);
+  std::fflush(stdout);
+}
+
+TEST_CASE("d: link down: when the oldest missing message is deleted or purged, iad's age moves to the next",
+          "[lag][down]") {
+  ProxiedPair su(pair_options());
+  su.start();
+  JetStream& js = su.leader().js();
+  auto publish = [&](const char* what) {
+    OutMsg m;
+    m.subject = kSubject;
+    m.payload = std::string("{\"probe\":0,\"what\":\"") + what + "\"}";
+    return js.publish(m).seq;
+  };
+  for (const char* w : {"x1", "x2", "x3"}) publish(w);
+  su.await_replica(3);
+  auto age = [&](std::string& st) {
+    json l = su.lag_entry(kLeader);
+    st = "iad " + l.dump();
+    return num(l, "oldest_unreplicated_age_ms");
+  };
+  std::string st;
+  REQUIRE(su.proxy->down().is_ok());
+  check_for(
+      10s,
+      [&](std::string& s) {
+        json l = su.lag_entry(kLeader);
+        s = l.dump();
+        return l.value("state", "") == "waiting";
+      },
+      "iad sees ams away");
+
+  // A: the oldest message ams lacks. Its age rises past 2.5 s.
+  const uint64_t a = publish("A");
+  check_for(
+      10s, [&](std::string& s) { return age(s) >= 2500; }, "iad's age of the oldest missing message past 2.5 s");
+
+  // B, then A deleted: the age is B's from then on (A's would be 2.5 s more).
+  // An age is "B's" when it lies between the time since B's publish was
+  // acknowledged and the time since it was sent.
+  auto is_age_of = [&](Clock::time_point sent, Clock::time_point acked, std::string& s) {
+    auto before = Clock::now();
+    double got = age(s);
+    auto after = Clock::now();
+    return got >= ms_since(acked, before) - 50 && got <= ms_since(sent, after) + 50;
+  };
+  auto b_sent = Clock::now();
+  const uint64_t b = publish("B");
+  auto b_acked = Clock::now();
+  REQUIRE(b == a + 1);
+  js.delete_msg(kStream, a);
+  auto deleted = Clock::now();
+  check_for(
+      5s, [&](std::string& s) { return is_age_of(b_sent, b_acked, s); },
+      "iad's age is B's once A is deleted");
+  std::printf("[figures] d: after A was deleted, iad's age was B's within %.2f s\n",
+              ms_since(deleted, Clock::now()) / 1000);
+  CHECK(is_age_of(b_sent, b_acked, st));  // and stays B's
+  INFO(st);
+
+  // Let B age too, then C, then everything below C purged: the stream's first
+  // sequence moves past B, and the age is C's.
+  check_for(
+      10s, [&](std::string& s) { return age(s) >= 2000; }, "B's age past 2 s");
+  auto c_sent = Clock::now();
+  const uint64_t c = publish("C");
+  auto c_acked = Clock::now();
+  js.purge(kStream, c);
+  auto purged = Clock::now();
+  check_for(
+      5s, [&](std::string& s) { return is_age_of(c_sent, c_acked, s); },
+      "iad's age is C's once everything below it is purged");
+  std::printf("[figures] d: after the purge below C, iad's age was C's within %.2f s\n",
+              ms_since(purged, Clock::now()) / 1000);
+
+  // Back up: ams gets C (and the purge), and the age falls to 0.
+  REQUIRE(su.proxy->up().is_ok());
+  su.await_replica(c);
+  check_for(
+      15s, [&](std::string& s) { return age(s) == 0; }, "iad's age 0 once ams holds C");
   std::fflush(stdout);
 }
