@@ -118,15 +118,19 @@ class Validator {
   // certificate files. A missing file is reported at its key, else at the
   // [link.tls] table, else at the first peer.
   void link_tls() {
-    bool any_peer = false;
-    for (size_t i = 0; i < c_.peers.size(); ++i) any_peer = any_peer || l_.ok("peers[" + std::to_string(i) + "]");
-    if (!any_peer) return;
+    // The first peer that loaded as a table (none: no rule to apply), and
+    // nothing to add when [link] or [link.tls] itself was refused.
+    size_t first = c_.peers.size();
+    for (size_t i = 0; i < c_.peers.size() && first == c_.peers.size(); ++i) {
+      if (l_.ok("peers[" + std::to_string(i) + "]")) first = i;
+    }
+    if (first == c_.peers.size() || !l_.ok("link") || !l_.ok("link.tls")) return;
     const Tls& t = c_.link.tls;
     for (auto [key, value] : {std::pair{"link.tls.ca", &t.ca}, std::pair{"link.tls.cert", &t.cert},
                               std::pair{"link.tls.key", &t.key}}) {
       if (!value->empty() || !l_.ok(key)) continue;
       Pos p = l_.where(key);
-      if (p.line == 0) p = l_.where("peers[0].name");  // the first peer's name, else its table
+      if (p.line == 0) p = l_.where(item("peers", first, "name"));  // that peer's name, else its table
       errors_->push_back(ConfigError{file_, p.line, p.column, key,
                                      "required when [[peers]] are configured (links are always mutual TLS)"});
     }

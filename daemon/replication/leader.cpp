@@ -426,7 +426,9 @@ void Leader::drop_sender(const std::string& peer) {
     vit->second.lookup_for = vit->second.acked_seq;
     vit->second.lookup_time_ns = s->unacked.front().time_ns;
     vit->second.lookup_seq = s->unacked.front().seq;
-    vit->second.lookup_recheck = false;
+    // It may have been deleted while in flight (an advisory then marks only
+    // the held time): confirm it.
+    recheck_oldest(vit->second);
   }
   uint64_t& inflight = ctx_.peer_inflight_bytes[peer];
   inflight -= std::min(inflight, s->accounted);
@@ -808,15 +810,11 @@ void Leader::refresh_state(std::function<void()> done) {
                                if (v.state == "syncing" && v.acked_seq >= v.sync_target) v.state = "replicating";
                              }
                              ctx_.request_flush();
-                             // Followers that are away: the stream may have moved past them,
-                             // or its limits removed the oldest message they lack.
+                             // The stream's limits may have removed the message whose time
+                             // a view holds; followers that are away may have been passed.
                              for (auto& [peer, v] : views_) {
-                               if (v.subscribed) continue;
-                               if (v.lookup_time_ns >= 0 && v.lookup_seq < first_seq_) {
-                                 v.lookup_recheck = true;
-                                 ++v.recheck_gen;
-                               }
-                               lookup_oldest(peer, v);
+                               if (v.lookup_time_ns >= 0 && v.lookup_seq < first_seq_) recheck_oldest(v);
+                               if (!v.subscribed) lookup_oldest(peer, v);
                              }
                            });
 }
@@ -889,22 +887,23 @@ void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
         if (!t) return;
         fv.lookup_for = from - 1;
         fv.lookup_time_ns = *t;
-        fv.lookup_seq = r->value("seq", uint64_t{0});
+        fv.lookup_seq = std::max(r->value("seq", uint64_t{0}), from);
         if (fv.recheck_gen == asked_gen) fv.lookup_recheck = false;
       });
 }
 
 void Leader::on_delete_or_purge() {
-  // The oldest message an away follower lacks may be the one removed: look
-  // again once the stream's state is refreshed.
+  // The message whose time a view holds may be the one removed.
   for (auto& [peer, v] : views_) {
-    if (!v.subscribed && v.lookup_time_ns >= 0) {
-      v.lookup_recheck = true;
-      ++v.recheck_gen;
-    }
+    if (v.lookup_time_ns >= 0) recheck_oldest(v);
   }
   refresh_state();
   reconcile();
+}
+
+void Leader::recheck_oldest(FollowerView& v) {
+  v.lookup_recheck = true;
+  ++v.recheck_gen;
 }
 
 void Leader::reconcile() {
@@ -934,6 +933,13 @@ void Leader::reconcile() {
           }
           std::sort(deleted.begin(), deleted.end());
           deleted.erase(std::unique(deleted.begin(), deleted.end()), deleted.end());
+          // Removals no advisory announces (max_msgs_per_subject, rollups,
+          // interest consumption out of order) are found here.
+          for (auto& [peer, v] : views_) {
+            if (v.lookup_time_ns >= 0 && std::binary_search(deleted.begin(), deleted.end(), v.lookup_seq)) {
+              recheck_oldest(v);
+            }
+          }
           for (auto& [peer, sp] : senders_) {
             // Only what the follower may hold: up to what was sent to it.
             auto end = std::upper_bound(deleted.begin(), deleted.end(), sp->sent_seq);

@@ -146,6 +146,9 @@ class Leader {
   // when it has everything, -1 when not known (yet).
   int64_t oldest_unreplicated_time(const std::string& peer, const FollowerView& v) const;
   void lookup_oldest(const std::string& peer, FollowerView& v);
+  // The message whose store time v holds may be gone: look it up again at
+  // the next lookup_oldest (the held time stands until then).
+  static void recheck_oldest(FollowerView& v);
 
   void start_sender(const std::string& peer, uint64_t sub_id, uint64_t from);
   void restart_consumer(Sender& s, const std::string& why);

@@ -580,6 +580,29 @@ address = "127.0.0.1:7423"
                    "bad.toml:4:6: link.tls.ca: required when [[peers]] are configured (links are always mutual TLS)",
                });
 
+  // The first peer is not a table: at the first one that is.
+  LoadResult second = load_string(R"(peers = [1, { name = "ams", address = "127.0.0.1:7423" }]
+[region]
+name = "iad"
+)", "bad.toml");
+  got.clear();
+  for (const ConfigError& e : second.errors) got.push_back(e.to_string());
+  REQUIRE(got.size() == 4);
+  CHECK(got[0] == "bad.toml:1:10: peers[0]: expected a table, got integer");
+  CHECK_THAT(got[1], Catch::StartsWith("bad.toml:1:22: link.tls.ca: required when [[peers]]"));
+
+  // [link.tls] itself refused: that error only.
+  LoadResult refused = load_string(R"([region]
+name = "iad"
+[link]
+tls = 5
+[[peers]]
+name = "ams"
+address = "127.0.0.1:7423"
+)", "bad.toml");
+  REQUIRE(refused.errors.size() == 1);
+  CHECK(refused.errors[0].key == "link.tls");
+
   // Without peers (a single region) the files are not needed.
   CHECK(load_string("[region]\nname = \"iad\"\n", "one.toml").ok());
 }

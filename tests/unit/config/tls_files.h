@@ -8,13 +8,15 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 
 class TlsFiles {
  public:
   TlsFiles() {
     char tmpl[] = "/tmp/isthmus-config-test.XXXXXX";
-    if (mkdtemp(tmpl) != nullptr) dir_ = tmpl;
+    if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("TlsFiles: mkdtemp failed");
+    dir_ = tmpl;
     for (const char* f : {"/ca.pem", "/cert.pem", "/key.pem"}) std::ofstream(dir_ + f) << "PEM\n";
   }
   ~TlsFiles() {
