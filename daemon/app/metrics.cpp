@@ -211,6 +211,14 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
           state == "error" ? 1 : 0);
     m.add("isthmus_stream_rebuilding", "gauge", "1 while the replica is being rebuilt from the leader", sb,
           state == "rebuilding" ? 1 : 0);
+    if (s.contains("deletes") && s["deletes"].is_object()) {
+      const Json& d = s["deletes"];
+      m.add("isthmus_stream_interior_deletes", "gauge", "(leader) messages deleted inside the stream's range", sb,
+            as_num(d, "interior"));
+      m.add("isthmus_stream_deletes_reconciled", "gauge",
+            "(leader) 1 while deletes are reconciled from the stream's deleted list (nats.reconcile_max_deleted)",
+            sb, d.value("reconciled", false) ? 1 : 0);
+    }
     for (const auto& f : s.value("followers", Json::array())) {
       std::string fb = sb + ",follower=\"" + esc(f.value("region", std::string())) + "\"";
       m.add("isthmus_lag_leader_last_sequence", "gauge", "the leader stream's last sequence", fb,

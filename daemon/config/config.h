@@ -30,6 +30,7 @@ struct Nats {
   Millis request_timeout{2000};   // JetStream API requests
   Millis reconnect_wait{250};     // first retry after a lost connection (doubles, max 5s)
   int64_t pending_bytes_limit = 8 * 1024 * 1024;   // per subscription, bytes
+  int64_t reconcile_max_deleted = 100000;  // interior deletes above which a leader stops reading their list
 };
 
 struct Peer {

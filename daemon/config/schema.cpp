@@ -64,6 +64,11 @@ const std::array kKeys{
         .default_toml = R"("8MiB")", .min = 64 * KiB, .max = 1 * GiB,
         .doc = "Bytes a subscription may hold undelivered before it is a slow consumer.",
         .field = FIELD(c.nats.pending_bytes_limit)},
+    Key{.section = "nats", .name = "reconcile_max_deleted", .kind = Kind::kInt, .default_toml = "100000",
+        .min = 0, .max = 10'000'000,
+        .doc = "Interior deletes in a led stream above which its deletes are no longer reconciled from the "
+               "stream's deleted list (only deletes the daemon sees happen, and removals from the front).",
+        .field = FIELD(c.nats.reconcile_max_deleted)},
 
     // [link]
     Key{.section = "link", .name = "listen", .kind = Kind::kHostPort,

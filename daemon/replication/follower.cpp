@@ -36,6 +36,9 @@ constexpr int kErrWrongLastSequence = 10071;
 constexpr uint64_t kPositionGapMin = 16;
 // Deletions remembered for sequences not yet applied here.
 constexpr size_t kMaxPendingDeletes = 1'000'000;
+// Up to this many sequences to delete, the replica's deleted list is not read
+// first (see apply_deletes).
+constexpr size_t kDirectDeletes = 64;
 
 // Foreign messages examined per worker job (while diverged, and by a
 // rebuild's scan), so one stream's backlog does not hold up the other
@@ -859,22 +862,32 @@ void Follower::apply_deletes() {
   ctx_.async<Out>(
       [stream, now, tmo](natsConnection* nc) {
         Out out;
-        auto info = nats::stream_info(nc, stream, true, tmo);
-        if (!info) {
-          out.st = info.status();
-          return out;
-        }
-        const Json& state = (*info)["state"];
-        uint64_t first = state.value("first_seq", uint64_t{0});
-        uint64_t last = state.value("last_seq", uint64_t{0});
-        std::set<uint64_t> have_deleted;
-        if (state.contains("deleted") && state["deleted"].is_array()) {
-          for (const auto& x : state["deleted"]) {
-            if (x.is_number_unsigned()) have_deleted.insert(x.get<uint64_t>());
+        // A few sequences (deletes seen live at the leader): delete each; one
+        // the replica no longer holds answers "not found". Many (a
+        // reconcile, mostly deleted here long ago): skip what the replica's
+        // own deleted list already has, one request instead of many.
+        uint64_t first = 0;
+        uint64_t last = UINT64_MAX;
+        std::vector<uint64_t> have_deleted;  // sorted
+        if (now.size() > kDirectDeletes) {
+          auto info = nats::stream_info(nc, stream, true, tmo);
+          if (!info) {
+            out.st = info.status();
+            return out;
           }
+          const Json& state = (*info)["state"];
+          first = state.value("first_seq", uint64_t{0});
+          last = state.value("last_seq", uint64_t{0});
+          if (state.contains("deleted") && state["deleted"].is_array()) {
+            have_deleted.reserve(state["deleted"].size());
+            for (const auto& x : state["deleted"]) {
+              if (x.is_number_unsigned()) have_deleted.push_back(x.get<uint64_t>());
+            }
+          }
+          std::sort(have_deleted.begin(), have_deleted.end());
         }
         for (uint64_t s : now) {
-          if (s < first || s > last || have_deleted.count(s) != 0) continue;
+          if (s < first || s > last || std::binary_search(have_deleted.begin(), have_deleted.end(), s)) continue;
           auto r = nats::msg_delete(nc, stream, s, tmo);
           if (r) {
             ++out.deleted;

@@ -792,6 +792,12 @@ void Leader::refresh_state(std::function<void()> done) {
                              const Json& st = (*r)["state"];
                              first_seq_ = st.value("first_seq", uint64_t{0});
                              last_seq_ = st.value("last_seq", uint64_t{0});
+                             num_deleted_ = st.value("num_deleted", uint64_t{0});
+                             // Back under the limit: reconcile what waited.
+                             if (deletes_over_limit_ &&
+                                 num_deleted_ <= static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted)) {
+                               reconcile();
+                             }
                              if (last_seq_ > 0) {
                                if (auto lt = util::parse_rfc3339_ns(st.value("last_ts", std::string()))) {
                                  last_time_ns_ = *lt;
@@ -916,53 +922,108 @@ void Leader::reconcile() {
   last_reconcile_mono_ns_ = loop::mono_ns();
   std::string stream = cfg_.name;
   int64_t tmo = ctx_.timeout_ms();
-  ctx_.async<Result<Json>>(
-      [stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, true, tmo); },
-      [this](Result<Json> r) {
+  const uint64_t limit = static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted);
+  struct Read {
+    uint64_t num_deleted = 0;
+    bool over_limit = false;  // the list was not read
+    Json state;
+  };
+  ctx_.async<Result<Read>>(
+      [stream, tmo, limit](natsConnection* nc) -> Result<Read> {
+        // The count first: the list is a JSON number per delete, which the
+        // server builds and both daemons parse on every reconcile.
+        auto brief = nats::stream_info(nc, stream, false, tmo);
+        if (!brief) return brief.status();
+        Read out;
+        out.num_deleted = (*brief)["state"].value("num_deleted", uint64_t{0});
+        if (out.num_deleted > limit) {
+          out.over_limit = true;
+          return out;
+        }
+        auto full = nats::stream_info(nc, stream, true, tmo);
+        if (!full) return full.status();
+        out.state = std::move((*full)["state"]);
+        return out;
+      },
+      [this, limit](Result<Read> r) {
         reconcile_pending_ = false;
         if (!r) {
           spdlog::warn("stream {}: cannot read deleted sequences: {}", cfg_.name, r.status().message());
+        } else if (r->over_limit) {
+          num_deleted_ = r->num_deleted;
+          if (!deletes_over_limit_) {
+            spdlog::warn("stream {}: {} interior deletes exceed nats.reconcile_max_deleted ({}): deletes are not "
+                         "reconciled until fewer remain; API deletes seen live and removals from the front still "
+                         "replicate",
+                         cfg_.name, r->num_deleted, limit);
+          }
+          deletes_over_limit_ = true;
         } else {
-          const Json& st = (*r)["state"];
-          uint64_t first = st.value("first_seq", uint64_t{0});
-          std::vector<uint64_t> deleted;
-          if (st.contains("deleted") && st["deleted"].is_array()) {
-            for (const auto& x : st["deleted"]) {
-              if (x.is_number_unsigned()) deleted.push_back(x.get<uint64_t>());
-            }
+          if (deletes_over_limit_) {
+            spdlog::info("stream {}: {} interior deletes, within nats.reconcile_max_deleted again: reconciling",
+                         cfg_.name, r->num_deleted);
           }
-          std::sort(deleted.begin(), deleted.end());
-          deleted.erase(std::unique(deleted.begin(), deleted.end()), deleted.end());
-          // Removals no advisory announces (max_msgs_per_subject, rollups,
-          // interest consumption out of order) are found here.
-          for (auto& [peer, v] : views_) {
-            if (v.lookup_time_ns >= 0 && std::binary_search(deleted.begin(), deleted.end(), v.lookup_seq)) {
-              recheck_oldest(v);
-            }
-          }
-          for (auto& [peer, sp] : senders_) {
-            // Only what the follower may hold: up to what was sent to it.
-            auto end = std::upper_bound(deleted.begin(), deleted.end(), sp->sent_seq);
-            size_t n = static_cast<size_t>(end - deleted.begin());
-            for (size_t i = 0; i < n; i += link::kMaxDeletedPerFrame) {
-              link::Deleted d;
-              d.stream = cfg_.name;
-              d.first_seq = first;
-              size_t stop = std::min(n, i + link::kMaxDeletedPerFrame);
-              d.seqs.assign(deleted.begin() + static_cast<std::ptrdiff_t>(i),
-                            deleted.begin() + static_cast<std::ptrdiff_t>(stop));
-              std::vector<uint8_t> f;
-              encode(d, f);
-              ctx_.links->send(peer, std::move(f));
-            }
-          }
-          ctx_.request_flush();
+          deletes_over_limit_ = false;
+          num_deleted_ = r->num_deleted;
+          send_deleted(r->state);
         }
         if (reconcile_again_) {
           reconcile_again_ = false;
           reconcile();
         }
       });
+}
+
+// Sends the stream state's deleted sequences to every follower, up to what
+// was sent to each (only what it may hold).
+void Leader::send_deleted(const Json& st) {
+  uint64_t first = st.value("first_seq", uint64_t{0});
+  std::vector<uint64_t> deleted;
+  if (st.contains("deleted") && st["deleted"].is_array()) {
+    deleted.reserve(st["deleted"].size());
+    for (const auto& x : st["deleted"]) {
+      if (x.is_number_unsigned()) deleted.push_back(x.get<uint64_t>());
+    }
+  }
+  std::sort(deleted.begin(), deleted.end());
+  deleted.erase(std::unique(deleted.begin(), deleted.end()), deleted.end());
+  // Removals no advisory announces (max_msgs_per_subject, rollups,
+  // interest consumption out of order) are found here.
+  for (auto& [peer, v] : views_) {
+    if (v.lookup_time_ns >= 0 && std::binary_search(deleted.begin(), deleted.end(), v.lookup_seq)) {
+      recheck_oldest(v);
+    }
+  }
+  for (auto& [peer, sp] : senders_) {
+    auto end = std::upper_bound(deleted.begin(), deleted.end(), sp->sent_seq);
+    size_t n = static_cast<size_t>(end - deleted.begin());
+    for (size_t i = 0; i < n; i += link::kMaxDeletedPerFrame) {
+      link::Deleted d;
+      d.stream = cfg_.name;
+      d.first_seq = first;
+      size_t stop = std::min(n, i + link::kMaxDeletedPerFrame);
+      d.seqs.assign(deleted.begin() + static_cast<std::ptrdiff_t>(i),
+                    deleted.begin() + static_cast<std::ptrdiff_t>(stop));
+      std::vector<uint8_t> f;
+      encode(d, f);
+      ctx_.links->send(peer, std::move(f));
+    }
+  }
+  ctx_.request_flush();
+}
+
+void Leader::on_msg_deleted(uint64_t seq) {
+  for (auto& [peer, sp] : senders_) {
+    if (sp->sent_seq < seq) continue;  // not sent yet: it will not be (a gap, filled)
+    link::Deleted d;
+    d.stream = cfg_.name;
+    d.first_seq = first_seq_;
+    d.seqs.push_back(seq);
+    std::vector<uint8_t> f;
+    encode(d, f);
+    ctx_.links->send(peer, std::move(f));
+  }
+  ctx_.request_flush();
 }
 
 void Leader::cleanup_stale_durables() {
@@ -1028,6 +1089,11 @@ nlohmann::json Leader::lag_json() const {
   s["first_seq"] = first_seq_;
   if (!retention_.empty()) s["retention"] = retention_;
   s["last_seq"] = last_seq_;
+  // Interior deletes, and whether they are reconciled from the deleted list
+  // (nats.reconcile_max_deleted).
+  s["deletes"] = Json{{"interior", num_deleted_},
+                      {"reconciled", !deletes_over_limit_},
+                      {"limit", ctx_.cfg->nats.reconcile_max_deleted}};
   Json fs = Json::array();
   for (const auto& [peer, v] : views_) {
     Json f;

@@ -62,6 +62,9 @@ class Leader {
   void drain();  // shutdown: no new pulls, nothing held
   // A $JS.API.STREAM.MSG.DELETE / PURGE of this stream was seen.
   void on_delete_or_purge();
+  // A message deleted through the API (its audit advisory): sent at once to
+  // the followers that may hold it, whatever the stream's count of deletes.
+  void on_msg_deleted(uint64_t seq);
 
   nlohmann::json lag_json() const;
   std::string problem() const;
@@ -149,6 +152,7 @@ class Leader {
   // The message whose store time v holds may be gone: look it up again at
   // the next lookup_oldest (the held time stands until then).
   static void recheck_oldest(FollowerView& v);
+  void send_deleted(const nlohmann::json& stream_state);
 
   void start_sender(const std::string& peer, uint64_t sub_id, uint64_t from);
   void restart_consumer(Sender& s, const std::string& why);
@@ -183,6 +187,10 @@ class Leader {
   bool reconcile_pending_ = false;
   bool reconcile_again_ = false;
   int64_t last_reconcile_mono_ns_ = 0;
+  // Interior deletes (the stream state's num_deleted); above
+  // nats.reconcile_max_deleted the deleted list is not read.
+  uint64_t num_deleted_ = 0;
+  bool deletes_over_limit_ = false;
   uint64_t cleaned_nats_gen_ = 0;
   uint64_t first_seq_ = 0;
   uint64_t last_seq_ = 0;

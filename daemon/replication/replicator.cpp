@@ -213,6 +213,17 @@ void Replicator::on_api_advisory(natsMsg* msg) {
   }
   auto it = leaders_.find(stream);
   if (it == leaders_.end()) return;
+  // A message delete names its sequence: sent on at once, whether or not the
+  // stream's deletes are reconciled from its deleted list.
+  if (subj.rfind("$JS.API.STREAM.MSG.DELETE.", 0) == 0 && j.contains("request") && j["request"].is_string() &&
+      j.contains("response") && j["response"].is_string()) {
+    Json req = Json::parse(j["request"].get<std::string>(), nullptr, false);
+    Json resp = Json::parse(j["response"].get<std::string>(), nullptr, false);
+    if (req.is_object() && req.contains("seq") && req["seq"].is_number_unsigned() && resp.is_object() &&
+        resp.value("success", false)) {
+      it->second->on_msg_deleted(req["seq"].get<uint64_t>());
+    }
+  }
   it->second->on_delete_or_purge();
 }
 

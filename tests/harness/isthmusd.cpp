@@ -28,7 +28,9 @@ std::string IsthmusdConfig::to_toml() const {
   t += "[region]\nname = " + quote(region) + "\n\n";
   t += "[nats]\nurls = [";
   for (size_t i = 0; i < nats_urls.size(); ++i) t += (i ? ", " : "") + quote(nats_urls[i]);
-  t += "]\n\n";
+  t += "]\n";
+  if (!nats_extra.empty()) t += nats_extra + "\n";
+  t += "\n";
   t += "[link]\nlisten = " + quote("127.0.0.1:" + std::to_string(link_port)) + "\n";
   if (!compression.empty()) t += "compression = " + quote(compression) + "\n";
   if (!link_extra.empty()) t += link_extra + "\n";

@@ -41,6 +41,7 @@ struct IsthmusdConfig {
   std::string tls_ca, tls_cert, tls_key;
   std::string compression;  // link.compression; empty: the default ("s2")
   std::string link_extra;   // TOML lines appended verbatim inside [link] (e.g. handshake_timeout)
+  std::string nats_extra;   // TOML lines appended verbatim inside [nats]
   std::string extra;  // TOML appended verbatim (tables for later issues)
 
   std::string to_toml() const;

@@ -238,6 +238,102 @@ TEST_CASE("history trimmed by max_msgs and with interior deletes reaches a new f
   }
 }
 
+TEST_CASE("interior deletes above nats.reconcile_max_deleted: live API deletes still replicate, the rest once the "
+          "count falls back under it",
+          "[history]") {
+  const std::string kStream = "COVENANT_PROJECTS";
+  TempDir tmp("isthmus-history");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  for (Region* r : {&l, &f}) {
+    r->daemon.config().nats_extra = "reconcile_max_deleted = 5";
+    r->daemon.write_config();
+  }
+  mesh.start_nats();
+  l.js().create_stream({{"name", kStream},
+                        {"subjects", {"covenant.projects.>"}},
+                        {"retention", "limits"},
+                        {"storage", "file"},
+                        {"num_replicas", 1}});
+  l.js().publish_bulk(messages("covenant.projects.created", 1, 40));
+  mesh.start_daemons();
+  match(l, f, kStream);
+
+  auto deletes = [&]() {
+    auto s = l.daemon.lag_stream(kStream);
+    return s ? s->value("deletes", json::object()) : json::object();
+  };
+  CHECK(deletes().value("reconciled", false));
+  CHECK(deletes().value("limit", 0) == 5);
+
+  // Eight interior deletes through the API, both daemons up: over the limit,
+  // yet each is replicated from its advisory.
+  for (uint64_t s = 10; s <= 24; s += 2) l.js().delete_msg(kStream, s);
+  match(l, f, kStream);
+  check_for(
+      10s,
+      [&](std::string& st) {
+        json d = deletes();
+        st = d.dump();
+        return d.value("interior", 0) == 8 && !d.value("reconciled", true);
+      },
+      "iad reports 8 interior deletes, not reconciled from the list");
+  auto m = l.daemon.http_get("/metrics");
+  REQUIRE(m.status == 200);
+  CHECK(m.body.find("isthmus_stream_deletes_reconciled{region=\"iad\",stream=\"" + kStream +
+                    "\",role=\"leader\"} 0\n") != std::string::npos);
+  CHECK(m.body.find("isthmus_stream_interior_deletes{region=\"iad\",stream=\"" + kStream +
+                    "\",role=\"leader\"} 8\n") != std::string::npos);
+  CHECK(read_file(l.daemon.log_path()).find("exceed nats.reconcile_max_deleted (5)") != std::string::npos);
+
+  // Deletes while the leader's daemon is down: their advisories are lost,
+  // and the list is over the limit, so they wait.
+  l.daemon.terminate();
+  l.js().delete_msg(kStream, 30);
+  l.js().delete_msg(kStream, 31);
+  l.daemon.start();
+  const std::string warning = "exceed nats.reconcile_max_deleted (5)";
+  auto count = [&](const std::string& text) {
+    size_t n = 0;
+    for (size_t at = text.find(warning); at != std::string::npos; at = text.find(warning, at + 1)) ++n;
+    return n;
+  };
+  // The restarted leader's first reconcile (on ams's SUBSCRIBE) decides not
+  // to read the list, and says so: nothing sent 30 and 31 on.
+  check_for(
+      20s,
+      [&](std::string& st) {
+        st = l.daemon.log_tail(5);
+        return count(read_file(l.daemon.log_path())) == 2;
+      },
+      "the restarted leader warns that it does not reconcile");
+  for (uint64_t s : {30, 31}) {
+    json got = f.js().api_any("$JS.API.STREAM.MSG.GET." + kStream, {{"seq", s}});
+    INFO(got.dump());
+    CHECK_FALSE(got.contains("error"));  // still in the replica
+  }
+  // A purge below 25 leaves two interior deletes: under the limit, the
+  // leader reconciles at once and the replica loses 30 and 31 too.
+  auto tp = Clock::now();
+  l.js().purge(kStream, 25);
+  match(l, f, kStream);
+  std::printf("[figures] back under reconcile_max_deleted: deletes made while the leader's daemon was down "
+              "replicated %.2f s after the purge\n",
+              seconds_since(tp));
+  check_for(
+      10s,
+      [&](std::string& st) {
+        json d = deletes();
+        st = d.dump();
+        return d.value("interior", 0) == 2 && d.value("reconciled", false);
+      },
+      "iad reports 2 interior deletes, reconciled");
+  json lag = *f.daemon.lag_stream(kStream);
+  INFO(lag.dump());
+  CHECK(lag["followers"][0].value("apply_errors", 1) == 0);
+}
+
 TEST_CASE("max_age at the leader: the replica (no max_age of its own) drops messages as the leader does",
           "[history][max_age]") {
   const std::string kStream = "COVENANT_PROJECTS";
