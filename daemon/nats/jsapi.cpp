@@ -56,7 +56,19 @@ Result<Json> stream_purge_to(natsConnection* nc, const std::string& stream, uint
 
 Result<Json> msg_delete(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms) {
   Json b = {{"seq", seq}, {"no_erase", true}};
-  return api_request(nc, "$JS.API.STREAM.MSG.DELETE." + stream, b.dump(), timeout_ms);
+  auto r = api_request(nc, "$JS.API.STREAM.MSG.DELETE." + stream, b.dump(), timeout_ms);
+  // The stream does not hold it (checked on 2.9.10): already deleted
+  // (10043 "sequence N not found"), below the first sequence (10057 "no
+  // message found") or above the last (10057 "stream store EOF").
+  if (!r && r.status().code() == Code::kConflict) {
+    const std::string& m = r.status().message();
+    if (m.find("(err_code 10043)") != std::string::npos ||
+        (m.find("(err_code 10057)") != std::string::npos &&
+         (m.find("no message found") != std::string::npos || m.find("stream store EOF") != std::string::npos))) {
+      return Status(Code::kNotFound, m);
+    }
+  }
+  return r;
 }
 
 Result<Json> msg_get(natsConnection* nc, const std::string& stream, uint64_t seq, int64_t timeout_ms) {

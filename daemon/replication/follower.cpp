@@ -858,6 +858,7 @@ void Follower::apply_deletes() {
   struct Out {
     Status st;
     uint64_t deleted = 0;
+    std::vector<uint64_t> failed;  // to try again
   };
   ctx_.async<Out>(
       [stream, now, tmo](natsConnection* nc) {
@@ -891,22 +892,31 @@ void Follower::apply_deletes() {
           auto r = nats::msg_delete(nc, stream, s, tmo);
           if (r) {
             ++out.deleted;
-          } else if (r.status().code() != Code::kNotFound) {
+          } else if (r.status().code() != Code::kNotFound) {  // not found: not held, done
             out.st = r.status();
+            out.failed.push_back(s);
           }
         }
+        if (!out.st && out.failed.empty()) out.failed = now;  // the list could not be read
         return out;
       },
       [this, g, now](Out out) {
-        if (g != gen_) return;
+        if (g != gen_) {
+          // The pipeline was reset meanwhile (its own pass may be running
+          // now): these are still the leader's deletes, queued again.
+          for (uint64_t s : now) {
+            if (to_delete_.size() < kMaxPendingDeletes) to_delete_.insert(s);
+          }
+          return;
+        }
         delete_pending_ = false;
         deletes_applied_ += out.deleted;
         if (out.deleted > 0) {
           spdlog::info("stream {}: deleted {} message(s) deleted at the leader", cfg_.name, out.deleted);
         }
         if (!out.st) {
-          spdlog::warn("stream {}: cannot apply deletes: {}", cfg_.name, out.st.message());
-          for (uint64_t s : now) {
+          spdlog::warn("stream {}: cannot apply {} delete(s): {}", cfg_.name, out.failed.size(), out.st.message());
+          for (uint64_t s : out.failed) {
             if (to_delete_.size() < kMaxPendingDeletes) to_delete_.insert(s);
           }
           return;  // retried on the next tick

@@ -793,9 +793,10 @@ void Leader::refresh_state(std::function<void()> done) {
                              first_seq_ = st.value("first_seq", uint64_t{0});
                              last_seq_ = st.value("last_seq", uint64_t{0});
                              num_deleted_ = st.value("num_deleted", uint64_t{0});
-                             // Back under the limit: reconcile what waited.
-                             if (deletes_over_limit_ &&
-                                 num_deleted_ <= static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted)) {
+                             // Back under the limit: reconcile what waited (not more often
+                             // than every 10 s, e.g. when reading the list fails).
+                             if (deletes_over_limit_ && num_deleted_ <= under_limit() && !reconcile_pending_ &&
+                                 loop::mono_ns() - last_reconcile_mono_ns_ >= 10'000'000'000) {
                                reconcile();
                              }
                              if (last_seq_ > 0) {
@@ -923,20 +924,22 @@ void Leader::reconcile() {
   std::string stream = cfg_.name;
   int64_t tmo = ctx_.timeout_ms();
   const uint64_t limit = static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted);
+  // Hysteresis: once over the limit, back only at 90% of it.
+  const uint64_t threshold = deletes_over_limit_ ? under_limit() : limit;
   struct Read {
     uint64_t num_deleted = 0;
     bool over_limit = false;  // the list was not read
     Json state;
   };
   ctx_.async<Result<Read>>(
-      [stream, tmo, limit](natsConnection* nc) -> Result<Read> {
+      [stream, tmo, threshold](natsConnection* nc) -> Result<Read> {
         // The count first: the list is a JSON number per delete, which the
         // server builds and both daemons parse on every reconcile.
         auto brief = nats::stream_info(nc, stream, false, tmo);
         if (!brief) return brief.status();
         Read out;
         out.num_deleted = (*brief)["state"].value("num_deleted", uint64_t{0});
-        if (out.num_deleted > limit) {
+        if (out.num_deleted > threshold) {
           out.over_limit = true;
           return out;
         }
@@ -953,17 +956,26 @@ void Leader::reconcile() {
           num_deleted_ = r->num_deleted;
           if (!deletes_over_limit_) {
             spdlog::warn("stream {}: {} interior deletes exceed nats.reconcile_max_deleted ({}): deletes are not "
-                         "reconciled until fewer remain; API deletes seen live and removals from the front still "
-                         "replicate",
-                         cfg_.name, r->num_deleted, limit);
+                         "reconciled until {} remain; removals from the front and API deletes seen live still replicate",
+                         cfg_.name, r->num_deleted, limit, under_limit());
           }
           deletes_over_limit_ = true;
+          // Followers that subscribed since: the live deletes they missed.
+          std::vector<uint64_t> live(live_deletes_.begin(), live_deletes_.end());
+          std::sort(live.begin(), live.end());
+          for (auto& [peer, sp] : senders_) {
+            if (sp->live_deletes_sent) continue;
+            sp->live_deletes_sent = true;
+            send_seqs(*sp, live, first_seq_);
+          }
+          ctx_.request_flush();
         } else {
           if (deletes_over_limit_) {
-            spdlog::info("stream {}: {} interior deletes, within nats.reconcile_max_deleted again: reconciling",
+            spdlog::info("stream {}: {} interior deletes, back under nats.reconcile_max_deleted: reconciling",
                          cfg_.name, r->num_deleted);
           }
           deletes_over_limit_ = false;
+          live_deletes_.clear();  // the list has them
           num_deleted_ = r->num_deleted;
           send_deleted(r->state);
         }
@@ -995,34 +1007,41 @@ void Leader::send_deleted(const Json& st) {
     }
   }
   for (auto& [peer, sp] : senders_) {
+    // Only what the follower may hold: up to what was sent to it.
     auto end = std::upper_bound(deleted.begin(), deleted.end(), sp->sent_seq);
-    size_t n = static_cast<size_t>(end - deleted.begin());
-    for (size_t i = 0; i < n; i += link::kMaxDeletedPerFrame) {
-      link::Deleted d;
-      d.stream = cfg_.name;
-      d.first_seq = first;
-      size_t stop = std::min(n, i + link::kMaxDeletedPerFrame);
-      d.seqs.assign(deleted.begin() + static_cast<std::ptrdiff_t>(i),
-                    deleted.begin() + static_cast<std::ptrdiff_t>(stop));
-      std::vector<uint8_t> f;
-      encode(d, f);
-      ctx_.links->send(peer, std::move(f));
-    }
+    send_seqs(*sp, std::vector<uint64_t>(deleted.begin(), end), first);
   }
   ctx_.request_flush();
 }
 
-void Leader::on_msg_deleted(uint64_t seq) {
-  for (auto& [peer, sp] : senders_) {
-    if (sp->sent_seq < seq) continue;  // not sent yet: it will not be (a gap, filled)
+void Leader::send_seqs(Sender& s, const std::vector<uint64_t>& seqs, uint64_t first) {
+  for (size_t i = 0; i < seqs.size(); i += link::kMaxDeletedPerFrame) {
     link::Deleted d;
     d.stream = cfg_.name;
-    d.first_seq = first_seq_;
-    d.seqs.push_back(seq);
+    d.first_seq = first;
+    size_t stop = std::min(seqs.size(), i + link::kMaxDeletedPerFrame);
+    d.seqs.assign(seqs.begin() + static_cast<std::ptrdiff_t>(i), seqs.begin() + static_cast<std::ptrdiff_t>(stop));
     std::vector<uint8_t> f;
     encode(d, f);
-    ctx_.links->send(peer, std::move(f));
+    ctx_.links->send(s.peer, std::move(f));
   }
+}
+
+uint64_t Leader::under_limit() const {
+  const uint64_t limit = static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted);
+  return limit - limit / 10;
+}
+
+void Leader::on_msg_deleted(uint64_t seq) {
+  if (deletes_over_limit_) {
+    live_deletes_.push_back(seq);
+    while (live_deletes_.size() > static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted)) {
+      live_deletes_.pop_front();
+    }
+  }
+  // To every follower subscribed now, whatever was read for it: one that
+  // has not applied it yet keeps it until it has (or fills the gap).
+  for (auto& [peer, sp] : senders_) send_seqs(*sp, {seq}, first_seq_);
   ctx_.request_flush();
 }
 

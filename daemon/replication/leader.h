@@ -117,6 +117,7 @@ class Leader {
     int64_t next_pull_mono_ns = 0;  // kLive: no pull before this
     uint64_t accounted = 0;       // this sender's share of ctx.peer_inflight_bytes
     int64_t last_activity_mono_ns = 0;
+    bool live_deletes_sent = false;  // live_deletes_ sent since this sender started
   };
   uint64_t inflight_bytes(const Sender& s) const;  // unacked + outstanding pulls (estimated)
   void account(Sender& s);                         // refresh s's share of the link's in-flight bytes
@@ -191,6 +192,12 @@ class Leader {
   // nats.reconcile_max_deleted the deleted list is not read.
   uint64_t num_deleted_ = 0;
   bool deletes_over_limit_ = false;
+  // While over the limit: the sequences of live API deletes (at most
+  // nats.reconcile_max_deleted, oldest dropped), for followers that
+  // subscribe later.
+  std::deque<uint64_t> live_deletes_;
+  uint64_t under_limit() const;  // the count at which reconciling resumes
+  void send_seqs(Sender& s, const std::vector<uint64_t>& sorted_seqs, uint64_t first);
   uint64_t cleaned_nats_gen_ = 0;
   uint64_t first_seq_ = 0;
   uint64_t last_seq_ = 0;
