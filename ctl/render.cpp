@@ -216,6 +216,11 @@ std::string render_lag(const Json& lag) {
     std::string stream = cell(s, "stream");
     std::string stream_state = cell(s, "state");
     if (s.contains("detail")) notes.push_back(stream + ": " + stream_state + ": " + cell(s, "detail"));
+    if (s.contains("deletes") && s["deletes"].is_object() && !s["deletes"].value("reconciled", true)) {
+      notes.push_back(stream + ": " + cell(s["deletes"], "interior") +
+                      " interior deletes exceed nats.reconcile_max_deleted (" + cell(s["deletes"], "limit") +
+                      "): only removals from the front and live API deletes replicate");
+    }
     const Json& followers = array_field(s, "followers");
     if (followers.empty()) {
       t.add_row({stream, cell(s, "role"), cell(s, "leader"), kNone, stream_state, cell(s, "last_seq"), kNone, kNone,

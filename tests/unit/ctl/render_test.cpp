@@ -113,6 +113,21 @@ TEST_CASE("lag table: a follower away, its last lag report stale", "[ctl][render
   CHECK_THAT(out, Catch::Contains("S -> syd: no lag report for 12.6s (time lag and sync progress unknown)"));
   // ams, whose report is fresh: its figures.
   CHECK_THAT(out, Catch::Contains("1.50ms  9.00ms"));
+  // Deletes reconciled: no note.
+  CHECK_THAT(out, !Catch::Contains("interior deletes"));
+}
+
+TEST_CASE("lag table: a leader over nats.reconcile_max_deleted says so", "[ctl][render]") {
+  Json leader = Json::parse(R"({"region":"iad","streams":[
+    {"stream":"S","leader":"iad","role":"leader","state":"replicating","first_seq":1,"last_seq":8000,
+     "deletes":{"interior":250000,"reconciled":false,"limit":100000},
+     "followers":[
+       {"region":"ams","state":"replicating","leader_last_seq":8000,"applied_seq":8000,"seq_lag":0,
+        "oldest_unreplicated_age_ms":0}]}]})");
+  std::string out = render_lag(leader);
+  INFO(out);
+  CHECK_THAT(out, Catch::Contains("S: 250000 interior deletes exceed nats.reconcile_max_deleted (100000): only "
+                                  "removals from the front and live API deletes replicate"));
 }
 
 TEST_CASE("lag and progress formatting", "[ctl][render]") {
