@@ -526,20 +526,34 @@ TEST_CASE("d: link down: when the oldest missing message is deleted, purged or e
     auto after = Clock::now();
     return got >= ms_since(acked, before) - 50 && got <= ms_since(sent, after) + 50;
   };
-  auto b_sent = Clock::now();
-  const uint64_t b = publish("B");
-  auto b_acked = Clock::now();
-  REQUIRE(b == a + 1);
+  // Publishes one message, noting when it was sent and acknowledged.
+  struct Sent {
+    uint64_t seq;
+    Clock::time_point sent, acked;
+  };
+  auto publish_timed = [&](const char* what) {
+    Sent x;
+    x.sent = Clock::now();
+    x.seq = publish(what);
+    x.acked = Clock::now();
+    return x;
+  };
+  // Waits until iad's age is that of message x; prints how long that took
+  // from `since` (when x's predecessor was removed).
+  auto age_moves_to = [&](const Sent& x, const char* name, Clock::time_point since, const char* after) {
+    check_for(
+        5s, [&](std::string& s) { return is_age_of(x.sent, x.acked, s); },
+        std::string("iad's age is ") + name + "'s " + after);
+    std::printf("[figures] d: %s, iad's age was %s's within %.2f s\n", after, name,
+                ms_since(since, Clock::now()) / 1000);
+  };
+  const Sent b = publish_timed("B");
+  REQUIRE(b.seq == a + 1);
   js.delete_msg(kStream, a);
-  auto deleted = Clock::now();
-  check_for(
-      5s, [&](std::string& s) { return is_age_of(b_sent, b_acked, s); },
-      "iad's age is B's once A is deleted");
-  std::printf("[figures] d: after A was deleted, iad's age was B's within %.2f s\n",
-              ms_since(deleted, Clock::now()) / 1000);
+  age_moves_to(b, "B", Clock::now(), "after A was deleted");
   // And stays B's over the next stream-state refreshes (once a second).
   for (const auto until = Clock::now() + 1500ms; Clock::now() < until;) {
-    const bool b_age = is_age_of(b_sent, b_acked, st);
+    const bool b_age = is_age_of(b.sent, b.acked, st);
     INFO(st);
     REQUIRE(b_age);
     std::this_thread::sleep_for(100ms);  // sampling a duration, not waiting for a condition
@@ -549,16 +563,9 @@ TEST_CASE("d: link down: when the oldest missing message is deleted, purged or e
   // sequence moves past B, and the age is C's.
   check_for(
       10s, [&](std::string& s) { return age(s) >= 2000; }, "B's age past 2 s");
-  auto c_sent = Clock::now();
-  const uint64_t c = publish("C");
-  auto c_acked = Clock::now();
-  js.purge(kStream, c);
-  auto purged = Clock::now();
-  check_for(
-      5s, [&](std::string& s) { return is_age_of(c_sent, c_acked, s); },
-      "iad's age is C's once everything below it is purged");
-  std::printf("[figures] d: after the purge below C, iad's age was C's within %.2f s\n",
-              ms_since(purged, Clock::now()) / 1000);
+  const Sent c = publish_timed("C");
+  js.purge(kStream, c.seq);
+  age_moves_to(c, "C", Clock::now(), "after the purge below C");
 
   // The stream's limits remove C, with no advisory: max_msgs 2, C ages,
   // then D and E. Only the stream's first sequence (read once a second)
@@ -568,17 +575,10 @@ TEST_CASE("d: link down: when the oldest missing message is deleted, purged or e
   js.api("$JS.API.STREAM.UPDATE." + kStream, cfg);
   check_for(
       10s, [&](std::string& s) { return age(s) >= 2000; }, "C's age past 2 s");
-  auto d_sent = Clock::now();
-  const uint64_t d = publish("D");
-  auto d_acked = Clock::now();
+  const Sent d = publish_timed("D");
   const uint64_t e = publish("E");
-  REQUIRE(js.require_stream_info(kStream).first_seq == d);
-  auto trimmed = Clock::now();
-  check_for(
-      5s, [&](std::string& s) { return is_age_of(d_sent, d_acked, s); },
-      "iad's age is D's once max_msgs removed C");
-  std::printf("[figures] d: after max_msgs removed C, iad's age was D's within %.2f s\n",
-              ms_since(trimmed, Clock::now()) / 1000);
+  REQUIRE(js.require_stream_info(kStream).first_seq == d.seq);
+  age_moves_to(d, "D", Clock::now(), "after max_msgs removed C");
 
   // Back up: ams gets D and E (and the removals), and the age falls to 0.
   REQUIRE(su.proxy->up().is_ok());
