@@ -65,7 +65,7 @@ const std::array kKeys{
         .doc = "Bytes a subscription may hold undelivered before it is a slow consumer.",
         .field = FIELD(c.nats.pending_bytes_limit)},
     Key{.section = "nats", .name = "reconcile_max_deleted", .kind = Kind::kInt, .default_toml = "100000",
-        .min = 0, .max = 10'000'000,
+        .min = 0, .max = 1'000'000,
         .doc = "Interior deletes in a led stream above which its deletes are no longer reconciled from the "
                "stream's deleted list (only deletes the daemon sees happen, and removals from the front).",
         .field = FIELD(c.nats.reconcile_max_deleted)},

@@ -402,6 +402,7 @@ Status Follower::request_rebuild() {
   rebuild_resume_from_ = 0;
   rebuild_found_ = rebuild_kept_ = 0;
   rebuild_started_mono_ns_ = loop::mono_ns();
+  to_delete_.clear();  // about the replica being dropped; the new one syncs without them
   progress_.stop();
   detail_.clear();
   spdlog::warn("stream {}: rebuild requested: the replica's foreign messages go aside into {}, then it is deleted "

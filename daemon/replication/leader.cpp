@@ -793,11 +793,20 @@ void Leader::refresh_state(std::function<void()> done) {
                              first_seq_ = st.value("first_seq", uint64_t{0});
                              last_seq_ = st.value("last_seq", uint64_t{0});
                              num_deleted_ = st.value("num_deleted", uint64_t{0});
-                             // Back under the limit: reconcile what waited (not more often
-                             // than every 10 s, e.g. when reading the list fails).
-                             if (deletes_over_limit_ && num_deleted_ <= under_limit() && !reconcile_pending_ &&
+                             // Across the limit either way: reconcile, which decides (not
+                             // more often than every 10 s, e.g. when reading the list fails).
+                             // Back under it, what waited is reconciled; over it, the state
+                             // says so without waiting for the 30 s reconcile.
+                             const bool crossed =
+                                 deletes_over_limit_
+                                     ? num_deleted_ <= under_limit()
+                                     : num_deleted_ > static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted);
+                             if (crossed && !reconcile_pending_ &&
                                  loop::mono_ns() - last_reconcile_mono_ns_ >= 10'000'000'000) {
                                reconcile();
+                             }
+                             while (!live_deletes_.empty() && live_deletes_.front() < first_seq_) {
+                               live_deletes_.pop_front();
                              }
                              if (last_seq_ > 0) {
                                if (auto lt = util::parse_rfc3339_ns(st.value("last_ts", std::string()))) {
@@ -975,7 +984,6 @@ void Leader::reconcile() {
                          cfg_.name, r->num_deleted);
           }
           deletes_over_limit_ = false;
-          live_deletes_.clear();  // the list has them
           num_deleted_ = r->num_deleted;
           send_deleted(r->state);
         }
@@ -1033,11 +1041,11 @@ uint64_t Leader::under_limit() const {
 }
 
 void Leader::on_msg_deleted(uint64_t seq) {
-  if (deletes_over_limit_) {
-    live_deletes_.push_back(seq);
-    while (live_deletes_.size() > static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted)) {
-      live_deletes_.pop_front();
-    }
+  // Remembered whatever the count (it may pass the limit before a follower
+  // that is away now subscribes again), as many as the limit.
+  live_deletes_.push_back(seq);
+  while (live_deletes_.size() > static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted)) {
+    live_deletes_.pop_front();
   }
   // To every follower subscribed now, whatever was read for it: one that
   // has not applied it yet keeps it until it has (or fills the gap).

@@ -192,9 +192,8 @@ class Leader {
   // nats.reconcile_max_deleted the deleted list is not read.
   uint64_t num_deleted_ = 0;
   bool deletes_over_limit_ = false;
-  // While over the limit: the sequences of live API deletes (at most
-  // nats.reconcile_max_deleted, oldest dropped), for followers that
-  // subscribe later.
+  // The sequences of live API deletes (at most nats.reconcile_max_deleted,
+  // oldest dropped), for followers that subscribe while over the limit.
   std::deque<uint64_t> live_deletes_;
   uint64_t under_limit() const;  // the count at which reconciling resumes
   void send_seqs(Sender& s, const std::vector<uint64_t>& sorted_seqs, uint64_t first);

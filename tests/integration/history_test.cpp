@@ -308,6 +308,17 @@ TEST_CASE("interior deletes above nats.reconcile_max_deleted: live API deletes s
         return count(read_file(l.daemon.log_path())) == 2;
       },
       "the restarted leader warns that it does not reconcile");
+  // A marker published after the decision, once replicated, shows that ams
+  // received whatever iad sent before it: 30 and 31 must still be there.
+  l.js().publish_bulk(messages("covenant.projects.created", 41, 1));
+  check_for(
+      20s,
+      [&](std::string& st) {
+        const uint64_t last = f.js().require_stream_info(kStream).last_seq;
+        st = "replica last_seq " + std::to_string(last);
+        return last == 41;
+      },
+      "the marker (41) reaches ams");
   for (uint64_t s : {30, 31}) {
     json got = f.js().api_any("$JS.API.STREAM.MSG.GET." + kStream, {{"seq", s}});
     INFO(got.dump());
@@ -321,8 +332,8 @@ TEST_CASE("interior deletes above nats.reconcile_max_deleted: live API deletes s
   cfg["max_msgs"] = 15;
   l.js().api("$JS.API.STREAM.UPDATE." + kStream, cfg);
   auto tp = Clock::now();
-  l.js().publish_bulk(messages("covenant.projects.created", 41, 1));  // 25..41 without 30, 31: 15 messages
-  REQUIRE(l.js().require_stream_info(kStream).first_seq == 25);
+  l.js().publish_bulk(messages("covenant.projects.created", 42, 1));  // 26..42 without 30, 31: 15 messages
+  REQUIRE(l.js().require_stream_info(kStream).first_seq == 26);
   match(l, f, kStream);
   std::printf("[figures] back under reconcile_max_deleted: deletes made while the leader's daemon was down "
               "replicated %.2f s after max_msgs trimmed the stream\n",

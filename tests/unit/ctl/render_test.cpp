@@ -95,6 +95,7 @@ TEST_CASE("lag table: leader with two followers, follower diverged", "[ctl][rend
 TEST_CASE("lag table: a follower away, its last lag report stale", "[ctl][render]") {
   Json leader = Json::parse(R"({"region":"iad","streams":[
     {"stream":"S","leader":"iad","role":"leader","state":"replicating","first_seq":1,"last_seq":8000,
+     "deletes":{"interior":3,"reconciled":true,"limit":100000},
      "followers":[
        {"region":"syd","state":"waiting","leader_last_seq":8000,"applied_seq":4000,"seq_lag":4000,
         "oldest_unreplicated_age_ms":12500.0,
