@@ -77,31 +77,67 @@ void check_stays(std::chrono::milliseconds duration,
   }
 }
 
+namespace {
+
+// Binds 127.0.0.1:port (0: any); returns the bound port, 0 if it is taken.
+uint16_t try_bind(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == EADDRINUSE || err == EACCES) return 0;
+    throw std::runtime_error(std::string("bind: ") + std::strerror(err));
+  }
+  socklen_t len = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    int err = errno;
+    ::close(fd);
+    throw std::runtime_error(std::string("getsockname: ") + std::strerror(err));
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// The first port of the kernel's ephemeral range (32768 when unknown).
+int ephemeral_low() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  int high = 0;
+  if (in >> low >> high && low > 0) return low;
+  return 32768;
+}
+
+}  // namespace
+
 uint16_t free_port() {
   static std::mutex mu;
   static std::set<uint16_t> handed_out;
+  static uint32_t next = 0;
   std::lock_guard<std::mutex> lock(mu);
+  // Below the ephemeral range, from a start that differs between processes.
+  const int low = ephemeral_low();
+  const int first = 10000;
+  if (low - first >= 1000) {
+    const uint32_t span = static_cast<uint32_t>(low - first);
+    if (next == 0) next = static_cast<uint32_t>(::getpid()) * 7919u % span + 1;
+    for (uint32_t tries = 0; tries < span; ++tries) {
+      const auto port = static_cast<uint16_t>(first + (next++ % span));
+      if (handed_out.count(port) != 0) continue;
+      if (try_bind(port) == port) {
+        handed_out.insert(port);
+        return port;
+      }
+    }
+  }
+  // No room below it: any free port.
   for (int attempt = 0; attempt < 100; ++attempt) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      int err = errno;
-      ::close(fd);
-      throw std::runtime_error(std::string("bind: ") + std::strerror(err));
-    }
-    socklen_t len = sizeof addr;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      int err = errno;
-      ::close(fd);
-      throw std::runtime_error(std::string("getsockname: ") + std::strerror(err));
-    }
-    ::close(fd);
-    uint16_t port = ntohs(addr.sin_port);
-    if (handed_out.insert(port).second) return port;
+    uint16_t port = try_bind(0);
+    if (port != 0 && handed_out.insert(port).second) return port;
   }
   throw std::runtime_error("free_port: no fresh port after 100 attempts");
 }

@@ -48,8 +48,12 @@ void check_stays(std::chrono::milliseconds duration,
                  const std::function<bool(std::string& state)>& fn,
                  const std::string& what);
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it,
-// close). Ports handed out by this process are never handed out twice.
+// A TCP port on 127.0.0.1 that was free a moment ago (bound, then closed),
+// taken below the kernel's ephemeral range (ip_local_port_range) when there
+// is room: there, no outgoing connection can take it before the process it
+// is meant for binds it (a port from bind(0) could be, and a daemon then
+// failed with "address already in use"). Ports handed out by this process
+// are never handed out twice.
 uint16_t free_port();
 
 // A fresh directory under $TMPDIR (or /tmp). Removed on destruction when the
