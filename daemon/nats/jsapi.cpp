@@ -1,5 +1,7 @@
 #include "nats/jsapi.h"
 
+#include "nats/wire.h"
+
 namespace isthmus::nats {
 
 Result<Json> api_request(natsConnection* nc, const std::string& subject, const std::string& body,
@@ -203,23 +205,8 @@ bool base64_decode(const std::string& in, std::string& out) {
 
 bool parse_header_block(const std::string& block, std::vector<std::pair<std::string, std::string>>& out) {
   out.clear();
-  size_t pos = block.find("\r\n");
-  if (block.rfind("NATS/1.0", 0) != 0 || pos == std::string::npos) return false;
-  pos += 2;
-  while (pos < block.size()) {
-    size_t end = block.find("\r\n", pos);
-    if (end == std::string::npos) return false;
-    if (end == pos) break;  // blank line ends the block
-    std::string line = block.substr(pos, end - pos);
-    size_t colon = line.find(':');
-    if (colon == std::string::npos) return false;
-    std::string key = line.substr(0, colon);
-    size_t vs = colon + 1;
-    while (vs < line.size() && (line[vs] == ' ' || line[vs] == '\t')) ++vs;
-    out.emplace_back(key, line.substr(vs));
-    pos = end + 2;
-  }
-  return true;
+  return static_cast<bool>(
+      wire::parse_headers(block, [&out](std::string_view k, std::string_view v) { out.emplace_back(k, v); }));
 }
 
 }  // namespace isthmus::nats

@@ -1,0 +1,515 @@
+#include "nats/data_conn.h"
+
+#include <nats/nats.h>
+#include <netdb.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tls/client_session.h"
+
+namespace isthmus::nats {
+namespace {
+
+constexpr size_t kReadChunk = 256 * 1024;
+
+struct WriteReq {
+  uv_write_t req;
+  std::string buf;
+};
+
+std::string base64url(const unsigned char* p, size_t n) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8) | p[i + 2];
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+    out.push_back(kAlphabet[v & 63]);
+  }
+  if (n - i == 1) {
+    uint32_t v = uint32_t{p[i]} << 16;
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+  } else if (n - i == 2) {
+    uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8);
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<NatsUrl> parse_nats_url(std::string_view url) {
+  NatsUrl u;
+  size_t sep = url.find("://");
+  if (sep == std::string_view::npos) return Status(Code::kInvalid, "not a NATS URL: " + std::string(url));
+  std::string_view scheme = url.substr(0, sep);
+  if (scheme == "tls") {
+    u.tls = true;
+  } else if (scheme != "nats") {
+    return Status(Code::kInvalid, "NATS URL scheme must be nats or tls: " + std::string(url));
+  }
+  std::string_view rest = url.substr(sep + 3);
+  while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  size_t at = rest.rfind('@');
+  if (at != std::string_view::npos) {
+    std::string_view info = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    size_t colon = info.find(':');
+    if (colon == std::string_view::npos) {
+      u.token = std::string(info);
+    } else {
+      u.user = std::string(info.substr(0, colon));
+      u.password = std::string(info.substr(colon + 1));
+    }
+  }
+  std::string_view host = rest;
+  std::string_view port;
+  if (!rest.empty() && rest.front() == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos) return Status(Code::kInvalid, "bad IPv6 host in " + std::string(url));
+    host = rest.substr(1, close - 1);
+    std::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return Status(Code::kInvalid, "bad port in " + std::string(url));
+      port = after.substr(1);
+    }
+  } else {
+    size_t colon = rest.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = rest.substr(0, colon);
+      port = rest.substr(colon + 1);
+    }
+  }
+  if (host.empty()) return Status(Code::kInvalid, "no host in " + std::string(url));
+  u.host = std::string(host);
+  if (!port.empty()) {
+    unsigned v = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9' || v > 65535) return Status(Code::kInvalid, "bad port in " + std::string(url));
+      v = v * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (v == 0 || v > 65535) return Status(Code::kInvalid, "bad port in " + std::string(url));
+    u.port = static_cast<uint16_t>(v);
+  }
+  return u;
+}
+
+Result<Credentials> read_credentials(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return Status(Code::kIo, "cannot read credentials file " + path + ": " + std::strerror(errno));
+  Credentials c;
+  std::string line;
+  // The value is the first non-empty line after a "-----BEGIN ...-----"
+  // marker of its kind.
+  std::string* want = nullptr;
+  while (std::getline(f, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    size_t b = 0;
+    while (b < line.size() && (line[b] == ' ' || line[b] == '\t')) ++b;
+    line.erase(0, b);
+    if (line.empty()) continue;
+    if (line.rfind("---", 0) == 0) {
+      want = nullptr;
+      if (line.find("BEGIN") != std::string::npos && line.find("JWT") != std::string::npos) want = &c.jwt;
+      if (line.find("BEGIN") != std::string::npos && line.find("SEED") != std::string::npos) want = &c.seed;
+      continue;
+    }
+    if (want != nullptr && want->empty()) *want = line;
+    want = nullptr;
+  }
+  if (c.jwt.empty()) return Status(Code::kInvalid, "credentials file " + path + " holds no user JWT");
+  if (c.seed.empty()) return Status(Code::kInvalid, "credentials file " + path + " holds no nkey seed");
+  return c;
+}
+
+DataConn::DataConn(uv_loop_t* loop, Options opts, Listener* listener)
+    : loop_(loop), opts_(std::move(opts)), listener_(listener) {}
+
+DataConn::~DataConn() { close(); }
+
+void DataConn::open() {
+  auto u = parse_nats_url(opts_.url);
+  if (!u) {
+    state_ = State::kConnecting;
+    fail(u.status().message());
+    return;
+  }
+  url_ = std::move(*u);
+  tls_wanted_ = url_.tls;
+  state_ = State::kConnecting;
+  timer_ = std::make_unique<loop::Timer>(loop_);
+  timer_->start(static_cast<uint64_t>(opts_.connect_timeout_ms), 0,
+                [this] { fail("no connection to " + url_.host + ":" + std::to_string(url_.port) + " within " +
+                              std::to_string(opts_.connect_timeout_ms) + " ms"); });
+  // The local server: resolving synchronously is fine (once per connection).
+  // Each address is tried in turn ("localhost" may give ::1 first).
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(url_.host.c_str(), std::to_string(url_.port).c_str(), &hints, &res);
+  if (rc != 0 || res == nullptr) {
+    fail("cannot resolve " + url_.host + ": " + gai_strerror(rc));
+    return;
+  }
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    sockaddr_storage ss{};
+    std::memcpy(&ss, a->ai_addr, std::min<size_t>(a->ai_addrlen, sizeof(ss)));
+    addrs_.push_back(ss);
+  }
+  freeaddrinfo(res);
+  connect_next("");
+}
+
+void DataConn::connect_next(const std::string& last_error) {
+  if (tcp_ != nullptr) {
+    tcp_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    tcp_ = nullptr;
+  }
+  if (addrs_.empty()) {
+    fail("connect to " + url_.host + ":" + std::to_string(url_.port) + ": " + last_error);
+    return;
+  }
+  sockaddr_storage ss = addrs_.front();
+  addrs_.erase(addrs_.begin());
+  tcp_ = new uv_tcp_t;
+  uv_tcp_init(loop_, tcp_);
+  tcp_->data = this;
+  auto* req = new uv_connect_t;
+  int rc = uv_tcp_connect(req, tcp_, reinterpret_cast<const sockaddr*>(&ss), &DataConn::on_connect);
+  if (rc != 0) {
+    delete req;
+    connect_next(uv_strerror(rc));
+  }
+}
+
+void DataConn::on_connect(uv_connect_t* req, int status) {
+  auto* self = static_cast<DataConn*>(req->handle->data);
+  delete req;
+  if (self == nullptr) return;
+  if (status != 0) {
+    self->connect_next(uv_strerror(status));
+    return;
+  }
+  uv_tcp_nodelay(self->tcp_, 1);
+  self->state_ = State::kHandshake;
+  int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(self->tcp_), &DataConn::on_alloc, &DataConn::on_read);
+  if (rc != 0) self->fail(std::string("read: ") + uv_strerror(rc));
+}
+
+void DataConn::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<DataConn*>(h->data);
+  if (self == nullptr) {
+    *buf = uv_buf_init(nullptr, 0);
+    return;
+  }
+  self->read_buf_.resize(kReadChunk);
+  *buf = uv_buf_init(self->read_buf_.data(), static_cast<unsigned>(self->read_buf_.size()));
+}
+
+void DataConn::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<DataConn*>(s->data);
+  if (self == nullptr || nread == 0) return;
+  if (nread < 0) {
+    self->fail(nread == UV_EOF ? std::string("closed by the server")
+                               : std::string("read: ") + uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  self->handle_bytes(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(nread)));
+}
+
+void DataConn::handle_bytes(std::span<const uint8_t> net) {
+  Status st;
+  if (tls_) {
+    std::string app, back;
+    st = tls_->read(net, app, back);
+    if (!back.empty()) write_net(std::move(back));
+    if (st && tls_->done() && !connect_sent_) st = send_connect();
+    if (st && !app.empty()) {
+      st = reader_.feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(app.data()), app.size()),
+                        [this](const wire::ServerOp& op) { return handle_op(op); });
+    }
+  } else {
+    st = reader_.feed(net, [this](const wire::ServerOp& op) { return handle_op(op); });
+  }
+  if (state_ == State::kClosed) return;
+  if (!st) {
+    fail(st.message());
+    return;
+  }
+  // Answers to PINGs, and the handshake's CONNECT, go out now.
+  flush();
+}
+
+Status DataConn::handle_op(const wire::ServerOp& op) {
+  if (state_ == State::kClosed) return Status(Code::kUnavailable, "closed");
+  switch (op.kind) {
+    case wire::ServerOp::Kind::kMsg: {
+      ++msgs_in_;
+      auto it = subs_.find(op.sid);
+      if (it != subs_.end()) {
+        Handler h = it->second;  // the handler may unsubscribe itself
+        h(op);
+      }
+      return Status::ok();
+    }
+    case wire::ServerOp::Kind::kPing:
+      wire::append_pong(out_);
+      return Status::ok();
+    case wire::ServerOp::Kind::kPong:
+      if (pings_out_ > 0) --pings_out_;
+      if (state_ == State::kHandshake) {
+        state_ = State::kUp;
+        timer_->start(static_cast<uint64_t>(kPingIntervalMs), static_cast<uint64_t>(kPingIntervalMs),
+                      [this] { ping_tick(); });
+        listener_->on_data_up();
+      }
+      return Status::ok();
+    case wire::ServerOp::Kind::kOk:
+      return Status::ok();
+    case wire::ServerOp::Kind::kErr:
+      // Every -ERR closes this connection, also those after which the server
+      // keeps it open (a permissions violation): a write it refused would
+      // otherwise only show as a missing acknowledgement.
+      return Status(Code::kUnavailable, "server: " + std::string(op.text));
+    case wire::ServerOp::Kind::kInfo:
+      return on_info(op.text);
+  }
+  return Status::ok();
+}
+
+Status DataConn::on_info(std::string_view json) {
+  auto j = nlohmann::json::parse(json, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status(Code::kInvalid, "NATS protocol: INFO is not a JSON object");
+  if (j.contains("max_payload") && j["max_payload"].is_number_unsigned()) {
+    max_payload_ = j["max_payload"].get<size_t>();
+    // Headers count against max_payload at the server; allow a little slack
+    // for the control line's own bytes in what arrives.
+    reader_.set_max_message(max_payload_ + 1024);
+  }
+  if (info_seen_) return Status::ok();  // an update (cluster topology): nothing to do
+  info_seen_ = true;
+  if (j.contains("headers") && j["headers"].is_boolean() && !j["headers"].get<bool>()) {
+    return Status(Code::kUnsupported, "the server does not support headers");
+  }
+  if (j.contains("nonce") && j["nonce"].is_string()) nonce_ = j["nonce"].get<std::string>();
+  const bool server_tls = j.contains("tls_required") && j["tls_required"].is_boolean() && j["tls_required"].get<bool>();
+  if (tls_wanted_ && !server_tls && !(j.contains("tls_available") && j["tls_available"].is_boolean() &&
+                                      j["tls_available"].get<bool>())) {
+    return Status(Code::kUnsupported, "tls:// URL, but the server offers no TLS");
+  }
+  if (server_tls || tls_wanted_) {
+    auto s = tls::ClientSession::create(url_.host);
+    if (!s) return s.status();
+    tls_ = std::move(*s);
+    std::string hello;
+    Status st = tls_->start(hello);
+    if (!st) return st;
+    write_net(std::move(hello));
+    return Status::ok();  // CONNECT once the handshake is done
+  }
+  return send_connect();
+}
+
+Status DataConn::send_connect() {
+  nlohmann::json c;
+  c["verbose"] = false;
+  c["pedantic"] = false;
+  c["tls_required"] = tls_ != nullptr;
+  c["name"] = opts_.name;
+  c["lang"] = "isthmusd";
+  c["version"] = "1";
+  c["protocol"] = 1;
+  c["echo"] = false;
+  c["headers"] = true;
+  c["no_responders"] = true;
+  if (!opts_.credentials.empty()) {
+    auto creds = read_credentials(opts_.credentials);
+    if (!creds) return creds.status();
+    c["jwt"] = creds->jwt;
+    if (!nonce_.empty()) {
+      unsigned char* sig = nullptr;
+      int sig_len = 0;
+      natsStatus s = nats_Sign(creds->seed.c_str(), nonce_.c_str(), &sig, &sig_len);
+      if (s != NATS_OK) {
+        return Status(Code::kInvalid, "cannot sign the server's nonce with " + opts_.credentials + ": " +
+                                          natsStatus_GetText(s));
+      }
+      c["sig"] = base64url(sig, static_cast<size_t>(sig_len));
+      free(sig);
+    }
+  } else if (!url_.user.empty()) {
+    c["user"] = url_.user;
+    c["pass"] = url_.password;
+  } else if (!url_.token.empty()) {
+    c["auth_token"] = url_.token;
+  }
+  connect_sent_ = true;
+  std::string b;
+  wire::append_connect(b, c.dump());
+  wire::append_ping(b);
+  ++pings_out_;
+  write_app(std::move(b));
+  return Status::ok();
+}
+
+Result<uint64_t> DataConn::subscribe(std::string_view subject, Handler handler) {
+  if (!up()) return Status(Code::kUnavailable, "NATS data connection not up");
+  if (!wire::valid_subject(subject)) return Status(Code::kInvalid, "cannot subscribe to '" + std::string(subject) + "'");
+  uint64_t sid = next_sid_++;
+  subs_[sid] = std::move(handler);
+  wire::append_sub(out_, subject, sid);
+  return sid;
+}
+
+void DataConn::unsubscribe(uint64_t sid) {
+  if (subs_.erase(sid) == 0 || !up()) return;
+  wire::append_unsub(out_, sid);
+}
+
+Status DataConn::publish(std::string_view subject, std::string_view reply, std::string_view payload) {
+  if (!up()) return Status(Code::kUnavailable, "NATS data connection not up");
+  if (!wire::valid_subject(subject) || (!reply.empty() && !wire::valid_subject(reply))) {
+    return Status(Code::kInvalid, "cannot publish to '" + std::string(subject) + "'");
+  }
+  if (payload.size() > max_payload_) {
+    return Status(Code::kTooLarge, "a message of " + std::to_string(payload.size()) +
+                                       " bytes, more than the server's max_payload " + std::to_string(max_payload_));
+  }
+  wire::append_pub(out_, subject, reply, payload);
+  ++msgs_out_;
+  return Status::ok();
+}
+
+Status DataConn::publish(std::string_view subject, std::string_view reply, wire::HeaderBlock& headers,
+                         std::string_view payload) {
+  if (!up()) return Status(Code::kUnavailable, "NATS data connection not up");
+  if (!wire::valid_subject(subject) || (!reply.empty() && !wire::valid_subject(reply))) {
+    return Status(Code::kInvalid, "cannot publish to '" + std::string(subject) + "'");
+  }
+  std::string_view h = headers.finish();
+  if (h.size() + payload.size() > max_payload_) {
+    return Status(Code::kTooLarge, "a message of " + std::to_string(h.size() + payload.size()) +
+                                       " bytes with headers, more than the server's max_payload " +
+                                       std::to_string(max_payload_));
+  }
+  wire::append_hpub(out_, subject, reply, h, payload);
+  ++msgs_out_;
+  return Status::ok();
+}
+
+void DataConn::flush() {
+  if (out_.empty() || state_ == State::kClosed || tcp_ == nullptr) return;
+  if (state_ != State::kUp && state_ != State::kHandshake) return;
+  if (tls_ && !tls_->done()) return;  // CONNECT first, once the handshake is done
+  std::string b;
+  b.swap(out_);
+  write_app(std::move(b));
+}
+
+void DataConn::write_app(std::string&& bytes) {
+  if (tls_) {
+    std::string net;
+    Status st = tls_->write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+                            net);
+    if (!st) {
+      fail(st.message());
+      return;
+    }
+    write_net(std::move(net));
+    return;
+  }
+  write_net(std::move(bytes));
+}
+
+void DataConn::write_net(std::string&& bytes) {
+  if (bytes.empty() || tcp_ == nullptr || state_ == State::kClosed) return;
+  auto* w = new WriteReq;
+  w->buf = std::move(bytes);
+  w->req.data = w;
+  uv_buf_t b = uv_buf_init(w->buf.data(), static_cast<unsigned>(w->buf.size()));
+  // Most writes fit the socket at once: try that first (no request kept).
+  int n = uv_try_write(reinterpret_cast<uv_stream_t*>(tcp_), &b, 1);
+  if (n == static_cast<int>(w->buf.size())) {
+    delete w;
+    return;
+  }
+  if (n > 0) {
+    w->buf.erase(0, static_cast<size_t>(n));
+    b = uv_buf_init(w->buf.data(), static_cast<unsigned>(w->buf.size()));
+  } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+    delete w;
+    fail(std::string("write: ") + uv_strerror(n));
+    return;
+  }
+  queued_in_uv_ += w->buf.size();
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &DataConn::on_write);
+  if (rc != 0) {
+    queued_in_uv_ -= w->buf.size();
+    delete w;
+    fail(std::string("write: ") + uv_strerror(rc));
+  }
+}
+
+void DataConn::on_write(uv_write_t* req, int status) {
+  auto* w = static_cast<WriteReq*>(req->data);
+  auto* self = static_cast<DataConn*>(req->handle->data);
+  size_t n = w->buf.size();
+  delete w;
+  if (self == nullptr) return;
+  self->queued_in_uv_ -= n;
+  if (status != 0 && status != UV_ECANCELED) self->fail(std::string("write: ") + uv_strerror(status));
+}
+
+void DataConn::ping_tick() {
+  if (pings_out_ >= 2) {
+    fail("no answer to two PINGs (" + std::to_string(2 * kPingIntervalMs / 1000) + " s)");
+    return;
+  }
+  ++pings_out_;
+  wire::append_ping(out_);
+  flush();
+}
+
+void DataConn::fail(const std::string& reason) {
+  if (state_ == State::kClosed || state_ == State::kIdle) return;
+  close();
+  listener_->on_data_down(reason);
+}
+
+void DataConn::close() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  if (timer_) timer_->stop();  // not freed: close() may run inside its callback
+  subs_.clear();
+  if (tcp_ != nullptr) {
+    tcp_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    tcp_ = nullptr;
+  }
+}
+
+Result<std::unique_ptr<DataSub>> DataSub::create(const std::shared_ptr<DataConn>& conn, std::string_view subject,
+                                                  DataConn::Handler handler) {
+  if (!conn) return Status(Code::kUnavailable, "NATS data connection not up");
+  auto sid = conn->subscribe(subject, std::move(handler));
+  if (!sid) return sid.status();
+  return std::unique_ptr<DataSub>(new DataSub(conn, *sid));
+}
+
+DataSub::~DataSub() {
+  if (auto c = conn_.lock()) c->unsubscribe(sid_);
+}
+
+}  // namespace isthmus::nats

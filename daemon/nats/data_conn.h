@@ -1,0 +1,179 @@
+// DataConn: the replication data path's own connection to the local
+// nats-server, beside cnats' (nats/client.h). A leader's pulled messages and
+// the pull requests and acknowledgements, and a follower's replica writes,
+// their acknowledgements and its watch for foreign writes, go through it;
+// everything else (JetStream API requests, advisories) stays on cnats.
+//
+// Why: per replicated message cnats allocates a message and, with headers, a
+// hash map, hands it between its reader, delivery and flusher threads and
+// the loop, and frees it on its garbage-collector thread. On two shared
+// cores that CPU is what the live lag's tail grew by (docs/benchmarks.md).
+// Here the loop thread reads and writes the socket itself: a delivered
+// message is a view into the read buffer, a write is appended to one output
+// buffer that goes to the socket at the end of the loop iteration.
+//
+// Protocol: nats/wire.h. Connect: TCP (TLS when the URL is tls:// or the
+// server requires it: the system's trust store, the URL's host name
+// checked), INFO, CONNECT with the URL's user and password or token, or the
+// credentials file's JWT and the nonce signed with its seed; echo off (like
+// cnats', so a watch never sees the daemon's own writes); headers and
+// no-responders on. Up after the PONG that answers the first PING.
+//
+// Liveness: a PING every kPingInterval; two unanswered close the
+// connection. No reconnect here: the owner opens a new DataConn.
+//
+// Thread: loop thread only. Lifetime: close() may run at any time, also
+// inside a callback; after it no callback runs. The object itself must not
+// be destroyed inside one of its callbacks (on_data_down included): the
+// owner frees it later. The libuv handle is freed in its own close callback.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "loop/timer.h"
+#include "nats/wire.h"
+#include "util/status.h"
+
+namespace isthmus::tls {
+class ClientSession;
+}
+
+namespace isthmus::nats {
+
+// A nats:// or tls:// URL split into its parts (port 4222 by default).
+struct NatsUrl {
+  bool tls = false;
+  std::string host;
+  uint16_t port = 4222;
+  std::string user, password;  // "user:pass@"
+  std::string token;           // "token@"
+};
+Result<NatsUrl> parse_nats_url(std::string_view url);
+
+// A .creds file's user JWT and nkey seed.
+struct Credentials {
+  std::string jwt;
+  std::string seed;
+};
+Result<Credentials> read_credentials(const std::string& path);
+
+class DataConn {
+ public:
+  struct Options {
+    std::string url;          // one of nats.urls (with its user info)
+    std::string credentials;  // a .creds file, or empty
+    std::string name = "isthmusd-data";
+    int64_t connect_timeout_ms = 5000;
+  };
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    // Connected and ready: subscribe and publish from here on.
+    virtual void on_data_up() = 0;
+    // Failed to connect, or lost; called once, not after close().
+    virtual void on_data_down(const std::string& reason) = 0;
+  };
+  // A message for a subscription. Views are valid during the call only.
+  using Handler = std::function<void(const wire::ServerOp&)>;
+
+  static constexpr int64_t kPingIntervalMs = 10'000;
+
+  DataConn(uv_loop_t* loop, Options opts, Listener* listener);
+  ~DataConn();
+  DataConn(const DataConn&) = delete;
+  DataConn& operator=(const DataConn&) = delete;
+
+  // Starts connecting; reports on_data_up or on_data_down.
+  void open();
+  // Closes without a callback.
+  void close();
+  bool up() const { return state_ == State::kUp; }
+
+  // Subscriptions: a sid for unsubscribe(). Subjects are checked
+  // (wire::valid_subject); kInvalid otherwise.
+  Result<uint64_t> subscribe(std::string_view subject, Handler handler);
+  void unsubscribe(uint64_t sid);
+
+  // Appends a publish to the output buffer; it reaches the socket at the
+  // next flush(). kInvalid for a subject, reply or header the protocol
+  // cannot carry (whitespace in a subject, CR/LF in a header...), which
+  // callers must not pass on. kTooLarge above the server's max_payload.
+  // kUnavailable when not up.
+  Status publish(std::string_view subject, std::string_view reply, std::string_view payload);
+  Status publish(std::string_view subject, std::string_view reply, wire::HeaderBlock& headers,
+                 std::string_view payload);
+  // Writes what was appended (one socket write).
+  void flush();
+  // Bytes appended and not yet written to the kernel.
+  size_t pending_bytes() const { return out_.size() + queued_in_uv_; }
+  // The server's max_payload (INFO).
+  size_t max_payload() const { return max_payload_; }
+
+  uint64_t msgs_in() const { return msgs_in_; }
+  uint64_t msgs_out() const { return msgs_out_; }
+
+ private:
+  enum class State { kIdle, kConnecting, kHandshake, kUp, kClosed };
+  void connect_next(const std::string& last_error);
+  static void on_connect(uv_connect_t* req, int status);
+  static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  void handle_bytes(std::span<const uint8_t> net);
+  Status handle_op(const wire::ServerOp& op);
+  Status on_info(std::string_view json);
+  Status send_connect();
+  void write_net(std::string&& bytes);
+  void write_app(std::string&& bytes);
+  void fail(const std::string& reason);
+  void ping_tick();
+
+  uv_loop_t* loop_;
+  Options opts_;
+  NatsUrl url_;
+  Listener* listener_;
+  uv_tcp_t* tcp_ = nullptr;
+  std::vector<sockaddr_storage> addrs_;  // still to try
+  State state_ = State::kIdle;
+  std::unique_ptr<tls::ClientSession> tls_;
+  bool tls_wanted_ = false;
+  wire::Reader reader_;
+  std::string read_buf_;
+  std::string out_;
+  size_t queued_in_uv_ = 0;
+  size_t max_payload_ = 1024 * 1024;
+  std::string nonce_;
+  bool info_seen_ = false;
+  bool connect_sent_ = false;
+  std::map<uint64_t, Handler> subs_;
+  uint64_t next_sid_ = 1;
+  int pings_out_ = 0;
+  std::unique_ptr<loop::Timer> timer_;  // connect deadline, then pings
+  uint64_t msgs_in_ = 0, msgs_out_ = 0;
+};
+
+// A subscription on a DataConn, removed when destroyed (if the connection
+// still exists). Loop thread only.
+class DataSub {
+ public:
+  static Result<std::unique_ptr<DataSub>> create(const std::shared_ptr<DataConn>& conn, std::string_view subject,
+                                                 DataConn::Handler handler);
+  ~DataSub();
+  DataSub(const DataSub&) = delete;
+  DataSub& operator=(const DataSub&) = delete;
+
+ private:
+  DataSub(std::weak_ptr<DataConn> conn, uint64_t sid) : conn_(std::move(conn)), sid_(sid) {}
+  std::weak_ptr<DataConn> conn_;
+  uint64_t sid_;
+};
+
+}  // namespace isthmus::nats

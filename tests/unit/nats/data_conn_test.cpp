@@ -1,0 +1,428 @@
+// DataConn (daemon/nats/data_conn.h) against real nats-servers on 127.0.0.1:
+// messages with headers both ways, echo off, user/password and token auth,
+// TLS checked against a trust store, refusals with the server's reason, a
+// server that dies, and a fake server that sends garbage or announces an
+// oversized message.
+#include "nats/data_conn.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+#include "certs.h"
+#include "http_client.h"
+#include "nats_server.h"
+#include "process.h"
+#include "util.h"
+
+using isthmus::Status;
+using isthmus::nats::DataConn;
+using isthmus::nats::DataSub;
+namespace wire = isthmus::nats::wire;
+
+namespace {
+
+// A nats-server (no JetStream needed) with extra configuration lines.
+class Server {
+ public:
+  Server(const harness::TempDir& tmp, const std::string& name, const std::string& extra)
+      : port_(harness::free_port()), monitor_(harness::free_port()) {
+    std::string dir = tmp.subdir(name);
+    std::string conf = dir + "/nats.conf";
+    harness::write_file(conf, "listen: \"127.0.0.1:" + std::to_string(port_) + "\"\nhttp: \"127.0.0.1:" +
+                                  std::to_string(monitor_) + "\"\nmax_payload: 65536\n" + extra);
+    proc_.spawn({harness::NatsServer::binary(), "-c", conf}, dir + "/nats.log");
+    harness::check_for(
+        std::chrono::seconds(20),
+        [this] {
+          if (!proc_.running()) throw harness::Fatal("nats-server exited: " + harness::tail_file(proc_.log_path(), 20));
+          return harness::http_get(monitor_, "/healthz", std::chrono::seconds(1)).status == 200;
+        },
+        "nats-server " + name + " ready");
+  }
+  uint16_t port() const { return port_; }
+  void kill() { proc_.kill(); }
+
+ private:
+  uint16_t port_, monitor_;
+  harness::Process proc_;
+};
+
+// A loop, a DataConn and what it reported.
+struct Client : DataConn::Listener {
+  uv_loop_t loop{};
+  std::shared_ptr<DataConn> conn;
+  bool is_up = false, is_down = false;
+  std::string reason;
+
+  Client() { uv_loop_init(&loop); }
+  ~Client() override {
+    conn.reset();
+    uv_run(&loop, UV_RUN_NOWAIT);  // close callbacks
+    uv_loop_close(&loop);
+  }
+  void open(const std::string& url, const std::string& creds = "") {
+    DataConn::Options o;
+    o.url = url;
+    o.credentials = creds;
+    o.connect_timeout_ms = 5000;
+    conn = std::make_shared<DataConn>(&loop, o, this);
+    conn->open();
+  }
+  void on_data_up() override { is_up = true; }
+  void on_data_down(const std::string& r) override {
+    is_down = true;
+    reason = r;
+  }
+  // Runs the loop until pred() or the deadline.
+  void run_until(const std::function<bool()>& pred, const std::string& what,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    auto deadline = harness::Clock::now() + timeout;
+    while (!pred()) {
+      if (harness::Clock::now() > deadline) FAIL("timed out waiting for " << what << " (reason: " << reason << ")");
+      uv_run(&loop, UV_RUN_NOWAIT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  void up_or_fail() { run_until([this] { return is_up || is_down; }, "connected"); }
+};
+
+struct Got {
+  std::string subject, reply, headers, payload;
+};
+
+// A TCP listener that answers its first client with `script` and keeps the
+// socket open until destroyed.
+class FakeServer {
+ public:
+  explicit FakeServer(std::string script) : script_(std::move(script)), port_(harness::free_port()) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+    REQUIRE(::listen(fd_, 1) == 0);
+    th_ = std::thread([this] {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      client_ = c;
+      (void)::write(c, script_.data(), script_.size());
+    });
+  }
+  ~FakeServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    th_.join();
+    if (client_ >= 0) ::close(client_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  std::string script_;
+  uint16_t port_;
+  int fd_ = -1;
+  std::atomic<int> client_{-1};
+  std::thread th_;
+};
+
+std::string url(uint16_t port, const std::string& userinfo = "", const std::string& scheme = "nats") {
+  return scheme + "://" + userinfo + "127.0.0.1:" + std::to_string(port);
+}
+
+}  // namespace
+
+TEST_CASE("messages with headers cross a real server; the writer's own are not echoed", "[nats][data_conn]") {
+  harness::TempDir tmp("isthmus-dc");
+  Server srv(tmp, "plain", "");
+  Client a, b;
+  a.open(url(srv.port()));
+  b.open(url(srv.port()));
+  a.up_or_fail();
+  b.up_or_fail();
+  REQUIRE(a.is_up);
+  REQUIRE(b.is_up);
+
+  std::vector<Got> at_a, at_b;
+  bool marker_at_a = false;
+  auto sub_a = DataSub::create(a.conn, "orders.>", [&at_a, &marker_at_a](const wire::ServerOp& m) {
+    if (m.subject == "orders.marker") {
+      marker_at_a = true;
+      return;
+    }
+    at_a.push_back({std::string(m.subject), std::string(m.reply), std::string(m.headers), std::string(m.payload)});
+  });
+  auto sub_b = DataSub::create(b.conn, "orders.>", [&at_b](const wire::ServerOp& m) {
+    at_b.push_back({std::string(m.subject), std::string(m.reply), std::string(m.headers), std::string(m.payload)});
+  });
+  REQUIRE(sub_a);
+  REQUIRE(sub_b);
+  a.conn->flush();
+  b.conn->flush();
+  // The subscriptions are in place once a PING sent after them is answered:
+  // publish a marker from b until a sees it.
+  a.run_until(
+      [&] {
+        if (!marker_at_a) {
+          (void)b.conn->publish("orders.marker", "", "m");
+          b.conn->flush();
+          uv_run(&b.loop, UV_RUN_NOWAIT);
+        }
+        return marker_at_a;
+      },
+      "a marker");
+
+  wire::HeaderBlock h;
+  h.add("Isthmus-Origin-Seq", "42");
+  h.add("K", "v1");
+  h.add("K", "v2");
+  REQUIRE(b.conn->publish("orders.eu", "reply.x", h, "payload \r\n with CRLF inside"));
+  REQUIRE(b.conn->publish("orders.us", "", std::string(60000, 'z')));
+  b.conn->flush();
+  a.run_until(
+      [&] {
+        uv_run(&b.loop, UV_RUN_NOWAIT);
+        return at_a.size() >= 2;
+      },
+      "two messages at a");
+  REQUIRE(at_a.size() == 2);
+  CHECK(at_a[0].subject == "orders.eu");
+  CHECK(at_a[0].reply == "reply.x");
+  CHECK(at_a[0].headers == "NATS/1.0\r\nIsthmus-Origin-Seq: 42\r\nK: v1\r\nK: v2\r\n\r\n");
+  CHECK(at_a[0].payload == "payload \r\n with CRLF inside");
+  CHECK(at_a[1].payload == std::string(60000, 'z'));
+  // b subscribed to the same subjects but its own writes are not echoed.
+  CHECK(at_b.empty());
+
+  // What the protocol cannot carry, or the server would refuse, is refused
+  // here, before anything is written.
+  CHECK(b.conn->publish("bad subject", "", "x").code() == isthmus::Code::kInvalid);
+  CHECK(b.conn->publish("ok", "bad\r\nreply", "x").code() == isthmus::Code::kInvalid);
+  CHECK(b.conn->publish("ok", "", std::string(65537, 'x')).code() == isthmus::Code::kTooLarge);
+  CHECK(b.conn->max_payload() == 65536);
+
+  // After unsubscribing, nothing more arrives at a.
+  sub_a.value().reset();
+  REQUIRE(b.conn->publish("orders.late", "", "late"));
+  REQUIRE(b.conn->publish("orders.marker", "", "m"));
+  b.conn->flush();
+  size_t before = at_a.size();
+  // A third client sees the marker: the late message has passed the server.
+  Client c;
+  c.open(url(srv.port()));
+  c.up_or_fail();
+  bool c_saw = false;
+  auto sub_c = DataSub::create(c.conn, "orders.done", [&c_saw](const wire::ServerOp&) { c_saw = true; });
+  REQUIRE(sub_c);
+  c.conn->flush();
+  c.run_until(
+      [&] {
+        (void)b.conn->publish("orders.done", "", "");
+        b.conn->flush();
+        uv_run(&b.loop, UV_RUN_NOWAIT);
+        uv_run(&a.loop, UV_RUN_NOWAIT);
+        return c_saw;
+      },
+      "the last marker");
+  CHECK(at_a.size() == before);
+  CHECK(a.conn->up());
+}
+
+TEST_CASE("user/password and token authentication; refusals carry the server's reason", "[nats][data_conn]") {
+  harness::TempDir tmp("isthmus-dc");
+  SECTION("user and password") {
+    Server srv(tmp, "userpass", "authorization { user: isthmus, password: s3cret }\n");
+    Client ok;
+    ok.open(url(srv.port(), "isthmus:s3cret@"));
+    ok.up_or_fail();
+    CHECK(ok.is_up);
+    Client bad;
+    bad.open(url(srv.port(), "isthmus:wrong@"));
+    bad.up_or_fail();
+    CHECK_FALSE(bad.is_up);
+    CHECK(bad.reason.find("Authorization Violation") != std::string::npos);
+    Client none;
+    none.open(url(srv.port()));
+    none.up_or_fail();
+    CHECK_FALSE(none.is_up);
+    CHECK(none.reason.find("Authorization Violation") != std::string::npos);
+  }
+  SECTION("token") {
+    Server srv(tmp, "token", "authorization { token: t0ken }\n");
+    Client ok;
+    ok.open(url(srv.port(), "t0ken@"));
+    ok.up_or_fail();
+    CHECK(ok.is_up);
+    Client bad;
+    bad.open(url(srv.port(), "other@"));
+    bad.up_or_fail();
+    CHECK_FALSE(bad.is_up);
+    CHECK(bad.reason.find("Authorization Violation") != std::string::npos);
+  }
+  SECTION("an unreadable credentials file is named") {
+    Server srv(tmp, "creds", "");
+    Client c;
+    c.open(url(srv.port()), tmp.file("missing.creds"));
+    c.up_or_fail();
+    CHECK_FALSE(c.is_up);
+    CHECK(c.reason.find("missing.creds") != std::string::npos);
+  }
+}
+
+TEST_CASE("TLS: the server's certificate is checked against the trust store and the host name",
+          "[nats][data_conn]") {
+  harness::TempDir tmp("isthmus-dc");
+  // A certificate for "localhost" from a test CA.
+  const auto& ca = harness::region_ca(tmp.path());
+  auto files = ca.issue({"localhost", {"localhost"}}, tmp.file("localhost.crt"), tmp.file("localhost.key"));
+  Server srv(tmp, "tls",
+             "tls { cert_file: \"" + files.cert + "\"\n key_file: \"" + files.key + "\" }\n");
+  const char* old = std::getenv("SSL_CERT_FILE");
+  std::string saved = old != nullptr ? old : "";
+
+  SECTION("trusted, by name, with a nats:// URL (the server requires TLS) or tls://") {
+    ::setenv("SSL_CERT_FILE", ca.ca_path().c_str(), 1);
+    for (const char* scheme : {"nats", "tls"}) {
+      Client c;
+      c.open(std::string(scheme) + "://localhost:" + std::to_string(srv.port()));
+      c.up_or_fail();
+      INFO(scheme << ": " << c.reason);
+      REQUIRE(c.is_up);
+      bool got = false;
+      auto sub = DataSub::create(c.conn, "t", [&got](const wire::ServerOp& m) { got = m.payload == "over tls"; });
+      REQUIRE(sub);
+      Client d;
+      d.open(std::string(scheme) + "://localhost:" + std::to_string(srv.port()));
+      d.up_or_fail();
+      REQUIRE(d.is_up);
+      c.conn->flush();
+      c.run_until(
+          [&] {
+            (void)d.conn->publish("t", "", "over tls");
+            d.conn->flush();
+            uv_run(&d.loop, UV_RUN_NOWAIT);
+            return got;
+          },
+          "a message over TLS");
+    }
+  }
+  SECTION("an untrusted CA is refused") {
+    ::setenv("SSL_CERT_FILE", tmp.file("nothing.pem").c_str(), 1);
+    Client c;
+    c.open("tls://localhost:" + std::to_string(srv.port()));
+    c.up_or_fail();
+    CHECK_FALSE(c.is_up);
+    CHECK(c.reason.find("certificate") != std::string::npos);
+  }
+  SECTION("a certificate for another name is refused") {
+    ::setenv("SSL_CERT_FILE", ca.ca_path().c_str(), 1);
+    Client c;
+    c.open("tls://127.0.0.1:" + std::to_string(srv.port()));  // the certificate names localhost only
+    c.up_or_fail();
+    CHECK_FALSE(c.is_up);
+    CHECK(c.reason.find("certificate") != std::string::npos);
+  }
+  if (old != nullptr) {
+    ::setenv("SSL_CERT_FILE", saved.c_str(), 1);
+  } else {
+    ::unsetenv("SSL_CERT_FILE");
+  }
+}
+
+TEST_CASE("a tls:// URL to a server without TLS is refused", "[nats][data_conn]") {
+  harness::TempDir tmp("isthmus-dc");
+  Server srv(tmp, "plain", "");
+  Client c;
+  c.open(url(srv.port(), "", "tls"));
+  c.up_or_fail();
+  CHECK_FALSE(c.is_up);
+  CHECK(c.reason.find("offers no TLS") != std::string::npos);
+}
+
+TEST_CASE("a server that dies takes the connection down with a reason", "[nats][data_conn]") {
+  harness::TempDir tmp("isthmus-dc");
+  Server srv(tmp, "dies", "");
+  Client c;
+  c.open(url(srv.port()));
+  c.up_or_fail();
+  REQUIRE(c.is_up);
+  srv.kill();
+  c.run_until([&] { return c.is_down; }, "down");
+  CHECK(c.reason.find("closed by the server") != std::string::npos);
+  CHECK_FALSE(c.conn->up());
+  // Nobody listening at all.
+  Client d;
+  d.open(url(harness::free_port()));
+  d.up_or_fail();
+  CHECK_FALSE(d.is_up);
+  CHECK(d.reason.find("connect to 127.0.0.1") != std::string::npos);
+}
+
+TEST_CASE("garbage or an oversized message from the server closes the connection", "[nats][data_conn]") {
+  const std::string info = "INFO {\"server_id\":\"fake\",\"max_payload\":1024,\"headers\":true}\r\n";
+  SECTION("garbage") {
+    FakeServer fake(info + "PONG\r\nBOGUS stuff\r\n");
+    Client c;
+    c.open(url(fake.port()));
+    c.run_until([&] { return c.is_down; }, "down");
+    CHECK(c.reason.find("unknown operation 'BOGUS'") != std::string::npos);
+  }
+  SECTION("an oversized message is refused from its control line") {
+    FakeServer fake(info + "PONG\r\nMSG a 1 5000000\r\n");
+    Client c;
+    c.open(url(fake.port()));
+    c.run_until([&] { return c.is_down; }, "down");
+    CHECK(c.is_up);  // it was up after the PONG
+    CHECK(c.reason.find("5000000 bytes") != std::string::npos);
+  }
+  SECTION("a server without headers is refused") {
+    FakeServer fake("INFO {\"server_id\":\"old\",\"headers\":false}\r\n");
+    Client c;
+    c.open(url(fake.port()));
+    c.run_until([&] { return c.is_down; }, "down");
+    CHECK(c.reason.find("headers") != std::string::npos);
+  }
+}
+
+TEST_CASE("URLs and credentials files", "[nats][data_conn]") {
+  auto u = isthmus::nats::parse_nats_url("tls://user:pa:ss@nats.example:4443");
+  REQUIRE(u);
+  CHECK(u->tls);
+  CHECK(u->host == "nats.example");
+  CHECK(u->port == 4443);
+  CHECK(u->user == "user");
+  CHECK(u->password == "pa:ss");
+  u = isthmus::nats::parse_nats_url("nats://tok@[::1]");
+  REQUIRE(u);
+  CHECK(u->host == "::1");
+  CHECK(u->port == 4222);
+  CHECK(u->token == "tok");
+  CHECK_FALSE(isthmus::nats::parse_nats_url("http://h:1"));
+  CHECK_FALSE(isthmus::nats::parse_nats_url("nats://h:99999"));
+  CHECK_FALSE(isthmus::nats::parse_nats_url("nats://:4222"));
+
+  harness::TempDir tmp("isthmus-dc");
+  harness::write_file(tmp.file("u.creds"),
+                      "-----BEGIN NATS USER JWT-----\neyJhbGciOi.jwt.body\n------END NATS USER JWT------\n\n"
+                      "************************* IMPORTANT *************************\n"
+                      "NKEY Seed printed below can be used to sign and prove identity.\n\n"
+                      "-----BEGIN USER NKEY SEED-----\nSUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHTC4\n"
+                      "------END USER NKEY SEED------\n");
+  auto c = isthmus::nats::read_credentials(tmp.file("u.creds"));
+  REQUIRE(c);
+  CHECK(c->jwt == "eyJhbGciOi.jwt.body");
+  CHECK(c->seed == "SUAIBDPBAUTWCWBKIO6XHQNINK5FWJW4OHLXC3HQ2KFE4PEJUA44CNHTC4");
+  harness::write_file(tmp.file("nojwt.creds"), "-----BEGIN USER NKEY SEED-----\nSUA\n------END USER NKEY SEED------\n");
+  auto bad = isthmus::nats::read_credentials(tmp.file("nojwt.creds"));
+  REQUIRE_FALSE(bad);
+  CHECK(bad.status().message().find("no user JWT") != std::string::npos);
+}
