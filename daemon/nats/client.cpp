@@ -59,27 +59,21 @@ bool Client::try_connect() {
   for (const auto& u : cfg_.urls) urls.push_back(u.c_str());
   if (s == NATS_OK) s = natsOptions_SetServers(opts, urls.data(), static_cast<int>(urls.size()));
   if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, false);
-  // Not SendAsap: with it every publish into a replica is one send() on the
-  // loop thread (one syscall and one server read per message, and a blocking
-  // write if the socket is full). cnats' flusher thread instead writes what
-  // accumulated within ~1 ms: about 20% less CPU per replicated message in
-  // the daemon and fewer wakeups in the replica's nats-server
-  // (scripts/bench-replication.sh), for up to ~1 ms more latency per write.
+  // Not SendAsap: cnats' flusher thread writes what accumulated within
+  // ~1 ms. (This connection carries API requests and advisories only; the
+  // replicated messages go through nats/data_conn.h.)
   if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, false);
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts, 2000);
   if (s == NATS_OK) s = natsOptions_SetName(opts, "isthmusd");
   if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &Client::on_closed_cb, this);
   if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts, &Client::on_error_cb, this);
   if (s == NATS_OK) s = natsOptions_SetMaxPendingMsgs(opts, 1 << 20);
-  // No echo: the daemon's own publishes are never delivered to its own
-  // subscriptions, so a follower's watch on a replica's subjects sees other
-  // clients' writes only (foreign writes, Follower::watch_foreign).
+  // No echo, like the data connection: nothing this daemon publishes comes
+  // back to its own subscriptions.
   if (s == NATS_OK) s = natsOptions_SetNoEcho(opts, true);
   // One delivery thread for every subscription (the library's pool, size 1:
   // nats_Open's caller sets it): messages reach the loop in the order the
-  // server sent them, across subscriptions. A foreign write seen on a watch
-  // subscription therefore arrives before the acknowledgement of a later
-  // checkpoint (Follower::confirm_through).
+  // server sent them, across subscriptions.
   if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(opts, true);
   if (s == NATS_OK && !cfg_.credentials.empty()) {
     s = natsOptions_SetUserCredentialsFromFiles(opts, cfg_.credentials.c_str(), nullptr);

@@ -1,5 +1,8 @@
-// Client: the daemon's connection to its local nats-server, and the worker
-// thread that runs every blocking NATS call.
+// Client: the daemon's cnats connection to its local nats-server, and the
+// worker thread that runs every blocking NATS call. The replication data
+// path (pulled messages, replica writes, their acknowledgements) has its
+// own connection, nats/data_conn.h, opened by the Replicator once this one
+// is up.
 //
 // Threads:
 //  - the worker thread (owned here) connects, reconnects and runs jobs
@@ -7,14 +10,13 @@
 //  - cnats' own threads run subscription callbacks; they only post to the
 //    loop's Mailbox;
 //  - the loop thread receives on_up/on_down and job results through the
-//    Mailbox, and publishes (non-blocking, buffered by cnats).
+//    Mailbox.
 //
 // Reconnects: cnats' automatic reconnect is off. After a reconnect cnats
-// would re-send publishes it buffered, which could store a replica message
-// twice or out of place. Instead a lost connection is closed, reported
-// (on_down), and a fresh connection is made after a backoff (on_up with a
-// new generation): the replication pipelines reset to the replica's last
-// sequence.
+// would re-send requests it buffered (a purge or a delete run twice, late).
+// Instead a lost connection is closed, reported (on_down), and a fresh
+// connection is made after a backoff (on_up with a new generation): the
+// replication pipelines reset to the replica's last sequence.
 //
 // Lifetime: start() after the loop exists; stop() before the Mailbox closes.
 #pragma once

@@ -13,7 +13,7 @@
 #include "link/manager.h"
 #include "loop/mailbox.h"
 #include "nats/client.h"
-#include "nats/msg_bin.h"
+#include "nats/data_conn.h"
 
 namespace isthmus::replication {
 
@@ -23,21 +23,16 @@ struct Context {
   loop::Mailbox* mailbox = nullptr;
   nats::Client* nats = nullptr;
   link::Manager* links = nullptr;
-  nats::ConnPtr conn;        // current local NATS connection (null when down)
-  uint64_t nats_gen = 0;     // grows with every new connection
+  // The local nats-server, up when both are: cnats' connection (API
+  // requests, advisories) and the data path's (nats/data_conn.h).
+  nats::ConnPtr conn;        // current cnats connection (null when down)
+  std::shared_ptr<nats::DataConn> data;  // current data connection (null when down)
+  uint64_t nats_gen = 0;     // grows with every new pair of connections
   std::function<void()> request_flush;  // ask for a flush of links soon
   // Bytes in flight to each peer over every stream this region leads: sent
   // and not yet acknowledged, plus what outstanding pull requests may still
   // deliver (estimated). link.peer_window_bytes bounds it (Leader::pull).
   std::map<std::string, uint64_t> peer_inflight_bytes;
-  // Messages read or published this loop iteration, destroyed together at
-  // the flush (nats/msg_bin.h); release() also asks for that flush.
-  nats::MsgBin spent;
-  void release(natsMsg* msg) {
-    spent.add(msg);
-    if (request_flush) request_flush();
-  }
-
   int64_t timeout_ms() const { return cfg->nats.request_timeout.count(); }
   // Runs job on the NATS worker and then done(result) on the loop thread.
   template <typename R>

@@ -665,16 +665,15 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
 }
 
 void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq) {
-  if (!ctx_.conn) {
+  if (!ctx_.conn || !ctx_.data) {
     reset("local NATS connection lost");
     return;
   }
   if (!ack_sub_ || ack_sub_nats_gen_ != ctx_.nats_gen) {
     ack_sub_.reset();
     ack_prefix_ = nats::new_inbox() + ".ack";
-    auto sub = nats::Subscription::create(
-        ctx_.conn.get(), ack_prefix_ + ".>", ctx_.mailbox, [this](natsMsg* m) { on_ack(m); },
-        ctx_.cfg->nats.pending_bytes_limit);
+    auto sub = nats::DataSub::create(ctx_.data, ack_prefix_ + ".>",
+                                     [this](const nats::wire::ServerOp& m) { on_ack(m); });
     if (!sub) {
       reset(sub.status().message());
       return;
@@ -735,16 +734,16 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   trim();
 }
 
-// One subscription per replica subject. The connection is no_echo, so only
-// other clients' publishes arrive: any of them is a foreign write.
+// One subscription per replica subject, on the data connection that also
+// writes the replica. It is no_echo, so only other clients' publishes
+// arrive: any of them is a foreign write.
 bool Follower::watch_foreign() {
   if (watch_nats_gen_ == ctx_.nats_gen && watched_subjects_ == replica_subjects_) return true;
   watch_subs_.clear();
   watched_subjects_.clear();
   for (const auto& subject : replica_subjects_) {
-    auto sub = nats::Subscription::create(
-        ctx_.conn.get(), subject, ctx_.mailbox, [this](natsMsg* m) { on_foreign_publish(m); },
-        ctx_.cfg->nats.pending_bytes_limit);
+    auto sub = nats::DataSub::create(ctx_.data, subject,
+                                     [this](const nats::wire::ServerOp& m) { on_foreign_publish(m); });
     if (!sub) {
       watch_subs_.clear();
       reset("cannot watch the replica's subjects for foreign writes: " + sub.status().message());
@@ -757,9 +756,8 @@ bool Follower::watch_foreign() {
   return true;
 }
 
-void Follower::on_foreign_publish(natsMsg* msg) {
-  std::string subject = natsMsg_GetSubject(msg);
-  natsMsg_Destroy(msg);
+void Follower::on_foreign_publish(const nats::wire::ServerOp& msg) {
+  std::string subject(msg.subject);
   ++foreign_publishes_seen_;
   // Before replicating starts, the preparation's check of the replica's last
   // message and the first checkpoint's refusal catch a stored foreign write.
@@ -1001,43 +999,43 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
       since_checkpoint_bytes_ >= kCheckpointBytes) {
     checkpoint = true;
   }
-  natsMsg* msg = nullptr;
   std::string reply;
   if (checkpoint) {
     reply = ack_prefix_ + "." + std::to_string(gen_) + "." + std::to_string(m.seq);
     since_checkpoint_ = 0;
     since_checkpoint_bytes_ = 0;
   }
-  natsStatus s = natsMsg_Create(&msg, m.subject.c_str(), checkpoint ? reply.c_str() : nullptr, m.payload.data(),
-                                static_cast<int>(m.payload.size()));
   Origin o;
   o.region = cfg_.leader;
   o.seq = m.seq;
   o.time_ns = m.time_ns;
   o.epoch = 0;
-  if (s == NATS_OK) {
-    for_each_replica_header(m.headers, o, [&s, msg](const char* k, const char* v) {
-      s = natsMsgHeader_Add(msg, k, v);
-      return s == NATS_OK;
-    });
-  }
-  if (s == NATS_OK && filler) s = natsMsgHeader_Add(msg, kHdrFiller.data(), "1");
+  hdrs_.clear();
+  bool headers_ok = for_each_replica_header(m.headers, o, [this](const char* k, const char* v) {
+    if (!nats::wire::valid_header_key(k) || !nats::wire::valid_header_value(v)) return false;
+    hdrs_.add(k, v);
+    return true;
+  });
+  if (filler) hdrs_.add(kHdrFiller, "1");
   // JetStream itself refuses a write that would land anywhere but m.seq, so
   // a foreign write cannot shift the messages pipelined behind it (and a
   // refused write refuses everything behind it: the chain checkpoints rely on).
-  if (s == NATS_OK && use_expected_last_) {
+  if (use_expected_last_) {
     char guard[24];
-    auto r = std::to_chars(guard, guard + sizeof(guard) - 1, static_cast<int64_t>(m.seq - 1) + guard_offset_);
-    *r.ptr = '\0';
-    s = natsMsgHeader_Add(msg, "Nats-Expected-Last-Sequence", guard);
+    auto r = std::to_chars(guard, guard + sizeof(guard), static_cast<int64_t>(m.seq - 1) + guard_offset_);
+    hdrs_.add("Nats-Expected-Last-Sequence", std::string_view(guard, static_cast<size_t>(r.ptr - guard)));
   }
-  if (s == NATS_OK) s = natsConnection_PublishMsg(ctx_.conn.get(), msg);
-  ctx_.release(msg);
-  if (s != NATS_OK) {
+  Status st = headers_ok ? Status::ok()
+                         : Status(Code::kInvalid, "a header of sequence " + std::to_string(m.seq) +
+                                                      " cannot be written (control characters)");
+  if (st) st = ctx_.data ? ctx_.data->publish(m.subject, reply, hdrs_, m.payload)
+                         : Status(Code::kUnavailable, "NATS data connection down");
+  if (!st) {
     ++apply_errors_;
-    reset(std::string("publish to replica failed: ") + natsStatus_GetText(s));
+    reset("publish to replica failed: " + st.message());
     return false;
   }
+  ctx_.request_flush();
   Inflight in;
   in.sent_mono_ns = loop::mono_ns();
   in.origin_time_ns = m.time_ns;
@@ -1049,27 +1047,28 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
   return true;
 }
 
-void Follower::on_ack(natsMsg* msg) {
+void Follower::on_ack(const nats::wire::ServerOp& msg) {
   // <prefix>.<gen>.<seq>
-  std::string_view sv(natsMsg_GetSubject(msg));
+  std::string_view sv(msg.subject);
   size_t p2 = sv.rfind('.');
   size_t p1 = p2 == std::string_view::npos || p2 == 0 ? std::string_view::npos : sv.rfind('.', p2 - 1);
   uint64_t g = 0, seq = 0;
   if (p1 == std::string_view::npos || !parse_u64(sv.substr(p1 + 1, p2 - p1 - 1), g) ||
       !parse_u64(sv.substr(p2 + 1), seq) || g != gen_ || phase_ != Phase::kReplicating || seq >= next_ ||
       seq + inflight_.size() < next_) {
-    natsMsg_Destroy(msg);
     return;
   }
-  bool no_responders = natsMsg_IsNoResponders(msg);
-  auto ack = nats::parse_pub_ack(
-      std::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))));
-  ctx_.release(msg);
+  bool no_responders = false;
+  if (!msg.headers.empty() && msg.payload.empty()) {
+    auto hv = nats::wire::parse_headers(msg.headers, [](std::string_view, std::string_view) {});
+    no_responders = hv && hv->status == "503";
+  }
   if (no_responders) {
     ++apply_errors_;
     reset("no stream holds subject for sequence " + std::to_string(seq));
     return;
   }
+  auto ack = nats::parse_pub_ack(msg.payload);
   if (!ack) {
     ++apply_errors_;
     reset(ack.status().message());

@@ -138,13 +138,13 @@ class Follower {
   void prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq);
   void pump();
   bool publish(const link::Message& m, bool filler, bool checkpoint);
-  void on_ack(natsMsg* msg);
+  void on_ack(const nats::wire::ServerOp& msg);
   void confirm_through(uint64_t seq);
   void refused(uint64_t seq, const nats::PubAck& ack);
   void fail(const std::string& why);
   void advance_applied();
   bool watch_foreign();
-  void on_foreign_publish(natsMsg* msg);
+  void on_foreign_publish(const nats::wire::ServerOp& msg);
   void check_replica();
   void trim();             // purge below the leader's first sequence
   void apply_deletes();    // delete what the leader deleted
@@ -186,7 +186,7 @@ class Follower {
   // Foreign writes: one watch subscription per replica subject.
   std::vector<std::string> replica_subjects_;
   std::vector<std::string> watched_subjects_;
-  std::vector<std::unique_ptr<nats::Subscription>> watch_subs_;
+  std::vector<std::unique_ptr<nats::DataSub>> watch_subs_;
   uint64_t watch_nats_gen_ = 0;
   uint64_t foreign_publishes_seen_ = 0;
 
@@ -198,7 +198,8 @@ class Follower {
   uint64_t trims_ = 0;
   uint64_t deletes_applied_ = 0;
 
-  std::unique_ptr<nats::Subscription> ack_sub_;
+  std::unique_ptr<nats::DataSub> ack_sub_;
+  nats::wire::HeaderBlock hdrs_;  // publish()'s scratch
   std::string ack_prefix_;
   uint64_t ack_sub_nats_gen_ = 0;
 

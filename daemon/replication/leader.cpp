@@ -232,10 +232,11 @@ Status Leader::on_ack(const std::string& peer, const link::Ack& ack) {
       s.unacked.pop_front();
     }
     account(s);
-    if (!ack_reply.empty() && ctx_.conn) {
+    if (!ack_reply.empty() && ctx_.data) {
       // Ack policy all: one acknowledgement covers every delivery up to the
       // highest sequence the follower has stored.
-      (void)natsConnection_Publish(ctx_.conn.get(), ack_reply.c_str(), "+ACK", 4);
+      (void)ctx_.data->publish(ack_reply, "", "+ACK");
+      ctx_.request_flush();
     }
     pull(s);
   }
@@ -399,9 +400,8 @@ void Leader::create_consumer(Sender& s) {
         sp->outstanding = 0;
         sp->mode = ReadMode::kBacklog;
         sp->last_dseq = 0;
-        auto sub = nats::Subscription::create(
-            ctx_.conn.get(), sp->inbox + ".*", ctx_.mailbox, [this, id](natsMsg* m) { on_msg(id, m); },
-            ctx_.cfg->nats.pending_bytes_limit);
+        auto sub = nats::DataSub::create(ctx_.data, sp->inbox + ".*",
+                                         [this, id](const nats::wire::ServerOp& m) { on_msg(id, m); });
         if (!sub) {
           sp->consumer.clear();
           views_[sp->peer].detail = sub.status().message();
@@ -452,7 +452,7 @@ Leader::Sender* Leader::find_sender(uint64_t id) {
 }
 
 void Leader::pull(Sender& s) {
-  if (draining_ || s.consumer.empty() || !s.sub || !ctx_.conn) return;
+  if (draining_ || s.consumer.empty() || !s.sub || !ctx_.data) return;
   if (!ctx_.links->is_up(s.peer) || ctx_.links->pending_bytes(s.peer) > kLinkHighWater) return;
   const auto& lc = ctx_.cfg->link;
   account(s);
@@ -486,9 +486,8 @@ void Leader::pull(Sender& s) {
   std::string b = body.dump();
   std::string subj = "$JS.API.CONSUMER.MSG.NEXT." + cfg_.name + "." + s.consumer;
   std::string reply = s.inbox + "." + std::to_string(rid);
-  natsStatus st = natsConnection_PublishRequest(ctx_.conn.get(), subj.c_str(), reply.c_str(), b.data(),
-                                                static_cast<int>(b.size()));
-  if (st != NATS_OK) return;
+  if (!ctx_.data->publish(subj, reply, b)) return;
+  ctx_.request_flush();
   Pull p;
   p.requested = n;
   p.sent_mono_ns = loop::mono_ns();
@@ -563,31 +562,28 @@ void Leader::account(Sender& s) {
   s.accounted = now;
 }
 
-void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
+void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
   Sender* s = find_sender(sender_id);
-  if (s == nullptr) {
-    natsMsg_Destroy(msg);
-    return;
-  }
+  if (s == nullptr) return;
   // Pulled messages arrive with their original subject (the subscription is
   // matched by sid); status messages arrive on <inbox>.<pull id>.
-  std::string subj = natsMsg_GetSubject(msg);
   s->last_activity_mono_ns = loop::mono_ns();
 
-  const char* reply = natsMsg_GetReply(msg);
-  if (reply == nullptr || std::string_view(reply).rfind("$JS.ACK.", 0) != 0) {
+  const std::string_view reply = msg.reply;
+  if (reply.rfind("$JS.ACK.", 0) != 0) {
     // A status message: 408 (request expired), 404 (no messages), 409
     // (consumer deleted, max waiting exceeded...), 100 (heartbeat).
-    const char* status = nullptr;
-    natsMsgHeader_Get(msg, "Status", &status);
-    std::string code = status != nullptr ? status : "";
-    const char* desc = nullptr;
-    natsMsgHeader_Get(msg, "Description", &desc);
-    std::string description = desc != nullptr ? desc : "";
-    natsMsg_Destroy(msg);
+    std::string code, description;
+    if (!msg.headers.empty()) {
+      auto hv = nats::wire::parse_headers(msg.headers, [](std::string_view, std::string_view) {});
+      if (hv) {
+        code = std::string(hv->status);
+        description = std::string(hv->description);
+      }
+    }
     uint64_t rid = 0;
-    size_t dot = subj.rfind('.');
-    if (dot != std::string::npos) parse_num(std::string_view(subj).substr(dot + 1), rid);
+    size_t dot = msg.subject.rfind('.');
+    if (dot != std::string_view::npos) parse_num(msg.subject.substr(dot + 1), rid);
     auto pit = s->pulls.find(rid);
     if (pit != s->pulls.end()) {
       s->outstanding -= pit->second.requested - pit->second.delivered;
@@ -608,17 +604,13 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
 
   uint64_t sseq = 0, dseq = 0, pending = 0;
   int64_t ts = 0;
-  if (!parse_ack_subject(reply, sseq, dseq, ts, pending)) {
-    natsMsg_Destroy(msg);
-    return;
-  }
+  if (!parse_ack_subject(reply, sseq, dseq, ts, pending)) return;
   // Each delivery of a consumer takes the next consumer sequence. A jump
-  // means deliveries were lost on the way to us (cnats drops messages of a
-  // slow subscription), not deleted at the stream: the stream sequence gap
-  // that follows must not reach the follower as a deletion. Re-read from
-  // what was sent.
+  // means deliveries were lost on the way to us (the server dropped
+  // messages for a slow connection), not deleted at the stream: the stream
+  // sequence gap that follows must not reach the follower as a deletion.
+  // Re-read from what was sent.
   if (s->last_dseq != 0 && dseq != s->last_dseq + 1 && dseq > s->last_dseq) {
-    natsMsg_Destroy(msg);
     restart_consumer(*s, "deliveries lost before they were read (consumer sequence " + std::to_string(dseq) +
                              " after " + std::to_string(s->last_dseq) + ")");
     return;
@@ -653,9 +645,8 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
       // leave this one's floor behind (and the interest stream holding).
       auto it = std::lower_bound(s->unacked.begin(), s->unacked.end(), sseq,
                                  [](const Sender::Unacked& u, uint64_t q) { return u.seq < q; });
-      if (it != s->unacked.end() && it->seq == sseq) it->reply = reply;
+      if (it != s->unacked.end() && it->seq == sseq) it->reply = std::string(reply);
     }
-    natsMsg_Destroy(msg);
     return;
   }
   // A gap: messages removed before they were read. Tell followers the new
@@ -665,23 +656,16 @@ void Leader::on_msg(uint64_t sender_id, natsMsg* msg) {
   link::Message m;
   m.seq = sseq;
   m.time_ns = ts;
-  m.subject = std::move(subj);
-  const char** keys = nullptr;
-  int nkeys = 0;
-  if (natsMsgHeader_Keys(msg, &keys, &nkeys) == NATS_OK) {
-    for (int i = 0; i < nkeys; ++i) {
-      const char** vals = nullptr;
-      int nvals = 0;
-      if (natsMsgHeader_Values(msg, keys[i], &vals, &nvals) == NATS_OK) {
-        for (int j = 0; j < nvals; ++j) m.headers.emplace_back(keys[i], vals[j]);
-        free(static_cast<void*>(vals));
-      }
+  m.subject = std::string(msg.subject);
+  if (!msg.headers.empty()) {
+    auto hv = nats::wire::parse_headers(
+        msg.headers, [&m](std::string_view k, std::string_view v) { m.headers.emplace_back(k, v); });
+    if (!hv) {
+      restart_consumer(*s, "message " + std::to_string(sseq) + ": " + hv.status().message());
+      return;
     }
-    free(static_cast<void*>(keys));
   }
-  m.payload.assign(natsMsg_GetData(msg) != nullptr ? natsMsg_GetData(msg) : "",
-                   static_cast<size_t>(natsMsg_GetDataLength(msg)));
-  ctx_.release(msg);
+  m.payload.assign(msg.payload);
 
   size_t sz = m.wire_size();
   s->sent_seq = sseq;

@@ -92,7 +92,7 @@ class Leader {
     std::string consumer;     // empty until created
     bool creating = false;
     std::string inbox;
-    std::unique_ptr<nats::Subscription> sub;
+    std::unique_ptr<nats::DataSub> sub;   // on the data connection (nats/data_conn.h)
     uint64_t last_dseq = 0;   // consumer sequence of the last delivery; 0: none yet from this consumer
     std::map<uint64_t, Pull> pulls;  // by request id
     uint64_t next_pull_id = 1;
@@ -164,7 +164,7 @@ class Leader {
   void pull(Sender& s);
   void pull_completed(Sender& s, const Pull& p, bool in_full);
   void arm_pull_timer(int64_t at_mono_ns);
-  void on_msg(uint64_t sender_id, natsMsg* msg);
+  void on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg);
   void send_batch(Sender& s);
   Sender* find_sender(uint64_t id);
 

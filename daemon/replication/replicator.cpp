@@ -56,7 +56,8 @@ void Replicator::stop() {
   if (state_timer_) state_timer_->stop();
   advisory_sub_.reset();
   if (flush_timer_) flush_timer_->stop();
-  ctx_.spent.empty();
+  if (data_retry_timer_) data_retry_timer_->stop();
+  if (data_) data_->close();
 }
 
 void Replicator::drain() {
@@ -71,9 +72,44 @@ bool Replicator::drained() const {
   return true;
 }
 
-void Replicator::on_nats_up(nats::ConnPtr conn, uint64_t generation) {
-  ctx_.conn = std::move(conn);
-  ctx_.nats_gen = generation;
+void Replicator::on_nats_up(nats::ConnPtr conn, uint64_t) {
+  cnats_ = std::move(conn);
+  data_backoff_ms_ = 0;
+  open_data();
+}
+
+void Replicator::open_data() {
+  if (!cnats_ || stopped_) return;
+  if (data_) {
+    data_->close();
+    dead_data_ = std::move(data_);
+  }
+  // The server cnats reached, with the user info of its configured URL.
+  char buf[512] = {0};
+  std::string url = cfg_.nats.urls.empty() ? std::string("nats://127.0.0.1:4222") : cfg_.nats.urls.front();
+  if (natsConnection_GetConnectedUrl(cnats_.get(), buf, sizeof(buf)) == NATS_OK) {
+    auto connected = nats::parse_nats_url(buf);
+    for (const auto& u : cfg_.nats.urls) {
+      auto p = nats::parse_nats_url(u);
+      if (p && connected && p->host == connected->host && p->port == connected->port) {
+        url = u;
+        break;
+      }
+    }
+  }
+  nats::DataConn::Options o;
+  o.url = url;
+  o.credentials = cfg_.nats.credentials;
+  o.connect_timeout_ms = std::max<int64_t>(cfg_.nats.request_timeout.count(), 2000);
+  data_ = std::make_shared<nats::DataConn>(ctx_.loop, o, this);
+  data_->open();
+}
+
+void Replicator::on_data_up() {
+  ctx_.conn = cnats_;
+  ctx_.data = data_;
+  ctx_.nats_gen = ++gen_;
+  data_backoff_ms_ = 0;
   advisory_sub_.reset();
   if (!leaders_.empty()) {
     auto sub = nats::Subscription::create(
@@ -90,12 +126,37 @@ void Replicator::on_nats_up(nats::ConnPtr conn, uint64_t generation) {
   for (auto& [n, f] : followers_) f->on_nats_up();
 }
 
-void Replicator::on_nats_down(const std::string& reason) {
-  spdlog::warn("replication: local NATS down ({})", reason);
+void Replicator::on_data_down(const std::string& reason) {
+  const bool was_up = static_cast<bool>(ctx_.data);
+  spdlog::warn("replication: NATS data connection {} ({})", was_up ? "lost" : "failed", reason);
+  if (was_up) streams_down();
+  dead_data_ = std::move(data_);
+  schedule_flush();  // frees it
+  if (!cnats_ || stopped_) return;
+  // Retry while cnats' connection stands: 250 ms doubling to 5 s (cnats'
+  // own reconnect follows nats.reconnect_wait).
+  data_backoff_ms_ = data_backoff_ms_ == 0 ? 250 : std::min<int64_t>(2 * data_backoff_ms_, 5000);
+  if (!data_retry_timer_) data_retry_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
+  data_retry_timer_->start(static_cast<uint64_t>(data_backoff_ms_), 0, [this] { open_data(); });
+}
+
+void Replicator::streams_down() {
   for (auto& [n, l] : leaders_) l->on_nats_down();
   for (auto& [n, f] : followers_) f->on_nats_down();
   advisory_sub_.reset();
   ctx_.conn.reset();
+  ctx_.data.reset();
+}
+
+void Replicator::on_nats_down(const std::string& reason) {
+  spdlog::warn("replication: local NATS down ({})", reason);
+  cnats_.reset();
+  if (data_retry_timer_) data_retry_timer_->stop();
+  if (ctx_.conn || ctx_.data) streams_down();
+  if (data_) {
+    data_->close();
+    dead_data_ = std::move(data_);
+  }
 }
 
 void Replicator::on_link_up(const std::string& peer) {
@@ -241,8 +302,9 @@ void Replicator::flush_now() {
   flush_scheduled_ = false;
   for (auto& [n, f] : followers_) f->flush();
   for (auto& [n, l] : leaders_) l->flush();
+  if (ctx_.data) ctx_.data->flush();
+  dead_data_.reset();
   if (ctx_.links != nullptr) ctx_.links->flush_all();
-  ctx_.spent.empty();
 }
 
 void Replicator::tick() {

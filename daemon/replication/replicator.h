@@ -22,7 +22,7 @@
 
 namespace isthmus::replication {
 
-class Replicator : public link::LinkListener, public nats::ClientListener {
+class Replicator : public link::LinkListener, public nats::ClientListener, public nats::DataConn::Listener {
  public:
   Replicator(uv_loop_t* loop, const config::Config& cfg, loop::Mailbox* mailbox);
   ~Replicator() override;
@@ -35,6 +35,10 @@ class Replicator : public link::LinkListener, public nats::ClientListener {
   // nats::ClientListener
   void on_nats_up(nats::ConnPtr conn, uint64_t generation) override;
   void on_nats_down(const std::string& reason) override;
+  // nats::DataConn::Listener: the data connection, opened once cnats'
+  // is up; the streams see NATS up only when both are.
+  void on_data_up() override;
+  void on_data_down(const std::string& reason) override;
   // link::LinkListener
   void on_link_up(const std::string& peer) override;
   void on_link_down(const std::string& peer) override;
@@ -61,6 +65,8 @@ class Replicator : public link::LinkListener, public nats::ClientListener {
  private:
   void schedule_flush();
   void tick();
+  void open_data();
+  void streams_down();
 
   config::Config cfg_;
   Context ctx_;
@@ -74,6 +80,12 @@ class Replicator : public link::LinkListener, public nats::ClientListener {
   // led streams trigger a prompt STATE and deletion reconcile.
   std::unique_ptr<nats::Subscription> advisory_sub_;
   void on_api_advisory(natsMsg* msg);
+  nats::ConnPtr cnats_;                          // cnats' connection while it is up
+  std::shared_ptr<nats::DataConn> data_;         // connecting or up
+  std::shared_ptr<nats::DataConn> dead_data_;    // lost; freed at the next flush
+  std::unique_ptr<loop::Timer> data_retry_timer_;
+  int64_t data_backoff_ms_ = 0;
+  uint64_t gen_ = 0;
   bool flush_scheduled_ = false;
   bool stopped_ = false;  // stop() ran: no more flushes
 };
