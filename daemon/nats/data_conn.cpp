@@ -1,11 +1,11 @@
 #include "nats/data_conn.h"
 
 #include <nats/nats.h>
-#include <netdb.h>
 
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 #include <sstream>
 
 #include "tls/client_session.h"
@@ -132,7 +132,9 @@ Result<Credentials> read_credentials(const std::string& path) {
 }
 
 DataConn::DataConn(uv_loop_t* loop, Options opts, Listener* listener)
-    : loop_(loop), opts_(std::move(opts)), listener_(listener) {}
+    : loop_(loop), opts_(std::move(opts)), listener_(listener) {
+  reader_.set_max_message(kMaxReceive);
+}
 
 DataConn::~DataConn() { close(); }
 
@@ -150,24 +152,44 @@ void DataConn::open() {
   timer_->start(static_cast<uint64_t>(opts_.connect_timeout_ms), 0,
                 [this] { fail("no connection to " + url_.host + ":" + std::to_string(url_.port) + " within " +
                               std::to_string(opts_.connect_timeout_ms) + " ms"); });
-  // The local server: resolving synchronously is fine (once per connection).
-  // Each address is tried in turn ("localhost" may give ::1 first).
+  // Resolved off the loop thread (a slow resolver must not stall the
+  // links); each address is then tried in turn ("localhost" may give ::1
+  // first).
+  auto* req = new uv_getaddrinfo_t;
+  req->data = this;
+  gai_ = req;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  int rc = getaddrinfo(url_.host.c_str(), std::to_string(url_.port).c_str(), &hints, &res);
-  if (rc != 0 || res == nullptr) {
-    fail("cannot resolve " + url_.host + ": " + gai_strerror(rc));
+  int rc = uv_getaddrinfo(loop_, req, &DataConn::on_resolved, url_.host.c_str(), std::to_string(url_.port).c_str(),
+                          &hints);
+  if (rc != 0) {
+    delete req;
+    gai_ = nullptr;
+    fail("cannot resolve " + url_.host + ": " + uv_strerror(rc));
+  }
+}
+
+void DataConn::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+  auto* self = static_cast<DataConn*>(req->data);
+  delete req;
+  if (self == nullptr) {  // closed meanwhile
+    uv_freeaddrinfo(res);
+    return;
+  }
+  self->gai_ = nullptr;
+  if (status != 0 || res == nullptr) {
+    uv_freeaddrinfo(res);
+    self->fail("cannot resolve " + self->url_.host + ": " + uv_strerror(status));
     return;
   }
   for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
     sockaddr_storage ss{};
     std::memcpy(&ss, a->ai_addr, std::min<size_t>(a->ai_addrlen, sizeof(ss)));
-    addrs_.push_back(ss);
+    self->addrs_.push_back(ss);
   }
-  freeaddrinfo(res);
-  connect_next("");
+  uv_freeaddrinfo(res);
+  self->connect_next("");
 }
 
 void DataConn::connect_next(const std::string& last_error) {
@@ -279,9 +301,22 @@ Status DataConn::handle_op(const wire::ServerOp& op) {
     case wire::ServerOp::Kind::kOk:
       return Status::ok();
     case wire::ServerOp::Kind::kErr:
-      // Every -ERR closes this connection, also those after which the server
-      // keeps it open (a permissions violation): a write it refused would
-      // otherwise only show as a missing acknowledgement.
+      // A permissions violation concerns one subject (a replica's, a
+      // consumer's); the server keeps the connection, and so do we: the
+      // stream it concerns stalls and says so (a missing acknowledgement, a
+      // pull that is not answered), the others go on. Every other -ERR
+      // precedes the server's close.
+      if (op.text.find("Permissions Violation") != std::string_view::npos) {
+        ++permission_errors_;
+        // At most one line per 10 s: a refused pull would repeat every few ms.
+        const int64_t now = loop::mono_ns();
+        if (last_permission_log_ns_ == 0 || now - last_permission_log_ns_ >= 10'000'000'000) {
+          spdlog::warn("nats data connection: server: {} ({} permission errors so far)", op.text,
+                       permission_errors_);
+          last_permission_log_ns_ = now;
+        }
+        return Status::ok();
+      }
       return Status(Code::kUnavailable, "server: " + std::string(op.text));
     case wire::ServerOp::Kind::kInfo:
       return on_info(op.text);
@@ -292,11 +327,13 @@ Status DataConn::handle_op(const wire::ServerOp& op) {
 Status DataConn::on_info(std::string_view json) {
   auto j = nlohmann::json::parse(json, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status(Code::kInvalid, "NATS protocol: INFO is not a JSON object");
+  // max_payload bounds what we publish. Not what we receive: a stream may
+  // hold messages stored before the limit was lowered, or sourced from a
+  // server with a higher one, and refusing one would stall its stream (the
+  // consumer redelivers it). Received messages are bounded by nats-server's
+  // own ceiling for max_payload instead (reader_, set in the constructor).
   if (j.contains("max_payload") && j["max_payload"].is_number_unsigned()) {
     max_payload_ = j["max_payload"].get<size_t>();
-    // Headers count against max_payload at the server; allow a little slack
-    // for the control line's own bytes in what arrives.
-    reader_.set_max_message(max_payload_ + 1024);
   }
   if (info_seen_) return Status::ok();  // an update (cluster topology): nothing to do
   info_seen_ = true;
@@ -474,7 +511,8 @@ void DataConn::on_write(uv_write_t* req, int status) {
 
 void DataConn::ping_tick() {
   if (pings_out_ >= 2) {
-    fail("no answer to two PINGs (" + std::to_string(2 * kPingIntervalMs / 1000) + " s)");
+    fail("no answer to two PINGs (" + std::to_string(2 * kPingIntervalMs / 1000) + "-" +
+         std::to_string(3 * kPingIntervalMs / 1000) + " s)");
     return;
   }
   ++pings_out_;
@@ -492,6 +530,10 @@ void DataConn::close() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
   if (timer_) timer_->stop();  // not freed: close() may run inside its callback
+  if (gai_ != nullptr) {
+    gai_->data = nullptr;  // the request frees itself in on_resolved
+    gai_ = nullptr;
+  }
   subs_.clear();
   if (tcp_ != nullptr) {
     tcp_->data = nullptr;

@@ -85,6 +85,10 @@ class DataConn {
   using Handler = std::function<void(const wire::ServerOp&)>;
 
   static constexpr int64_t kPingIntervalMs = 10'000;
+  // The largest message accepted from the server: nats-server's ceiling for
+  // max_payload (64 MB), plus room for headers. A larger size announced in
+  // a MSG line is refused before anything is buffered (wire::Reader).
+  static constexpr size_t kMaxReceive = 64 * 1024 * 1024 + 64 * 1024;
 
   DataConn(uv_loop_t* loop, Options opts, Listener* listener);
   ~DataConn();
@@ -118,10 +122,13 @@ class DataConn {
   size_t max_payload() const { return max_payload_; }
 
   uint64_t msgs_in() const { return msgs_in_; }
+  // -ERR 'Permissions Violation ...' answers (logged; the connection stays).
+  uint64_t permission_errors() const { return permission_errors_; }
   uint64_t msgs_out() const { return msgs_out_; }
 
  private:
   enum class State { kIdle, kConnecting, kHandshake, kUp, kClosed };
+  static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
   void connect_next(const std::string& last_error);
   static void on_connect(uv_connect_t* req, int status);
   static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf);
@@ -141,6 +148,7 @@ class DataConn {
   NatsUrl url_;
   Listener* listener_;
   uv_tcp_t* tcp_ = nullptr;
+  uv_getaddrinfo_t* gai_ = nullptr;      // resolving (frees itself)
   std::vector<sockaddr_storage> addrs_;  // still to try
   State state_ = State::kIdle;
   std::unique_ptr<tls::ClientSession> tls_;
@@ -158,6 +166,8 @@ class DataConn {
   int pings_out_ = 0;
   std::unique_ptr<loop::Timer> timer_;  // connect deadline, then pings
   uint64_t msgs_in_ = 0, msgs_out_ = 0;
+  uint64_t permission_errors_ = 0;
+  int64_t last_permission_log_ns_ = 0;
 };
 
 // A subscription on a DataConn, removed when destroyed (if the connection

@@ -171,6 +171,22 @@ bool valid_subject(std::string_view s) {
   return true;
 }
 
+bool subject_matches(std::string_view pattern, std::string_view subject) {
+  for (;;) {
+    size_t pd = pattern.find('.');
+    size_t sd = subject.find('.');
+    std::string_view pt = pattern.substr(0, pd);
+    std::string_view st = subject.substr(0, sd);
+    if (pt == ">") return !subject.empty() && pd == std::string_view::npos;
+    if (st.empty() || (pt != "*" && pt != st)) return false;
+    if (pd == std::string_view::npos || sd == std::string_view::npos) {
+      return pd == std::string_view::npos && sd == std::string_view::npos;
+    }
+    pattern.remove_prefix(pd + 1);
+    subject.remove_prefix(sd + 1);
+  }
+}
+
 bool valid_header_key(std::string_view k) {
   if (k.empty()) return false;
   for (char c : k) {
@@ -266,13 +282,19 @@ Result<HeaderView> parse_headers(std::string_view block,
     if (e == std::string_view::npos) return protocol_error("header line without CRLF");
     if (e == p) break;  // the empty line that ends the block
     std::string_view line = block.substr(p, e - p);
+    p = e + 2;
     size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) return protocol_error("header line without a key");
+    std::string_view key = colon == std::string_view::npos ? std::string_view() : line.substr(0, colon);
+    while (!key.empty() && is_space(key.front())) key.remove_prefix(1);
+    while (!key.empty() && is_space(key.back())) key.remove_suffix(1);
+    if (key.empty()) {
+      ++hv.malformed;
+      continue;
+    }
     std::string_view value = line.substr(colon + 1);
     // The separator's spaces go; the value's own trailing bytes stay.
     while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
-    each(line.substr(0, colon), value);
-    p = e + 2;
+    each(key, value);
   }
   return hv;
 }

@@ -83,6 +83,9 @@ class Reader {
 // line). Header keys: printable ASCII without ':' or whitespace; values:
 // no CR or LF.
 bool valid_subject(std::string_view s);
+// Whether a subject falls under a subscription pattern: tokens split at
+// '.', '*' matches one token, a final '>' one or more.
+bool subject_matches(std::string_view pattern, std::string_view subject);
 bool valid_header_key(std::string_view k);
 bool valid_header_value(std::string_view v);
 
@@ -122,9 +125,13 @@ class HeaderBlock {
 struct HeaderView {
   std::string_view status;
   std::string_view description;
+  size_t malformed = 0;  // lines skipped: no ':' or an empty key
 };
-// Calls each(key, value) for every header line. kInvalid for a block that
-// does not start with "NATS/1.0" or has a line without ':'.
+// Calls each(key, value) for every well-formed header line (key without
+// surrounding spaces; value without the spaces after ':'). nats-server does
+// not check what a client puts in a header block, so a malformed line is
+// skipped and counted, not fatal. kInvalid for a block that does not start
+// with "NATS/1.0" or whose lines do not end with CRLF.
 Result<HeaderView> parse_headers(std::string_view block,
                                  const std::function<void(std::string_view, std::string_view)>& each);
 

@@ -1010,12 +1010,32 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
   o.seq = m.seq;
   o.time_ns = m.time_ns;
   o.epoch = 0;
+  // A peer's subject must be one of the replica's: whatever else it names
+  // ($JS.API..., another stream's subjects) is not written. A leader whose
+  // subjects grew is read again (reset prepares anew).
+  if (!replica_subjects_.empty() &&
+      std::none_of(replica_subjects_.begin(), replica_subjects_.end(),
+                   [&m](const std::string& p) { return nats::wire::subject_matches(p, m.subject); })) {
+    ++apply_errors_;
+    reset("sequence " + std::to_string(m.seq) + " has subject '" + m.subject +
+          "', which is not one of the replica's subjects");
+    return false;
+  }
   hdrs_.clear();
-  bool headers_ok = for_each_replica_header(m.headers, o, [this](const char* k, const char* v) {
-    if (!nats::wire::valid_header_key(k) || !nats::wire::valid_header_value(v)) return false;
+  size_t unwritable = 0;
+  for_each_replica_header(m.headers, o, [this, &unwritable](const char* k, const char* v) {
+    if (!nats::wire::valid_header_key(k) || !nats::wire::valid_header_value(v)) {
+      ++unwritable;  // a control character or ':' the protocol cannot carry
+      return true;
+    }
     hdrs_.add(k, v);
     return true;
   });
+  if (unwritable > 0 && unwritable_headers_++ == 0) {
+    spdlog::warn("stream {}: sequence {} has {} header(s) the NATS protocol cannot carry (control characters); "
+                 "stored without them (logged once)",
+                 cfg_.name, m.seq, unwritable);
+  }
   if (filler) hdrs_.add(kHdrFiller, "1");
   // JetStream itself refuses a write that would land anywhere but m.seq, so
   // a foreign write cannot shift the messages pipelined behind it (and a
@@ -1025,11 +1045,8 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
     auto r = std::to_chars(guard, guard + sizeof(guard), static_cast<int64_t>(m.seq - 1) + guard_offset_);
     hdrs_.add("Nats-Expected-Last-Sequence", std::string_view(guard, static_cast<size_t>(r.ptr - guard)));
   }
-  Status st = headers_ok ? Status::ok()
-                         : Status(Code::kInvalid, "a header of sequence " + std::to_string(m.seq) +
-                                                      " cannot be written (control characters)");
-  if (st) st = ctx_.data ? ctx_.data->publish(m.subject, reply, hdrs_, m.payload)
-                         : Status(Code::kUnavailable, "NATS data connection down");
+  Status st = ctx_.data ? ctx_.data->publish(m.subject, reply, hdrs_, m.payload)
+                        : Status(Code::kUnavailable, "NATS data connection down");
   if (!st) {
     ++apply_errors_;
     reset("publish to replica failed: " + st.message());

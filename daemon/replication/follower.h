@@ -200,6 +200,7 @@ class Follower {
 
   std::unique_ptr<nats::DataSub> ack_sub_;
   nats::wire::HeaderBlock hdrs_;  // publish()'s scratch
+  uint64_t unwritable_headers_ = 0;  // messages stored without a header the protocol cannot carry
   std::string ack_prefix_;
   uint64_t ack_sub_nats_gen_ = 0;
 

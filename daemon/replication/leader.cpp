@@ -658,11 +658,19 @@ void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
   m.time_ns = ts;
   m.subject = std::string(msg.subject);
   if (!msg.headers.empty()) {
+    // nats-server stores whatever header block a client wrote. What cannot
+    // be read as "Key: value" lines does not stop the stream: the message
+    // goes with the headers that can (the log says so, once per stream).
     auto hv = nats::wire::parse_headers(
         msg.headers, [&m](std::string_view k, std::string_view v) { m.headers.emplace_back(k, v); });
-    if (!hv) {
-      restart_consumer(*s, "message " + std::to_string(sseq) + ": " + hv.status().message());
-      return;
+    if (!hv || hv->malformed > 0) {
+      ++malformed_headers_;
+      if (malformed_headers_ == 1) {
+        spdlog::warn("stream {}: message {} has a malformed header block ({}); replicated with the headers "
+                     "that could be read (logged once per stream)",
+                     cfg_.name, sseq, hv ? std::to_string(hv->malformed) + " lines skipped" : hv.status().message());
+      }
+      if (!hv) m.headers.clear();
     }
   }
   m.payload.assign(msg.payload);

@@ -165,6 +165,7 @@ class Leader {
   void pull_completed(Sender& s, const Pull& p, bool in_full);
   void arm_pull_timer(int64_t at_mono_ns);
   void on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg);
+  uint64_t malformed_headers_ = 0;  // messages whose header block was partly unreadable
   void send_batch(Sender& s);
   Sender* find_sender(uint64_t id);
 

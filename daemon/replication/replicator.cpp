@@ -57,7 +57,10 @@ void Replicator::stop() {
   advisory_sub_.reset();
   if (flush_timer_) flush_timer_->stop();
   if (data_retry_timer_) data_retry_timer_->stop();
-  if (data_) data_->close();
+  if (data_) {
+    data_->flush();  // the last acknowledgements (most leave at once)
+    data_->close();
+  }
 }
 
 void Replicator::drain() {
@@ -84,17 +87,34 @@ void Replicator::open_data() {
     data_->close();
     dead_data_ = std::move(data_);
   }
-  // The server cnats reached, with the user info of its configured URL.
-  char buf[512] = {0};
+  // The server cnats reached (one of nats.urls, or one its cluster
+  // announced), with the scheme and user info of the configured URL that
+  // names it, else the user info of the first configured URL that has any
+  // (as cnats does for announced servers).
   std::string url = cfg_.nats.urls.empty() ? std::string("nats://127.0.0.1:4222") : cfg_.nats.urls.front();
-  if (natsConnection_GetConnectedUrl(cnats_.get(), buf, sizeof(buf)) == NATS_OK) {
-    auto connected = nats::parse_nats_url(buf);
+  char buf[512] = {0};
+  auto connected = natsConnection_GetConnectedUrl(cnats_.get(), buf, sizeof(buf)) == NATS_OK
+                       ? nats::parse_nats_url(buf)
+                       : Result<nats::NatsUrl>(Status(Code::kUnavailable, "no connected URL"));
+  if (connected) {
+    std::string userinfo;
+    bool named = false;
     for (const auto& u : cfg_.nats.urls) {
       auto p = nats::parse_nats_url(u);
-      if (p && connected && p->host == connected->host && p->port == connected->port) {
+      if (p && p->host == connected->host && p->port == connected->port) {
         url = u;
+        named = true;
         break;
       }
+      if (p && userinfo.empty()) {
+        if (!p->user.empty()) userinfo = p->user + ":" + p->password + "@";
+        if (!p->token.empty()) userinfo = p->token + "@";
+      }
+    }
+    if (!named) {
+      const bool v6 = connected->host.find(':') != std::string::npos;
+      url = std::string(connected->tls ? "tls" : "nats") + "://" + userinfo + (v6 ? "[" : "") + connected->host +
+            (v6 ? "]" : "") + ":" + std::to_string(connected->port);
     }
   }
   nats::DataConn::Options o;

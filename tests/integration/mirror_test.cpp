@@ -5,8 +5,12 @@
 // What every scenario ends with: the replica holds the leader's messages at
 // the same sequences, with the same subject and payload, and the headers of
 // the header rule (harness/mirror_check.h), each exactly once.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -964,4 +968,58 @@ TEST_CASE("j: process.cpu_scheduling = \"inherit\" keeps the policy the daemon w
   // (The test runs under SCHED_OTHER normally: then the two differ.)
   require_thread_policy(s.follower().daemon, runner_policy(), policy_name(runner_policy()));
   require_thread_policy(s.leader().daemon, batch_policy(), policy_name(batch_policy()));
+}
+
+// nats-server stores whatever header block a client writes; cnats cannot
+// write a malformed one, so this writes the protocol itself.
+void raw_hpub(uint16_t port, const std::string& subject, const std::string& headers, const std::string& payload) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
+  std::string out = "CONNECT {\"verbose\":false,\"headers\":true}\r\nHPUB " + subject + " " +
+                    std::to_string(headers.size()) + " " + std::to_string(headers.size() + payload.size()) +
+                    "\r\n" + headers + payload + "\r\nPING\r\n";
+  REQUIRE(::write(fd, out.data(), out.size()) == static_cast<ssize_t>(out.size()));
+  // The PONG says the server has read the HPUB.
+  std::string in;
+  char buf[4096];
+  while (in.find("PONG") == std::string::npos) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    REQUIRE(n > 0);
+    in.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  REQUIRE(in.find("-ERR") == std::string::npos);
+}
+
+TEST_CASE("k: a message whose header block is partly malformed replicates with the headers that can be read",
+          "[mirror]") {
+  Setup s;
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  s.mesh.start_daemons();
+  JetStream& ljs = s.leader().js();
+  publish_events(ljs, 0, 1, 1);
+  raw_hpub(s.leader().nats.port(), "covenant.countries.created",
+           "NATS/1.0\r\nthis line has no colon\r\nX-Good: yes\r\n\r\n", "raw payload");
+  check_for(
+      10s, [&] { return ljs.require_stream_info(kStream).last_seq == 2; }, "the raw message stored at the leader");
+  publish_events(ljs, 2, 1, 3);
+  await_replica(s.mesh, 3, 30s);
+  auto m = s.follower().js().get_msg(kStream, 2);
+  REQUIRE(m);
+  CHECK(m->payload == "raw payload");
+  CHECK(m->subject == "covenant.countries.created");
+  std::map<std::string, std::string> h(m->headers.begin(), m->headers.end());
+  CHECK(h["X-Good"] == "yes");
+  CHECK(h["Isthmus-Origin-Seq"] == "2");
+  for (const auto& [k, v] : m->headers) CHECK(k.find("no colon") == std::string::npos);
+  // The stream went on, and the leader said why a header is missing.
+  auto m3 = s.follower().js().get_msg(kStream, 3);
+  REQUIRE(m3);
+  CHECK(read_file(s.leader().daemon.log_path()).find("malformed header block") != std::string::npos);
 }

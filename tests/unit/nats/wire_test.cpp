@@ -199,7 +199,14 @@ TEST_CASE("header blocks parse back: status, description, repeated keys", "[nats
   CHECK(hv->description.empty());
   CHECK(kv.empty());
   CHECK_FALSE(wire::parse_headers("HTTP/1.1 200\r\n\r\n", each));
-  CHECK_FALSE(wire::parse_headers("NATS/1.0\r\nno colon\r\n\r\n", each));
+  // Malformed lines (no ':', no key) are skipped and counted; keys lose
+  // their surrounding spaces.
+  kv.clear();
+  hv = wire::parse_headers("NATS/1.0\r\nno colon\r\n: no key\r\n Key : v\r\n\r\n", each);
+  REQUIRE(hv);
+  CHECK(hv->malformed == 2);
+  REQUIRE(kv.size() == 1);
+  CHECK(kv[0] == std::pair<std::string, std::string>{"Key", "v"});
   CHECK_FALSE(wire::parse_headers("NATS/1.0\r\nA: 1", each));
 }
 
@@ -217,4 +224,21 @@ TEST_CASE("what may be written: subjects and headers", "[nats][wire]") {
   CHECK(wire::valid_header_value("any: thing, even spaces"));
   CHECK(wire::valid_header_value(""));
   CHECK_FALSE(wire::valid_header_value("a\r\nInjected: 1"));
+}
+
+TEST_CASE("subjects match subscription patterns", "[nats][wire]") {
+  CHECK(wire::subject_matches("orders.eu", "orders.eu"));
+  CHECK_FALSE(wire::subject_matches("orders.eu", "orders.eu.x"));
+  CHECK_FALSE(wire::subject_matches("orders.eu.x", "orders.eu"));
+  CHECK(wire::subject_matches("orders.*", "orders.eu"));
+  CHECK_FALSE(wire::subject_matches("orders.*", "orders.eu.x"));
+  CHECK_FALSE(wire::subject_matches("orders.*", "orders"));
+  CHECK(wire::subject_matches("orders.>", "orders.eu.x"));
+  CHECK(wire::subject_matches("orders.>", "orders.eu"));
+  CHECK_FALSE(wire::subject_matches("orders.>", "orders"));
+  CHECK(wire::subject_matches(">", "$JS.API.STREAM.DELETE.X"));
+  CHECK(wire::subject_matches("*.eu.>", "orders.eu.1.2"));
+  CHECK_FALSE(wire::subject_matches("orders.>", "$JS.API.STREAM.DELETE.X"));
+  CHECK_FALSE(wire::subject_matches("COVENANT.countries", "COVENANT.countries."));
+  CHECK_FALSE(wire::subject_matches("a.*", "a."));
 }
