@@ -472,6 +472,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
     return Status::ok();
   }
   replica_subjects_.clear();
+  last_matched_subject_.clear();
   if (wanted->contains("subjects") && (*wanted)["subjects"].is_array()) {
     for (const auto& sj : (*wanted)["subjects"]) {
       if (sj.is_string()) replica_subjects_.push_back(sj.get<std::string>());
@@ -1013,7 +1014,9 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
   // A peer's subject must be one of the replica's: whatever else it names
   // ($JS.API..., another stream's subjects) is not written. A leader whose
   // subjects grew is read again (reset prepares anew).
-  if (!replica_subjects_.empty() &&
+  // (Consecutive messages mostly share a subject: the last one that matched
+  // is remembered.)
+  if (!replica_subjects_.empty() && m.subject != last_matched_subject_ &&
       std::none_of(replica_subjects_.begin(), replica_subjects_.end(),
                    [&m](const std::string& p) { return nats::wire::subject_matches(p, m.subject); })) {
     ++apply_errors_;
@@ -1021,6 +1024,7 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
           "', which is not one of the replica's subjects");
     return false;
   }
+  if (m.subject != last_matched_subject_) last_matched_subject_ = m.subject;
   hdrs_.clear();
   size_t unwritable = 0;
   for_each_replica_header(m.headers, o, [this, &unwritable](const char* k, const char* v) {

@@ -66,18 +66,6 @@ struct ConsumerResult {
   std::vector<std::string> removed;  // older durables of this follower, deleted
 };
 
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  for (;;) {
-    size_t p = s.find(sep, start);
-    out.push_back(s.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start));
-    if (p == std::string_view::npos) break;
-    start = p + 1;
-  }
-  return out;
-}
-
 template <typename T>
 bool parse_num(std::string_view s, T& out) {
   return !s.empty() && std::from_chars(s.data(), s.data() + s.size(), out).ec == std::errc();
@@ -88,10 +76,19 @@ bool parse_num(std::string_view s, T& out) {
 //   $JS.ACK.<stream>.<consumer>.<dcount>.<sseq>.<dseq>.<ts>.<pending>
 //   $JS.ACK.<domain>.<acchash>.<stream>.<consumer>.<dcount>.<sseq>.<dseq>.<ts>.<pending>[.<token>]
 bool parse_ack_subject(std::string_view reply, uint64_t& sseq, uint64_t& dseq, int64_t& ts, uint64_t& pending) {
-  auto t = split(reply, '.');
-  if (t.size() < 9 || t[0] != "$JS" || t[1] != "ACK") return false;
-  size_t base = t.size() == 9 ? 5 : 7;
-  if (t.size() < base + 4) return false;
+  // Split at '.' into at most 12 tokens, without allocating (one per message).
+  std::string_view t[12];
+  size_t n = 0;
+  for (size_t start = 0;;) {
+    if (n == 12) return false;
+    size_t p = reply.find('.', start);
+    t[n++] = reply.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start);
+    if (p == std::string_view::npos) break;
+    start = p + 1;
+  }
+  if (n < 9 || t[0] != "$JS" || t[1] != "ACK") return false;
+  size_t base = n == 9 ? 5 : 7;
+  if (n < base + 4) return false;
   return parse_num(t[base], sseq) && parse_num(t[base + 1], dseq) && parse_num(t[base + 2], ts) &&
          parse_num(t[base + 3], pending);
 }
