@@ -380,8 +380,9 @@ Status DataConn::send_connect() {
       int sig_len = 0;
       natsStatus s = nats_Sign(creds->seed.c_str(), nonce_.c_str(), &sig, &sig_len);
       if (s != NATS_OK) {
+        const char* detail = nats_GetLastError(nullptr);
         return Status(Code::kInvalid, "cannot sign the server's nonce with " + opts_.credentials + ": " +
-                                          natsStatus_GetText(s));
+                                          (detail != nullptr && *detail != '\0' ? detail : natsStatus_GetText(s)));
       }
       c["sig"] = base64url(sig, static_cast<size_t>(sig_len));
       free(sig);

@@ -15,7 +15,8 @@
 // Protocol: nats/wire.h. Connect: TCP (TLS when the URL is tls:// or the
 // server requires it: the system's trust store, the URL's host name
 // checked), INFO, CONNECT with the URL's user and password or token, or the
-// credentials file's JWT and the nonce signed with its seed; echo off (like
+// credentials file's JWT and the nonce signed with its seed (cnats'
+// nats_Sign: nats_Open must have run, as it has in the daemon); echo off (like
 // cnats', so a watch never sees the daemon's own writes); headers and
 // no-responders on. Up after the PONG that answers the first PING.
 //

@@ -7,13 +7,17 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <nats/nats.h>
+#include <openssl/evp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "certs.h"
@@ -428,4 +432,166 @@ TEST_CASE("URLs and credentials files", "[nats][data_conn]") {
   auto bad = isthmus::nats::read_credentials(tmp.file("nojwt.creds"));
   REQUIRE_FALSE(bad);
   CHECK(bad.status().message().find("no user JWT") != std::string::npos);
+}
+
+// --- Decentralized auth: an operator, an account and a user made here ---
+//
+// nkeys: a public key is base32(prefix | 32-byte ed25519 key | crc16 LE),
+// a seed base32(seed prefix | type | 32-byte seed | crc16 LE); JWTs are
+// base64url(header).base64url(claims).base64url(ed25519 signature by the
+// issuer's key). The server (operator mode, memory resolver) checks the
+// user JWT's chain and the nonce signature made with the user's seed.
+namespace {
+
+std::string b32(const std::vector<uint8_t>& in) {
+  static const char* kAlpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  std::string out;
+  uint32_t buf = 0;
+  int bits = 0;
+  for (uint8_t b : in) {
+    buf = (buf << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out.push_back(kAlpha[(buf >> (bits - 5)) & 31]);
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out.push_back(kAlpha[(buf << (5 - bits)) & 31]);
+  return out;
+}
+
+uint16_t crc16_xmodem(const std::vector<uint8_t>& d) {
+  uint16_t crc = 0;
+  for (uint8_t b : d) {
+    crc ^= static_cast<uint16_t>(b) << 8;
+    for (int i = 0; i < 8; ++i) crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
+  }
+  return crc;
+}
+
+std::string b64url(const std::string& in) {
+  static const char* kAlpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  uint32_t buf = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    buf = (buf << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      out.push_back(kAlpha[(buf >> (bits - 6)) & 63]);
+      bits -= 6;
+    }
+  }
+  if (bits > 0) out.push_back(kAlpha[(buf << (6 - bits)) & 63]);
+  return out;
+}
+
+struct NKey {
+  std::vector<uint8_t> seed, pub;  // raw 32 bytes each
+  uint8_t prefix = 0;              // 14<<3 operator, 0 account, 20<<3 user
+
+  static NKey make(uint8_t prefix) {
+    NKey k;
+    k.prefix = prefix;
+    EVP_PKEY* key = nullptr;
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr);
+    REQUIRE(ctx != nullptr);
+    REQUIRE(EVP_PKEY_keygen_init(ctx) == 1);
+    REQUIRE(EVP_PKEY_keygen(ctx, &key) == 1);
+    EVP_PKEY_CTX_free(ctx);
+    size_t n = 32;
+    k.seed.resize(32);
+    k.pub.resize(32);
+    REQUIRE(EVP_PKEY_get_raw_private_key(key, k.seed.data(), &n) == 1);
+    n = 32;
+    REQUIRE(EVP_PKEY_get_raw_public_key(key, k.pub.data(), &n) == 1);
+    EVP_PKEY_free(key);
+    return k;
+  }
+  std::string public_key() const {
+    std::vector<uint8_t> raw{prefix};
+    raw.insert(raw.end(), pub.begin(), pub.end());
+    uint16_t c = crc16_xmodem(raw);
+    raw.push_back(static_cast<uint8_t>(c & 0xff));
+    raw.push_back(static_cast<uint8_t>(c >> 8));
+    return b32(raw);
+  }
+  std::string encoded_seed() const {
+    const uint8_t kSeed = 18 << 3;
+    std::vector<uint8_t> raw{static_cast<uint8_t>(kSeed | (prefix >> 5)), static_cast<uint8_t>((prefix & 31) << 3)};
+    raw.insert(raw.end(), seed.begin(), seed.end());
+    uint16_t c = crc16_xmodem(raw);
+    raw.push_back(static_cast<uint8_t>(c & 0xff));
+    raw.push_back(static_cast<uint8_t>(c >> 8));
+    return b32(raw);
+  }
+  std::string sign(const std::string& data) const {
+    EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size());
+    REQUIRE(key != nullptr);
+    EVP_MD_CTX* md = EVP_MD_CTX_new();
+    REQUIRE(EVP_DigestSignInit(md, nullptr, nullptr, nullptr, key) == 1);
+    std::string sig(64, '\0');
+    size_t n = sig.size();
+    REQUIRE(EVP_DigestSign(md, reinterpret_cast<unsigned char*>(sig.data()), &n,
+                           reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1);
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(key);
+    return sig;
+  }
+};
+
+std::string jwt(const NKey& issuer, const NKey& subject, const std::string& name, nlohmann::json nats) {
+  static int jti = 0;
+  nlohmann::json claims = {{"jti", "ISTHMUSTEST" + std::to_string(++jti)},
+                           {"iat", static_cast<int64_t>(::time(nullptr))},
+                           {"iss", issuer.public_key()},
+                           {"name", name},
+                           {"sub", subject.public_key()},
+                           {"nats", std::move(nats)}};
+  std::string head = b64url(R"({"typ":"JWT","alg":"ed25519-nkey"})") + "." + b64url(claims.dump());
+  return head + "." + b64url(issuer.sign(head));
+}
+
+std::string creds_file(const std::string& user_jwt, const NKey& user) {
+  return "-----BEGIN NATS USER JWT-----\n" + user_jwt + "\n------END NATS USER JWT------\n\n" +
+         "-----BEGIN USER NKEY SEED-----\n" + user.encoded_seed() + "\n------END USER NKEY SEED------\n";
+}
+
+}  // namespace
+
+TEST_CASE(".creds: the user JWT and the nonce signed with its seed pass an operator-mode server",
+          "[nats][data_conn]") {
+  harness::TempDir tmp("isthmus-dc");
+  NKey op = NKey::make(14 << 3), acc = NKey::make(0), user = NKey::make(20 << 3), other = NKey::make(20 << 3);
+  const std::string op_jwt = jwt(op, op, "op", {{"type", "operator"}, {"version", 2}});
+  const nlohmann::json limits = {{"subs", -1}, {"data", -1}, {"payload", -1}, {"imports", -1},
+                                 {"exports", -1}, {"wildcards", true}, {"conn", -1}, {"leaf", -1}};
+  const std::string acc_jwt = jwt(op, acc, "acc", {{"limits", limits}, {"type", "account"}, {"version", 2}});
+  const nlohmann::json user_claims = {{"pub", nlohmann::json::object()}, {"sub", nlohmann::json::object()},
+                                      {"subs", -1}, {"data", -1}, {"payload", -1}, {"type", "user"}, {"version", 2}};
+  const std::string user_jwt = jwt(acc, user, "u", user_claims);
+  Server srv(tmp, "operator",
+             "operator: " + op_jwt + "\nresolver: MEMORY\nresolver_preload: {\n  " + acc.public_key() + ": " +
+                 acc_jwt + "\n}\n");
+  harness::write_file(tmp.file("u.creds"), creds_file(user_jwt, user));
+  // cnats' signing needs the library opened, as the daemon's main does.
+  REQUIRE(nats_Open(-1) == NATS_OK);
+  // The right seed.
+  Client ok;
+  ok.open(url(srv.port()), tmp.file("u.creds"));
+  ok.up_or_fail();
+  INFO(ok.reason);
+  CHECK(ok.is_up);
+  // The user's JWT with another key's seed: the nonce signature is wrong.
+  harness::write_file(tmp.file("wrong.creds"), creds_file(user_jwt, other));
+  Client bad;
+  bad.open(url(srv.port()), tmp.file("wrong.creds"));
+  bad.up_or_fail();
+  CHECK_FALSE(bad.is_up);
+  CHECK(bad.reason.find("Authorization Violation") != std::string::npos);
+  // No credentials at all.
+  Client none;
+  none.open(url(srv.port()));
+  none.up_or_fail();
+  CHECK_FALSE(none.is_up);
 }
