@@ -13,7 +13,12 @@ Json health_report(const ApiSources& src, bool& healthy) {
   bool nats_up = src.replicator->nats_up();
   if (!nats_up) {
     std::string why = "local NATS connection down";
-    if (!src.nats->last_error().empty()) why += " (" + src.nats->last_error() + ")";
+    if (src.nats->connected() && !src.replicator->data_error().empty()) {
+      // cnats' connection stands; the data connection does not.
+      why += " (data connection: " + src.replicator->data_error() + ")";
+    } else if (!src.nats->last_error().empty()) {
+      why += " (" + src.nats->last_error() + ")";
+    }
     reasons.push_back(why);
   }
   Json links = Json::object();

@@ -281,7 +281,7 @@ Status DataConn::handle_op(const wire::ServerOp& op) {
       ++msgs_in_;
       auto it = subs_.find(op.sid);
       if (it != subs_.end()) {
-        Handler h = it->second;  // the handler may unsubscribe itself
+        Handler h = it->second.handler;  // the handler may unsubscribe itself
         h(op);
       }
       return Status::ok();
@@ -308,6 +308,7 @@ Status DataConn::handle_op(const wire::ServerOp& op) {
       // precedes the server's close.
       if (op.text.find("Permissions Violation") != std::string_view::npos) {
         ++permission_errors_;
+        refused_subscription(op.text);
         // At most one line per 10 s: a refused pull would repeat every few ms.
         const int64_t now = loop::mono_ns();
         if (last_permission_log_ns_ == 0 || now - last_permission_log_ns_ >= 10'000'000'000) {
@@ -402,11 +403,29 @@ Status DataConn::send_connect() {
   return Status::ok();
 }
 
-Result<uint64_t> DataConn::subscribe(std::string_view subject, Handler handler) {
+// "Permissions Violation for Subscription to \"<subject>\"...": the
+// subscriptions on that subject hear of it (a refused publish shows as a
+// missing acknowledgement instead).
+void DataConn::refused_subscription(std::string_view text) {
+  constexpr std::string_view kPrefix = "Permissions Violation for Subscription to \"";
+  size_t at = text.find(kPrefix);
+  if (at == std::string_view::npos) return;
+  std::string_view rest = text.substr(at + kPrefix.size());
+  size_t end = rest.find('"');
+  if (end == std::string_view::npos) return;
+  std::string_view subject = rest.substr(0, end);
+  std::vector<RefusedHandler> to_call;
+  for (const auto& [sid, sub] : subs_) {
+    if (sub.subject == subject && sub.on_refused) to_call.push_back(sub.on_refused);
+  }
+  for (auto& f : to_call) f(std::string(text));  // a handler may unsubscribe
+}
+
+Result<uint64_t> DataConn::subscribe(std::string_view subject, Handler handler, RefusedHandler on_refused) {
   if (!up()) return Status(Code::kUnavailable, "NATS data connection not up");
   if (!wire::valid_subject(subject)) return Status(Code::kInvalid, "cannot subscribe to '" + std::string(subject) + "'");
   uint64_t sid = next_sid_++;
-  subs_[sid] = std::move(handler);
+  subs_[sid] = Sub{std::string(subject), std::move(handler), std::move(on_refused)};
   wire::append_sub(out_, subject, sid);
   return sid;
 }
@@ -544,9 +563,9 @@ void DataConn::close() {
 }
 
 Result<std::unique_ptr<DataSub>> DataSub::create(const std::shared_ptr<DataConn>& conn, std::string_view subject,
-                                                  DataConn::Handler handler) {
+                                                  DataConn::Handler handler, DataConn::RefusedHandler on_refused) {
   if (!conn) return Status(Code::kUnavailable, "NATS data connection not up");
-  auto sid = conn->subscribe(subject, std::move(handler));
+  auto sid = conn->subscribe(subject, std::move(handler), std::move(on_refused));
   if (!sid) return sid.status();
   return std::unique_ptr<DataSub>(new DataSub(conn, *sid));
 }

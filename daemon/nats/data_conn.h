@@ -84,6 +84,9 @@ class DataConn {
   };
   // A message for a subscription. Views are valid during the call only.
   using Handler = std::function<void(const wire::ServerOp&)>;
+  // The server refused a subscription (its -ERR text: a permissions
+  // violation). The connection stays up; the subscription is dead.
+  using RefusedHandler = std::function<void(const std::string& error)>;
 
   static constexpr int64_t kPingIntervalMs = 10'000;
   // The largest message accepted from the server: nats-server's ceiling for
@@ -104,7 +107,7 @@ class DataConn {
 
   // Subscriptions: a sid for unsubscribe(). Subjects are checked
   // (wire::valid_subject); kInvalid otherwise.
-  Result<uint64_t> subscribe(std::string_view subject, Handler handler);
+  Result<uint64_t> subscribe(std::string_view subject, Handler handler, RefusedHandler on_refused = {});
   void unsubscribe(uint64_t sid);
 
   // Appends a publish to the output buffer; it reaches the socket at the
@@ -131,6 +134,7 @@ class DataConn {
   enum class State { kIdle, kConnecting, kHandshake, kUp, kClosed };
   static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
   void connect_next(const std::string& last_error);
+  void refused_subscription(std::string_view text);
   static void on_connect(uv_connect_t* req, int status);
   static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
@@ -162,7 +166,12 @@ class DataConn {
   std::string nonce_;
   bool info_seen_ = false;
   bool connect_sent_ = false;
-  std::map<uint64_t, Handler> subs_;
+  struct Sub {
+    std::string subject;
+    Handler handler;
+    RefusedHandler on_refused;
+  };
+  std::map<uint64_t, Sub> subs_;
   uint64_t next_sid_ = 1;
   int pings_out_ = 0;
   std::unique_ptr<loop::Timer> timer_;  // connect deadline, then pings
@@ -176,7 +185,7 @@ class DataConn {
 class DataSub {
  public:
   static Result<std::unique_ptr<DataSub>> create(const std::shared_ptr<DataConn>& conn, std::string_view subject,
-                                                 DataConn::Handler handler);
+                                                 DataConn::Handler handler, DataConn::RefusedHandler on_refused = {});
   ~DataSub();
   DataSub(const DataSub&) = delete;
   DataSub& operator=(const DataSub&) = delete;

@@ -66,7 +66,9 @@ Status consumer_delete(natsConnection* nc, const std::string& stream, const std:
 
 // Base64 (standard alphabet, padding optional) decode; false on bad input.
 bool base64_decode(const std::string& in, std::string& out);
-// Parses a NATS header block ("NATS/1.0\r\nK: V\r\n\r\n") into ordered pairs.
+// Parses a NATS header block ("NATS/1.0\r\nK: V\r\n\r\n") into ordered pairs;
+// malformed lines are left out (wire::parse_headers); false only for a
+// block that is not one.
 bool parse_header_block(const std::string& block,
                         std::vector<std::pair<std::string, std::string>>& out);
 

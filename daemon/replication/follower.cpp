@@ -673,8 +673,9 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   if (!ack_sub_ || ack_sub_nats_gen_ != ctx_.nats_gen) {
     ack_sub_.reset();
     ack_prefix_ = nats::new_inbox() + ".ack";
-    auto sub = nats::DataSub::create(ctx_.data, ack_prefix_ + ".>",
-                                     [this](const nats::wire::ServerOp& m) { on_ack(m); });
+    auto sub = nats::DataSub::create(
+        ctx_.data, ack_prefix_ + ".>", [this](const nats::wire::ServerOp& m) { on_ack(m); },
+        [this](const std::string& e) { fail("the server refused the subscription for acknowledgements: " + e); });
     if (!sub) {
       reset(sub.status().message());
       return;
@@ -743,8 +744,13 @@ bool Follower::watch_foreign() {
   watch_subs_.clear();
   watched_subjects_.clear();
   for (const auto& subject : replica_subjects_) {
-    auto sub = nats::DataSub::create(ctx_.data, subject,
-                                     [this](const nats::wire::ServerOp& m) { on_foreign_publish(m); });
+    auto sub = nats::DataSub::create(
+        ctx_.data, subject, [this](const nats::wire::ServerOp& m) { on_foreign_publish(m); },
+        [this](const std::string& e) {
+          // Without the watch a foreign write would go unseen until the
+          // next check: stop, and retry every 2 s.
+          fail("the server refused the watch for foreign writes: " + e);
+        });
     if (!sub) {
       watch_subs_.clear();
       reset("cannot watch the replica's subjects for foreign writes: " + sub.status().message());
@@ -1012,16 +1018,18 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
   o.time_ns = m.time_ns;
   o.epoch = 0;
   // A peer's subject must be one of the replica's: whatever else it names
-  // ($JS.API..., another stream's subjects) is not written. A leader whose
-  // subjects grew is read again (reset prepares anew).
-  // (Consecutive messages mostly share a subject: the last one that matched
-  // is remembered.)
-  if (!replica_subjects_.empty() && m.subject != last_matched_subject_ &&
+  // ($JS.API..., another stream's subjects) is not written. Such a message
+  // (a leader stream with sources or a subject transform, or one that still
+  // holds messages on a subject it no longer lists) stops the stream with
+  // an error, retried every 2 s, not a reset loop. (Consecutive messages
+  // mostly share a subject: the last one that matched is remembered.)
+  if (!replica_subjects_.empty() && (m.subject != last_matched_subject_ || m.subject.empty()) &&
       std::none_of(replica_subjects_.begin(), replica_subjects_.end(),
                    [&m](const std::string& p) { return nats::wire::subject_matches(p, m.subject); })) {
     ++apply_errors_;
-    reset("sequence " + std::to_string(m.seq) + " has subject '" + m.subject +
-          "', which is not one of the replica's subjects");
+    fail("sequence " + std::to_string(m.seq) + " has subject '" + m.subject +
+         "', which is not one of the replica's subjects (the leader stream's sources, a subject transform, or "
+         "a subject it no longer lists are not replicated)");
     return false;
   }
   if (m.subject != last_matched_subject_) last_matched_subject_ = m.subject;
@@ -1036,8 +1044,8 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
     return true;
   });
   if (unwritable > 0 && unwritable_headers_++ == 0) {
-    spdlog::warn("stream {}: sequence {} has {} header(s) the NATS protocol cannot carry (control characters); "
-                 "stored without them (logged once)",
+    spdlog::warn("stream {}: sequence {} has {} header(s) the NATS protocol cannot carry (CR/LF in a value; "
+                 "a space, colon, control or non-ASCII byte in a key); stored without them (logged once)",
                  cfg_.name, m.seq, unwritable);
   }
   if (filler) hdrs_.add(kHdrFiller, "1");
@@ -1053,7 +1061,14 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
                         : Status(Code::kUnavailable, "NATS data connection down");
   if (!st) {
     ++apply_errors_;
-    reset("publish to replica failed: " + st.message());
+    if (st.code() == Code::kTooLarge) {
+      // With its origin headers the message exceeds this region's
+      // max_payload: it cannot be stored here until the limit is raised.
+      fail("sequence " + std::to_string(m.seq) + " cannot be written: " + st.message() +
+           " (raise max_payload on this region's nats-server)");
+    } else {
+      reset("publish to replica failed: " + st.message());
+    }
     return false;
   }
   ctx_.request_flush();

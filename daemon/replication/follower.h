@@ -200,8 +200,8 @@ class Follower {
 
   std::unique_ptr<nats::DataSub> ack_sub_;
   nats::wire::HeaderBlock hdrs_;  // publish()'s scratch
-  uint64_t unwritable_headers_ = 0;
-  std::string last_matched_subject_;  // the last subject found among replica_subjects_  // messages stored without a header the protocol cannot carry
+  uint64_t unwritable_headers_ = 0;   // messages stored without a header the protocol cannot carry
+  std::string last_matched_subject_;  // the last subject found among replica_subjects_
   std::string ack_prefix_;
   uint64_t ack_sub_nats_gen_ = 0;
 

@@ -76,11 +76,12 @@ bool parse_num(std::string_view s, T& out) {
 //   $JS.ACK.<stream>.<consumer>.<dcount>.<sseq>.<dseq>.<ts>.<pending>
 //   $JS.ACK.<domain>.<acchash>.<stream>.<consumer>.<dcount>.<sseq>.<dseq>.<ts>.<pending>[.<token>]
 bool parse_ack_subject(std::string_view reply, uint64_t& sseq, uint64_t& dseq, int64_t& ts, uint64_t& pending) {
-  // Split at '.' into at most 12 tokens, without allocating (one per message).
+  // Split at '.' into the first 12 tokens, without allocating (one per
+  // message); tokens after those (a later server may append some) are
+  // ignored.
   std::string_view t[12];
   size_t n = 0;
-  for (size_t start = 0;;) {
-    if (n == 12) return false;
+  for (size_t start = 0; n < 12;) {
     size_t p = reply.find('.', start);
     t[n++] = reply.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start);
     if (p == std::string_view::npos) break;
@@ -397,8 +398,15 @@ void Leader::create_consumer(Sender& s) {
         sp->outstanding = 0;
         sp->mode = ReadMode::kBacklog;
         sp->last_dseq = 0;
-        auto sub = nats::DataSub::create(ctx_.data, sp->inbox + ".*",
-                                         [this, id](const nats::wire::ServerOp& m) { on_msg(id, m); });
+        auto sub = nats::DataSub::create(
+            ctx_.data, sp->inbox + ".*", [this, id](const nats::wire::ServerOp& m) { on_msg(id, m); },
+            [this, id](const std::string& e) {
+              // Pulls will go unanswered; the stall check recreates the reader.
+              if (Sender* s = find_sender(id)) {
+                views_[s->peer].detail = "the server refused the reader's inbox: " + e;
+                spdlog::warn("stream {}: follower {}: {}", cfg_.name, s->peer, views_[s->peer].detail);
+              }
+            });
         if (!sub) {
           sp->consumer.clear();
           views_[sp->peer].detail = sub.status().message();

@@ -130,6 +130,7 @@ void Replicator::on_data_up() {
   ctx_.data = data_;
   ctx_.nats_gen = ++gen_;
   data_backoff_ms_ = 0;
+  data_error_.clear();
   advisory_sub_.reset();
   if (!leaders_.empty()) {
     auto sub = nats::Subscription::create(
@@ -149,6 +150,7 @@ void Replicator::on_data_up() {
 void Replicator::on_data_down(const std::string& reason) {
   const bool was_up = static_cast<bool>(ctx_.data);
   spdlog::warn("replication: NATS data connection {} ({})", was_up ? "lost" : "failed", reason);
+  data_error_ = reason;
   if (was_up) streams_down();
   dead_data_ = std::move(data_);
   schedule_flush();  // frees it

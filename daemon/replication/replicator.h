@@ -50,6 +50,9 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   void flush_now();
 
   bool nats_up() const { return static_cast<bool>(ctx_.conn); }
+  // Why the data connection is down (its last close), while it is; "" when
+  // up or never tried.
+  const std::string& data_error() const { return data_error_; }
   nlohmann::json lag_json() const;
   // Refreshes every led stream's state from the local nats-server, then
   // runs done() on the loop thread: a lag report read right after it is
@@ -85,6 +88,7 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   std::shared_ptr<nats::DataConn> dead_data_;    // lost; freed at the next flush
   std::unique_ptr<loop::Timer> data_retry_timer_;
   int64_t data_backoff_ms_ = 0;
+  std::string data_error_;
   uint64_t gen_ = 0;
   bool flush_scheduled_ = false;
   bool stopped_ = false;  // stop() ran: no more flushes

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <csignal>
+
 #include <iostream>
 
 #include "http_client.h"
@@ -43,6 +45,10 @@ NatsServer::~NatsServer() {
   }
   proc_.kill();
 }
+
+void NatsServer::append_config(const std::string& lines) { write_file(conf_, read_file(conf_) + lines + "\n"); }
+
+void NatsServer::reload() { proc_.signal(SIGHUP); }
 
 void NatsServer::spawn() { proc_.spawn({binary(), "-c", conf_}, log_); }
 

@@ -27,6 +27,11 @@ class NatsServer {
   NatsServer(const NatsServer&) = delete;
   NatsServer& operator=(const NatsServer&) = delete;
 
+  // Appends lines to the server's configuration (takes effect at the next
+  // start, or at reload()).
+  void append_config(const std::string& lines);
+  // SIGHUP: the server reloads its configuration.
+  void reload();
   // Starts and waits until ready (throws on timeout, naming the log).
   void start(std::chrono::milliseconds ready_timeout = std::chrono::seconds(20));
   // Starts without waiting.

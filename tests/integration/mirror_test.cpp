@@ -1023,3 +1023,34 @@ TEST_CASE("k: a message whose header block is partly malformed replicates with t
   REQUIRE(m3);
   CHECK(read_file(s.leader().daemon.log_path()).find("malformed header block") != std::string::npos);
 }
+
+TEST_CASE("l: a data connection the server refuses (connection limit) shows in /healthz and is retried until "
+          "it is accepted",
+          "[mirror]") {
+  Setup s;
+  // The follower's server takes one client: cnats' connection gets it, the
+  // data connection is refused.
+  s.follower().nats.append_config("max_connections: 1");
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  s.mesh.start_daemons();
+  check_for(
+      20s,
+      [&](std::string& state) {
+        auto h = s.follower().daemon.http_get("/healthz");
+        state = std::to_string(h.status) + " " + h.body;
+        return h.status == 503 && h.body.find("data connection: server: maximum connections exceeded") !=
+                                      std::string::npos;
+      },
+      "ams /healthz naming the refused data connection");
+  CHECK(read_file(s.follower().daemon.log_path()).find("NATS data connection failed") != std::string::npos);
+  // The operator raises the limit; the daemon's retry (at most 5 s apart)
+  // gets in and replication starts.
+  s.follower().nats.append_config("max_connections: 10");
+  s.follower().nats.reload();
+  publish_events(s.leader().js(), 0, 100, 1);
+  await_replica(s.mesh, 100, 30s);
+  check_for(
+      10s, [&] { return s.follower().daemon.http_get("/healthz").status == 200; }, "ams /healthz 200 again");
+  verify_mirror(s.mesh);
+}

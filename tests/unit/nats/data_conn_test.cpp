@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -277,6 +278,47 @@ TEST_CASE("user/password and token authentication; refusals carry the server's r
   }
 }
 
+TEST_CASE("a permissions violation keeps the connection; a refused subscription hears of it", "[nats][data_conn]") {
+  harness::TempDir tmp("isthmus-dc");
+  Server srv(tmp, "perms",
+             "authorization { users = [ { user: u, password: p, permissions: { subscribe: { deny: [\"secret.>\"] }, "
+             "publish: { deny: [\"forbidden.>\"] } } } ] }\n");
+  Client c;
+  c.open(url(srv.port(), "u:p@"));
+  c.up_or_fail();
+  REQUIRE(c.is_up);
+  std::string refused;
+  bool other_refused = false;
+  auto denied = DataSub::create(
+      c.conn, "secret.x", [](const wire::ServerOp&) {}, [&refused](const std::string& e) { refused = e; });
+  bool got = false;
+  auto allowed = DataSub::create(
+      c.conn, "open.x", [&got](const wire::ServerOp& m) { got = m.payload == "after"; },
+      [&other_refused](const std::string&) { other_refused = true; });
+  REQUIRE(denied);
+  REQUIRE(allowed);
+  REQUIRE(c.conn->publish("forbidden.y", "", "nope"));
+  c.conn->flush();
+  c.run_until([&] { return !refused.empty(); }, "the refused subscription's error");
+  CHECK(refused.find("Permissions Violation for Subscription to \"secret.x\"") != std::string::npos);
+  // Still up: the other subscription works, and only the denied one heard.
+  Client d;
+  d.open(url(srv.port(), "u:p@"));
+  d.up_or_fail();
+  c.run_until(
+      [&] {
+        (void)d.conn->publish("open.x", "", "after");
+        d.conn->flush();
+        uv_run(&d.loop, UV_RUN_NOWAIT);
+        return got;
+      },
+      "a message after the violations");
+  CHECK(c.conn->up());
+  CHECK_FALSE(c.is_down);
+  CHECK_FALSE(other_refused);
+  CHECK(c.conn->permission_errors() >= 2);  // the subscription and the publish
+}
+
 TEST_CASE("TLS: the server's certificate is checked against the trust store and the host name",
           "[nats][data_conn]") {
   harness::TempDir tmp("isthmus-dc");
@@ -285,8 +327,20 @@ TEST_CASE("TLS: the server's certificate is checked against the trust store and 
   auto files = ca.issue({"localhost", {"localhost"}}, tmp.file("localhost.crt"), tmp.file("localhost.key"));
   Server srv(tmp, "tls",
              "tls { cert_file: \"" + files.cert + "\"\n key_file: \"" + files.key + "\" }\n");
-  const char* old = std::getenv("SSL_CERT_FILE");
-  std::string saved = old != nullptr ? old : "";
+  // SSL_CERT_FILE is restored when the case ends, also when it fails.
+  struct EnvGuard {
+    std::optional<std::string> saved;
+    EnvGuard() {
+      if (const char* v = std::getenv("SSL_CERT_FILE")) saved = v;
+    }
+    ~EnvGuard() {
+      if (saved) {
+        ::setenv("SSL_CERT_FILE", saved->c_str(), 1);
+      } else {
+        ::unsetenv("SSL_CERT_FILE");
+      }
+    }
+  } env_guard;
 
   SECTION("trusted, by name, with a nats:// URL (the server requires TLS) or tls://") {
     ::setenv("SSL_CERT_FILE", ca.ca_path().c_str(), 1);
@@ -329,11 +383,6 @@ TEST_CASE("TLS: the server's certificate is checked against the trust store and 
     c.up_or_fail();
     CHECK_FALSE(c.is_up);
     CHECK(c.reason.find("certificate") != std::string::npos);
-  }
-  if (old != nullptr) {
-    ::setenv("SSL_CERT_FILE", saved.c_str(), 1);
-  } else {
-    ::unsetenv("SSL_CERT_FILE");
   }
 }
 
