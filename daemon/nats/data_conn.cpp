@@ -256,7 +256,7 @@ void DataConn::handle_bytes(std::span<const uint8_t> net) {
   if (tls_) {
     std::string app, back;
     st = tls_->read(net, app, back);
-    if (!back.empty()) write_net(std::move(back));
+    if (!back.empty()) write_net(back);
     if (st && tls_->done() && !connect_sent_) st = send_connect();
     if (st && !app.empty()) {
       st = reader_.feed(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(app.data()), app.size()),
@@ -354,7 +354,7 @@ Status DataConn::on_info(std::string_view json) {
     std::string hello;
     Status st = tls_->start(hello);
     if (!st) return st;
-    write_net(std::move(hello));
+    write_net(hello);
     return Status::ok();  // CONNECT once the handshake is done
   }
   return send_connect();
@@ -399,7 +399,7 @@ Status DataConn::send_connect() {
   wire::append_connect(b, c.dump());
   wire::append_ping(b);
   ++pings_out_;
-  write_app(std::move(b));
+  write_app(b);
   return Status::ok();
 }
 
@@ -470,48 +470,48 @@ void DataConn::flush() {
   if (out_.empty() || state_ == State::kClosed || tcp_ == nullptr) return;
   if (state_ != State::kUp && state_ != State::kHandshake) return;
   if (tls_ && !tls_->done()) return;  // CONNECT first, once the handshake is done
-  std::string b;
-  b.swap(out_);
-  write_app(std::move(b));
+  write_app(out_);
+  out_.clear();  // keeps its capacity for the next iteration's writes
 }
 
-void DataConn::write_app(std::string&& bytes) {
+void DataConn::write_app(std::string_view bytes) {
   if (tls_) {
-    std::string net;
+    tls_out_.clear();
     Status st = tls_->write(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
-                            net);
+                            tls_out_);
     if (!st) {
       fail(st.message());
       return;
     }
-    write_net(std::move(net));
+    write_net(tls_out_);
     return;
   }
-  write_net(std::move(bytes));
+  write_net(bytes);
 }
 
-void DataConn::write_net(std::string&& bytes) {
+void DataConn::write_net(std::string_view bytes) {
   if (bytes.empty() || tcp_ == nullptr || state_ == State::kClosed) return;
+  auto* stream = reinterpret_cast<uv_stream_t*>(tcp_);
+  // Most writes fit the socket at once: written from the caller's buffer,
+  // nothing copied or kept. Only what the socket does not take is copied
+  // into a request (libuv refuses a direct write while one is queued).
+  if (queued_in_uv_ == 0) {
+    uv_buf_t b = uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size()));
+    int n = uv_try_write(stream, &b, 1);
+    if (n == static_cast<int>(bytes.size())) return;
+    if (n > 0) {
+      bytes.remove_prefix(static_cast<size_t>(n));
+    } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+      fail(std::string("write: ") + uv_strerror(n));
+      return;
+    }
+  }
   auto* w = new WriteReq;
-  w->buf = std::move(bytes);
+  w->buf.assign(bytes);
   w->req.data = w;
   uv_buf_t b = uv_buf_init(w->buf.data(), static_cast<unsigned>(w->buf.size()));
-  // Most writes fit the socket at once: try that first (no request kept).
-  int n = uv_try_write(reinterpret_cast<uv_stream_t*>(tcp_), &b, 1);
-  if (n == static_cast<int>(w->buf.size())) {
-    delete w;
-    return;
-  }
-  if (n > 0) {
-    w->buf.erase(0, static_cast<size_t>(n));
-    b = uv_buf_init(w->buf.data(), static_cast<unsigned>(w->buf.size()));
-  } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
-    delete w;
-    fail(std::string("write: ") + uv_strerror(n));
-    return;
-  }
   queued_in_uv_ += w->buf.size();
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &b, 1, &DataConn::on_write);
+  int rc = uv_write(&w->req, stream, &b, 1, &DataConn::on_write);
   if (rc != 0) {
     queued_in_uv_ -= w->buf.size();
     delete w;

@@ -143,8 +143,8 @@ class DataConn {
   Status handle_op(const wire::ServerOp& op);
   Status on_info(std::string_view json);
   Status send_connect();
-  void write_net(std::string&& bytes);
-  void write_app(std::string&& bytes);
+  void write_net(std::string_view bytes);  // copies only what the socket does not take at once
+  void write_app(std::string_view bytes);
   void fail(const std::string& reason);
   void ping_tick();
 
@@ -161,6 +161,7 @@ class DataConn {
   wire::Reader reader_;
   std::string read_buf_;
   std::string out_;
+  std::string tls_out_;  // write_app's scratch for TLS records
   size_t queued_in_uv_ = 0;
   size_t max_payload_ = 1024 * 1024;
   std::string nonce_;

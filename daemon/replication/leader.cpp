@@ -402,9 +402,9 @@ void Leader::create_consumer(Sender& s) {
             ctx_.data, sp->inbox + ".*", [this, id](const nats::wire::ServerOp& m) { on_msg(id, m); },
             [this, id](const std::string& e) {
               // Pulls will go unanswered; the stall check recreates the reader.
-              if (Sender* s = find_sender(id)) {
-                views_[s->peer].detail = "the server refused the reader's inbox: " + e;
-                spdlog::warn("stream {}: follower {}: {}", cfg_.name, s->peer, views_[s->peer].detail);
+              if (Sender* snd = find_sender(id)) {
+                views_[snd->peer].detail = "the server refused the reader's inbox: " + e;
+                spdlog::warn("stream {}: follower {}: {}", cfg_.name, snd->peer, views_[snd->peer].detail);
               }
             });
         if (!sub) {
