@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <sstream>
 
+#include "nats/permission_violation.h"
 #include "tls/client_session.h"
 
 namespace isthmus::nats {
@@ -303,12 +304,12 @@ Status DataConn::handle_op(const wire::ServerOp& op) {
     case wire::ServerOp::Kind::kErr:
       // A permissions violation concerns one subject (a replica's, a
       // consumer's); the server keeps the connection, and so do we: the
-      // stream it concerns stalls and says so (a missing acknowledgement, a
-      // pull that is not answered), the others go on. Every other -ERR
-      // precedes the server's close.
+      // owner of the subscription or of the refused publish hears of it
+      // and stops what it concerns (its stream), the others go on. Every
+      // other -ERR precedes the server's close.
       if (op.text.find("Permissions Violation") != std::string_view::npos) {
         ++permission_errors_;
-        refused_subscription(op.text);
+        permission_violation(op.text);
         // At most one line per 10 s: a refused pull would repeat every few ms.
         const int64_t now = loop::mono_ns();
         if (last_permission_log_ns_ == 0 || now - last_permission_log_ns_ >= 10'000'000'000) {
@@ -403,23 +404,48 @@ Status DataConn::send_connect() {
   return Status::ok();
 }
 
-// "Permissions Violation for Subscription to \"<subject>\"...": the
-// subscriptions on that subject hear of it (a refused publish shows as a
-// missing acknowledgement instead).
-void DataConn::refused_subscription(std::string_view text) {
-  constexpr std::string_view kPrefix = "Permissions Violation for Subscription to \"";
-  size_t at = text.find(kPrefix);
-  if (at == std::string_view::npos) return;
-  std::string_view rest = text.substr(at + kPrefix.size());
-  size_t end = rest.find('"');
-  if (end == std::string_view::npos) return;
-  std::string_view subject = rest.substr(0, end);
-  std::vector<RefusedHandler> to_call;
-  for (const auto& [sid, sub] : subs_) {
-    if (sub.subject == subject && sub.on_refused) to_call.push_back(sub.on_refused);
+// The subscriptions on a refused subject, or the watches of a refused
+// publish's subject, hear of it. Handlers are copied first: one may
+// unsubscribe, unwatch or close.
+void DataConn::permission_violation(std::string_view text) {
+  auto v = parse_permission_violation(text);
+  if (!v) return;  // logged by the caller, with the text as it came
+  const std::string error(text);
+  switch (v->kind) {
+    case PermissionViolation::Kind::kSubscription: {
+      std::vector<RefusedHandler> to_call;
+      for (const auto& [sid, sub] : subs_) {
+        if (sub.subject == v->subject && sub.on_refused) to_call.push_back(sub.on_refused);
+      }
+      for (auto& f : to_call) f(error);
+      return;
+    }
+    case PermissionViolation::Kind::kPublish: {
+      std::vector<PublishRefusedHandler> to_call;
+      for (const auto& [id, w] : publish_watches_) {
+        for (const auto& p : w.patterns) {
+          if (wire::subject_matches(p, v->subject)) {
+            to_call.push_back(w.handler);
+            break;
+          }
+        }
+      }
+      if (!to_call.empty()) ++refused_publishes_claimed_;
+      for (auto& f : to_call) f(v->subject, error);
+      return;
+    }
+    case PermissionViolation::Kind::kReply:
+      return;  // a reserved reply subject: none of ours is (inboxes)
   }
-  for (auto& f : to_call) f(std::string(text));  // a handler may unsubscribe
 }
+
+uint64_t DataConn::watch_refused_publishes(std::vector<std::string> patterns, PublishRefusedHandler handler) {
+  uint64_t id = next_watch_id_++;
+  if (state_ != State::kClosed) publish_watches_[id] = PublishWatch{std::move(patterns), std::move(handler)};
+  return id;
+}
+
+void DataConn::unwatch_refused_publishes(uint64_t id) { publish_watches_.erase(id); }
 
 Result<uint64_t> DataConn::subscribe(std::string_view subject, Handler handler, RefusedHandler on_refused) {
   if (!up()) return Status(Code::kUnavailable, "NATS data connection not up");
@@ -555,6 +581,7 @@ void DataConn::close() {
     gai_ = nullptr;
   }
   subs_.clear();
+  publish_watches_.clear();
   if (tcp_ != nullptr) {
     tcp_->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
@@ -568,6 +595,18 @@ Result<std::unique_ptr<DataSub>> DataSub::create(const std::shared_ptr<DataConn>
   auto sid = conn->subscribe(subject, std::move(handler), std::move(on_refused));
   if (!sid) return sid.status();
   return std::unique_ptr<DataSub>(new DataSub(conn, *sid));
+}
+
+Result<std::unique_ptr<RefusedPublishWatch>> RefusedPublishWatch::create(const std::shared_ptr<DataConn>& conn,
+                                                                          std::vector<std::string> patterns,
+                                                                          DataConn::PublishRefusedHandler handler) {
+  if (!conn) return Status(Code::kUnavailable, "NATS data connection not up");
+  uint64_t id = conn->watch_refused_publishes(std::move(patterns), std::move(handler));
+  return std::unique_ptr<RefusedPublishWatch>(new RefusedPublishWatch(conn, id));
+}
+
+RefusedPublishWatch::~RefusedPublishWatch() {
+  if (auto c = conn_.lock()) c->unwatch_refused_publishes(id_);
 }
 
 DataSub::~DataSub() {

@@ -23,6 +23,14 @@
 // Liveness: a PING every kPingInterval; two unanswered close the
 // connection. No reconnect here: the owner opens a new DataConn.
 //
+// Permissions: nats-server answers a subscription or a publish the user
+// may not make with -ERR 'Permissions Violation ...' and keeps the
+// connection; so does DataConn. The subject is read from the text
+// (nats/permission_violation.h): a refused subscription is told to its
+// RefusedHandler, a refused publish to the watches whose patterns its
+// subject falls under (watch_refused_publishes). Each violation is also
+// logged, at most one line per 10 s.
+//
 // Thread: loop thread only. Lifetime: close() may run at any time, also
 // inside a callback; after it no callback runs. The object itself must not
 // be destroyed inside one of its callbacks (on_data_down included): the
@@ -87,6 +95,11 @@ class DataConn {
   // The server refused a subscription (its -ERR text: a permissions
   // violation). The connection stays up; the subscription is dead.
   using RefusedHandler = std::function<void(const std::string& error)>;
+  // The server refused a publish to `subject` (the subject as published;
+  // error: its -ERR text, a permissions violation). The connection stays
+  // up; the message was dropped, and so is every later one to a subject the
+  // user may not publish to.
+  using PublishRefusedHandler = std::function<void(const std::string& subject, const std::string& error)>;
 
   static constexpr int64_t kPingIntervalMs = 10'000;
   // The largest message accepted from the server: nats-server's ceiling for
@@ -110,6 +123,15 @@ class DataConn {
   Result<uint64_t> subscribe(std::string_view subject, Handler handler, RefusedHandler on_refused = {});
   void unsubscribe(uint64_t sid);
 
+  // Who hears of a refused publish: every watch one of whose patterns the
+  // refused subject falls under (wire::subject_matches), each once. The
+  // server's text is parsed (nats/permission_violation.h); a violation
+  // no watch claims is only logged. Nothing goes to the server: a watch may
+  // be added at any time, and lasts until unwatched or close(). An id for
+  // unwatch_refused_publishes().
+  uint64_t watch_refused_publishes(std::vector<std::string> patterns, PublishRefusedHandler handler);
+  void unwatch_refused_publishes(uint64_t id);
+
   // Appends a publish to the output buffer; it reaches the socket at the
   // next flush(). kInvalid for a subject, reply or header the protocol
   // cannot carry (whitespace in a subject, CR/LF in a header...), which
@@ -128,13 +150,15 @@ class DataConn {
   uint64_t msgs_in() const { return msgs_in_; }
   // -ERR 'Permissions Violation ...' answers (logged; the connection stays).
   uint64_t permission_errors() const { return permission_errors_; }
+  // Of those, refused publishes that a watch claimed.
+  uint64_t refused_publishes_claimed() const { return refused_publishes_claimed_; }
   uint64_t msgs_out() const { return msgs_out_; }
 
  private:
   enum class State { kIdle, kConnecting, kHandshake, kUp, kClosed };
   static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
   void connect_next(const std::string& last_error);
-  void refused_subscription(std::string_view text);
+  void permission_violation(std::string_view text);
   static void on_connect(uv_connect_t* req, int status);
   static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
@@ -174,11 +198,35 @@ class DataConn {
   };
   std::map<uint64_t, Sub> subs_;
   uint64_t next_sid_ = 1;
+  struct PublishWatch {
+    std::vector<std::string> patterns;
+    PublishRefusedHandler handler;
+  };
+  std::map<uint64_t, PublishWatch> publish_watches_;
+  uint64_t next_watch_id_ = 1;
+  uint64_t refused_publishes_claimed_ = 0;
   int pings_out_ = 0;
   std::unique_ptr<loop::Timer> timer_;  // connect deadline, then pings
   uint64_t msgs_in_ = 0, msgs_out_ = 0;
   uint64_t permission_errors_ = 0;
   int64_t last_permission_log_ns_ = 0;
+};
+
+// A watch for refused publishes on a DataConn (watch_refused_publishes),
+// removed when destroyed (if the connection still exists). Loop thread only.
+class RefusedPublishWatch {
+ public:
+  static Result<std::unique_ptr<RefusedPublishWatch>> create(const std::shared_ptr<DataConn>& conn,
+                                                             std::vector<std::string> patterns,
+                                                             DataConn::PublishRefusedHandler handler);
+  ~RefusedPublishWatch();
+  RefusedPublishWatch(const RefusedPublishWatch&) = delete;
+  RefusedPublishWatch& operator=(const RefusedPublishWatch&) = delete;
+
+ private:
+  RefusedPublishWatch(std::weak_ptr<DataConn> conn, uint64_t id) : conn_(std::move(conn)), id_(id) {}
+  std::weak_ptr<DataConn> conn_;
+  uint64_t id_;
 };
 
 // A subscription on a DataConn, removed when destroyed (if the connection

@@ -1,5 +1,6 @@
 // DataConn (daemon/nats/data_conn.h) against real nats-servers on 127.0.0.1:
 // messages with headers both ways, echo off, user/password and token auth,
+// permissions violations told to the subscription or publish they concern,
 // TLS checked against a trust store, refusals with the server's reason, a
 // server that dies, and a fake server that sends garbage or announces an
 // oversized message.
@@ -317,6 +318,74 @@ TEST_CASE("a permissions violation keeps the connection; a refused subscription 
   CHECK_FALSE(c.is_down);
   CHECK_FALSE(other_refused);
   CHECK(c.conn->permission_errors() >= 2);  // the subscription and the publish
+}
+
+TEST_CASE("a refused publish reaches the watches of its subject, once each; the connection stays",
+          "[nats][data_conn]") {
+  harness::TempDir tmp("isthmus-dc");
+  Server srv(tmp, "pubperms",
+             "authorization { users = [ { user: u, password: p, permissions: { publish: { deny: [\"forbidden.>\"] "
+             "} } } ] }\n");
+  Client c;
+  c.open(url(srv.port(), "u:p@"));
+  c.up_or_fail();
+  REQUIRE(c.is_up);
+  struct Heard {
+    std::vector<std::string> subjects, errors;
+  };
+  Heard star, both, other;
+  auto hear = [](Heard& h) {
+    return [&h](const std::string& subject, const std::string& error) {
+      h.subjects.push_back(subject);
+      h.errors.push_back(error);
+    };
+  };
+  // One pattern matches; two patterns both match (told once); none match.
+  auto w_star = isthmus::nats::RefusedPublishWatch::create(c.conn, {"forbidden.*"}, hear(star));
+  auto w_both = isthmus::nats::RefusedPublishWatch::create(c.conn, {"forbidden.a", "forbidden.>"}, hear(both));
+  auto w_other = isthmus::nats::RefusedPublishWatch::create(c.conn, {"open.>", "forbidden"}, hear(other));
+  REQUIRE(w_star);
+  REQUIRE(w_both);
+  REQUIRE(w_other);
+
+  REQUIRE(c.conn->publish("forbidden.a", "", "nope"));
+  // A subject the server quotes with escapes (%q) comes back as published.
+  REQUIRE(c.conn->publish("forbidden.\"q\"\\x", "_INBOX.r", "nope"));
+  c.conn->flush();
+  c.run_until([&] { return both.subjects.size() >= 2; }, "two refused publishes");
+  CHECK(both.subjects == std::vector<std::string>{"forbidden.a", "forbidden.\"q\"\\x"});
+  CHECK(star.subjects == both.subjects);
+  CHECK(both.errors.at(0) == "Permissions Violation for Publish to \"forbidden.a\"");
+
+  // An unwatched owner hears no more; a deeper subject only '>' matches.
+  w_star->reset();
+  REQUIRE(c.conn->publish("forbidden.b.c", "", "nope"));
+  c.conn->flush();
+  c.run_until([&] { return both.subjects.size() >= 3; }, "the third refused publish");
+  CHECK(both.subjects.back() == "forbidden.b.c");
+  CHECK(star.subjects.size() == 2);
+  CHECK(other.subjects.empty());
+  CHECK(c.conn->refused_publishes_claimed() == 3);
+
+  // The connection still carries what the user may publish.
+  Client d;
+  d.open(url(srv.port(), "u:p@"));
+  d.up_or_fail();
+  bool got = false;
+  auto sub = DataSub::create(d.conn, "open.x", [&got](const wire::ServerOp& m) { got = m.payload == "after"; });
+  REQUIRE(sub);
+  d.conn->flush();
+  d.run_until(
+      [&] {
+        (void)c.conn->publish("open.x", "", "after");
+        c.conn->flush();
+        uv_run(&c.loop, UV_RUN_NOWAIT);
+        return got;
+      },
+      "a message after the refusals");
+  CHECK(c.conn->up());
+  CHECK_FALSE(c.is_down);
+  CHECK(c.conn->permission_errors() == 3);
 }
 
 TEST_CASE("TLS: the server's certificate is checked against the trust store and the host name",
