@@ -230,6 +230,7 @@ void Follower::on_nats_down() {
   ack_sub_.reset();
   ack_sub_nats_gen_ = 0;
   watch_subs_.clear();
+  write_watch_.reset();
   watched_subjects_.clear();
   watch_nats_gen_ = 0;
   reset("local NATS connection lost");
@@ -286,6 +287,7 @@ void Follower::diverge(const std::string& why, uint64_t from_seq, bool marked) {
   // The watch has done its job; keep_foreign() finds what else arrives (and
   // a flood of foreign writes does not pile up in this daemon).
   watch_subs_.clear();
+  write_watch_.reset();
   watched_subjects_.clear();
   foreign_from_ = from_seq;
   foreign_scanned_to_ = 0;
@@ -738,11 +740,23 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
 
 // One subscription per replica subject, on the data connection that also
 // writes the replica. It is no_echo, so only other clients' publishes
-// arrive: any of them is a foreign write.
+// arrive: any of them is a foreign write. With them, a watch for writes the
+// server refuses on those subjects (permissions).
 bool Follower::watch_foreign() {
   if (watch_nats_gen_ == ctx_.nats_gen && watched_subjects_ == replica_subjects_) return true;
   watch_subs_.clear();
+  write_watch_.reset();
   watched_subjects_.clear();
+  if (!replica_subjects_.empty()) {
+    auto w = nats::RefusedPublishWatch::create(
+        ctx_.data, replica_subjects_,
+        [this](const std::string& subject, const std::string& e) { on_write_refused(subject, e); });
+    if (!w) {
+      reset("cannot watch the replica's writes: " + w.status().message());
+      return false;
+    }
+    write_watch_ = std::move(*w);
+  }
   for (const auto& subject : replica_subjects_) {
     auto sub = nats::DataSub::create(
         ctx_.data, subject, [this](const nats::wire::ServerOp& m) { on_foreign_publish(m); },
@@ -753,6 +767,7 @@ bool Follower::watch_foreign() {
         });
     if (!sub) {
       watch_subs_.clear();
+      write_watch_.reset();
       reset("cannot watch the replica's subjects for foreign writes: " + sub.status().message());
       return false;
     }
@@ -761,6 +776,27 @@ bool Follower::watch_foreign() {
   watched_subjects_ = replica_subjects_;
   watch_nats_gen_ = ctx_.nats_gen;
   return true;
+}
+
+// The server refused a write into the replica: this daemon's NATS user may
+// not publish to its subject. No write to it can succeed (nor, through the
+// expected-last-sequence chain, any write pipelined behind it), and none
+// would be acknowledged: stop with an error that names the subject and what
+// to grant, retried every 2 s like any error (once the permission is granted
+// and the server reloaded, the retry goes through).
+void Follower::on_write_refused(const std::string& subject, const std::string& error) {
+  // After the first refusal the stream has stopped: the refusals of the
+  // writes pipelined behind it say nothing new.
+  if (phase_ != Phase::kReplicating) return;
+  ++apply_errors_;
+  std::string subjects;
+  for (const auto& s : replica_subjects_) subjects += (subjects.empty() ? "" : ", ") + s;
+  std::string what = error;
+  size_t to = what.find(" to \"");
+  if (to != std::string::npos) what.resize(to);  // the server's words without the subject again
+  fail("the daemon's NATS user may not publish to \"" + subject + "\" (" + what +
+       "), so the replica cannot be written: grant it publish permission on the replica's subjects (" + subjects +
+       ") and reload nats-server");
 }
 
 void Follower::on_foreign_publish(const nats::wire::ServerOp& msg) {

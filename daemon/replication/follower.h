@@ -15,7 +15,10 @@
 // sequence confirms every write before it. Foreign writes, which could take a
 // place in the chain, are seen at once on a watch subscription on the
 // replica's subjects (the connection has no_echo, so it never sees Isthmus's
-// own writes), and stop the stream as diverged. A refused checkpoint is
+// own writes), and stop the stream as diverged. A write the server refuses
+// outright (the daemon's user may not publish to its subject: -ERR, no
+// acknowledgement) stops the stream with an error naming the subject,
+// retried every 2 s. A refused checkpoint is
 // resolved against the replica's real last sequence: a stale check (after a
 // positioning purge nats-server 2.9 counts from the old position) is
 // compensated, a foreign write diverges the stream, anything else is retried
@@ -145,6 +148,7 @@ class Follower {
   void advance_applied();
   bool watch_foreign();
   void on_foreign_publish(const nats::wire::ServerOp& msg);
+  void on_write_refused(const std::string& subject, const std::string& error);
   void check_replica();
   void trim();             // purge below the leader's first sequence
   void apply_deletes();    // delete what the leader deleted
@@ -187,6 +191,8 @@ class Follower {
   std::vector<std::string> replica_subjects_;
   std::vector<std::string> watched_subjects_;
   std::vector<std::unique_ptr<nats::DataSub>> watch_subs_;
+  // Writes to those subjects that the server refuses (permissions).
+  std::unique_ptr<nats::RefusedPublishWatch> write_watch_;
   uint64_t watch_nats_gen_ = 0;
   uint64_t foreign_publishes_seen_ = 0;
 
