@@ -48,6 +48,9 @@ constexpr int64_t kFrameHoldNs = 2'000'000;
 // without expiry): the consumer is recreated, since the one open pull would
 // otherwise hold the reader.
 constexpr int64_t kPullLostNs = 2'000'000'000;
+// After a pull request the server refused (permissions), the next one waits
+// this long: the retry that finds the permission granted.
+constexpr int64_t kPullRefusedRetryNs = 2'000'000'000;
 // Bytes queued on a link above which we stop pulling for it.
 constexpr size_t kLinkHighWater = 4 * 1024 * 1024;
 // A durable (interest) reader's unacknowledged deliveries are redelivered
@@ -127,6 +130,7 @@ void Leader::on_nats_up() {
 void Leader::restart_consumer(Sender& s, const std::string& why) {
   if (!why.empty()) spdlog::warn("stream {}: reader for {}: {}; recreating", cfg_.name, s.peer, why);
   s.sub.reset();
+  s.pull_watch.reset();
   s.consumer.clear();
   s.pulls.clear();
   s.outstanding = 0;
@@ -138,6 +142,7 @@ void Leader::restart_consumer(Sender& s, const std::string& why) {
 void Leader::on_nats_down() {
   for (auto& [peer, s] : senders_) {
     s->sub.reset();
+    s->pull_watch.reset();
     s->consumer.clear();
     s->creating = false;
     s->pulls.clear();
@@ -413,6 +418,11 @@ void Leader::create_consumer(Sender& s) {
           return;
         }
         sp->sub = std::move(*sub);
+        // A pull the server refuses is never answered: hear of it instead.
+        auto watch = nats::RefusedPublishWatch::create(
+            ctx_.data, {"$JS.API.CONSUMER.MSG.NEXT." + cfg_.name + "." + sp->consumer},
+            [this, id](const std::string& subject, const std::string& e) { on_pull_refused(id, subject, e); });
+        if (watch) sp->pull_watch = std::move(*watch);
         sp->last_activity_mono_ns = loop::mono_ns();
         pull(*sp);
       });
@@ -438,6 +448,7 @@ void Leader::drop_sender(const std::string& peer) {
   uint64_t& inflight = ctx_.peer_inflight_bytes[peer];
   inflight -= std::min(inflight, s->accounted);
   s->sub.reset();
+  s->pull_watch.reset();
   // A durable reader stays: it keeps the stream's interest in what the
   // follower has not stored while the follower is away.
   if (!s->consumer.empty() && !s->durable && ctx_.conn) {
@@ -458,6 +469,7 @@ Leader::Sender* Leader::find_sender(uint64_t id) {
 
 void Leader::pull(Sender& s) {
   if (draining_ || s.consumer.empty() || !s.sub || !ctx_.data) return;
+  if (!s.pull_refused.empty() && loop::mono_ns() - s.pull_refused_mono_ns < kPullRefusedRetryNs) return;
   if (!ctx_.links->is_up(s.peer) || ctx_.links->pending_bytes(s.peer) > kLinkHighWater) return;
   const auto& lc = ctx_.cfg->link;
   account(s);
@@ -567,9 +579,37 @@ void Leader::account(Sender& s) {
   s.accounted = now;
 }
 
+// The server refused a pull request: this daemon's NATS user may not
+// publish to the consumer's MSG.NEXT subject. The pull is not answered, and
+// none will be: the follower gets nothing. Say so (/healthz, /v1/lag, the
+// log) and retry every kPullRefusedRetryNs; the first answer clears it.
+void Leader::on_pull_refused(uint64_t sender_id, const std::string& subject, const std::string& error) {
+  Sender* s = find_sender(sender_id);
+  if (s == nullptr) return;
+  const bool first = s->pull_refused.empty();
+  std::string what = error;
+  size_t to = what.find(" to \"");
+  if (to != std::string::npos) what.resize(to);  // the server's words without the subject again
+  s->pull_refused = "the daemon's NATS user may not publish to \"" + subject + "\" (" + what +
+                    "), so the stream cannot be read for " + s->peer +
+                    ": grant it publish permission on $JS.API.CONSUMER.MSG.NEXT.> and reload nats-server";
+  s->pull_refused_mono_ns = loop::mono_ns();
+  // Nothing is open any more: the next pull, after the pause, is the retry.
+  s->pulls.clear();
+  s->outstanding = 0;
+  s->mode = ReadMode::kBacklog;
+  account(*s);
+  if (first) spdlog::warn("stream {}: follower {}: {}; retried every 2 s", cfg_.name, s->peer, s->pull_refused);
+}
+
 void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
   Sender* s = find_sender(sender_id);
   if (s == nullptr) return;
+  if (!s->pull_refused.empty()) {
+    // A pull was answered: the permission is there (again).
+    spdlog::info("stream {}: follower {}: pull requests are accepted again", cfg_.name, s->peer);
+    s->pull_refused.clear();
+  }
   // Pulled messages arrive with their original subject (the subscription is
   // matched by sid); status messages arrive on <inbox>.<pull id>.
   s->last_activity_mono_ns = loop::mono_ns();
@@ -1124,6 +1164,12 @@ nlohmann::json Leader::lag_json() const {
     f["region"] = peer;
     f["state"] = v.state;
     if (!v.detail.empty()) f["detail"] = v.detail;
+    auto sit = senders_.find(peer);
+    if (sit != senders_.end() && !sit->second->pull_refused.empty()) {
+      // Its reader cannot pull: shown as an error until a pull is answered.
+      f["state"] = "error";
+      f["detail"] = sit->second->pull_refused;
+    }
     f["leader_last_seq"] = std::max(last_seq_, v.acked_seq);
     f["applied_seq"] = v.acked_seq;
     f["seq_lag"] = last_seq_ > v.acked_seq ? last_seq_ - v.acked_seq : 0;
@@ -1181,9 +1227,13 @@ nlohmann::json Leader::lag_json() const {
   return s;
 }
 
-std::string Leader::problem() const {
-  if (!error_.empty()) return "stream " + cfg_.name + ": " + error_;
-  return "";
+std::vector<std::string> Leader::problems() const {
+  std::vector<std::string> out;
+  if (!error_.empty()) out.push_back("stream " + cfg_.name + ": " + error_);
+  for (const auto& [peer, s] : senders_) {
+    if (!s->pull_refused.empty()) out.push_back("stream " + cfg_.name + ": follower " + peer + ": " + s->pull_refused);
+  }
+  return out;
 }
 
 }  // namespace isthmus::replication

@@ -30,6 +30,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "link/frame.h"
 #include "loop/timer.h"
@@ -67,7 +68,9 @@ class Leader {
   void on_msg_deleted(uint64_t seq);
 
   nlohmann::json lag_json() const;
-  std::string problem() const;
+  // What /healthz reports for this stream: the local stream cannot be read,
+  // a follower's pull requests are refused. Empty when healthy.
+  std::vector<std::string> problems() const;
 
  private:
   struct Pull {
@@ -93,6 +96,13 @@ class Leader {
     bool creating = false;
     std::string inbox;
     std::unique_ptr<nats::DataSub> sub;   // on the data connection (nats/data_conn.h)
+    // Pull requests the server refuses (the daemon's user may not publish
+    // to the consumer's MSG.NEXT subject): why, and when last refused; no
+    // pull for kPullRefusedRetryNs after a refusal, and the first answer
+    // after one clears it.
+    std::unique_ptr<nats::RefusedPublishWatch> pull_watch;
+    std::string pull_refused;
+    int64_t pull_refused_mono_ns = 0;
     uint64_t last_dseq = 0;   // consumer sequence of the last delivery; 0: none yet from this consumer
     std::map<uint64_t, Pull> pulls;  // by request id
     uint64_t next_pull_id = 1;
@@ -165,6 +175,7 @@ class Leader {
   void pull_completed(Sender& s, const Pull& p, bool in_full);
   void arm_pull_timer(int64_t at_mono_ns);
   void on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg);
+  void on_pull_refused(uint64_t sender_id, const std::string& subject, const std::string& error);
   uint64_t malformed_headers_ = 0;  // messages whose header block was partly unreadable
   void send_batch(Sender& s);
   Sender* find_sender(uint64_t id);

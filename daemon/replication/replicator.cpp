@@ -379,8 +379,7 @@ Status Replicator::request_rebuild(const std::string& stream) {
 std::vector<std::string> Replicator::problems() const {
   std::vector<std::string> out;
   for (const auto& [n, l] : leaders_) {
-    auto p = l->problem();
-    if (!p.empty()) out.push_back(p);
+    for (auto& p : l->problems()) out.push_back(std::move(p));
   }
   for (const auto& [n, f] : followers_) {
     auto p = f->problem();
