@@ -272,8 +272,14 @@ void verify_lag_api(Mesh& mesh, uint64_t last_seq) {
 }
 
 struct Setup {
+  // extra: streams iad also leads, beside kStream.
+  explicit Setup(std::vector<IsthmusdConfig::Stream> extra = {})
+      : mesh(tmp, {kLeader, kFollower}, [&extra] {
+          extra.insert(extra.begin(), IsthmusdConfig::Stream{kStream, kLeader});
+          return extra;
+        }()) {}
   TempDir tmp{"isthmus-mirror"};
-  Mesh mesh{tmp, {kLeader, kFollower}, {{kStream, kLeader}}};
+  Mesh mesh;
   Region& leader() { return mesh[kLeader]; }
   Region& follower() { return mesh[kFollower]; }
   void create_leader_stream() { leader().js().create_stream(leader_stream_config()); }
@@ -1053,4 +1059,210 @@ TEST_CASE("l: a data connection the server refuses (connection limit) shows in /
   check_for(
       10s, [&] { return s.follower().daemon.http_get("/healthz").status == 200; }, "ams /healthz 200 again");
   verify_mirror(s.mesh);
+}
+
+namespace {
+
+// The reasons of a daemon's /healthz (503 or 200), joined by " | ".
+std::string health_reasons(Region& r, int& status) {
+  auto h = r.daemon.http_get("/healthz");
+  status = h.status;
+  json j = json::parse(h.body, nullptr, false);
+  std::string out;
+  if (j.is_discarded() || !j.is_object()) return h.body;
+  for (const auto& reason : j.value("reasons", json::array())) out += (out.empty() ? "" : " | ") + reason.get<std::string>();
+  return out;
+}
+
+// A leader stream on `subject_prefix`.* with `n` messages.
+void make_stream(JetStream& js, const std::string& name, const std::string& subject_prefix, size_t n) {
+  js.create_stream({{"name", name},
+                    {"subjects", {subject_prefix + ".*"}},
+                    {"retention", "limits"},
+                    {"storage", "file"},
+                    {"num_replicas", 1}});
+  std::vector<OutMsg> msgs;
+  for (size_t i = 0; i < n; ++i) {
+    OutMsg m;
+    m.subject = subject_prefix + "." + std::to_string(i % 3);
+    m.payload = name + " " + std::to_string(i);
+    msgs.push_back(std::move(m));
+  }
+  js.publish_bulk(msgs, 100);
+}
+
+// The replica of `stream` in ams matches iad's, `n` messages.
+void await_same(Setup& s, const std::string& stream, uint64_t n, std::chrono::milliseconds timeout) {
+  check_for(
+      timeout,
+      [&](std::string& state) {
+        s.follower().daemon.ensure_running();
+        auto i = s.follower().js().stream_info(stream);
+        state = i ? "replica last_seq " + std::to_string(i->last_seq) : std::string("no replica");
+        state += "; ams /v1/lag " + lag_state(s.follower());
+        return i && i->last_seq == n;
+      },
+      "replica " + stream + " in ams at last_seq " + std::to_string(n));
+  auto lm = s.leader().js().read_stream(stream);
+  auto fm = s.follower().js().read_stream(stream);
+  REQUIRE(lm.size() == n);
+  MirrorDiff d = compare_streams(lm, fm, kLeader);
+  INFO(d.summary());
+  CHECK(d.ok());
+  CHECK(d.compared == n);
+}
+
+}  // namespace
+
+TEST_CASE("m: a replica write or a pull the daemon's NATS user may not publish stops that stream with an error "
+          "naming the subject; the others replicate; granting it lets the stream catch up",
+          "[mirror]") {
+  const std::string kAlerts = "ALERTS_INCIDENTS";  // replicates throughout
+  const std::string kUsers = "COVENANT_USERS";     // iad's user may not pull it
+  Setup s({{kAlerts, kLeader}, {kUsers, kLeader}});
+  // Every client of each server, the daemon and this test alike, is the
+  // user `isthmus` (no_auth_user). In ams it may not publish to
+  // COVENANT_COUNTRIES' subjects (the replica's writes); in iad not to
+  // COVENANT_USERS' pull subjects.
+  auto perms = [](const std::string& deny) {
+    std::string p = "no_auth_user: isthmus\nauthorization { users = [ { user: isthmus, password: s3cret";
+    if (!deny.empty()) p += ", permissions: { publish: { deny: [\"" + deny + "\"] } }";
+    return p + " } ] }";
+  };
+  s.follower().nats.append_config(perms("covenant.countries.>"));
+  s.leader().nats.append_config(perms("$JS.API.CONSUMER.MSG.NEXT." + kUsers + ".>"));
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  publish_events(s.leader().js(), 0, 100, 1);
+  make_stream(s.leader().js(), kAlerts, "alerts.incidents", 50);
+  make_stream(s.leader().js(), kUsers, "covenant.users", 50);
+  const auto started = Clock::now();
+  s.mesh.start_daemons();
+
+  // ams: the write is refused at once, and the stream says which subject and
+  // what to grant: /v1/lag, /healthz (503) and the log.
+  check_for(
+      10s,
+      [&](std::string& state) {
+        auto st = s.follower().daemon.lag_stream(kStream);
+        state = st ? st->dump() : "no entry";
+        return st && st->value("state", "") == "error" &&
+               st->value("detail", "").find("may not publish to \"covenant.countries.created\"") !=
+                   std::string::npos;
+      },
+      "ams /v1/lag: " + kStream + " in error naming the refused subject");
+  auto detail = s.follower().daemon.lag_stream(kStream)->value("detail", "");
+  CHECK(detail.find("grant it publish permission on the replica's subjects (covenant.countries.created, "
+                    "covenant.countries.updated, covenant.countries.deleted)") != std::string::npos);
+  check_for(
+      5s,
+      [&](std::string& state) {
+        int status = 0;
+        state = health_reasons(s.follower(), status);
+        return status == 503 && state.find("stream " + kStream + ": the daemon's NATS user may not publish to "
+                                           "\"covenant.countries.created\"") != std::string::npos;
+      },
+      "ams /healthz 503 naming the refused subject");
+  CHECK(read_file(s.follower().daemon.log_path())
+            .find("stream " + kStream + ": the daemon's NATS user may not publish to") != std::string::npos);
+  // iad: the pull is refused; the follower's row says so, and /healthz.
+  auto pull_refused_shown = [&](std::string& state) {
+    auto st = s.leader().daemon.lag_stream(kUsers);
+    state = st ? st->dump() : "no entry";
+    if (!st) return false;
+    for (const auto& f : st->value("followers", json::array())) {
+      if (f.value("region", "") == kFollower && f.value("state", "") == "error" &&
+          f.value("detail", "").find("may not publish to \"$JS.API.CONSUMER.MSG.NEXT." + kUsers + ".") !=
+              std::string::npos)
+        return true;
+    }
+    return false;
+  };
+  check_for(10s, pull_refused_shown, "iad /v1/lag: " + kUsers + " -> ams in error naming the pull subject");
+  {
+    int status = 0;
+    std::string reasons = health_reasons(s.leader(), status);
+    INFO(reasons);
+    CHECK(status == 503);
+    CHECK(reasons.find("stream " + kUsers + ": follower ams: the daemon's NATS user may not publish to "
+                       "\"$JS.API.CONSUMER.MSG.NEXT." + kUsers + ".") != std::string::npos);
+  }
+  // The other stream replicates meanwhile; nothing was written to the refused ones.
+  await_same(s, kAlerts, 50, 10s);
+  CHECK(last_seq_or_zero(s.follower()) == 0);
+  auto users = s.follower().js().stream_info(kUsers);
+  CHECK((!users || users->last_seq == 0));
+  std::printf("[figures] m: errors shown %.1f s after the daemons started\n",
+              std::chrono::duration<double>(Clock::now() - started).count());
+
+  // Retried every 2 s while nothing changes: each is refused again (ams's
+  // daemon logs the error again, iad's server logs a second refused pull),
+  // and the errors stand.
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  check_for(
+      10s,
+      [&](std::string& state) {
+        size_t writes = count(read_file(s.follower().daemon.log_path()),
+                              "stream " + kStream + ": the daemon's NATS user may not publish to");
+        size_t pulls = count(read_file(s.leader().nats.log_path()),
+                             "Subject \"$JS.API.CONSUMER.MSG.NEXT." + kUsers + ".");
+        state = std::to_string(writes) + " write errors logged by ams, " + std::to_string(pulls) +
+                " refused pulls logged by iad's server";
+        return writes >= 2 && pulls >= 2;
+      },
+      "a retry of each, refused again");
+  {
+    std::string state;
+    bool shown = pull_refused_shown(state);
+    INFO(state);
+    CHECK(shown);
+    auto st = s.follower().daemon.lag_stream(kStream);
+    REQUIRE(st);
+    CHECK(st->value("state", "") == "error");
+  }
+  // A refusal that lasts over a minute lets the leader's ephemeral consumer
+  // expire (nothing pulls from it): deleting it now stands for that. The
+  // retry after the grant goes unanswered (nats-server 2.9 answers a pull
+  // for a missing consumer with nothing), and the reader is recreated.
+  {
+    std::string state;
+    REQUIRE(pull_refused_shown(state));
+    const std::string marker = "MSG.NEXT." + kUsers + ".";
+    size_t at = state.find(marker);
+    REQUIRE(at != std::string::npos);
+    at += marker.size();
+    size_t end = state.find_first_of("\\\"", at);  // the name ends at the (JSON-escaped) quote
+    REQUIRE(end != std::string::npos);
+    const std::string consumer = state.substr(at, end - at);
+    INFO(consumer);
+    s.leader().js().api("$JS.API.CONSUMER.DELETE." + kUsers + "." + consumer, json::object());
+  }
+
+  // The operator grants both and reloads the servers: the retries (every
+  // 2 s) go through and both streams catch up.
+  s.follower().nats.append_config(perms(""));
+  s.follower().nats.reload();
+  s.leader().nats.append_config(perms(""));
+  s.leader().nats.reload();
+  const auto granted = Clock::now();
+  await_replica(s.mesh, 100, 15s);
+  verify_mirror(s.mesh);
+  await_same(s, kUsers, 50, 15s);
+  std::printf("[figures] m: caught up %.1f s after the grant\n",
+              std::chrono::duration<double>(Clock::now() - granted).count());
+  std::fflush(stdout);
+  for (Region* r : {&s.follower(), &s.leader()}) {
+    check_for(
+        10s,
+        [&](std::string& state) {
+          int status = 0;
+          state = health_reasons(*r, status);
+          return status == 200;
+        },
+        r->name + " /healthz 200 again");
+  }
 }
