@@ -84,9 +84,10 @@ CertFiles TestCa::issue(const CertSpec& spec, const std::string& cert_path, cons
   add_ext(cert, ca_cert, NID_key_usage, "critical,digitalSignature");
   add_ext(cert, ca_cert, NID_ext_key_usage, "serverAuth,clientAuth");
   add_ext(cert, ca_cert, NID_authority_key_identifier, "keyid");
-  if (!spec.dns.empty()) {
+  if (!spec.dns.empty() || !spec.ips.empty()) {
     std::string san;
     for (const auto& d : spec.dns) san += (san.empty() ? "DNS:" : ",DNS:") + d;
+    for (const auto& ip : spec.ips) san += (san.empty() ? "IP:" : ",IP:") + ip;
     add_ext(cert, ca_cert, NID_subject_alt_name, san.c_str());
   }
   if (X509_sign(cert, ca_key, EVP_sha256()) == 0) throw std::runtime_error("cert sign failed");

@@ -1,7 +1,8 @@
-// Test PKI for TLS links, made with the OpenSSL C API (no openssl CLI): a
-// CA, and certificates signed by it with chosen DNS subject alternative
-// names and validity, written as PEM files. Used by the integration harness
-// (every generated daemon config has [link.tls]) and by the TLS unit tests.
+// Test PKI, made with the OpenSSL C API (no openssl CLI): a CA, and
+// certificates signed by it with chosen DNS and IP subject alternative names
+// and validity, written as PEM files. Used by the integration harness (every
+// generated daemon config has [link.tls]; nats-servers that require TLS), by
+// the TLS unit tests and the NATS client tests.
 #pragma once
 
 #include <string>
@@ -18,6 +19,7 @@ struct CertFiles {
 struct CertSpec {
   std::string common_name;
   std::vector<std::string> dns;    // DNS subject alternative names
+  std::vector<std::string> ips;    // IP address subject alternative names
   long not_before_s = -3600;       // relative to now (X509_gmtime_adj)
   long not_after_s = 30L * 86400;  // relative to now
 };

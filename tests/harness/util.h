@@ -1,5 +1,5 @@
 // Small shared pieces of the integration-test harness: errors, the failure
-// flag, TempDir, check_for, free_port.
+// flag, TempDir, check_for, free_port, ScopedEnv.
 //
 // Error convention for the whole harness: every failure is reported by
 // throwing std::runtime_error (or harness::Fatal, a subclass, for conditions
@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -85,6 +86,24 @@ std::string tail_file(const std::string& path, int lines);
 
 // Environment variable or a fallback.
 std::string env_or(const char* name, const std::string& fallback);
+
+// Sets (or, with nullopt, unsets) an environment variable of this process
+// and restores its previous value when destroyed, also when a test fails
+// (e.g. SSL_CERT_FILE for a test CA: OpenSSL reads it each time a TLS
+// context loads its default trust store). Not thread-safe (setenv): use it
+// while no other thread of the test reads the environment.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::string name, const std::optional<std::string>& value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+  void set(const std::optional<std::string>& value);
+
+ private:
+  std::string name_;
+  std::optional<std::string> saved_;
+};
 
 // Seconds since `start`, as a double.
 double seconds_since(Clock::time_point start);

@@ -6,26 +6,16 @@
 // oversized message.
 #include "nats/data_conn.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <nats/nats.h>
-#include <openssl/evp.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <catch2/catch.hpp>
-#include <cstdlib>
-#include <ctime>
-#include <fstream>
 #include <optional>
-#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "bare_nats_server.h"
 #include "certs.h"
-#include "http_client.h"
-#include "nats_server.h"
-#include "process.h"
+#include "fake_nats_server.h"
+#include "operator_auth.h"
 #include "util.h"
 
 using isthmus::Status;
@@ -35,31 +25,7 @@ namespace wire = isthmus::nats::wire;
 
 namespace {
 
-// A nats-server (no JetStream needed) with extra configuration lines.
-class Server {
- public:
-  Server(const harness::TempDir& tmp, const std::string& name, const std::string& extra)
-      : port_(harness::free_port()), monitor_(harness::free_port()) {
-    std::string dir = tmp.subdir(name);
-    std::string conf = dir + "/nats.conf";
-    harness::write_file(conf, "listen: \"127.0.0.1:" + std::to_string(port_) + "\"\nhttp: \"127.0.0.1:" +
-                                  std::to_string(monitor_) + "\"\nmax_payload: 65536\n" + extra);
-    proc_.spawn({harness::NatsServer::binary(), "-c", conf}, dir + "/nats.log");
-    harness::check_for(
-        std::chrono::seconds(20),
-        [this] {
-          if (!proc_.running()) throw harness::Fatal("nats-server exited: " + harness::tail_file(proc_.log_path(), 20));
-          return harness::http_get(monitor_, "/healthz", std::chrono::seconds(1)).status == 200;
-        },
-        "nats-server " + name + " ready");
-  }
-  uint16_t port() const { return port_; }
-  void kill() { proc_.kill(); }
-
- private:
-  uint16_t port_, monitor_;
-  harness::Process proc_;
-};
+using Server = harness::BareNatsServer;
 
 // A loop, a DataConn and what it reported.
 struct Client : DataConn::Listener {
@@ -102,43 +68,6 @@ struct Client : DataConn::Listener {
 
 struct Got {
   std::string subject, reply, headers, payload;
-};
-
-// A TCP listener that answers its first client with `script` and keeps the
-// socket open until destroyed.
-class FakeServer {
- public:
-  explicit FakeServer(std::string script) : script_(std::move(script)), port_(harness::free_port()) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port_);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0);
-    REQUIRE(::listen(fd_, 1) == 0);
-    th_ = std::thread([this] {
-      int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      client_ = c;
-      (void)::write(c, script_.data(), script_.size());
-    });
-  }
-  ~FakeServer() {
-    ::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    th_.join();
-    if (client_ >= 0) ::close(client_);
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  std::string script_;
-  uint16_t port_;
-  int fd_ = -1;
-  std::atomic<int> client_{-1};
-  std::thread th_;
 };
 
 std::string url(uint16_t port, const std::string& userinfo = "", const std::string& scheme = "nats") {
@@ -397,22 +326,10 @@ TEST_CASE("TLS: the server's certificate is checked against the trust store and 
   Server srv(tmp, "tls",
              "tls { cert_file: \"" + files.cert + "\"\n key_file: \"" + files.key + "\" }\n");
   // SSL_CERT_FILE is restored when the case ends, also when it fails.
-  struct EnvGuard {
-    std::optional<std::string> saved;
-    EnvGuard() {
-      if (const char* v = std::getenv("SSL_CERT_FILE")) saved = v;
-    }
-    ~EnvGuard() {
-      if (saved) {
-        ::setenv("SSL_CERT_FILE", saved->c_str(), 1);
-      } else {
-        ::unsetenv("SSL_CERT_FILE");
-      }
-    }
-  } env_guard;
+  harness::ScopedEnv cert_file("SSL_CERT_FILE", std::nullopt);
 
   SECTION("trusted, by name, with a nats:// URL (the server requires TLS) or tls://") {
-    ::setenv("SSL_CERT_FILE", ca.ca_path().c_str(), 1);
+    cert_file.set(ca.ca_path());
     for (const char* scheme : {"nats", "tls"}) {
       Client c;
       c.open(std::string(scheme) + "://localhost:" + std::to_string(srv.port()));
@@ -438,7 +355,7 @@ TEST_CASE("TLS: the server's certificate is checked against the trust store and 
     }
   }
   SECTION("an untrusted CA is refused") {
-    ::setenv("SSL_CERT_FILE", tmp.file("nothing.pem").c_str(), 1);
+    cert_file.set(tmp.file("nothing.pem"));
     Client c;
     c.open("tls://localhost:" + std::to_string(srv.port()));
     c.up_or_fail();
@@ -446,7 +363,7 @@ TEST_CASE("TLS: the server's certificate is checked against the trust store and 
     CHECK(c.reason.find("certificate") != std::string::npos);
   }
   SECTION("a certificate for another name is refused") {
-    ::setenv("SSL_CERT_FILE", ca.ca_path().c_str(), 1);
+    cert_file.set(ca.ca_path());
     Client c;
     c.open("tls://127.0.0.1:" + std::to_string(srv.port()));  // the certificate names localhost only
     c.up_or_fail();
@@ -487,7 +404,7 @@ TEST_CASE("a server that dies takes the connection down with a reason", "[nats][
 TEST_CASE("garbage or an oversized message from the server closes the connection", "[nats][data_conn]") {
   const std::string info = "INFO {\"server_id\":\"fake\",\"max_payload\":1024,\"headers\":true}\r\n";
   SECTION("garbage") {
-    FakeServer fake(info + "PONG\r\nBOGUS stuff\r\n");
+    harness::FakeNatsServer fake(info + "PONG\r\nBOGUS stuff\r\n");
     Client c;
     c.open(url(fake.port()));
     c.run_until([&] { return c.is_down; }, "down");
@@ -496,7 +413,7 @@ TEST_CASE("garbage or an oversized message from the server closes the connection
   SECTION("a message above nats-server's ceiling is refused from its control line") {
     // Above the server's max_payload (1024 here) is fine to receive (a
     // stream may hold older, larger messages); above 64 MB is not.
-    FakeServer fake(info + "PONG\r\nMSG a 1 2000\r\n" + std::string(2000, 'x') + "\r\nMSG a 1 70000000\r\n");
+    harness::FakeNatsServer fake(info + "PONG\r\nMSG a 1 2000\r\n" + std::string(2000, 'x') + "\r\nMSG a 1 70000000\r\n");
     Client c;
     c.open(url(fake.port()));
     c.run_until([&] { return c.is_down; }, "down");
@@ -505,7 +422,7 @@ TEST_CASE("garbage or an oversized message from the server closes the connection
     CHECK(c.reason.find("70000000 bytes") != std::string::npos);
   }
   SECTION("a server without headers is refused") {
-    FakeServer fake("INFO {\"server_id\":\"old\",\"headers\":false}\r\n");
+    harness::FakeNatsServer fake("INFO {\"server_id\":\"old\",\"headers\":false}\r\n");
     Client c;
     c.open(url(fake.port()));
     c.run_until([&] { return c.is_down; }, "down");
@@ -547,146 +464,12 @@ TEST_CASE("URLs and credentials files", "[nats][data_conn]") {
   CHECK(bad.status().message().find("no user JWT") != std::string::npos);
 }
 
-// --- Decentralized auth: an operator, an account and a user made here ---
-//
-// nkeys: a public key is base32(prefix | 32-byte ed25519 key | crc16 LE),
-// a seed base32(seed prefix | type | 32-byte seed | crc16 LE); JWTs are
-// base64url(header).base64url(claims).base64url(ed25519 signature by the
-// issuer's key). The server (operator mode, memory resolver) checks the
-// user JWT's chain and the nonce signature made with the user's seed.
-namespace {
-
-std::string b32(const std::vector<uint8_t>& in) {
-  static const char* kAlpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  std::string out;
-  uint32_t buf = 0;
-  int bits = 0;
-  for (uint8_t b : in) {
-    buf = (buf << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out.push_back(kAlpha[(buf >> (bits - 5)) & 31]);
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out.push_back(kAlpha[(buf << (5 - bits)) & 31]);
-  return out;
-}
-
-uint16_t crc16_xmodem(const std::vector<uint8_t>& d) {
-  uint16_t crc = 0;
-  for (uint8_t b : d) {
-    crc ^= static_cast<uint16_t>(b) << 8;
-    for (int i = 0; i < 8; ++i) crc = (crc & 0x8000) ? static_cast<uint16_t>((crc << 1) ^ 0x1021) : static_cast<uint16_t>(crc << 1);
-  }
-  return crc;
-}
-
-std::string b64url(const std::string& in) {
-  static const char* kAlpha = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  uint32_t buf = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    buf = (buf << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      out.push_back(kAlpha[(buf >> (bits - 6)) & 63]);
-      bits -= 6;
-    }
-  }
-  if (bits > 0) out.push_back(kAlpha[(buf << (6 - bits)) & 63]);
-  return out;
-}
-
-struct NKey {
-  std::vector<uint8_t> seed, pub;  // raw 32 bytes each
-  uint8_t prefix = 0;              // 14<<3 operator, 0 account, 20<<3 user
-
-  static NKey make(uint8_t prefix) {
-    NKey k;
-    k.prefix = prefix;
-    EVP_PKEY* key = nullptr;
-    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr);
-    REQUIRE(ctx != nullptr);
-    REQUIRE(EVP_PKEY_keygen_init(ctx) == 1);
-    REQUIRE(EVP_PKEY_keygen(ctx, &key) == 1);
-    EVP_PKEY_CTX_free(ctx);
-    size_t n = 32;
-    k.seed.resize(32);
-    k.pub.resize(32);
-    REQUIRE(EVP_PKEY_get_raw_private_key(key, k.seed.data(), &n) == 1);
-    n = 32;
-    REQUIRE(EVP_PKEY_get_raw_public_key(key, k.pub.data(), &n) == 1);
-    EVP_PKEY_free(key);
-    return k;
-  }
-  std::string public_key() const {
-    std::vector<uint8_t> raw{prefix};
-    raw.insert(raw.end(), pub.begin(), pub.end());
-    uint16_t c = crc16_xmodem(raw);
-    raw.push_back(static_cast<uint8_t>(c & 0xff));
-    raw.push_back(static_cast<uint8_t>(c >> 8));
-    return b32(raw);
-  }
-  std::string encoded_seed() const {
-    const uint8_t kSeed = 18 << 3;
-    std::vector<uint8_t> raw{static_cast<uint8_t>(kSeed | (prefix >> 5)), static_cast<uint8_t>((prefix & 31) << 3)};
-    raw.insert(raw.end(), seed.begin(), seed.end());
-    uint16_t c = crc16_xmodem(raw);
-    raw.push_back(static_cast<uint8_t>(c & 0xff));
-    raw.push_back(static_cast<uint8_t>(c >> 8));
-    return b32(raw);
-  }
-  std::string sign(const std::string& data) const {
-    EVP_PKEY* key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed.data(), seed.size());
-    REQUIRE(key != nullptr);
-    EVP_MD_CTX* md = EVP_MD_CTX_new();
-    REQUIRE(EVP_DigestSignInit(md, nullptr, nullptr, nullptr, key) == 1);
-    std::string sig(64, '\0');
-    size_t n = sig.size();
-    REQUIRE(EVP_DigestSign(md, reinterpret_cast<unsigned char*>(sig.data()), &n,
-                           reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1);
-    EVP_MD_CTX_free(md);
-    EVP_PKEY_free(key);
-    return sig;
-  }
-};
-
-std::string jwt(const NKey& issuer, const NKey& subject, const std::string& name, nlohmann::json nats) {
-  static int jti = 0;
-  nlohmann::json claims = {{"jti", "ISTHMUSTEST" + std::to_string(++jti)},
-                           {"iat", static_cast<int64_t>(::time(nullptr))},
-                           {"iss", issuer.public_key()},
-                           {"name", name},
-                           {"sub", subject.public_key()},
-                           {"nats", std::move(nats)}};
-  std::string head = b64url(R"({"typ":"JWT","alg":"ed25519-nkey"})") + "." + b64url(claims.dump());
-  return head + "." + b64url(issuer.sign(head));
-}
-
-std::string creds_file(const std::string& user_jwt, const NKey& user) {
-  return "-----BEGIN NATS USER JWT-----\n" + user_jwt + "\n------END NATS USER JWT------\n\n" +
-         "-----BEGIN USER NKEY SEED-----\n" + user.encoded_seed() + "\n------END USER NKEY SEED------\n";
-}
-
-}  // namespace
-
 TEST_CASE(".creds: the user JWT and the nonce signed with its seed pass an operator-mode server",
           "[nats][data_conn]") {
   harness::TempDir tmp("isthmus-dc");
-  NKey op = NKey::make(14 << 3), acc = NKey::make(0), user = NKey::make(20 << 3), other = NKey::make(20 << 3);
-  const std::string op_jwt = jwt(op, op, "op", {{"type", "operator"}, {"version", 2}});
-  const nlohmann::json limits = {{"subs", -1}, {"data", -1}, {"payload", -1}, {"imports", -1},
-                                 {"exports", -1}, {"wildcards", true}, {"conn", -1}, {"leaf", -1}};
-  const std::string acc_jwt = jwt(op, acc, "acc", {{"limits", limits}, {"type", "account"}, {"version", 2}});
-  const nlohmann::json user_claims = {{"pub", nlohmann::json::object()}, {"sub", nlohmann::json::object()},
-                                      {"subs", -1}, {"data", -1}, {"payload", -1}, {"type", "user"}, {"version", 2}};
-  const std::string user_jwt = jwt(acc, user, "u", user_claims);
-  Server srv(tmp, "operator",
-             "operator: " + op_jwt + "\nresolver: MEMORY\nresolver_preload: {\n  " + acc.public_key() + ": " +
-                 acc_jwt + "\n}\n");
-  harness::write_file(tmp.file("u.creds"), creds_file(user_jwt, user));
+  harness::OperatorAuth auth;
+  Server srv(tmp, "operator", auth.server_config());
+  auth.write_user_creds(tmp.file("u.creds"));
   // cnats' signing needs the library opened, as the daemon's main does.
   REQUIRE(nats_Open(-1) == NATS_OK);
   // The right seed.
@@ -696,7 +479,7 @@ TEST_CASE(".creds: the user JWT and the nonce signed with its seed pass an opera
   INFO(ok.reason);
   CHECK(ok.is_up);
   // The user's JWT with another key's seed: the nonce signature is wrong.
-  harness::write_file(tmp.file("wrong.creds"), creds_file(user_jwt, other));
+  auth.write_wrong_seed_creds(tmp.file("wrong.creds"));
   Client bad;
   bad.open(url(srv.port()), tmp.file("wrong.creds"));
   bad.up_or_fail();

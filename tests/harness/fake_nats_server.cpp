@@ -1,0 +1,62 @@
+#include "fake_nats_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "util.h"
+
+namespace harness {
+
+FakeNatsServer::FakeNatsServer(std::string script) : script_(std::move(script)), port_(free_port()) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd_ < 0) throw std::runtime_error(std::string("fake server: socket: ") + std::strerror(errno));
+  int one = 1;
+  ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port_);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd_, 1) != 0) {
+    std::string err = std::strerror(errno);
+    ::close(fd_);
+    throw std::runtime_error("fake server: bind/listen on port " + std::to_string(port_) + ": " + err);
+  }
+  th_ = std::thread([this] {
+    int c = ::accept(fd_, nullptr, nullptr);
+    if (c < 0) return;
+    client_ = c;
+    (void)::write(c, script_.data(), script_.size());
+    char buf[4096];
+    while (!stop_) {
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      ssize_t n = ::read(c, buf, sizeof(buf));
+      if (n <= 0) break;
+      std::lock_guard<std::mutex> lk(mu_);
+      received_.append(buf, static_cast<size_t>(n));
+    }
+    closed_ = true;
+  });
+}
+
+FakeNatsServer::~FakeNatsServer() {
+  stop_ = true;
+  ::shutdown(fd_, SHUT_RDWR);  // ends a pending accept()
+  th_.join();
+  ::close(fd_);
+  if (client_ >= 0) ::close(client_);
+}
+
+std::string FakeNatsServer::received() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return received_;
+}
+
+}  // namespace harness
