@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "loop/timer.h"
+#include "nats/url.h"
 #include "nats/wire.h"
 #include "util/status.h"
 
@@ -56,16 +57,6 @@ class ClientSession;
 }
 
 namespace isthmus::nats {
-
-// A nats:// or tls:// URL split into its parts (port 4222 by default).
-struct NatsUrl {
-  bool tls = false;
-  std::string host;
-  uint16_t port = 4222;
-  std::string user, password;  // "user:pass@"
-  std::string token;           // "token@"
-};
-Result<NatsUrl> parse_nats_url(std::string_view url);
 
 // A .creds file's user JWT and nkey seed.
 struct Credentials {

@@ -438,11 +438,14 @@ TEST_CASE("URLs and credentials files", "[nats][data_conn]") {
   CHECK(u->port == 4443);
   CHECK(u->user == "user");
   CHECK(u->password == "pa:ss");
+  // Logs and /healthz show URLs without their user info.
+  CHECK(u->display() == "tls://nats.example:4443");
   u = isthmus::nats::parse_nats_url("nats://tok@[::1]");
   REQUIRE(u);
   CHECK(u->host == "::1");
   CHECK(u->port == 4222);
   CHECK(u->token == "tok");
+  CHECK(u->display() == "nats://[::1]:4222");
   CHECK_FALSE(isthmus::nats::parse_nats_url("http://h:1"));
   CHECK_FALSE(isthmus::nats::parse_nats_url("nats://h:99999"));
   CHECK_FALSE(isthmus::nats::parse_nats_url("nats://:4222"));
