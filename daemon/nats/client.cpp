@@ -6,6 +6,8 @@
 #include <chrono>
 #include <vector>
 
+#include "nats/cnats_connect.h"
+
 namespace isthmus::nats {
 
 Client::Client(const config::Nats& cfg, loop::Mailbox* mailbox, ClientListener* listener)
@@ -52,40 +54,69 @@ void Client::on_error_cb(natsConnection*, natsSubscription*, natsStatus err, voi
   spdlog::warn("nats: asynchronous error: {}", natsStatus_GetText(err));
 }
 
-bool Client::try_connect() {
-  natsOptions* opts = nullptr;
-  natsStatus s = natsOptions_Create(&opts);
-  std::vector<const char*> urls;
-  for (const auto& u : cfg_.urls) urls.push_back(u.c_str());
-  if (s == NATS_OK) s = natsOptions_SetServers(opts, urls.data(), static_cast<int>(urls.size()));
-  if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, false);
+Result<natsConnection*> Client::connect_to(const std::string& url_text) {
+  auto url = parse_nats_url(url_text);
+  if (!url) return url.status();
+  natsOptions* raw = nullptr;
+  natsStatus s = natsOptions_Create(&raw);
+  if (s != NATS_OK) return Status(Code::kInternal, "cnats options: " + connect_failure_text(s));
+  std::unique_ptr<natsOptions, void (*)(natsOptions*)> opts(raw, natsOptions_Destroy);
+  // One URL per attempt: its own TLS requirement and expected host name.
+  const char* servers[] = {url_text.c_str()};
+  s = natsOptions_SetServers(opts.get(), servers, 1);
+  if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts.get(), false);
   // Not SendAsap: cnats' flusher thread writes what accumulated within
   // ~1 ms. (This connection carries API requests and advisories only; the
   // replicated messages go through nats/data_conn.h.)
-  if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, false);
-  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, 2000);
-  if (s == NATS_OK) s = natsOptions_SetName(opts, "isthmusd");
-  if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &Client::on_closed_cb, this);
-  if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts, &Client::on_error_cb, this);
-  if (s == NATS_OK) s = natsOptions_SetMaxPendingMsgs(opts, 1 << 20);
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(opts.get(), false);
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts.get(), 2000);
+  if (s == NATS_OK) s = natsOptions_SetName(opts.get(), "isthmusd");
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(opts.get(), &Client::on_closed_cb, this);
+  if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts.get(), &Client::on_error_cb, this);
+  if (s == NATS_OK) s = natsOptions_SetMaxPendingMsgs(opts.get(), 1 << 20);
   // No echo, like the data connection: nothing this daemon publishes comes
   // back to its own subscriptions.
-  if (s == NATS_OK) s = natsOptions_SetNoEcho(opts, true);
+  if (s == NATS_OK) s = natsOptions_SetNoEcho(opts.get(), true);
   // One delivery thread for every subscription (the library's pool, size 1:
   // nats_Open's caller sets it): messages reach the loop in the order the
   // server sent them, across subscriptions.
-  if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(opts, true);
+  if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(opts.get(), true);
   if (s == NATS_OK && !cfg_.credentials.empty()) {
-    s = natsOptions_SetUserCredentialsFromFiles(opts, cfg_.credentials.c_str(), nullptr);
+    s = natsOptions_SetUserCredentialsFromFiles(opts.get(), cfg_.credentials.c_str(), nullptr);
   }
+  if (s != NATS_OK) return Status(Code::kInvalid, url->display() + ": options: " + connect_failure_text(s));
+  if (Status st = apply_tls_policy(opts.get(), *url); !st) return st;
   natsConnection* nc = nullptr;
-  if (s == NATS_OK) s = natsConnection_Connect(&nc, opts);
-  natsOptions_Destroy(opts);
-  if (s != NATS_OK) {
-    std::string err = natsStatus_GetText(s);
-    mailbox_->post([this, err] { last_error_ = "connect: " + err; });
+  s = natsConnection_Connect(&nc, opts.get());
+  if (s != NATS_OK) return Status(Code::kUnavailable, url->display() + ": " + connect_failure_text(s));
+  return nc;
+}
+
+bool Client::try_connect() {
+  // Each configured URL once, from a random one on (cnats would shuffle its
+  // server pool likewise); the first that connects wins.
+  const size_t n = cfg_.urls.size();
+  const size_t first = n > 1 ? std::uniform_int_distribution<size_t>(0, n - 1)(rng_) : 0;
+  std::string errors;
+  natsConnection* nc = nullptr;
+  for (size_t i = 0; i < n && nc == nullptr; ++i) {
+    auto r = connect_to(cfg_.urls[(first + i) % n]);
+    if (r) {
+      nc = *r;
+    } else {
+      errors += (errors.empty() ? "" : "; ") + r.status().message();
+    }
+  }
+  if (nc == nullptr) {
+    if (errors.empty()) errors = "no URL in nats.urls";
+    if (errors != warned_error_) {
+      spdlog::warn("nats: cannot connect: {}; retrying", errors);
+      warned_error_ = errors;
+    }
+    mailbox_->post([this, errors] { last_error_ = errors; });
     return false;
   }
+  warned_error_.clear();
   {
     std::lock_guard<std::mutex> lk(mu_);
     lost_ = false;
@@ -96,7 +127,8 @@ bool Client::try_connect() {
   ConnPtr copy = conn_;
   char url[256] = {0};
   natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-  spdlog::info("nats: connected to {} (generation {})", url, gen);
+  auto shown = parse_nats_url(url);
+  spdlog::info("nats: connected to {} (generation {})", shown ? shown->display() : std::string("?"), gen);
   mailbox_->post([this, copy, gen] {
     last_error_.clear();
     listener_->on_nats_up(copy, gen);
@@ -106,7 +138,6 @@ bool Client::try_connect() {
 
 void Client::worker_main() {
   auto backoff = std::chrono::milliseconds(cfg_.reconnect_wait);
-  bool warned = false;
   for (;;) {
     // Connect (or reconnect) with backoff; jobs that arrive meanwhile run
     // with a null connection and report unavailability themselves.
@@ -115,15 +146,7 @@ void Client::worker_main() {
         std::lock_guard<std::mutex> lk(mu_);
         if (stopping_) break;
       }
-      if (try_connect()) {
-        backoff = std::chrono::milliseconds(cfg_.reconnect_wait);
-        warned = false;
-      } else {
-        if (!warned) {
-          spdlog::warn("nats: cannot connect to {}; retrying", cfg_.urls.front());
-          warned = true;
-        }
-      }
+      if (try_connect()) backoff = std::chrono::milliseconds(cfg_.reconnect_wait);
     }
     std::function<void(natsConnection*)> job;
     bool lost = false;

@@ -12,6 +12,12 @@
 //  - the loop thread receives on_up/on_down and job results through the
 //    Mailbox.
 //
+// Connecting: each URL of nats.urls in turn (from a random one on), each
+// with its own options: TLS as nats/cnats_connect.h describes (a tls:// URL
+// requires it, the certificate is checked against the system's trust store
+// and the URL's host), the URL's user info or nats.credentials. A failure
+// names every URL tried and why (last_error(), the log).
+//
 // Reconnects: cnats' automatic reconnect is off. After a reconnect cnats
 // would re-send requests it buffered (a purge or a delete run twice, late).
 // Instead a lost connection is closed, reported (on_down), and a fresh
@@ -29,6 +35,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 
@@ -71,7 +78,12 @@ class Client {
 
  private:
   void worker_main();
+  // Worker thread. Tries each URL once; on failure logs the reasons (when
+  // they changed) and posts them to last_error_.
   bool try_connect();
+  // Worker thread. One connection attempt to one URL (nats/cnats_connect.h:
+  // its TLS policy); the error names the URL without its user info.
+  Result<natsConnection*> connect_to(const std::string& url);
   static void on_closed_cb(natsConnection* nc, void* closure);
   static void on_error_cb(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
 
@@ -87,7 +99,9 @@ class Client {
   ConnPtr conn_;       // worker's reference
   uint64_t generation_ = 0;
   std::atomic<bool> connected_{false};
-  std::string last_error_;
+  std::minstd_rand rng_{std::random_device{}()};  // worker: first URL tried
+  std::string warned_error_;                      // worker: last failure logged
+  std::string last_error_;                        // loop thread
 };
 
 // One asynchronous subscription whose messages are delivered on the loop

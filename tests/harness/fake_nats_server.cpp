@@ -14,7 +14,8 @@
 
 namespace harness {
 
-FakeNatsServer::FakeNatsServer(std::string script) : script_(std::move(script)), port_(free_port()) {
+FakeNatsServer::FakeNatsServer(std::string script, AfterInput after)
+    : script_(std::move(script)), after_(after), port_(free_port()) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd_ < 0) throw std::runtime_error(std::string("fake server: socket: ") + std::strerror(errno));
   int one = 1;
@@ -39,8 +40,14 @@ FakeNatsServer::FakeNatsServer(std::string script) : script_(std::move(script)),
       if (::poll(&p, 1, 20) <= 0) continue;
       ssize_t n = ::read(c, buf, sizeof(buf));
       if (n <= 0) break;
-      std::lock_guard<std::mutex> lk(mu_);
-      received_.append(buf, static_cast<size_t>(n));
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        received_.append(buf, static_cast<size_t>(n));
+      }
+      if (after_ == AfterInput::kHangUp) {
+        ::shutdown(c, SHUT_RDWR);
+        break;
+      }
     }
     closed_ = true;
   });

@@ -2,7 +2,8 @@
 // with a fixed script (an INFO line, garbage...) and records every byte the
 // client sends, until the client closes or the fake is destroyed. For what
 // a client does before or without a real server's answers (e.g. that it
-// sends no CONNECT to a server that offers no TLS).
+// sends no CONNECT to a server that offers no TLS). Optionally it hangs up
+// once the client has sent something.
 // Threads: one accept/read thread of its own; received() from any thread.
 // Lifetime: listening from construction; closed and joined by the
 // destructor.
@@ -18,7 +19,10 @@ namespace harness {
 
 class FakeNatsServer {
  public:
-  explicit FakeNatsServer(std::string script);
+  // kHangUp: close the client's connection once its first bytes have
+  // arrived (a client that would wait for an answer fails at once).
+  enum class AfterInput { kKeepOpen, kHangUp };
+  explicit FakeNatsServer(std::string script, AfterInput after = AfterInput::kKeepOpen);
   ~FakeNatsServer();
   FakeNatsServer(const FakeNatsServer&) = delete;
   FakeNatsServer& operator=(const FakeNatsServer&) = delete;
@@ -31,6 +35,7 @@ class FakeNatsServer {
 
  private:
   std::string script_;
+  AfterInput after_;
   uint16_t port_;
   int fd_ = -1;
   std::atomic<int> client_{-1};

@@ -1,0 +1,222 @@
+// The daemon's cnats connection (daemon/nats/client.h) against real
+// nats-servers on 127.0.0.1 and a scripted fake one: TLS as the data
+// connection does it (the certificate checked against the trust store named
+// by SSL_CERT_FILE and against the URL's host name or IP address; a tls://
+// URL never falls back to plaintext), failures named per URL without user
+// info, several URLs, and a .creds file against an operator-mode server.
+#include "nats/client.h"
+
+#include <nats/nats.h>
+#include <uv.h>
+
+#include <catch2/catch.hpp>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "bare_nats_server.h"
+#include "certs.h"
+#include "fake_nats_server.h"
+#include "operator_auth.h"
+#include "util.h"
+
+using isthmus::nats::Client;
+using isthmus::nats::ConnPtr;
+
+namespace {
+
+// A loop, a Mailbox and a started Client, and what it reported.
+struct Cnats : isthmus::nats::ClientListener {
+  uv_loop_t loop{};
+  std::unique_ptr<isthmus::loop::Mailbox> mailbox;
+  std::unique_ptr<Client> client;
+  ConnPtr conn;
+  bool up = false;
+
+  explicit Cnats(std::vector<std::string> urls, const std::string& creds = "") {
+    REQUIRE(nats_Open(-1) == NATS_OK);
+    uv_loop_init(&loop);
+    mailbox = std::make_unique<isthmus::loop::Mailbox>(&loop);
+    isthmus::config::Nats cfg;
+    cfg.urls = std::move(urls);
+    cfg.credentials = creds;
+    client = std::make_unique<Client>(cfg, mailbox.get(), this);
+    client->start();
+  }
+  ~Cnats() override {
+    client->stop();
+    client.reset();
+    conn.reset();
+    mailbox->close();
+    while (uv_loop_close(&loop) == UV_EBUSY) uv_run(&loop, UV_RUN_ONCE);
+  }
+  void on_nats_up(ConnPtr c, uint64_t) override {
+    up = true;
+    conn = std::move(c);
+  }
+  void on_nats_down(const std::string&) override { up = false; }
+
+  // Runs the loop until the first attempt over every URL has ended: up, or
+  // an error reported (last_error(), set on the loop thread).
+  void settle() {
+    auto deadline = harness::Clock::now() + std::chrono::seconds(10);
+    while (!up && client->last_error().empty()) {
+      if (harness::Clock::now() > deadline) FAIL("the cnats client neither connected nor failed within 10 s");
+      uv_run(&loop, UV_RUN_NOWAIT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+  const std::string& error() const { return client->last_error(); }
+};
+
+// The server's client connections named "isthmusd" (cnats' name), as
+// /connz reports them.
+std::vector<nlohmann::json> isthmusd_conns(harness::BareNatsServer& srv) {
+  std::vector<nlohmann::json> out;
+  for (const auto& c : srv.connz().value("connections", nlohmann::json::array())) {
+    if (c.value("name", "") == "isthmusd") out.push_back(c);
+  }
+  return out;
+}
+
+std::string tls_config(const harness::CertFiles& f) {
+  return "tls { cert_file: \"" + f.cert + "\"\n key_file: \"" + f.key + "\" }\n";
+}
+
+}  // namespace
+
+TEST_CASE("cnats over TLS: the certificate is checked against SSL_CERT_FILE's CA and the URL's host",
+          "[nats][client]") {
+  harness::TempDir tmp("isthmus-cnats");
+  const auto& ca = harness::region_ca(tmp.path());
+  harness::TestCa other_ca("another CA", tmp.file("other-ca.pem"));
+  auto by_name = ca.issue({"localhost", {"localhost"}}, tmp.file("name.crt"), tmp.file("name.key"));
+  auto by_ip = ca.issue({"ip", {}, {"127.0.0.1"}}, tmp.file("ip.crt"), tmp.file("ip.key"));
+  harness::BareNatsServer named(tmp, "named", tls_config(by_name));
+  harness::BareNatsServer ip(tmp, "ip", tls_config(by_ip));
+  harness::ScopedEnv cert_file("SSL_CERT_FILE", ca.ca_path());
+  const std::string port = std::to_string(named.port());
+
+  // Trusted, right name: TLS whether the URL asks for it or the server
+  // requires it.
+  for (const char* scheme : {"tls", "nats"}) {
+    INFO(scheme);
+    Cnats c({std::string(scheme) + "://localhost:" + port});
+    c.settle();
+    INFO(c.error());
+    REQUIRE(c.up);
+    auto conns = isthmusd_conns(named);
+    REQUIRE(conns.size() == 1);
+    CHECK_FALSE(conns[0].value("tls_version", "").empty());
+  }
+  // An IP address in the URL is checked against the IP addresses the
+  // certificate names, not its DNS names.
+  {
+    Cnats c({"tls://127.0.0.1:" + port});
+    c.settle();
+    CHECK_FALSE(c.up);
+    CHECK(c.error() == "tls://127.0.0.1:" + port + ": TLS: server certificate: IP address mismatch" +
+                           " (depth=0:cert=/CN=localhost:issuer=/CN=isthmus test CA)");
+  }
+  {
+    Cnats c({"tls://127.0.0.1:" + std::to_string(ip.port())});
+    c.settle();
+    INFO(c.error());
+    CHECK(c.up);
+  }
+  // A name the certificate does not carry.
+  {
+    Cnats c({"tls://localhost:" + std::to_string(ip.port())});
+    c.settle();
+    CHECK_FALSE(c.up);
+    CHECK(c.error().find("TLS: server certificate: hostname mismatch (expected=localhost") != std::string::npos);
+  }
+  // A trust store without the server's CA, for either scheme.
+  cert_file.set(other_ca.ca_path());
+  for (const char* scheme : {"tls", "nats"}) {
+    INFO(scheme);
+    Cnats c({std::string(scheme) + "://localhost:" + port});
+    c.settle();
+    CHECK_FALSE(c.up);
+    CHECK(c.error().find("localhost:" + port + ": TLS: server certificate: unable to get local issuer certificate") !=
+          std::string::npos);
+  }
+  // None of the refused attempts left a connection behind.
+  CHECK(isthmusd_conns(named).empty());
+  CHECK(isthmusd_conns(ip).empty());
+}
+
+TEST_CASE("cnats: a tls:// URL to a server without TLS is refused before the CONNECT", "[nats][client]") {
+  // cnats alone would carry on in plaintext and send the URL's password.
+  // (The fake hangs up on the first bytes it receives: cnats 3.4.1 spins
+  // in its connect, never timing out, when a server does not answer.)
+  harness::FakeNatsServer fake(
+      "INFO {\"server_id\":\"plain\",\"version\":\"2.9.10\",\"proto\":1,\"headers\":true,\"max_payload\":65536,"
+      "\"auth_required\":true}\r\n",
+      harness::FakeNatsServer::AfterInput::kHangUp);
+  const std::string port = std::to_string(fake.port());
+  {
+    Cnats c({"tls://isthmus:s3cret@127.0.0.1:" + port});
+    c.settle();
+    CHECK_FALSE(c.up);
+    CHECK(c.error() == "tls://127.0.0.1:" + port + ": tls:// URL, but the server offers no TLS");
+  }
+  harness::check_for(std::chrono::seconds(5), [&] { return fake.client_closed(); }, "the client to hang up");
+  CHECK(fake.received().find("CONNECT") == std::string::npos);
+  CHECK(fake.received().find("s3cret") == std::string::npos);
+
+  // The same with a real server.
+  harness::TempDir tmp("isthmus-cnats");
+  harness::BareNatsServer plain(tmp, "plain", "authorization { user: isthmus, password: s3cret }\n");
+  Cnats c({"tls://isthmus:s3cret@127.0.0.1:" + std::to_string(plain.port())});
+  c.settle();
+  CHECK_FALSE(c.up);
+  CHECK(c.error().find("tls:// URL, but the server offers no TLS") != std::string::npos);
+  CHECK(isthmusd_conns(plain).empty());
+}
+
+TEST_CASE("cnats: each URL is tried; a failure names every URL without its user info", "[nats][client]") {
+  harness::TempDir tmp("isthmus-cnats");
+  harness::BareNatsServer plain(tmp, "plain", "authorization { user: isthmus, password: s3cret }\n");
+  const std::string closed = std::to_string(harness::free_port());  // nothing listens there
+  const std::string good = "nats://isthmus:s3cret@127.0.0.1:" + std::to_string(plain.port());
+  {
+    Cnats c({"nats://isthmus:s3cret@127.0.0.1:" + closed, good});
+    c.settle();
+    INFO(c.error());
+    CHECK(c.up);
+  }
+  {
+    Cnats c({"nats://isthmus:wrong@127.0.0.1:" + closed, "nats://isthmus:wrong@127.0.0.1:" + std::to_string(plain.port())});
+    c.settle();
+    CHECK_FALSE(c.up);
+    const std::string& e = c.error();
+    INFO(e);
+    CHECK(e.find("nats://127.0.0.1:" + closed + ": ") != std::string::npos);
+    CHECK(e.find("nats://127.0.0.1:" + std::to_string(plain.port()) + ": ") != std::string::npos);
+    CHECK(e.find("Authorization Violation") != std::string::npos);
+    CHECK(e.find("wrong") == std::string::npos);
+  }
+}
+
+TEST_CASE("cnats with a .creds file: an operator-mode server lets the user in, refuses a wrong seed",
+          "[nats][client]") {
+  harness::TempDir tmp("isthmus-cnats");
+  harness::OperatorAuth auth;
+  harness::BareNatsServer srv(tmp, "operator", auth.server_config());
+  auth.write_user_creds(tmp.file("u.creds"));
+  auth.write_wrong_seed_creds(tmp.file("wrong.creds"));
+  const std::string url = "nats://127.0.0.1:" + std::to_string(srv.port());
+  {
+    Cnats c({url}, tmp.file("u.creds"));
+    c.settle();
+    INFO(c.error());
+    CHECK(c.up);
+  }
+  {
+    Cnats c({url}, tmp.file("wrong.creds"));
+    c.settle();
+    CHECK_FALSE(c.up);
+    CHECK(c.error().find("Authorization Violation") != std::string::npos);
+  }
+}
