@@ -287,7 +287,7 @@ std::optional<StoredMsg> parse_msg_get(const std::string& reply) {
 
 // ---------------------------------------------------------------- client
 
-JetStream::JetStream(const std::string& url, ms connect_timeout) : url_(url) {
+JetStream::JetStream(const std::string& url, ms connect_timeout, const ClientOptions& options) : url_(url) {
   natsOptions* opts = nullptr;
   check(natsOptions_Create(&opts), "natsOptions_Create");
   struct OptsGuard {
@@ -300,6 +300,11 @@ JetStream::JetStream(const std::string& url, ms connect_timeout) : url_(url) {
   check(natsOptions_SetMaxReconnect(opts, -1), "natsOptions_SetMaxReconnect");
   check(natsOptions_SetReconnectWait(opts, 100), "natsOptions_SetReconnectWait");
   check(natsOptions_SetMaxPendingMsgs(opts, 1'000'000), "natsOptions_SetMaxPendingMsgs");
+  if (!options.ca_file.empty())
+    check(natsOptions_LoadCATrustedCertificates(opts, options.ca_file.c_str()), "load CA " + options.ca_file);
+  if (!options.credentials.empty())
+    check(natsOptions_SetUserCredentialsFromFiles(opts, options.credentials.c_str(), nullptr),
+          "credentials " + options.credentials);
   natsStatus s = natsConnection_Connect(&nc_, opts);
   if (s != NATS_OK) {
     nc_ = nullptr;

@@ -61,13 +61,21 @@ Headers parse_header_block(const std::string& block);             // "NATS/1.0\r
 int64_t parse_rfc3339_ns(const std::string& t);                   // throws on bad input
 std::string to_string(const Headers& h);                          // "K: V; K2: V2"
 
+// How the test's client connects besides the URL: for servers that require
+// TLS (a test CA to trust, beside the system's) or run in operator mode.
+struct ClientOptions {
+  std::string ca_file;      // PEM CA(s) trusted for the server's certificate
+  std::string credentials;  // a .creds file
+};
+
 class JetStream {
  public:
   using ms = std::chrono::milliseconds;
 
   // Connects to url (e.g. "nats://127.0.0.1:4222"). Reconnects forever in the
   // background if the server goes away; requests made meanwhile fail.
-  explicit JetStream(const std::string& url, ms connect_timeout = std::chrono::seconds(5));
+  explicit JetStream(const std::string& url, ms connect_timeout = std::chrono::seconds(5),
+                     const ClientOptions& options = {});
   ~JetStream();
   JetStream(const JetStream&) = delete;
   JetStream& operator=(const JetStream&) = delete;

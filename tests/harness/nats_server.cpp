@@ -50,6 +50,12 @@ void NatsServer::append_config(const std::string& lines) { write_file(conf_, rea
 
 void NatsServer::reload() { proc_.signal(SIGHUP); }
 
+nlohmann::json NatsServer::connz() {
+  auto r = http_get(monitor_port_, "/connz", std::chrono::seconds(2));
+  if (r.status != 200) throw std::runtime_error("nats-server " + name_ + " /connz: HTTP " + std::to_string(r.status));
+  return nlohmann::json::parse(r.body);
+}
+
 void NatsServer::spawn() { proc_.spawn({binary(), "-c", conf_}, log_); }
 
 void NatsServer::start(std::chrono::milliseconds ready_timeout) {
@@ -70,7 +76,7 @@ void NatsServer::wait_ready(std::chrono::milliseconds timeout) {
           state = "/healthz " + std::to_string(h.status) + " " + h.body;
           return false;
         }
-        JetStream js(url(), std::chrono::seconds(2));
+        JetStream js(url(), std::chrono::seconds(2), client_options_);
         auto info = js.api("$JS.API.INFO", nullptr, std::chrono::seconds(2));
         state = "JetStream answered: " + info.dump();
         return true;

@@ -2,7 +2,8 @@
 //
 // Writes a config into its own directory (client port, http monitoring
 // port, jetstream store_dir), starts `nats-server -c FILE` and waits until
-// it accepts connections and JetStream answers $JS.API.INFO. stop/kill and
+// it accepts connections and JetStream answers $JS.API.INFO (over TLS or
+// with credentials when set_client_options() says how). stop/kill and
 // start again keep the same ports and store dir.
 // The binary is $NATS_SERVER if set, else /usr/sbin/nats-server or
 // /usr/bin/nats-server, whichever exists.
@@ -14,6 +15,9 @@
 #include <cstdint>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "jetstream.h"
 #include "process.h"
 
 namespace harness {
@@ -30,6 +34,12 @@ class NatsServer {
   // Appends lines to the server's configuration (takes effect at the next
   // start, or at reload()).
   void append_config(const std::string& lines);
+  // What the harness's own clients (the readiness check, Region::js()) need
+  // to connect once the configuration requires TLS or credentials.
+  void set_client_options(ClientOptions o) { client_options_ = std::move(o); }
+  const ClientOptions& client_options() const { return client_options_; }
+  // The monitoring port's /connz (client connections: name, tls_version...).
+  nlohmann::json connz();
   // SIGHUP: the server reloads its configuration.
   void reload();
   // Starts and waits until ready (throws on timeout, naming the log).
@@ -58,6 +68,7 @@ class NatsServer {
  private:
   std::string name_, dir_, conf_, log_;
   uint16_t port_, monitor_port_;
+  ClientOptions client_options_;
   Process proc_;
 };
 

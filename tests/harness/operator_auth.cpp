@@ -134,10 +134,12 @@ std::string creds_text(const std::string& user_jwt, const NKey& seed_of) {
 
 OperatorAuth::OperatorAuth(bool jetstream)
     : op_(NKey::make(NKey::kOperator)),
+      sys_(NKey::make(NKey::kAccount)),
       acc_(NKey::make(NKey::kAccount)),
       user_(NKey::make(NKey::kUser)),
       other_(NKey::make(NKey::kUser)) {
-  op_jwt_ = make_jwt(op_, op_, "op", {{"type", "operator"}, {"version", 2}});
+  op_jwt_ = make_jwt(op_, op_, "op", {{"type", "operator"}, {"system_account", sys_.public_key()}, {"version", 2}});
+  sys_jwt_ = make_jwt(op_, sys_, "SYS", {{"type", "account"}, {"version", 2}});
   nlohmann::json limits = {{"subs", -1}, {"data", -1}, {"payload", -1}, {"imports", -1},
                            {"exports", -1}, {"wildcards", true}, {"conn", -1}, {"leaf", -1}};
   if (jetstream) {
@@ -155,7 +157,8 @@ OperatorAuth::OperatorAuth(bool jetstream)
 }
 
 std::string OperatorAuth::server_config() const {
-  return "operator: " + op_jwt_ + "\nresolver: MEMORY\nresolver_preload: {\n  " + acc_.public_key() + ": " +
+  return "operator: " + op_jwt_ + "\nsystem_account: " + sys_.public_key() + "\nresolver: MEMORY\n" +
+         "resolver_preload: {\n  " + sys_.public_key() + ": " + sys_jwt_ + "\n  " + acc_.public_key() + ": " +
          acc_jwt_ + "\n}\n";
 }
 

@@ -36,14 +36,15 @@ std::string make_jwt(const NKey& issuer, const NKey& subject, const std::string&
 // The text of a .creds file: the user JWT and the seed of `seed_of`.
 std::string creds_text(const std::string& user_jwt, const NKey& seed_of);
 
-// One operator and one account with every limit open; with jetstream, the
-// account may use JetStream without limits.
+// One operator, its system account, and one account with every limit open;
+// with jetstream, that account may use JetStream without limits (a server
+// with JetStream in operator mode needs the system account).
 class OperatorAuth {
  public:
   explicit OperatorAuth(bool jetstream = false);
 
-  // nats-server configuration lines: operator JWT, memory resolver with the
-  // account preloaded.
+  // nats-server configuration lines: operator JWT, system account, memory
+  // resolver with both accounts preloaded.
   std::string server_config() const;
   // A .creds file for a user of the account with every permission.
   void write_user_creds(const std::string& path) const;
@@ -52,8 +53,8 @@ class OperatorAuth {
   void write_wrong_seed_creds(const std::string& path) const;
 
  private:
-  NKey op_, acc_, user_, other_;
-  std::string op_jwt_, acc_jwt_, user_jwt_;
+  NKey op_, sys_, acc_, user_, other_;
+  std::string op_jwt_, sys_jwt_, acc_jwt_, user_jwt_;
 };
 
 }  // namespace harness

@@ -19,7 +19,7 @@ Region::Region(const std::string& region_name, const std::string& dir, IsthmusdC
       daemon(with_nats(std::move(cfg), nats.url()), dir) {}
 
 JetStream& Region::js() {
-  if (!js_) js_ = std::make_unique<JetStream>(nats.url());
+  if (!js_) js_ = std::make_unique<JetStream>(nats.url(), std::chrono::seconds(5), nats.client_options());
   return *js_;
 }
 
