@@ -12,9 +12,9 @@
 //    store (cnats 3.4 loads it with SSL_CTX_set_default_verify_paths when it
 //    makes its TLS context; SSL_CERT_FILE / SSL_CERT_DIR override it) and
 //    against the URL's host: natsOptions_SetExpectedHostname with that
-//    host. For an IP address OpenSSL 3 (SSL_set1_host) compares it with the
-//    certificate's IP subject alternative names; for a name, with the DNS
-//    names (wildcards allowed, as X509_check_host does);
+//    host. A name is compared with the certificate's DNS names (wildcards
+//    as X509_check_host allows them), an IP address with its IP addresses
+//    (libnats 3.4.1 over OpenSSL 3; tests/unit/nats/client_test.cpp);
 //  - no client certificate.
 //
 // Pure functions over cnats options; the text of a failure reads cnats'
