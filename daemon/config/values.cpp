@@ -6,6 +6,8 @@
 #include <cctype>
 #include <limits>
 
+#include "util/redact.h"
+
 namespace isthmus::config {
 namespace {
 
@@ -266,7 +268,8 @@ Status check_stream_name(std::string_view name) {
 }
 
 Status check_nats_url(std::string_view url) {
-  const std::string what = "invalid NATS URL " + quoted(url);
+  // Shown without its password or token: config errors reach logs and terminals.
+  const std::string what = "invalid NATS URL " + quoted(util::redact_userinfo(url));
   size_t sep = url.find("://");
   if (sep == std::string_view::npos) return invalid(what + ": expected \"nats://host:port\" or \"tls://host:port\"");
   std::string_view scheme = url.substr(0, sep);

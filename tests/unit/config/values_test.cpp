@@ -200,4 +200,12 @@ TEST_CASE("region and stream names, NATS URLs", "[config][values]") {
     INFO(bad);
     CHECK_FALSE(check_nats_url(bad).is_ok());
   }
+  // The error names the URL without its secret.
+  auto st = check_nats_url("http://isthmus:s3cret@h:1");
+  REQUIRE_FALSE(st.is_ok());
+  CHECK(st.message().find("s3cret") == std::string::npos);
+  CHECK(st.message().find("isthmus:***@h:1") != std::string::npos);
+  st = check_nats_url("nats://t0ken@h 1");
+  REQUIRE_FALSE(st.is_ok());
+  CHECK(st.message().find("t0ken") == std::string::npos);
 }

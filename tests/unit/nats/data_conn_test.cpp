@@ -449,6 +449,11 @@ TEST_CASE("URLs and credentials files", "[nats][data_conn]") {
   CHECK_FALSE(isthmus::nats::parse_nats_url("http://h:1"));
   CHECK_FALSE(isthmus::nats::parse_nats_url("nats://h:99999"));
   CHECK_FALSE(isthmus::nats::parse_nats_url("nats://:4222"));
+  // An error names the URL without its password.
+  auto bad_url = isthmus::nats::parse_nats_url("nats://u:s3cret@h:99999");
+  REQUIRE_FALSE(bad_url);
+  CHECK(bad_url.status().message().find("s3cret") == std::string::npos);
+  CHECK(bad_url.status().message().find("nats://u:***@h:99999") != std::string::npos);
 
   harness::TempDir tmp("isthmus-dc");
   harness::write_file(tmp.file("u.creds"),
