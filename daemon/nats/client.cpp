@@ -97,17 +97,27 @@ bool Client::try_connect() {
   // server pool likewise); the first that connects wins.
   const size_t n = cfg_.urls.size();
   const size_t first = n > 1 ? std::uniform_int_distribution<size_t>(0, n - 1)(rng_) : 0;
-  std::string errors;
+  // Each URL's reason, reported in the configured order: the same reasons
+  // read the same whichever URL the round started from (the log warns
+  // again only when they change).
+  std::vector<std::string> reasons(n);
   natsConnection* nc = nullptr;
+  std::string url_used;
   for (size_t i = 0; i < n && nc == nullptr; ++i) {
-    auto r = connect_to(cfg_.urls[(first + i) % n]);
+    const size_t k = (first + i) % n;
+    auto r = connect_to(cfg_.urls[k]);
     if (r) {
       nc = *r;
+      url_used = cfg_.urls[k];
     } else {
-      errors += (errors.empty() ? "" : "; ") + r.status().message();
+      reasons[k] = r.status().message();
     }
   }
   if (nc == nullptr) {
+    std::string errors;
+    for (const auto& e : reasons) {
+      if (!e.empty()) errors += (errors.empty() ? "" : "; ") + e;
+    }
     if (errors.empty()) errors = "no URL in nats.urls";
     if (errors != warned_error_) {
       spdlog::warn("nats: cannot connect: {}; retrying", errors);
@@ -129,9 +139,9 @@ bool Client::try_connect() {
   natsConnection_GetConnectedUrl(nc, url, sizeof(url));
   auto shown = parse_nats_url(url);
   spdlog::info("nats: connected to {} (generation {})", shown ? shown->display() : std::string("?"), gen);
-  mailbox_->post([this, copy, gen] {
+  mailbox_->post([this, copy, gen, url_used] {
     last_error_.clear();
-    listener_->on_nats_up(copy, gen);
+    listener_->on_nats_up(copy, gen, url_used);
   });
   return true;
 }

@@ -51,8 +51,10 @@ using ConnPtr = std::shared_ptr<natsConnection>;
 class ClientListener {
  public:
   virtual ~ClientListener() = default;
-  // Loop thread. A fresh connection is ready; generation grows by one each time.
-  virtual void on_nats_up(ConnPtr conn, uint64_t generation) = 0;
+  // Loop thread. A fresh connection is ready; generation grows by one each
+  // time. url is the entry of nats.urls it was made with, user info
+  // included: the data connection goes to the same server with it.
+  virtual void on_nats_up(ConnPtr conn, uint64_t generation, const std::string& url) = 0;
   // Loop thread. The connection is gone (reason for logs and /healthz).
   virtual void on_nats_down(const std::string& reason) = 0;
 };

@@ -51,7 +51,11 @@ std::string connect_failure_text(natsStatus s) {
   const std::string detail = last_error_detail();
   switch (s) {
     case NATS_SECURE_CONNECTION_WANTED:
-      return "tls:// URL, but the server offers no TLS";
+      // cnats 3.4 reads only tls_required: a server where TLS is optional
+      // (allow_non_tls) is refused too, though the data connection would
+      // upgrade to it.
+      return "tls:// URL, but the server does not require TLS (no TLS, or TLS optional with allow_non_tls, "
+             "which the NATS C client cannot use)";
     case NATS_SSL_ERROR: {
       std::string reason, rest;
       if (split_verify_error(detail, reason, rest)) {

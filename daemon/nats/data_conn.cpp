@@ -349,33 +349,45 @@ Status DataConn::send_connect() {
 }
 
 // The subscriptions on a refused subject, or the watches of a refused
-// publish's subject, hear of it. Handlers are copied first: one may
-// unsubscribe, unwatch or close.
+// publish's subject, hear of it. Each is looked up again just before it
+// runs: an earlier one may have unsubscribed, unwatched or closed.
 void DataConn::permission_violation(std::string_view text) {
   auto v = parse_permission_violation(text);
   if (!v) return;  // logged by the caller, with the text as it came
   const std::string error(text);
   switch (v->kind) {
     case PermissionViolation::Kind::kSubscription: {
-      std::vector<RefusedHandler> to_call;
+      std::vector<uint64_t> to_call;
       for (const auto& [sid, sub] : subs_) {
-        if (sub.subject == v->subject && sub.on_refused) to_call.push_back(sub.on_refused);
+        if (sub.subject == v->subject && sub.on_refused) to_call.push_back(sid);
       }
-      for (auto& f : to_call) f(error);
+      // Each handler only while its subscription (and the connection) still
+      // stands: an earlier one may have unsubscribed it or closed.
+      for (uint64_t sid : to_call) {
+        auto it = subs_.find(sid);
+        if (state_ == State::kClosed || it == subs_.end()) continue;
+        RefusedHandler f = it->second.on_refused;
+        f(error);
+      }
       return;
     }
     case PermissionViolation::Kind::kPublish: {
-      std::vector<PublishRefusedHandler> to_call;
+      std::vector<uint64_t> to_call;
       for (const auto& [id, w] : publish_watches_) {
         for (const auto& p : w.patterns) {
           if (wire::subject_matches(p, v->subject)) {
-            to_call.push_back(w.handler);
+            to_call.push_back(id);
             break;
           }
         }
       }
       if (!to_call.empty()) ++refused_publishes_claimed_;
-      for (auto& f : to_call) f(v->subject, error);
+      for (uint64_t id : to_call) {
+        auto it = publish_watches_.find(id);
+        if (state_ == State::kClosed || it == publish_watches_.end()) continue;
+        PublishRefusedHandler f = it->second.handler;
+        f(v->subject, error);
+      }
       return;
     }
     case PermissionViolation::Kind::kReply:

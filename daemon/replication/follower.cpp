@@ -29,6 +29,9 @@ constexpr size_t kCheckpointBytes = 256 * 1024;
 constexpr int64_t kAckTimeoutNs = 10'000'000'000;
 constexpr int64_t kInfoRetryNs = 5'000'000'000;
 constexpr int64_t kErrorRetryNs = 2'000'000'000;
+// A refused replica write is still the stream's error this long after the
+// last refusal, through the retries in between (write_refused_now()).
+constexpr int64_t kWriteRefusedHoldNs = 10'000'000'000;
 // JetStream's error code for a failed Nats-Expected-Last-Sequence check.
 constexpr int kErrWrongLastSequence = 10071;
 // A gap at least this long, entirely below the leader's first sequence, is
@@ -794,9 +797,19 @@ void Follower::on_write_refused(const std::string& subject, const std::string& e
   std::string what = error;
   size_t to = what.find(" to \"");
   if (to != std::string::npos) what.resize(to);  // the server's words without the subject again
-  fail("the daemon's NATS user may not publish to \"" + subject + "\" (" + what +
-       "), so the replica cannot be written: grant it publish permission on the replica's subjects (" + subjects +
-       ") and reload nats-server");
+  write_refused_ = "the daemon's NATS user may not publish to \"" + subject + "\" (" + what +
+                   "), so the replica cannot be written: grant it publish permission on the replica's subjects (" +
+                   subjects + ") and reload nats-server";
+  write_refused_mono_ns_ = loop::mono_ns();
+  fail(write_refused_);
+}
+
+// A refused write stays the stream's error through the retries (each one
+// briefly restarts the stream, and the refused message is written again):
+// until a write is acknowledged, or kWriteRefusedHoldNs without a refusal
+// (a retry with nothing left to write).
+bool Follower::write_refused_now() const {
+  return !write_refused_.empty() && loop::mono_ns() - write_refused_mono_ns_ < kWriteRefusedHoldNs;
 }
 
 void Follower::on_foreign_publish(const nats::wire::ServerOp& msg) {
@@ -1168,6 +1181,10 @@ void Follower::confirm_through(uint64_t seq) {
   // The expected-last-sequence header of this write matched nats-server's
   // count: the offset is right, pipelining is safe.
   probation_ = false;
+  if (!write_refused_.empty()) {
+    spdlog::info("stream {}: replica writes are accepted again", cfg_.name);
+    write_refused_.clear();
+  }
   const ApplyClock clock = apply_clock();
   uint64_t s = next_ - inflight_.size();
   for (; s <= seq && !inflight_.empty(); ++s) {
@@ -1522,6 +1539,10 @@ nlohmann::json Follower::lag_json() const {
     s["state"] = phase_ == Phase::kReplicating && sync_.syncing() ? "syncing" : phase_name(phase_);
   }
   if (!detail_.empty() && (phase_ == Phase::kDiverged || phase_ == Phase::kError)) s["detail"] = detail_;
+  if (phase_ != Phase::kDiverged && phase_ != Phase::kError && write_refused_now()) {
+    s["state"] = "error";  // retrying: see write_refused_now()
+    s["detail"] = write_refused_;
+  }
   if (rebuild_ == Rebuild::kRequested && phase_ != Phase::kError) {
     s["detail"] = "keeping foreign messages aside, then deleting and recreating the replica";
   } else if (rebuild_ == Rebuild::kSyncing && phase_ == Phase::kReplicating) {
@@ -1538,6 +1559,7 @@ std::string Follower::problem() const {
            side_stream_name(cfg_.name) + "; realign with POST /v1/streams/" + cfg_.name + "/rebuild";
   }
   if (phase_ == Phase::kError) return "stream " + cfg_.name + ": " + detail_;
+  if (write_refused_now()) return "stream " + cfg_.name + ": " + write_refused_;
   if (rebuild_ != Rebuild::kNone) {
     uint64_t leader_last = std::max(leader_last_seq_, applied_);
     return "stream " + cfg_.name + " rebuilding" +

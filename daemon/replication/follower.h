@@ -149,6 +149,7 @@ class Follower {
   bool watch_foreign();
   void on_foreign_publish(const nats::wire::ServerOp& msg);
   void on_write_refused(const std::string& subject, const std::string& error);
+  bool write_refused_now() const;
   void check_replica();
   void trim();             // purge below the leader's first sequence
   void apply_deletes();    // delete what the leader deleted
@@ -193,6 +194,8 @@ class Follower {
   std::vector<std::unique_ptr<nats::DataSub>> watch_subs_;
   // Writes to those subjects that the server refuses (permissions).
   std::unique_ptr<nats::RefusedPublishWatch> write_watch_;
+  std::string write_refused_;  // the last refused write's error, until a write is acknowledged
+  int64_t write_refused_mono_ns_ = 0;
   uint64_t watch_nats_gen_ = 0;
   uint64_t foreign_publishes_seen_ = 0;
 

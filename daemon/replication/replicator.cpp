@@ -75,8 +75,9 @@ bool Replicator::drained() const {
   return true;
 }
 
-void Replicator::on_nats_up(nats::ConnPtr conn, uint64_t) {
+void Replicator::on_nats_up(nats::ConnPtr conn, uint64_t, const std::string& url) {
   cnats_ = std::move(conn);
+  cnats_url_ = url;
   data_backoff_ms_ = 0;
   open_data();
 }
@@ -87,36 +88,12 @@ void Replicator::open_data() {
     data_->close();
     dead_data_ = std::move(data_);
   }
-  // The server cnats reached (one of nats.urls, or one its cluster
-  // announced), with the scheme and user info of the configured URL that
-  // names it, else the user info of the first configured URL that has any
-  // (as cnats does for announced servers).
-  std::string url = cfg_.nats.urls.empty() ? std::string("nats://127.0.0.1:4222") : cfg_.nats.urls.front();
-  char buf[512] = {0};
-  auto connected = natsConnection_GetConnectedUrl(cnats_.get(), buf, sizeof(buf)) == NATS_OK
-                       ? nats::parse_nats_url(buf)
-                       : Result<nats::NatsUrl>(Status(Code::kUnavailable, "no connected URL"));
-  if (connected) {
-    std::string userinfo;
-    bool named = false;
-    for (const auto& u : cfg_.nats.urls) {
-      auto p = nats::parse_nats_url(u);
-      if (p && p->host == connected->host && p->port == connected->port) {
-        url = u;
-        named = true;
-        break;
-      }
-      if (p && userinfo.empty()) {
-        if (!p->user.empty()) userinfo = p->user + ":" + p->password + "@";
-        if (!p->token.empty()) userinfo = p->token + "@";
-      }
-    }
-    if (!named) {
-      const bool v6 = connected->host.find(':') != std::string::npos;
-      url = std::string(connected->tls ? "tls" : "nats") + "://" + userinfo + (v6 ? "[" : "") + connected->host +
-            (v6 ? "]" : "") + ":" + std::to_string(connected->port);
-    }
-  }
+  // The server cnats reached, through the nats.urls entry it used (its
+  // scheme, TLS requirement and user info): cnats is given one URL per
+  // attempt and never reconnects elsewhere, so this is that server.
+  std::string url = !cnats_url_.empty() ? cnats_url_
+                    : cfg_.nats.urls.empty() ? std::string("nats://127.0.0.1:4222")
+                                             : cfg_.nats.urls.front();
   nats::DataConn::Options o;
   o.url = url;
   o.credentials = cfg_.nats.credentials;

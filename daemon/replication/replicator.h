@@ -33,7 +33,7 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   void stop();
 
   // nats::ClientListener
-  void on_nats_up(nats::ConnPtr conn, uint64_t generation) override;
+  void on_nats_up(nats::ConnPtr conn, uint64_t generation, const std::string& url) override;
   void on_nats_down(const std::string& reason) override;
   // nats::DataConn::Listener: the data connection, opened once cnats'
   // is up; the streams see NATS up only when both are.
@@ -84,6 +84,7 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   std::unique_ptr<nats::Subscription> advisory_sub_;
   void on_api_advisory(natsMsg* msg);
   nats::ConnPtr cnats_;                          // cnats' connection while it is up
+  std::string cnats_url_;                        // the nats.urls entry it was made with
   std::shared_ptr<nats::DataConn> data_;         // connecting or up
   std::shared_ptr<nats::DataConn> dead_data_;    // lost; freed at the next flush
   std::unique_ptr<loop::Timer> data_retry_timer_;

@@ -5,11 +5,9 @@ namespace isthmus::util {
 std::string redact_userinfo(std::string_view url) {
   size_t sep = url.find("://");
   size_t start = sep == std::string_view::npos ? 0 : sep + 3;
-  // The authority ends at the first '/', '?' or '#'; its user info at the
-  // last '@' inside it (a password may itself contain '@').
-  size_t end = url.find_first_of("/?#", start);
-  if (end == std::string_view::npos) end = url.size();
-  std::string_view authority = url.substr(start, end - start);
+  // The user info ends at the last '@', as nats.urls are read (a password
+  // may itself hold '@', '/', '?' or '#'): whatever precedes it is hidden.
+  std::string_view authority = url.substr(start);
   size_t at = authority.rfind('@');
   if (at == std::string_view::npos) return std::string(url);
   std::string_view info = authority.substr(0, at);

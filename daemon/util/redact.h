@@ -12,7 +12,9 @@ namespace isthmus::util {
 
 // "scheme://user:pass@host..." -> "scheme://user:***@host...",
 // "scheme://token@host..."     -> "scheme://***@host...";
-// anything without user info is returned as it is.
+// the user info ends at the last '@' (as nats/url.h reads it), so a secret
+// holding '@', '/', '?' or '#' is hidden whole; anything without an '@' is
+// returned as it is.
 std::string redact_userinfo(std::string_view url);
 
 }  // namespace isthmus::util

@@ -1220,10 +1220,21 @@ TEST_CASE("m: a replica write or a pull the daemon's NATS user may not publish s
     bool shown = pull_refused_shown(state);
     INFO(state);
     CHECK(shown);
-    auto st = s.follower().daemon.lag_stream(kStream);
-    REQUIRE(st);
-    CHECK(st->value("state", "") == "error");
   }
+  // Through the retries (each restarts the stream for a moment and writes
+  // the refused message again), the error stays up: /healthz never
+  // answers 200 for ams, and its /v1/lag row stays in error.
+  check_stays(
+      3s,
+      [&](std::string& state) {
+        int status = 0;
+        state = health_reasons(s.follower(), status);
+        auto st = s.follower().daemon.lag_stream(kStream);
+        if (st) state += " | " + st->value("state", "") + ": " + st->value("detail", "");
+        return status == 503 && st && st->value("state", "") == "error" &&
+               st->value("detail", "").find("may not publish to") != std::string::npos;
+      },
+      "ams: the refused write stays its stream's error across a retry");
   // A refusal that lasts over a minute lets the leader's ephemeral consumer
   // expire (nothing pulls from it): deleting it now stands for that. The
   // retry after the grant goes unanswered (nats-server 2.9 answers a pull

@@ -50,7 +50,7 @@ struct Cnats : isthmus::nats::ClientListener {
     mailbox->close();
     while (uv_loop_close(&loop) == UV_EBUSY) uv_run(&loop, UV_RUN_ONCE);
   }
-  void on_nats_up(ConnPtr c, uint64_t) override {
+  void on_nats_up(ConnPtr c, uint64_t, const std::string&) override {
     up = true;
     conn = std::move(c);
   }
@@ -105,8 +105,16 @@ TEST_CASE("cnats over TLS: the certificate is checked against SSL_CERT_FILE's CA
     c.settle();
     INFO(c.error());
     REQUIRE(c.up);
-    auto conns = isthmusd_conns(named);
-    REQUIRE(conns.size() == 1);
+    // The previous round's connection may still be closing at the server.
+    std::vector<nlohmann::json> conns;
+    harness::check_for(
+        std::chrono::seconds(5),
+        [&](std::string& state) {
+          conns = isthmusd_conns(named);
+          state = std::to_string(conns.size()) + " isthmusd connections";
+          return conns.size() == 1;
+        },
+        "one isthmusd connection at the server");
     CHECK_FALSE(conns[0].value("tls_version", "").empty());
   }
   // An IP address in the URL is checked against the IP addresses the
@@ -159,7 +167,7 @@ TEST_CASE("cnats: a tls:// URL to a server without TLS is refused before the CON
     Cnats c({"tls://isthmus:s3cret@127.0.0.1:" + port});
     c.settle();
     CHECK_FALSE(c.up);
-    CHECK(c.error() == "tls://127.0.0.1:" + port + ": tls:// URL, but the server offers no TLS");
+    CHECK(c.error() == "tls://127.0.0.1:" + port + ": tls:// URL, but the server does not require TLS (no TLS, or TLS optional with allow_non_tls, which the NATS C client cannot use)");
   }
   harness::check_for(std::chrono::seconds(5), [&] { return fake.client_closed(); }, "the client to hang up");
   CHECK(fake.received().find("CONNECT") == std::string::npos);
@@ -171,7 +179,7 @@ TEST_CASE("cnats: a tls:// URL to a server without TLS is refused before the CON
   Cnats c({"tls://isthmus:s3cret@127.0.0.1:" + std::to_string(plain.port())});
   c.settle();
   CHECK_FALSE(c.up);
-  CHECK(c.error().find("tls:// URL, but the server offers no TLS") != std::string::npos);
+  CHECK(c.error().find("tls:// URL, but the server does not require TLS") != std::string::npos);
   CHECK(isthmusd_conns(plain).empty());
 }
 
