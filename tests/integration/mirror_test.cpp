@@ -12,12 +12,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -83,31 +85,49 @@ OutMsg event(size_t i, uint64_t seq) {
   return m;
 }
 
+// When each Msg-Id number was last acknowledged, over every call in this
+// process (a trickle of single publishes followed by a burst reuses ids
+// across calls), so that an id's next use comes well after the leader's
+// duplicate window. Process-wide and conservative: a wait for an id used in
+// an earlier test case's stream costs at most the gap once.
+std::mutex g_id_use_mu;
+std::map<size_t, Clock::time_point> g_id_last_ack;
+
 // Publishes events [from, from+count) into the leader, which must store
-// them at first_seq, first_seq+1, ... Chunks of 250 go out with async acks,
-// paced so that an id's next use (2000 events later) comes at least 300 ms
-// after its previous ack: the leader's 100 ms duplicate window (plus its
-// purge timer) has expired by then, so repeated Msg-Ids are stored. That
-// caps the rate near 6,700 msg/s and spreads a run evenly over time. Throws
-// if any ack is a duplicate or lands elsewhere.
+// them at first_seq, first_seq+1, ... Chunks of 250 go out with async acks;
+// before a chunk goes, every Msg-Id in it was last acknowledged at least
+// 300 ms ago: the leader's 100 ms duplicate window (plus its purge timer)
+// has expired by then, so repeated Msg-Ids are stored. That caps a long run
+// near 6,700 msg/s and spreads it evenly over time. Throws if any ack is a
+// duplicate or lands elsewhere.
 void publish_events(JetStream& js, size_t from, size_t count, uint64_t first_seq) {
   constexpr size_t kChunk = 250;
-  constexpr size_t kChunksPerIdBlock = kIdBatch / kChunk;
   constexpr auto kIdReuseGap = 300ms;
-  std::map<size_t, Clock::time_point> chunk_done;  // chunk number (i / kChunk) -> last ack
   size_t i = from;
   const size_t end = from + count;
   while (i < end) {
-    const size_t chunk = i / kChunk;
-    const size_t chunk_end = std::min(end, (chunk + 1) * kChunk);
-    if (chunk >= kChunksPerIdBlock) {
-      auto it = chunk_done.find(chunk - kChunksPerIdBlock);
-      if (it != chunk_done.end()) std::this_thread::sleep_until(it->second + kIdReuseGap);
-    }
+    const size_t chunk_end = std::min(end, (i / kChunk + 1) * kChunk);
     std::vector<OutMsg> msgs;
-    for (size_t k = i; k < chunk_end; ++k) msgs.push_back(event(k, first_seq + (k - from)));
+    std::vector<size_t> ids;
+    for (size_t k = i; k < chunk_end; ++k) {
+      msgs.push_back(event(k, first_seq + (k - from)));
+      if (k % 4 == 0) ids.push_back((k / 4) % (kIdBatch / 4));
+    }
+    Clock::time_point not_before{};
+    {
+      std::lock_guard<std::mutex> lock(g_id_use_mu);
+      for (size_t id : ids) {
+        auto it = g_id_last_ack.find(id);
+        if (it != g_id_last_ack.end()) not_before = std::max(not_before, it->second + kIdReuseGap);
+      }
+    }
+    std::this_thread::sleep_until(not_before);
     auto acks = js.publish_bulk(msgs, 250);
-    chunk_done[chunk] = Clock::now();
+    {
+      const auto now = Clock::now();
+      std::lock_guard<std::mutex> lock(g_id_use_mu);
+      for (size_t id : ids) g_id_last_ack[id] = now;
+    }
     for (size_t k = 0; k < acks.size(); ++k) {
       uint64_t want = first_seq + (i + k - from);
       if (acks[k].duplicate || acks[k].seq != want)
