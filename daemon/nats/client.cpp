@@ -7,8 +7,14 @@
 #include <vector>
 
 #include "nats/cnats_connect.h"
+#include "nats/connect_watchdog.h"
 
 namespace isthmus::nats {
+
+namespace {
+// cnats' connect timeout: TCP connect, INFO, TLS handshake, CONNECT/PONG.
+constexpr int kConnectTimeoutMs = 2000;
+}  // namespace
 
 Client::Client(const config::Nats& cfg, loop::Mailbox* mailbox, ClientListener* listener)
     : cfg_(cfg), mailbox_(mailbox), listener_(listener) {}
@@ -69,7 +75,7 @@ Result<natsConnection*> Client::connect_to(const std::string& url_text) {
   // ~1 ms. (This connection carries API requests and advisories only; the
   // replicated messages go through nats/data_conn.h.)
   if (s == NATS_OK) s = natsOptions_SetSendAsap(opts.get(), false);
-  if (s == NATS_OK) s = natsOptions_SetTimeout(opts.get(), 2000);
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts.get(), kConnectTimeoutMs);
   if (s == NATS_OK) s = natsOptions_SetName(opts.get(), "isthmusd");
   if (s == NATS_OK) s = natsOptions_SetClosedCB(opts.get(), &Client::on_closed_cb, this);
   if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts.get(), &Client::on_error_cb, this);
@@ -87,7 +93,21 @@ Result<natsConnection*> Client::connect_to(const std::string& url_text) {
   if (s != NATS_OK) return Status(Code::kInvalid, url->display() + ": options: " + connect_failure_text(s));
   if (Status st = apply_tls_policy(opts.get(), *url); !st) return st;
   natsConnection* nc = nullptr;
-  s = natsConnection_Connect(&nc, opts.get());
+  bool hung = false;
+  {
+    // cnats 3.4.1 would never return from a server that stops answering
+    // after its INFO (nats/connect_watchdog.h). Its deadline starts before
+    // the TCP connect, so a socket connected for longer than the timeout
+    // (plus a margin) belongs to an attempt past its deadline.
+    ConnectWatchdog watchdog(url->port, std::chrono::milliseconds(kConnectTimeoutMs + 300));
+    s = natsConnection_Connect(&nc, opts.get());
+    hung = watchdog.fired();
+  }
+  if (hung) {
+    if (nc != nullptr) natsConnection_Destroy(nc);
+    return Status(Code::kUnavailable, url->display() + ": the server sent its INFO but did not answer the CONNECT within " +
+                                          std::to_string(kConnectTimeoutMs) + " ms");
+  }
   if (s != NATS_OK) return Status(Code::kUnavailable, url->display() + ": " + connect_failure_text(s));
   return nc;
 }

@@ -3,15 +3,23 @@
 // connection does it (the certificate checked against the trust store named
 // by SSL_CERT_FILE and against the URL's host name or IP address; a tls://
 // URL never falls back to plaintext), failures named per URL without user
-// info, several URLs, and a .creds file against an operator-mode server.
+// info, several URLs, a server that stops answering after its INFO (plain
+// and TLS), and a .creds file against an operator-mode server.
 #include "nats/client.h"
 
 #include <nats/nats.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 
 #include "bare_nats_server.h"
@@ -78,6 +86,86 @@ std::vector<nlohmann::json> isthmusd_conns(harness::BareNatsServer& srv) {
   }
   return out;
 }
+
+// A server that accepts every connection, sends a nats-server's INFO (and,
+// with certificates, requires TLS and completes the handshake), then reads
+// whatever comes and never answers: a nats-server stopped or wedged right
+// after accepting. Counts the connections accepted and the ones the client
+// closed.
+class SilentServer {
+ public:
+  explicit SilentServer(const harness::CertFiles* tls = nullptr) : port_(harness::free_port()) {
+    if (tls != nullptr) {
+      ctx_ = SSL_CTX_new(TLS_server_method());
+      if (SSL_CTX_use_certificate_chain_file(ctx_, tls->cert.c_str()) != 1 ||
+          SSL_CTX_use_PrivateKey_file(ctx_, tls->key.c_str(), SSL_FILETYPE_PEM) != 1)
+        throw std::runtime_error("silent server: cannot load the certificate");
+    }
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd_, 16) != 0)
+      throw std::runtime_error("silent server: cannot listen");
+    th_ = std::thread([this] { run(); });
+  }
+  ~SilentServer() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    th_.join();
+    ::close(fd_);
+    if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+  }
+  uint16_t port() const { return port_; }
+  int accepted() const { return accepted_; }
+  int closed_by_client() const { return closed_; }
+
+ private:
+  // One connection at a time: the client makes one attempt at a time.
+  void run() {
+    while (!stop_) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      ++accepted_;
+      std::string info = std::string("INFO {\"server_id\":\"silent\",\"version\":\"2.9.10\",\"proto\":1,") +
+                         "\"headers\":true,\"max_payload\":65536" + (ctx_ ? ",\"tls_required\":true" : "") + "}\r\n";
+      (void)::write(c, info.data(), info.size());
+      SSL* ssl = nullptr;
+      if (ctx_ != nullptr) {
+        ssl = SSL_new(ctx_);
+        SSL_set_fd(ssl, c);
+        if (SSL_accept(ssl) != 1) {
+          SSL_free(ssl);
+          ::close(c);
+          continue;
+        }
+      }
+      char buf[4096];
+      for (;;) {
+        pollfd p{c, POLLIN, 0};
+        if (stop_) break;
+        if (::poll(&p, 1, 20) <= 0 && (ssl == nullptr || SSL_pending(ssl) == 0)) continue;
+        int n = ssl != nullptr ? SSL_read(ssl, buf, sizeof(buf)) : static_cast<int>(::read(c, buf, sizeof(buf)));
+        if (n <= 0) {
+          ++closed_;
+          break;
+        }
+      }
+      if (ssl != nullptr) SSL_free(ssl);
+      ::close(c);
+    }
+  }
+
+  uint16_t port_;
+  int fd_ = -1;
+  SSL_CTX* ctx_ = nullptr;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0}, closed_{0};
+  std::thread th_;
+};
 
 std::string tls_config(const harness::CertFiles& f) {
   return "tls { cert_file: \"" + f.cert + "\"\n key_file: \"" + f.key + "\" }\n";
@@ -156,8 +244,8 @@ TEST_CASE("cnats over TLS: the certificate is checked against SSL_CERT_FILE's CA
 
 TEST_CASE("cnats: a tls:// URL to a server without TLS is refused before the CONNECT", "[nats][client]") {
   // cnats alone would carry on in plaintext and send the URL's password.
-  // (The fake hangs up on the first bytes it receives: cnats 3.4.1 spins
-  // in its connect, never timing out, when a server does not answer.)
+  // (The fake hangs up on the first bytes it receives, so that a client
+  // that sent a CONNECT would fail at once rather than after the timeout.)
   harness::FakeNatsServer fake(
       "INFO {\"server_id\":\"plain\",\"version\":\"2.9.10\",\"proto\":1,\"headers\":true,\"max_payload\":65536,"
       "\"auth_required\":true}\r\n",
@@ -226,5 +314,42 @@ TEST_CASE("cnats with a .creds file: an operator-mode server lets the user in, r
     c.settle();
     CHECK_FALSE(c.up);
     CHECK(c.error().find("Authorization Violation") != std::string::npos);
+  }
+}
+
+TEST_CASE("cnats: a server that sends INFO and then never answers the CONNECT fails the attempt after the timeout",
+          "[nats][client]") {
+  // cnats 3.4.1 alone would never return from this connect, spinning
+  // (nats/connect_watchdog.h): the worker would hang, the other URLs would
+  // never be tried and stop() would wait for ever.
+  harness::TempDir tmp("isthmus-cnats");
+  auto certs = harness::region_ca(tmp.path()).issue({"localhost", {"localhost"}}, tmp.file("s.crt"), tmp.file("s.key"));
+  harness::ScopedEnv cert_file("SSL_CERT_FILE", certs.ca);
+  SilentServer plain;
+  SilentServer tls(&certs);
+  for (const std::string url : {"nats://127.0.0.1:" + std::to_string(plain.port()),
+                                "tls://localhost:" + std::to_string(tls.port())}) {
+    INFO(url);
+    SilentServer& srv = url[0] == 'n' ? plain : tls;
+    {
+      Cnats c({url});
+      c.settle();
+      CHECK_FALSE(c.up);
+      CHECK(c.error() == url + ": the server sent its INFO but did not answer the CONNECT within 2000 ms");
+      CHECK(srv.accepted() >= 1);
+    }
+    // The attempt's socket was closed by the client (the watchdog shut it
+    // down, cnats then closed it), and stop() above returned.
+    harness::check_for(
+        std::chrono::seconds(5), [&] { return srv.closed_by_client() >= 1; }, "the client to close the connection");
+  }
+  // With a working server in nats.urls too, the client ends up there
+  // whichever URL it tries first.
+  harness::BareNatsServer good(tmp, "good", "");
+  for (int round = 0; round < 2; ++round) {
+    Cnats c({"nats://127.0.0.1:" + std::to_string(plain.port()), "nats://127.0.0.1:" + std::to_string(good.port())});
+    c.settle();
+    INFO(c.error());
+    CHECK(c.up);
   }
 }
