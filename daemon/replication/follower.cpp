@@ -462,7 +462,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
     phase_ = Phase::kError;
     detail_ = "leader " + cfg_.leader + ": " + info.error;
     phase_since_mono_ns_ = loop::mono_ns();
-    spdlog::warn("stream {}: {}", cfg_.name, detail_);
+    warn_error(detail_);
     return Status::ok();
   }
   leader_first_seq_ = info.first_seq;
@@ -474,6 +474,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
     phase_ = Phase::kError;
     detail_ = wanted.status().message();
     phase_since_mono_ns_ = loop::mono_ns();
+    warn_error(detail_);
     return Status::ok();
   }
   replica_subjects_.clear();
@@ -733,7 +734,17 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
     if (replica_empty_ && leader_first_seq_ > 0) from = std::max(from, leader_first_seq_ - 1);
     sync_.start(loop::mono_ns(), from, leader_last_seq_);
   }
-  spdlog::info("stream {}: replicating from {} at sequence {}", cfg_.name, cfg_.leader, next_);
+  // After an error that has not cleared (no write acknowledged since), this
+  // is a retry: logged once after each warning of the error, not every 2 s.
+  if (warned_error_.empty()) {
+    spdlog::info("stream {}: replicating from {} at sequence {}", cfg_.name, cfg_.leader, next_);
+  } else if (!retry_announced_) {
+    spdlog::info("stream {}: retrying from {} at sequence {} (every 2 s while the error lasts)", cfg_.name,
+                 cfg_.leader, next_);
+    retry_announced_ = true;
+  } else {
+    spdlog::debug("stream {}: retrying from {} at sequence {}", cfg_.name, cfg_.leader, next_);
+  }
   // The leader's view of this follower changes now (a sync, maybe a
   // rebuild's, begins): tell it at once rather than at the next tick.
   send_lag_report();
@@ -1184,7 +1195,10 @@ void Follower::confirm_through(uint64_t seq) {
   if (!write_refused_.empty()) {
     spdlog::info("stream {}: replica writes are accepted again", cfg_.name);
     write_refused_.clear();
+  } else if (!warned_error_.empty()) {
+    spdlog::info("stream {}: replicating again (writes acknowledged) after: {}", cfg_.name, warned_error_);
   }
+  warned_error_.clear();
   const ApplyClock clock = apply_clock();
   uint64_t s = next_ - inflight_.size();
   for (; s <= seq && !inflight_.empty(); ++s) {
@@ -1224,7 +1238,29 @@ void Follower::fail(const std::string& why) {
   queue_.clear();
   queue_bytes_ = 0;
   inflight_.clear();
-  spdlog::warn("stream {}: {}", cfg_.name, detail_);
+  warn_error(detail_);
+}
+
+void Follower::warn_error(const std::string& why) {
+  constexpr int64_t kRewarnNs = 60'000'000'000;
+  const int64_t now = loop::mono_ns();
+  if (why == warned_error_ && now - warned_error_mono_ns_ < kRewarnNs) {
+    ++unwarned_retries_;
+    unwarned_mono_ns_ = now;
+    spdlog::debug("stream {}: {} (again)", cfg_.name, why);
+    return;
+  }
+  // "still" only if the error was seen within the last 10 s (a retry is
+  // every 2 s): not for the same error coming back after a quiet spell.
+  if (why == warned_error_ && unwarned_retries_ > 0 && now - unwarned_mono_ns_ < 10'000'000'000) {
+    spdlog::warn("stream {}: {} (still; {} retries since the last warning)", cfg_.name, why, unwarned_retries_);
+  } else {
+    spdlog::warn("stream {}: {}", cfg_.name, why);
+  }
+  warned_error_ = why;
+  warned_error_mono_ns_ = now;
+  unwarned_retries_ = 0;
+  retry_announced_ = false;
 }
 
 // A checkpoint was refused: some write in (applied_, seq] failed, and every

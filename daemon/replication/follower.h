@@ -145,6 +145,10 @@ class Follower {
   void confirm_through(uint64_t seq);
   void refused(uint64_t seq, const nats::PubAck& ack);
   void fail(const std::string& why);
+  // Logs an error the stream stops on (fail(), a leader's refusal): a warning
+  // the first time, and again only when it changes or a minute has passed
+  // (every retry, 2 s, would repeat it); below that, debug.
+  void warn_error(const std::string& why);
   void advance_applied();
   bool watch_foreign();
   void on_foreign_publish(const nats::wire::ServerOp& msg);
@@ -159,6 +163,11 @@ class Follower {
   Phase phase_ = Phase::kIdle;
   std::string detail_;         // why diverged/error
   std::string last_prepare_error_;  // logged once until it changes
+  std::string warned_error_;        // warn_error()'s last, until a write is acknowledged
+  int64_t warned_error_mono_ns_ = 0;
+  uint64_t unwarned_retries_ = 0;   // repeats of warned_error_ since it was logged
+  int64_t unwarned_mono_ns_ = 0;    // the last of them
+  bool retry_announced_ = false;    // the first retry after that warning was logged
   uint64_t gen_ = 1;           // pipeline generation: bumps on every reset
   uint64_t sub_id_ = 0;        // id of our current SUBSCRIBE
   int64_t phase_since_mono_ns_ = 0;
