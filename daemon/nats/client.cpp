@@ -47,8 +47,11 @@ size_t Client::queued_jobs() const {
   return jobs_.size();
 }
 
-void Client::on_closed_cb(natsConnection*, void* closure) {
+void Client::on_closed_cb(natsConnection* nc, void* closure) {
   auto* self = static_cast<Client*>(closure);
+  // Only the current connection's: a connection given up during a connect
+  // attempt (or one already replaced) may report its close late.
+  if (nc != self->current_.load()) return;
   {
     std::lock_guard<std::mutex> lk(self->mu_);
     self->lost_ = true;
@@ -93,17 +96,14 @@ Result<natsConnection*> Client::connect_to(const std::string& url_text) {
   if (s != NATS_OK) return Status(Code::kInvalid, url->display() + ": options: " + connect_failure_text(s));
   if (Status st = apply_tls_policy(opts.get(), *url); !st) return st;
   natsConnection* nc = nullptr;
-  bool hung = false;
-  {
-    // cnats 3.4.1 would never return from a server that stops answering
-    // after its INFO (nats/connect_watchdog.h). Its deadline starts before
-    // the TCP connect, so a socket connected for longer than the timeout
-    // (plus a margin) belongs to an attempt past its deadline.
-    ConnectWatchdog watchdog(url->port, std::chrono::milliseconds(kConnectTimeoutMs + 300));
-    s = natsConnection_Connect(&nc, opts.get());
-    hung = watchdog.fired();
-  }
-  if (hung) {
+  // cnats 3.4.1 would never return from a server that stops answering
+  // after its INFO (nats/connect_watchdog.h). Its deadline starts before
+  // the TCP connect, so a socket connected for longer than the timeout
+  // (plus a margin) belongs to an attempt past its deadline.
+  ConnectWatchdog watchdog(url->host, url->port, std::chrono::milliseconds(kConnectTimeoutMs + 300));
+  s = natsConnection_Connect(&nc, opts.get());
+  if (watchdog.disarm()) {
+    // (Connected, then shut down by a late scan: the connection is dead.)
     if (nc != nullptr) natsConnection_Destroy(nc);
     return Status(Code::kUnavailable, url->display() + ": the server sent its INFO but did not answer the CONNECT within " +
                                           std::to_string(kConnectTimeoutMs) + " ms");
@@ -147,9 +147,12 @@ bool Client::try_connect() {
     return false;
   }
   warned_error_.clear();
+  // The closed callback counts from here; a close before this is seen by
+  // natsConnection_IsClosed (cnats marks it closed before calling back).
+  current_ = nc;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    lost_ = false;
+    lost_ = natsConnection_IsClosed(nc);
   }
   conn_ = ConnPtr(nc, [](natsConnection* c) { natsConnection_Destroy(c); });
   connected_ = true;
@@ -197,6 +200,7 @@ void Client::worker_main() {
     }
     if (lost) {
       connected_ = false;
+      current_ = nullptr;
       conn_.reset();
       spdlog::warn("nats: connection lost; reconnecting");
       mailbox_->post([this] {
@@ -215,6 +219,7 @@ void Client::worker_main() {
     natsConnection_FlushTimeout(conn_.get(), 1000);
     natsConnection_Close(conn_.get());
     connected_ = false;
+    current_ = nullptr;
     conn_.reset();
   }
   std::lock_guard<std::mutex> lk(mu_);

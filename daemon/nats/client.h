@@ -101,6 +101,7 @@ class Client {
   ConnPtr conn_;       // worker's reference
   uint64_t generation_ = 0;
   std::atomic<bool> connected_{false};
+  std::atomic<natsConnection*> current_{nullptr};  // worker sets; cnats' closed callback reads
   std::minstd_rand rng_{std::random_device{}()};  // worker: first URL tried
   std::string warned_error_;                      // worker: last failure logged
   std::string last_error_;                        // loop thread

@@ -10,53 +10,61 @@
 // other nats.urls entries never tried, SIGTERM waiting for it.
 //
 // The watchdog is armed around one natsConnection_Connect call with the
-// port it dials. It looks (every 100 ms while armed) for TCP sockets of
-// this process opened since it was armed and connected to that port; one
-// that has stayed connected longer than `limit` while the connect is still
-// running is shut down (shutdown(2), never closed: the descriptor stays
+// host and port it dials. Every 100 ms it looks for TCP sockets of this
+// process opened since it was armed and connected to one of that host's
+// addresses at that port; one that has stayed connected longer than
+// `limit` is shut down (shutdown(2) through a duplicate of the descriptor
+// that is checked to be the same socket; never closed: the descriptor stays
 // cnats'). cnats' next read then sees the end of the stream and the connect
-// fails; fired() tells the caller why.
+// fails; disarm() tells the caller whether that happened.
 //
 // What it could hit besides cnats' socket: another socket this process
-// opens to the same port while the connect runs. The daemon's other
-// connection to the local nats-server (nats/data_conn.h) is opened only
-// while cnats' connection stands, i.e. never during a connect attempt; a
-// socket that existed before the watchdog was armed is never touched.
+// opens to the same address and port while the connect runs. The daemon's
+// other connection to the local nats-server (nats/data_conn.h) is opened
+// only while cnats' connection stands, i.e. never during a connect attempt;
+// a socket that existed before the watchdog was armed is never touched.
+// If the process's descriptors cannot be listed, or the host not resolved,
+// it does not arm (the connect runs as cnats alone would).
 //
 // Lifetime: one per connect attempt, on the thread that calls
 // natsConnection_Connect (the Client's worker); it runs one thread of its
-// own while armed, joined by the destructor.
+// own until disarmed (disarm() or the destructor).
 #pragma once
+
+#include <sys/socket.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace isthmus::nats {
 
 class ConnectWatchdog {
  public:
-  // Arms: remembers the process's sockets that exist now and starts watching.
-  ConnectWatchdog(uint16_t port, std::chrono::milliseconds limit);
-  // Disarms and joins the watching thread.
-  ~ConnectWatchdog();
+  // Arms: resolves host, remembers the process's sockets that exist now and
+  // starts watching.
+  ConnectWatchdog(const std::string& host, uint16_t port, std::chrono::milliseconds limit);
+  ~ConnectWatchdog();  // disarm()
   ConnectWatchdog(const ConnectWatchdog&) = delete;
   ConnectWatchdog& operator=(const ConnectWatchdog&) = delete;
 
-  // After the connect returned: true if a socket was shut down (the connect
-  // failed, or is to be treated as failed, because of the watchdog).
-  bool fired() const;
+  // Stops watching (joins its thread); then true if it shut a socket down.
+  // Call it as soon as the connect has returned.
+  bool disarm();
 
  private:
   void watch();
+  bool is_target(int fd) const;  // a connected TCP socket to one of addrs_
 
-  const uint16_t port_;
   const std::chrono::milliseconds limit_;
-  std::set<unsigned long> before_;  // socket inodes that existed when armed
-  mutable std::mutex mu_;
+  std::vector<sockaddr_storage> addrs_;  // host's addresses, with the port
+  std::set<unsigned long> before_;       // socket inodes that existed when armed
+  std::mutex mu_;
   std::condition_variable cv_;
   bool disarmed_ = false;
   bool fired_ = false;

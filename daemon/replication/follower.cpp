@@ -29,6 +29,8 @@ constexpr size_t kCheckpointBytes = 256 * 1024;
 constexpr int64_t kAckTimeoutNs = 10'000'000'000;
 constexpr int64_t kInfoRetryNs = 5'000'000'000;
 constexpr int64_t kErrorRetryNs = 2'000'000'000;
+// A stream replicating this long since its last error has recovered from it.
+constexpr int64_t kErrorClearedNs = 10'000'000'000;
 // A refused replica write is still the stream's error this long after the
 // last refusal, through the retries in between (write_refused_now()).
 constexpr int64_t kWriteRefusedHoldNs = 10'000'000'000;
@@ -739,8 +741,8 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   if (warned_error_.empty()) {
     spdlog::info("stream {}: replicating from {} at sequence {}", cfg_.name, cfg_.leader, next_);
   } else if (!retry_announced_) {
-    spdlog::info("stream {}: retrying from {} at sequence {} (every 2 s while the error lasts)", cfg_.name,
-                 cfg_.leader, next_);
+    spdlog::info("stream {}: retrying: replicating from {} at sequence {} (every 2 s while the error lasts)",
+                 cfg_.name, cfg_.leader, next_);
     retry_announced_ = true;
   } else {
     spdlog::debug("stream {}: retrying from {} at sequence {}", cfg_.name, cfg_.leader, next_);
@@ -1192,12 +1194,12 @@ void Follower::confirm_through(uint64_t seq) {
   // The expected-last-sequence header of this write matched nats-server's
   // count: the offset is right, pipelining is safe.
   probation_ = false;
-  if (!write_refused_.empty()) {
+  if (!write_refused_.empty() && write_refused_ == warned_error_) {
     spdlog::info("stream {}: replica writes are accepted again", cfg_.name);
-    write_refused_.clear();
   } else if (!warned_error_.empty()) {
     spdlog::info("stream {}: replicating again (writes acknowledged) after: {}", cfg_.name, warned_error_);
   }
+  write_refused_.clear();
   warned_error_.clear();
   const ApplyClock clock = apply_clock();
   uint64_t s = next_ - inflight_.size();
@@ -1511,6 +1513,12 @@ void Follower::tick() {
       }
       break;
     case Phase::kReplicating:
+      // An error that cleared without a write to show it (an idle stream):
+      // replicating for 10 s without it coming back.
+      if (!warned_error_.empty() && now - phase_since_mono_ns_ > kErrorClearedNs) {
+        spdlog::info("stream {}: replicating again after: {}", cfg_.name, warned_error_);
+        warned_error_.clear();
+      }
       if (!inflight_.empty() && now - inflight_.front().sent_mono_ns > kAckTimeoutNs) {
         ++apply_errors_;
         reset("no publish acknowledgement for 10 s");

@@ -1237,7 +1237,7 @@ TEST_CASE("m: a replica write or a pull the daemon's NATS user may not publish s
   {
     const std::string log = read_file(s.follower().daemon.log_path());
     CHECK(count(log, "warning stream " + kStream + ": the daemon's NATS user may not publish to") == 1);
-    CHECK(count(log, "stream " + kStream + ": retrying from") == 1);
+    CHECK(count(log, "stream " + kStream + ": retrying: replicating from") == 1);
   }
   {
     std::string state;

@@ -350,6 +350,16 @@ TEST_CASE("cnats: a server that sends INFO and then never answers the CONNECT fa
     Cnats c({"nats://127.0.0.1:" + std::to_string(plain.port()), "nats://127.0.0.1:" + std::to_string(good.port())});
     c.settle();
     INFO(c.error());
-    CHECK(c.up);
+    REQUIRE(c.up);
+    // And stays there: no late shutdown of the connection it kept.
+    harness::check_stays(
+        std::chrono::seconds(3),
+        [&](std::string& state) {
+          uv_run(&c.loop, UV_RUN_NOWAIT);
+          state = std::string(c.up ? "up" : "down") + ", " + (c.client->connected() ? "connected" : "not connected") +
+                  ": " + c.error();
+          return c.up && c.client->connected();
+        },
+        "connected to the working server");
   }
 }
