@@ -51,6 +51,10 @@ constexpr int64_t kPullLostNs = 2'000'000'000;
 // After a pull request the server refused (permissions), the next one waits
 // this long: the retry that finds the permission granted.
 constexpr int64_t kPullRefusedRetryNs = 2'000'000'000;
+// Refused acknowledgements of a durable reader: the latest is published
+// again this often, and the refusal clears once one has gone this long
+// without being refused (the server answers a refusal at once).
+constexpr int64_t kAckRefusedRetryNs = 2'000'000'000;
 // Bytes queued on a link above which we stop pulling for it.
 constexpr size_t kLinkHighWater = 4 * 1024 * 1024;
 // A durable (interest) reader's unacknowledged deliveries are redelivered
@@ -240,6 +244,8 @@ Status Leader::on_ack(const std::string& peer, const link::Ack& ack) {
       // highest sequence the follower has stored.
       (void)ctx_.data->publish(ack_reply, "", "+ACK");
       ctx_.request_flush();
+      s.last_ack_reply = std::move(ack_reply);
+      v.ack_sent_mono_ns = loop::mono_ns();
     }
     pull(s);
   }
@@ -423,6 +429,16 @@ void Leader::create_consumer(Sender& s) {
             ctx_.data, {"$JS.API.CONSUMER.MSG.NEXT." + cfg_.name + "." + sp->consumer},
             [this, id](const std::string& subject, const std::string& e) { on_pull_refused(id, subject, e); });
         if (watch) sp->pull_watch = std::move(*watch);
+        if (sp->durable) {
+          // Its acknowledgements (both subject forms, nats/... ack parsing
+          // above): a refused one would leave the interest stream holding.
+          auto acks = nats::RefusedPublishWatch::create(
+              ctx_.data,
+              {"$JS.ACK." + cfg_.name + "." + sp->consumer + ".>",
+               "$JS.ACK.*.*." + cfg_.name + "." + sp->consumer + ".>"},
+              [this, id](const std::string& subject, const std::string& e) { on_ack_refused(id, subject, e); });
+          if (acks) sp->ack_watch = std::move(*acks);
+        }
         sp->last_activity_mono_ns = loop::mono_ns();
         pull(*sp);
       });
@@ -600,6 +616,49 @@ void Leader::on_pull_refused(uint64_t sender_id, const std::string& subject, con
   s->mode = ReadMode::kBacklog;
   account(*s);
   if (first) spdlog::warn("stream {}: follower {}: {}; retried every 2 s", cfg_.name, s->peer, s->pull_refused);
+}
+
+// The server refused an acknowledgement of a durable (interest) reader:
+// this daemon's NATS user may not publish to $JS.ACK.... The interest stream
+// keeps what the follower has stored, and the consumer stops delivering
+// once max_ack_pending deliveries are unacknowledged. Say so (/healthz,
+// /v1/lag, the log); check_ack_refused() publishes the latest
+// acknowledgement again every kAckRefusedRetryNs and clears it once one
+// goes through.
+void Leader::on_ack_refused(uint64_t sender_id, const std::string& subject, const std::string& error) {
+  Sender* s = find_sender(sender_id);
+  if (s == nullptr) return;
+  FollowerView& v = views_[s->peer];
+  const bool first = v.ack_refused.empty();
+  std::string what = error;
+  size_t to = what.find(" to \"");
+  if (to != std::string::npos) what.resize(to);  // the server's words without the subject again
+  // The subject up to the consumer's name: the rest differs per message.
+  std::string shown = subject;
+  size_t at = shown.find("." + s->consumer + ".");
+  if (at != std::string::npos) shown = shown.substr(0, at + s->consumer.size() + 1) + ".>";
+  v.ack_refused = "the daemon's NATS user may not publish to \"" + shown + "\" (" + what + "), so " + cfg_.name +
+                  " (interest retention) keeps every message " + s->peer +
+                  " has stored, and stops sending it more once too many are unacknowledged: grant it publish "
+                  "permission on $JS.ACK.> and reload nats-server";
+  v.ack_refused_mono_ns = loop::mono_ns();
+  if (first) spdlog::warn("stream {}: follower {}: {}; retried every 2 s", cfg_.name, s->peer, v.ack_refused);
+}
+
+void Leader::check_ack_refused(Sender& s, int64_t now) {
+  auto vit = views_.find(s.peer);
+  if (vit == views_.end() || vit->second.ack_refused.empty()) return;
+  FollowerView& v = vit->second;
+  if (v.ack_sent_mono_ns > v.ack_refused_mono_ns) {
+    if (now - v.ack_sent_mono_ns < kAckRefusedRetryNs) return;  // its refusal may be on its way
+    spdlog::info("stream {}: follower {}: acknowledgements are accepted again", cfg_.name, s.peer);
+    v.ack_refused.clear();
+    return;
+  }
+  if (now - v.ack_refused_mono_ns < kAckRefusedRetryNs || s.last_ack_reply.empty() || !ctx_.data) return;
+  (void)ctx_.data->publish(s.last_ack_reply, "", "+ACK");
+  ctx_.request_flush();
+  v.ack_sent_mono_ns = now;
 }
 
 void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
@@ -1117,6 +1176,7 @@ void Leader::tick() {
   int64_t now = loop::mono_ns();
   if (now - last_reconcile_mono_ns_ > kReconcileIntervalNs) reconcile();
   for (auto& [peer, s] : senders_) {
+    check_ack_refused(*s, now);
     if (s->consumer.empty() && !s->creating && ctx_.conn) {
       if (now - s->last_activity_mono_ns > 2'000'000'000) create_consumer(*s);
       continue;
@@ -1169,6 +1229,10 @@ nlohmann::json Leader::lag_json() const {
       // Its reader cannot pull: shown as an error until a pull is answered.
       f["state"] = "error";
       f["detail"] = sit->second->pull_refused;
+    } else if (!v.ack_refused.empty()) {
+      // Its reader's acknowledgements are refused: an error until one is not.
+      f["state"] = "error";
+      f["detail"] = v.ack_refused;
     }
     f["leader_last_seq"] = std::max(last_seq_, v.acked_seq);
     f["applied_seq"] = v.acked_seq;
@@ -1232,6 +1296,9 @@ std::vector<std::string> Leader::problems() const {
   if (!error_.empty()) out.push_back("stream " + cfg_.name + ": " + error_);
   for (const auto& [peer, s] : senders_) {
     if (!s->pull_refused.empty()) out.push_back("stream " + cfg_.name + ": follower " + peer + ": " + s->pull_refused);
+  }
+  for (const auto& [peer, v] : views_) {
+    if (!v.ack_refused.empty()) out.push_back("stream " + cfg_.name + ": follower " + peer + ": " + v.ack_refused);
   }
   return out;
 }

@@ -103,6 +103,11 @@ class Leader {
     std::unique_ptr<nats::RefusedPublishWatch> pull_watch;
     std::string pull_refused;
     int64_t pull_refused_mono_ns = 0;
+    // A durable reader's acknowledgements the server refuses (the daemon's
+    // user may not publish to $JS.ACK...): the latest ack subject, resent
+    // every kAckRefusedRetryNs while they are refused (FollowerView).
+    std::unique_ptr<nats::RefusedPublishWatch> ack_watch;
+    std::string last_ack_reply;
     uint64_t last_dseq = 0;   // consumer sequence of the last delivery; 0: none yet from this consumer
     std::map<uint64_t, Pull> pulls;  // by request id
     uint64_t next_pull_id = 1;
@@ -155,6 +160,12 @@ class Leader {
     // The follower's last LAG_REPORT and when it arrived.
     link::LagReport report;
     int64_t report_mono_ns = 0;
+    // Acknowledgements of its durable reader refused by the server: why,
+    // when last refused, and when an acknowledgement was last published. It
+    // stands until one has gone unrefused for kAckRefusedRetryNs.
+    std::string ack_refused;
+    int64_t ack_refused_mono_ns = 0;
+    int64_t ack_sent_mono_ns = 0;
   };
   // Store time (ns) of the oldest message the follower has not stored, 0
   // when it has everything, -1 when not known (yet).
@@ -171,6 +182,8 @@ class Leader {
   void cleanup_stale_durables();
   void create_consumer(Sender& s);
   void drop_sender(const std::string& peer);
+  void on_ack_refused(uint64_t sender_id, const std::string& subject, const std::string& error);
+  void check_ack_refused(Sender& s, int64_t now);
   void pull(Sender& s);
   void pull_completed(Sender& s, const Pull& p, bool in_full);
   void arm_pull_timer(int64_t at_mono_ns);

@@ -1095,12 +1095,20 @@ std::string health_reasons(Region& r, int& status) {
 }
 
 // A leader stream on `subject_prefix`.* with `n` messages.
-void make_stream(JetStream& js, const std::string& name, const std::string& subject_prefix, size_t n) {
+void publish_to(JetStream& js, const std::string& name, const std::string& subject_prefix, size_t n);
+
+void make_stream(JetStream& js, const std::string& name, const std::string& subject_prefix, size_t n,
+                 const std::string& retention = "limits") {
   js.create_stream({{"name", name},
                     {"subjects", {subject_prefix + ".*"}},
-                    {"retention", "limits"},
+                    {"retention", retention},
                     {"storage", "file"},
                     {"num_replicas", 1}});
+  publish_to(js, name, subject_prefix, n);
+}
+
+// n messages "<name> <i>" on <subject_prefix>.0/1/2.
+void publish_to(JetStream& js, const std::string& name, const std::string& subject_prefix, size_t n) {
   std::vector<OutMsg> msgs;
   for (size_t i = 0; i < n; ++i) {
     OutMsg m;
@@ -1134,28 +1142,35 @@ void await_same(Setup& s, const std::string& stream, uint64_t n, std::chrono::mi
 
 }  // namespace
 
-TEST_CASE("m: a replica write or a pull the daemon's NATS user may not publish stops that stream with an error "
-          "naming the subject; the others replicate; granting it lets the stream catch up",
+TEST_CASE("m: a replica write, a pull or an acknowledgement the daemon's NATS user may not publish stops that "
+          "stream with an error naming the subject; the others replicate; granting it lets the stream catch up",
           "[mirror]") {
-  const std::string kAlerts = "ALERTS_INCIDENTS";  // replicates throughout
-  const std::string kUsers = "COVENANT_USERS";     // iad's user may not pull it
-  Setup s({{kAlerts, kLeader}, {kUsers, kLeader}});
+  const std::string kAlerts = "ALERTS_INCIDENTS";     // replicates throughout
+  const std::string kUsers = "COVENANT_USERS";        // iad's user may not pull it
+  const std::string kProjects = "COVENANT_PROJECTS";  // interest; iad's user may not acknowledge it
+  Setup s({{kAlerts, kLeader}, {kUsers, kLeader}, {kProjects, kLeader}});
   // Every client of each server, the daemon and this test alike, is the
   // user `isthmus` (no_auth_user). In ams it may not publish to
   // COVENANT_COUNTRIES' subjects (the replica's writes); in iad not to
-  // COVENANT_USERS' pull subjects.
-  auto perms = [](const std::string& deny) {
+  // COVENANT_USERS' pull subjects nor COVENANT_PROJECTS' acknowledgements.
+  auto perms = [](const std::vector<std::string>& deny) {
     std::string p = "no_auth_user: isthmus\nauthorization { users = [ { user: isthmus, password: s3cret";
-    if (!deny.empty()) p += ", permissions: { publish: { deny: [\"" + deny + "\"] } }";
+    if (!deny.empty()) {
+      p += ", permissions: { publish: { deny: [";
+      for (size_t i = 0; i < deny.size(); ++i) p += (i ? ", \"" : "\"") + deny[i] + "\"";
+      p += "] } }";
+    }
     return p + " } ] }";
   };
-  s.follower().nats.append_config(perms("covenant.countries.>"));
-  s.leader().nats.append_config(perms("$JS.API.CONSUMER.MSG.NEXT." + kUsers + ".>"));
+  s.follower().nats.append_config(perms({"covenant.countries.>"}));
+  s.leader().nats.append_config(perms({"$JS.API.CONSUMER.MSG.NEXT." + kUsers + ".>", "$JS.ACK." + kProjects + ".>"}));
   s.mesh.start_nats();
   s.create_leader_stream();
   publish_events(s.leader().js(), 0, 100, 1);
   make_stream(s.leader().js(), kAlerts, "alerts.incidents", 50);
   make_stream(s.leader().js(), kUsers, "covenant.users", 50);
+  // (Empty: an interest stream drops what it gets while it has no consumer.)
+  make_stream(s.leader().js(), kProjects, "covenant.projects", 0, "interest");
   const auto started = Clock::now();
   s.mesh.start_daemons();
 
@@ -1206,6 +1221,43 @@ TEST_CASE("m: a replica write or a pull the daemon's NATS user may not publish s
     CHECK(status == 503);
     CHECK(reasons.find("stream " + kUsers + ": follower ams: the daemon's NATS user may not publish to "
                        "\"$JS.API.CONSUMER.MSG.NEXT." + kUsers + ".") != std::string::npos);
+  }
+  // iad: the interest stream's acknowledgements are refused. Its messages
+  // reach ams, but iad keeps them all (nothing acknowledged them), and the
+  // follower's row and /healthz say why.
+  check_for(
+      10s,
+      [&](std::string& state) {
+        auto r = s.leader().js().api("$JS.API.CONSUMER.NAMES." + kProjects, json::object());
+        state = r.dump();
+        return r.value("total", 0) >= 1;
+      },
+      "iad's durable reader of " + kProjects);
+  publish_to(s.leader().js(), kProjects, "covenant.projects", 50);
+  await_same(s, kProjects, 50, 10s);
+  auto acks_refused_shown = [&](std::string& state) {
+    auto st = s.leader().daemon.lag_stream(kProjects);
+    state = st ? st->dump() : "no entry";
+    if (!st) return false;
+    for (const auto& f : st->value("followers", json::array())) {
+      if (f.value("region", "") == kFollower && f.value("state", "") == "error" &&
+          f.value("detail", "").find("may not publish to \"$JS.ACK." + kProjects + ".") != std::string::npos &&
+          f.value("detail", "").find("grant it publish permission on $JS.ACK.>") != std::string::npos)
+        return true;
+    }
+    return false;
+  };
+  check_for(10s, acks_refused_shown, "iad /v1/lag: " + kProjects + " -> ams in error naming the ack subject");
+  {
+    int status = 0;
+    std::string reasons = health_reasons(s.leader(), status);
+    INFO(reasons);
+    CHECK(status == 503);
+    CHECK(reasons.find("stream " + kProjects + ": follower ams: the daemon's NATS user may not publish to \"$JS.ACK." +
+                       kProjects + ".") != std::string::npos);
+    auto held = s.leader().js().stream_info(kProjects);
+    REQUIRE(held);
+    CHECK(held->messages == 50);
   }
   // The other stream replicates meanwhile; nothing was written to the refused ones.
   await_same(s, kAlerts, 50, 10s);
@@ -1279,9 +1331,9 @@ TEST_CASE("m: a replica write or a pull the daemon's NATS user may not publish s
 
   // The operator grants both and reloads the servers: the retries (every
   // 2 s) go through and both streams catch up.
-  s.follower().nats.append_config(perms(""));
+  s.follower().nats.append_config(perms({}));
   s.follower().nats.reload();
-  s.leader().nats.append_config(perms(""));
+  s.leader().nats.append_config(perms({}));
   s.leader().nats.reload();
   const auto granted = Clock::now();
   await_replica(s.mesh, 100, 15s);
@@ -1289,6 +1341,19 @@ TEST_CASE("m: a replica write or a pull the daemon's NATS user may not publish s
   await_same(s, kUsers, 50, 15s);
   CHECK(read_file(s.follower().daemon.log_path()).find("stream " + kStream + ": replica writes are accepted again") !=
         std::string::npos);
+  // The acknowledgement is sent again and goes through: iad lets go of
+  // what ams stored, and the row clears.
+  check_for(
+      10s,
+      [&](std::string& state) {
+        auto held = s.leader().js().stream_info(kProjects);
+        std::string refused;
+        bool shown = acks_refused_shown(refused);
+        state = (held ? std::to_string(held->messages) : std::string("?")) + " messages held by iad; " +
+                (shown ? "row still in error" : "row clear");
+        return held && held->messages == 0 && !shown;
+      },
+      "iad to release " + kProjects + "' messages once acknowledgements are allowed");
   std::printf("[figures] m: caught up %.1f s after the grant\n",
               std::chrono::duration<double>(Clock::now() - granted).count());
   std::fflush(stdout);
