@@ -266,6 +266,9 @@ Status Leader::on_stop(const std::string& peer, const link::Stop& stop) {
 
 void Leader::start_sender(const std::string& peer, uint64_t sub_id, uint64_t from) {
   drop_sender(peer);
+  // A new reader: a refusal of the old one's acknowledgements shows again
+  // at its first refused one (nothing is left to resend meanwhile).
+  if (auto vit = views_.find(peer); vit != views_.end()) vit->second.ack_refused.clear();
   auto s = std::make_unique<Sender>();
   s->peer = peer;
   s->id = next_sender_id_++;
