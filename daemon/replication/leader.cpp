@@ -135,6 +135,7 @@ void Leader::restart_consumer(Sender& s, const std::string& why) {
   if (!why.empty()) spdlog::warn("stream {}: reader for {}: {}; recreating", cfg_.name, s.peer, why);
   s.sub.reset();
   s.pull_watch.reset();
+  forget_acks(s);
   s.consumer.clear();
   s.pulls.clear();
   s.outstanding = 0;
@@ -147,6 +148,7 @@ void Leader::on_nats_down() {
   for (auto& [peer, s] : senders_) {
     s->sub.reset();
     s->pull_watch.reset();
+    forget_acks(*s);
     s->consumer.clear();
     s->creating = false;
     s->pulls.clear();
@@ -154,6 +156,17 @@ void Leader::on_nats_down() {
     s->mode = ReadMode::kBacklog;
   }
   error_ = "local NATS connection lost";
+}
+
+// The reader's acknowledgements go with it: its watch (on this connection,
+// for this consumer) and the latest ack subject, which a new consumer would
+// not accept. A refusal stays shown (what the old durable held is released
+// only by the new one's first acknowledgement), neither retried nor
+// cleared until the new reader acknowledges something.
+void Leader::forget_acks(Sender& s) {
+  s.ack_watch.reset();
+  s.last_ack_reply.clear();
+  if (auto vit = views_.find(s.peer); vit != views_.end()) vit->second.ack_sent_mono_ns = 0;
 }
 
 void Leader::on_link_up(const std::string&) {}
@@ -266,9 +279,6 @@ Status Leader::on_stop(const std::string& peer, const link::Stop& stop) {
 
 void Leader::start_sender(const std::string& peer, uint64_t sub_id, uint64_t from) {
   drop_sender(peer);
-  // A new reader: a refusal of the old one's acknowledgements shows again
-  // at its first refused one (nothing is left to resend meanwhile).
-  if (auto vit = views_.find(peer); vit != views_.end()) vit->second.ack_refused.clear();
   auto s = std::make_unique<Sender>();
   s->peer = peer;
   s->id = next_sender_id_++;
@@ -468,6 +478,10 @@ void Leader::drop_sender(const std::string& peer) {
   inflight -= std::min(inflight, s->accounted);
   s->sub.reset();
   s->pull_watch.reset();
+  s->ack_watch.reset();
+  // Its acknowledgements can be neither retried nor seen refused any more:
+  // a new reader's first refused one shows it again.
+  if (vit != views_.end()) vit->second.ack_refused.clear();
   // A durable reader stays: it keeps the stream's interest in what the
   // follower has not stored while the follower is away.
   if (!s->consumer.empty() && !s->durable && ctx_.conn) {
@@ -649,6 +663,9 @@ void Leader::on_ack_refused(uint64_t sender_id, const std::string& subject, cons
 }
 
 void Leader::check_ack_refused(Sender& s, int64_t now) {
+  // Only with a reader whose refusals are watched (a recreated one waits
+  // for its own first acknowledgement: forget_acks).
+  if (s.consumer.empty() || !s.ack_watch) return;
   auto vit = views_.find(s.peer);
   if (vit == views_.end() || vit->second.ack_refused.empty()) return;
   FollowerView& v = vit->second;
@@ -1228,14 +1245,13 @@ nlohmann::json Leader::lag_json() const {
     f["state"] = v.state;
     if (!v.detail.empty()) f["detail"] = v.detail;
     auto sit = senders_.find(peer);
-    if (sit != senders_.end() && !sit->second->pull_refused.empty()) {
-      // Its reader cannot pull: shown as an error until a pull is answered.
+    // Its reader cannot pull (an error until a pull is answered), or its
+    // acknowledgements are refused (until one is not).
+    std::string refused = sit != senders_.end() ? sit->second->pull_refused : std::string();
+    if (!v.ack_refused.empty()) refused += (refused.empty() ? "" : "; ") + v.ack_refused;
+    if (!refused.empty()) {
       f["state"] = "error";
-      f["detail"] = sit->second->pull_refused;
-    } else if (!v.ack_refused.empty()) {
-      // Its reader's acknowledgements are refused: an error until one is not.
-      f["state"] = "error";
-      f["detail"] = v.ack_refused;
+      f["detail"] = refused;
     }
     f["leader_last_seq"] = std::max(last_seq_, v.acked_seq);
     f["applied_seq"] = v.acked_seq;
@@ -1266,7 +1282,11 @@ nlohmann::json Leader::lag_json() const {
       q.samples = r.window_samples;
       bool known = (r.flags & link::kLagFlagOffsetKnown) != 0;
       // Offsets as the follower sees them: the leader's clock minus its own.
-      Json tl = lag_figures_json(r.time_lag_ns, q, known, r.clock_offset_ns, r.clock_offset_error_ns);
+      // Not subscribed: nothing is being applied, so there is no current
+      // time lag (the ages above say how far behind it falls); the
+      // window's quantiles stand for what was applied.
+      Json tl = lag_figures_json(v.subscribed ? r.time_lag_ns : -1, q, known, r.clock_offset_ns,
+                                 r.clock_offset_error_ns);
       tl["report_age_ms"] = ns_to_ms(now_mono - v.report_mono_ns);
       tl["reported_applied_seq"] = r.applied_seq;
       f["time_lag"] = tl;
@@ -1279,7 +1299,22 @@ nlohmann::json Leader::lag_json() const {
       ss.to_go = r.sync_to_go;
       ss.rate_per_s = static_cast<double>(r.sync_rate_milli) / 1000.0;
       ss.eta_s = r.sync_eta_ms < 0 ? -1 : static_cast<double>(r.sync_eta_ms) / 1000.0;
-      f["sync"] = sync_json(ss);
+      // The report is up to a second old; what the follower has stored
+      // since (its acknowledgements) moves the progress on. Holding all the
+      // stream holds ends the sync, as its next report will say.
+      if (ss.syncing && v.acked_seq > r.applied_seq) {
+        const uint64_t more = v.acked_seq - r.applied_seq;
+        ss.done += more;
+        if (v.acked_seq >= last_seq_) {
+          ss.syncing = false;
+          ss.set_to_go(0);
+        } else {
+          ss.set_to_go(std::max(ss.to_go, more) - more);
+        }
+      }
+      // Not subscribed (link down, daemon stopped): its sync state is not
+      // known now; the last report's would read as current.
+      if (v.subscribed) f["sync"] = sync_json(ss);
     }
     auto it = senders_.find(peer);
     if (it != senders_.end()) {

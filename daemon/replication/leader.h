@@ -184,6 +184,7 @@ class Leader {
   void drop_sender(const std::string& peer);
   void on_ack_refused(uint64_t sender_id, const std::string& subject, const std::string& error);
   void check_ack_refused(Sender& s, int64_t now);
+  void forget_acks(Sender& s);
   void pull(Sender& s);
   void pull_completed(Sender& s, const Pull& p, bool in_full);
   void arm_pull_timer(int64_t at_mono_ns);
