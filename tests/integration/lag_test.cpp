@@ -359,6 +359,17 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
   CHECK(la10 <= 12000);
   CHECK(fa10 >= 8500);
   CHECK(fa10 <= 12000);
+  // ams is away: iad shows neither a current time lag nor a sync progress
+  // for it (its last report's would read as now: "caught up" while behind).
+  {
+    json l = su.lag_entry(kLeader);
+    INFO(l.dump());
+    CHECK(l.value("state", "") == "waiting");
+    CHECK_FALSE(l.contains("sync"));
+    REQUIRE(l.contains("time_lag"));
+    CHECK(l["time_lag"]["current_ms"].is_null());
+    CHECK(l["time_lag"]["p99_ms"].is_number());  // the window stands for what was applied
+  }
   REQUIRE(su.proxy->up().is_ok());
   auto t1 = Clock::now();
   check_for(
