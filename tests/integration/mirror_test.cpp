@@ -1142,6 +1142,23 @@ void await_same(Setup& s, const std::string& stream, uint64_t n, std::chrono::mi
 
 }  // namespace
 
+// True when the leader's /v1/lag row for the follower on `stream` is in
+// error with a detail containing each of `needles`; `state` gets the entry.
+bool leader_row_error(Setup& s, const std::string& stream, const std::vector<std::string>& needles,
+                      std::string& state) {
+  auto st = s.leader().daemon.lag_stream(stream);
+  state = st ? st->dump() : "no entry";
+  if (!st) return false;
+  for (const auto& f : st->value("followers", json::array())) {
+    if (f.value("region", "") != kFollower || f.value("state", "") != "error") continue;
+    const std::string detail = f.value("detail", "");
+    if (std::all_of(needles.begin(), needles.end(),
+                    [&](const std::string& n) { return detail.find(n) != std::string::npos; }))
+      return true;
+  }
+  return false;
+}
+
 TEST_CASE("m: a replica write, a pull or an acknowledgement the daemon's NATS user may not publish stops that "
           "stream with an error naming the subject; the others replicate; granting it lets the stream catch up",
           "[mirror]") {
@@ -1202,16 +1219,7 @@ TEST_CASE("m: a replica write, a pull or an acknowledgement the daemon's NATS us
             .find("stream " + kStream + ": the daemon's NATS user may not publish to") != std::string::npos);
   // iad: the pull is refused; the follower's row says so, and /healthz.
   auto pull_refused_shown = [&](std::string& state) {
-    auto st = s.leader().daemon.lag_stream(kUsers);
-    state = st ? st->dump() : "no entry";
-    if (!st) return false;
-    for (const auto& f : st->value("followers", json::array())) {
-      if (f.value("region", "") == kFollower && f.value("state", "") == "error" &&
-          f.value("detail", "").find("may not publish to \"$JS.API.CONSUMER.MSG.NEXT." + kUsers + ".") !=
-              std::string::npos)
-        return true;
-    }
-    return false;
+    return leader_row_error(s, kUsers, {"may not publish to \"$JS.API.CONSUMER.MSG.NEXT." + kUsers + "."}, state);
   };
   check_for(10s, pull_refused_shown, "iad /v1/lag: " + kUsers + " -> ams in error naming the pull subject");
   {
@@ -1236,16 +1244,9 @@ TEST_CASE("m: a replica write, a pull or an acknowledgement the daemon's NATS us
   publish_to(s.leader().js(), kProjects, "covenant.projects", 50);
   await_same(s, kProjects, 50, 10s);
   auto acks_refused_shown = [&](std::string& state) {
-    auto st = s.leader().daemon.lag_stream(kProjects);
-    state = st ? st->dump() : "no entry";
-    if (!st) return false;
-    for (const auto& f : st->value("followers", json::array())) {
-      if (f.value("region", "") == kFollower && f.value("state", "") == "error" &&
-          f.value("detail", "").find("may not publish to \"$JS.ACK." + kProjects + ".") != std::string::npos &&
-          f.value("detail", "").find("grant it publish permission on $JS.ACK.>") != std::string::npos)
-        return true;
-    }
-    return false;
+    return leader_row_error(
+        s, kProjects,
+        {"may not publish to \"$JS.ACK." + kProjects + ".", "grant it publish permission on $JS.ACK.>"}, state);
   };
   check_for(10s, acks_refused_shown, "iad /v1/lag: " + kProjects + " -> ams in error naming the ack subject");
   {
