@@ -16,19 +16,7 @@ namespace harness {
 
 FakeNatsServer::FakeNatsServer(std::string script, AfterInput after)
     : script_(std::move(script)), after_(after), port_(free_port()) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd_ < 0) throw std::runtime_error(std::string("fake server: socket: ") + std::strerror(errno));
-  int one = 1;
-  ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port_);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd_, 1) != 0) {
-    std::string err = std::strerror(errno);
-    ::close(fd_);
-    throw std::runtime_error("fake server: bind/listen on port " + std::to_string(port_) + ": " + err);
-  }
+  fd_ = listen_loopback(port_, 1, "fake server");
   th_ = std::thread([this] {
     int c = ::accept(fd_, nullptr, nullptr);
     if (c < 0) return;

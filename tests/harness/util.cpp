@@ -77,6 +77,23 @@ void check_stays(std::chrono::milliseconds duration,
   }
 }
 
+int listen_loopback(uint16_t port, int backlog, const std::string& who) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error(who + ": socket: " + std::strerror(errno));
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd, backlog) != 0) {
+    std::string err = std::strerror(errno);
+    ::close(fd);
+    throw std::runtime_error(who + ": bind/listen on port " + std::to_string(port) + ": " + err);
+  }
+  return fd;
+}
+
 namespace {
 
 // Binds 127.0.0.1:port (0: any); returns the bound port, 0 if it is taken.

@@ -57,6 +57,11 @@ void check_stays(std::chrono::milliseconds duration,
 // are never handed out twice.
 uint16_t free_port();
 
+// A listening TCP socket on 127.0.0.1:port (SO_REUSEADDR), for the tests'
+// scripted servers; throws naming `who` if it cannot listen. The caller
+// closes it.
+int listen_loopback(uint16_t port, int backlog, const std::string& who);
+
 // A fresh directory under $TMPDIR (or /tmp). Removed on destruction when the
 // test passed; kept, with its path printed on stderr, when it failed (or
 // when ISTHMUS_KEEP_TMP is set).

@@ -101,15 +101,7 @@ class SilentServer {
           SSL_CTX_use_PrivateKey_file(ctx_, tls->key.c_str(), SSL_FILETYPE_PEM) != 1)
         throw std::runtime_error("silent server: cannot load the certificate");
     }
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port_);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd_, 16) != 0)
-      throw std::runtime_error("silent server: cannot listen");
+    fd_ = harness::listen_loopback(port_, 16, "silent server");
     th_ = std::thread([this] { run(); });
   }
   ~SilentServer() {
