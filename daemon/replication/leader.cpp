@@ -1153,7 +1153,9 @@ void Leader::send_seqs(Sender& s, const std::vector<uint64_t>& seqs, uint64_t fi
 
 uint64_t Leader::under_limit() const {
   const uint64_t limit = static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted);
-  return limit - limit / 10;
+  // 90% of it, rounded down (limit / 10 rounded up): a small limit keeps a
+  // band too (5: back at 4).
+  return limit - (limit + 9) / 10;
 }
 
 void Leader::on_msg_deleted(uint64_t seq) {

@@ -324,16 +324,41 @@ TEST_CASE("interior deletes above nats.reconcile_max_deleted: live API deletes s
     INFO(got.dump());
     CHECK_FALSE(got.contains("error"));  // still in the replica
   }
-  // max_msgs removes the front (no delete or purge advisory) until two
-  // interior deletes are left: under 90% of the limit, the leader sees it
-  // in its once-a-second stream state and reconciles; the replica loses 30
-  // and 31 too.
+  // max_msgs removes the front (no delete or purge advisory). First down to
+  // five interior deletes (20, 22, 24, 30, 31): at the limit, but not under
+  // 90% of it (4), so the leader still does not reconcile (hysteresis).
   json cfg = l.js().require_stream_info(kStream).raw["config"];
+  cfg["max_msgs"] = 19;
+  l.js().api("$JS.API.STREAM.UPDATE." + kStream, cfg);
+  l.js().publish_bulk(messages("covenant.projects.created", 42, 1));  // 19..42 without 5: 19 messages
+  REQUIRE(l.js().require_stream_info(kStream).first_seq == 19);
+  check_for(
+      10s,
+      [&](std::string& st) {
+        json d = deletes();
+        st = d.dump();
+        return d.value("interior", 0) == 5;
+      },
+      "iad reports 5 interior deletes");
+  // A purge that removes nothing makes the leader reconcile at once (its
+  // API advisory), which decides against reading the list.
+  l.js().api("$JS.API.STREAM.PURGE." + kStream, {{"filter", "covenant.projects.none"}});
+  check_stays(
+      1500ms,
+      [&](std::string& st) {
+        json d = deletes();
+        st = d.dump();
+        return d.value("interior", 0) == 5 && !d.value("reconciled", true);
+      },
+      "iad not reconciling at 5 interior deletes (back only at 4)");
+  // Then two are left: under 90% of the limit, the leader sees it in its
+  // once-a-second stream state and reconciles; the replica loses 30 and 31
+  // too.
   cfg["max_msgs"] = 15;
   l.js().api("$JS.API.STREAM.UPDATE." + kStream, cfg);
   auto tp = Clock::now();
-  l.js().publish_bulk(messages("covenant.projects.created", 42, 1));  // 26..42 without 30, 31: 15 messages
-  REQUIRE(l.js().require_stream_info(kStream).first_seq == 26);
+  l.js().publish_bulk(messages("covenant.projects.created", 43, 1));  // 27..43 without 30, 31: 15 messages
+  REQUIRE(l.js().require_stream_info(kStream).first_seq == 27);
   match(l, f, kStream);
   std::printf("[figures] back under reconcile_max_deleted: deletes made while the leader's daemon was down "
               "replicated %.2f s after max_msgs trimmed the stream\n",
