@@ -162,6 +162,26 @@ name = "iad"
 [nats]
 urls = ["127.0.0.1:4222"]
 )", 4, 9, "nats.urls[0]", "expected \"nats://host:port\""},
+    {"nats.urls bad port", R"([region]
+name = "iad"
+[nats]
+urls = ["nats://bob:secret@127.0.0.1:4222x"]
+)", 4, 9, "nats.urls[0]", "invalid NATS URL \"nats://bob:***@127.0.0.1:4222x\": port must be 1..65535, got \"4222x\""},
+    {"nats.urls port out of range", R"([region]
+name = "iad"
+[nats]
+urls = ["nats://127.0.0.1:99999"]
+)", 4, 9, "nats.urls[0]", "port must be 1..65535, got \"99999\""},
+    {"nats.urls IPv6 without its bracket", R"([region]
+name = "iad"
+[nats]
+urls = ["nats://[::1:4222"]
+)", 4, 9, "nats.urls[0]", "missing ']' after the IPv6 address"},
+    {"nats.urls IPv6 without brackets", R"([region]
+name = "iad"
+[nats]
+urls = ["tls://fe80::1:4222"]
+)", 4, 9, "nats.urls[0]", "an IPv6 address must be in brackets"},
     {"nats.credentials missing file", R"([region]
 name = "iad"
 [nats]
