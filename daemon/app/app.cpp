@@ -104,7 +104,13 @@ class Daemon {
     drain_deadline_ = loop::mono_ns() + static_cast<int64_t>(kDrainMs) * 1000000;
     drain_timer_ = std::make_unique<loop::Timer>(&loop_);
     drain_timer_->start(0, 20, [this] {
-      if (replicator_->drained() || loop::mono_ns() > drain_deadline_) {
+      const bool drained = replicator_->drained();
+      if (drained || loop::mono_ns() > drain_deadline_) {
+        if (!drained) {
+          spdlog::warn("drain time ({} ms) ran out with replica writes unacknowledged; the next start resumes "
+                       "from each replica's last sequence (nothing is lost or written twice)",
+                       kDrainMs);
+        }
         drain_timer_->stop();
         end_loop();
       }
@@ -120,6 +126,12 @@ class Daemon {
       uv_close(reinterpret_cast<uv_handle_t*>(h), [](uv_handle_t* x) { delete reinterpret_cast<uv_signal_t*>(x); });
     }
     signals_.clear();
+    // Closing them gave the signals back their default action (terminate):
+    // a further SIGTERM, SIGINT or SIGHUP while NATS closes below (up to
+    // ~2 s) would kill the process mid-stop. It is stopping anyway.
+    std::signal(SIGTERM, SIG_IGN);
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGHUP, SIG_IGN);
     watchdog_.reset();
     drain_timer_.reset();
     http_->close([] {});

@@ -166,6 +166,8 @@ void Replicator::on_link_up(const std::string& peer) {
 }
 
 void Replicator::on_link_down(const std::string& peer) {
+  // Stopping (the links close last): nothing resumes, so nothing to reset.
+  if (stopped_) return;
   for (auto& [n, l] : leaders_) l->on_link_down(peer);
   for (auto& [n, f] : followers_) {
     if (f->leader() == peer) f->on_link_down();
