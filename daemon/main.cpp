@@ -62,6 +62,11 @@ int main(int argc, char** argv) {
       check = true;
       continue;
     }
+    if (a == "--config" || a == "-c") {
+      std::fprintf(stderr, "isthmusd: %s needs a FILE\n", a.c_str());
+      usage(stderr);
+      return 2;
+    }
     std::fprintf(stderr, "isthmusd: unknown argument '%s'\n", a.c_str());
     usage(stderr);
     return 2;
