@@ -240,9 +240,12 @@ std::string render_lag(const Json& lag) {
                         format_lag_ms(num_or(f["time_lag"], "report_age_ms", -1)) +
                         " (time lag and sync progress unknown)");
       }
+      std::string progress = f.contains("sync") && !stale ? format_progress(f["sync"]) : kNone;
+      // The initial sync is done, but the follower is behind now (a burst,
+      // a pause): "caught up" next to a non-zero SEQ LAG would contradict it.
+      if (progress == "caught up" && num_or(f, "seq_lag", 0) > 0) progress = "synced";
       t.add_row({stream, cell(s, "role"), cell(s, "leader"), cell(f, "region"), state, cell(f, "leader_last_seq"),
-                 cell(f, "applied_seq"), cell(f, "seq_lag"), cur, p99, age(s, f),
-                 f.contains("sync") && !stale ? format_progress(f["sync"]) : kNone});
+                 cell(f, "applied_seq"), cell(f, "seq_lag"), cur, p99, age(s, f), progress});
     }
   }
   std::string out = "region " + cell(lag, "region") + "\n\n";

@@ -227,3 +227,23 @@ TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
   CHECK(failed);
   CHECK_THROWS(render_rebuild(lag, "W", finished, failed));
 }
+
+TEST_CASE("lag table: a follower past its initial sync but behind now reads 'synced', not 'caught up'",
+          "[ctl][render]") {
+  Json lag = Json::parse(R"({"region":"iad","streams":[
+    {"stream":"ORDERS","leader":"iad","role":"leader","state":"replicating","first_seq":1,"last_seq":8000,
+     "followers":[
+       {"region":"ams","state":"replicating","leader_last_seq":8000,"applied_seq":4176,"seq_lag":3824,
+        "oldest_unreplicated_age_ms":321.0,
+        "time_lag":{"current_ms":105.0,"p99_ms":18.6,"clock_offset_known":true},
+        "sync":{"state":"caught_up","done":4000,"to_go":0,"rate_per_s":0,"eta_s":0}},
+       {"region":"syd","state":"replicating","leader_last_seq":8000,"applied_seq":8000,"seq_lag":0,
+        "oldest_unreplicated_age_ms":0,
+        "time_lag":{"current_ms":1.0,"p99_ms":6.2,"clock_offset_known":true},
+        "sync":{"state":"caught_up","done":8000,"to_go":0,"rate_per_s":0,"eta_s":0}}]}]})");
+  const std::string out = render_lag(lag);
+  INFO(out);
+  CHECK(out.find("3824") != std::string::npos);
+  CHECK(out.find("321ms  synced\n") != std::string::npos);
+  CHECK(out.find("0  caught up\n") != std::string::npos);
+}
