@@ -1366,6 +1366,7 @@ void Follower::record_apply(const Inflight& in, const ApplyClock& c) {
   applied_bytes_ += in.bytes;
   last_applied_origin_ns_ = std::max(last_applied_origin_ns_, in.origin_time_ns);
   last_apply_wall_ns_ = c.wall_ns;
+  last_apply_in_sync_ = sync_.syncing() || rebuild_ == Rebuild::kSyncing;
   // apply time (our clock) - origin store time (the leader's clock), plus
   // (leader's clock - ours): both ends on the leader's clock.
   time_lag_uncorrected_ns_ = c.wall_ns - in.origin_time_ns;
@@ -1396,11 +1397,6 @@ Follower::LagFigures Follower::figures() const {
   // The current time lag: the last applied message's, corrected with the
   // offset as estimated now (so a message applied before the first estimate
   // gets one as soon as it exists).
-  if (last_apply_wall_ns_ > 0 && f.offset_known) {
-    int64_t corrected = time_lag_uncorrected_ns_ + f.offset_ns;
-    f.time_lag_clamped = corrected < 0;
-    f.time_lag_ns = std::max<int64_t>(0, corrected);
-  }
   // Newest-applied age. Caught up with a leader heard from in the last few
   // seconds: 0 (an idle leader has nothing newer). Otherwise the time since
   // the newest applied message's origin store time, on the leader's clock
@@ -1408,6 +1404,19 @@ Follower::LagFigures Follower::figures() const {
   constexpr int64_t kFreshNs = 3'000'000'000;
   bool fresh = phase_ == Phase::kReplicating && ctx_.links->is_up(cfg_.leader) &&
                now_mono - leader_heard_mono_ns_ < kFreshNs;
+  if (last_apply_wall_ns_ > 0 && f.offset_known) {
+    int64_t corrected = time_lag_uncorrected_ns_ + f.offset_ns;
+    f.time_lag_clamped = corrected < 0;
+    f.time_lag_ns = std::max<int64_t>(0, corrected);
+    // The last message applied was history copied by a sync (its "lag" is
+    // its age), the sync is over and nothing newer has come: the replica is
+    // as current as the leader, so the current time lag is 0, not that age
+    // for as long as the stream stays idle.
+    if (last_apply_in_sync_ && !f.sync.syncing && fresh && applied_ >= leader_last_seq_) {
+      f.time_lag_ns = 0;
+      f.time_lag_clamped = false;
+    }
+  }
   if (fresh && applied_ >= leader_last_seq_) {
     f.newest_applied_age_ns = 0;
   } else if (last_applied_origin_ns_ > 0) {

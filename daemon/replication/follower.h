@@ -235,6 +235,7 @@ class Follower {
   // the replica acknowledged) minus the origin store time (the leader's
   // clock), plus the leader's clock offset (leader minus us).
   int64_t time_lag_uncorrected_ns_ = 0;   // of the last applied message (may be negative)
+  bool last_apply_in_sync_ = false;       // the last applied message was copied by a sync (history)
   uint64_t lag_samples_unrecorded_ = 0;   // applied while no clock offset estimate existed
   LagHistogram lag_hist_;
   SyncProgress sync_;

@@ -491,6 +491,19 @@ TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate
   CHECK(num(f.at("sync"), "done") == static_cast<double>(kTotal));
   CHECK(num(f.at("sync"), "to_go") == 0);
   CHECK(f.value("applied_seq", 0UL) == kTotal);
+  // Nothing newer since: the replica is as current as the leader. The last
+  // message the sync copied was seconds old when applied, which is its age,
+  // not a lag: the current time lag is 0 at both ends (not that age for as
+  // long as the stream stays idle).
+  check_for(
+      10s,
+      [&](std::string& st) {
+        f = su.lag_entry(kFollower);
+        l = su.lag_entry(kLeader);
+        st = "ams " + f.dump() + "; iad " + l.dump();
+        return f.at("time_lag")["current_ms"] == 0.0 && l.contains("time_lag") && l["time_lag"]["current_ms"] == 0.0;
+      },
+      "current time lag 0 at both ends once the sync is over and the stream idle");
   std::fflush(stdout);
 }
 
