@@ -253,6 +253,7 @@ int rebuild(const Options& o) {
   sigaction(SIGTERM, &sa, nullptr);
   // Give the daemon a moment to leave "replicating" for "rebuilding".
   sleep_ms(std::min<int64_t>(o.interval_ms, 500));
+  std::string last_line;
   while (g_stop == 0) {
     auto lag = isthmus::ctl::http_get(o.url, "/v1/lag", std::chrono::milliseconds(o.timeout_ms));
     if (!lag) {
@@ -270,8 +271,11 @@ int rebuild(const Options& o) {
       }
       if (o.json) {
         std::printf("%s\n", lag->body.c_str());
-      } else {
+      } else if (line != last_line) {
+        // (The same line again, e.g. "0 to go" while the last step runs,
+        // says nothing new.)
         std::printf("%s  %s", local_time().c_str(), line.c_str());
+        last_line = line;
       }
       std::fflush(stdout);
       if (finished) return kOk;
