@@ -254,6 +254,7 @@ int rebuild(const Options& o) {
   // Give the daemon a moment to leave "replicating" for "rebuilding".
   sleep_ms(std::min<int64_t>(o.interval_ms, 500));
   std::string last_line;
+  auto last_printed = std::chrono::steady_clock::now();
   while (g_stop == 0) {
     auto lag = isthmus::ctl::http_get(o.url, "/v1/lag", std::chrono::milliseconds(o.timeout_ms));
     if (!lag) {
@@ -271,11 +272,12 @@ int rebuild(const Options& o) {
       }
       if (o.json) {
         std::printf("%s\n", lag->body.c_str());
-      } else if (line != last_line) {
-        // (The same line again, e.g. "0 to go" while the last step runs,
-        // says nothing new.)
+      } else if (line != last_line || std::chrono::steady_clock::now() - last_printed > std::chrono::seconds(30)) {
+        // The same line again, e.g. "0 to go" while the last step runs,
+        // says nothing new; but every 30 s, so a stalled step shows.
         std::printf("%s  %s", local_time().c_str(), line.c_str());
         last_line = line;
+        last_printed = std::chrono::steady_clock::now();
       }
       std::fflush(stdout);
       if (finished) return kOk;

@@ -243,7 +243,13 @@ std::string render_lag(const Json& lag) {
       std::string progress = f.contains("sync") && !stale ? format_progress(f["sync"]) : kNone;
       // The initial sync is done, but the follower is behind now (a burst,
       // a pause): "caught up" next to a non-zero SEQ LAG would contradict it.
-      if (progress == "caught up" && num_or(f, "seq_lag", 0) > 0) progress = "synced";
+      // (Not for the few messages in flight under steady traffic, whose age
+      // stays under ~100 ms: the column would flicker from call to call.)
+      const char* age_key = cell(s, "role") == "leader" ? "oldest_unreplicated_age_ms" : "newest_applied_age_ms";
+      const double behind_ms = num_or(f, age_key, -1);
+      if (progress == "caught up" && num_or(f, "seq_lag", 0) > 0 && (behind_ms < 0 || behind_ms >= 100)) {
+        progress = "synced";
+      }
       t.add_row({stream, cell(s, "role"), cell(s, "leader"), cell(f, "region"), state, cell(f, "leader_last_seq"),
                  cell(f, "applied_seq"), cell(f, "seq_lag"), cur, p99, age(s, f), progress});
     }

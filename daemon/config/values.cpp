@@ -284,12 +284,12 @@ Status check_nats_url(std::string_view url) {
     auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u == 0x7f) return invalid(what + ": no spaces or control characters");
   }
-  // host[:port] (port 4222 if none; an IPv6 address in brackets). Host
-  // names are left to the resolver, as cnats does.
+  // host[:port], split as the daemon's URL parser and cnats split it (at
+  // the last ':' unless the host is in brackets; no port or an empty one
+  // is 4222). Host names and addresses are left to the resolver.
   while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   std::string_view host = rest;
   std::string_view port;
-  bool has_port = false;
   if (!rest.empty() && rest.front() == '[') {
     size_t close = rest.find(']');
     if (close == std::string_view::npos) return invalid(what + ": missing ']' after the IPv6 address");
@@ -298,24 +298,15 @@ Status check_nats_url(std::string_view url) {
     if (!after.empty()) {
       if (after.front() != ':') return invalid(what + ": expected \":port\" after ']'");
       port = after.substr(1);
-      has_port = true;
     }
-    in6_addr a6{};
-    if (inet_pton(AF_INET6, std::string(host).c_str(), &a6) != 1) {
-      return invalid(what + ": " + quoted(host) + " is not an IPv6 address");
-    }
-  } else if (size_t colon = rest.find(':'); colon != std::string_view::npos) {
-    if (rest.find(':', colon + 1) != std::string_view::npos) {
-      return invalid(what + ": an IPv6 address must be in brackets, e.g. \"nats://[::1]:4222\"");
-    }
+  } else if (size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
     host = rest.substr(0, colon);
     port = rest.substr(colon + 1);
-    has_port = true;
   }
   if (host.empty()) return invalid(what + ": missing host");
-  if (has_port) {
+  if (!port.empty()) {
     unsigned p = 0;
-    bool digits = !port.empty() && port.size() <= 5;
+    bool digits = port.size() <= 5;
     for (char c : port) {
       if (c < '0' || c > '9') digits = false;
       if (digits) p = p * 10 + static_cast<unsigned>(c - '0');

@@ -728,6 +728,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   phase_ = Phase::kReplicating;
   phase_since_mono_ns_ = loop::mono_ns();
   leader_last_seq_ = std::max(leader_last_seq_, applied_);
+  backlog_to_ = leader_last_seq_;
   if (!sync_.started()) {
     // The initial sync of this daemon's life: from what the replica holds
     // (an empty replica starts at the leader's first sequence) to the
@@ -1220,11 +1221,12 @@ void Follower::confirm_through(uint64_t seq) {
             if (!st) spdlog::warn("stream {}: could not delete filler at {}: {}", sname, fs, st.message());
           });
     } else {
-      record_apply(in, clock);
+      record_apply(s, in, clock);
     }
   }
   advance_applied();
   sync_.update(loop::mono_ns(), applied_, leader_last_seq_);
+  note_caught_up();
   ack_dirty_ = true;
   ctx_.request_flush();
   pump();
@@ -1361,12 +1363,17 @@ Follower::ApplyClock Follower::apply_clock() const {
   return c;
 }
 
-void Follower::record_apply(const Inflight& in, const ApplyClock& c) {
+void Follower::note_caught_up() {
+  if (last_apply_backlog_ && applied_ >= leader_last_seq_) caught_up_after_backlog_ = true;
+}
+
+void Follower::record_apply(uint64_t seq, const Inflight& in, const ApplyClock& c) {
   ++applied_msgs_;
   applied_bytes_ += in.bytes;
   last_applied_origin_ns_ = std::max(last_applied_origin_ns_, in.origin_time_ns);
   last_apply_wall_ns_ = c.wall_ns;
-  last_apply_in_sync_ = sync_.syncing() || rebuild_ == Rebuild::kSyncing;
+  last_apply_backlog_ = seq <= backlog_to_;
+  caught_up_after_backlog_ = false;
   // apply time (our clock) - origin store time (the leader's clock), plus
   // (leader's clock - ours): both ends on the leader's clock.
   time_lag_uncorrected_ns_ = c.wall_ns - in.origin_time_ns;
@@ -1394,9 +1401,6 @@ Follower::LagFigures Follower::figures() const {
     // checkpoint and tick; the leader's last sequence moves in between).
     f.sync.set_to_go(std::max(leader_last_seq_, applied_) - applied_);
   }
-  // The current time lag: the last applied message's, corrected with the
-  // offset as estimated now (so a message applied before the first estimate
-  // gets one as soon as it exists).
   // Newest-applied age. Caught up with a leader heard from in the last few
   // seconds: 0 (an idle leader has nothing newer). Otherwise the time since
   // the newest applied message's origin store time, on the leader's clock
@@ -1404,15 +1408,18 @@ Follower::LagFigures Follower::figures() const {
   constexpr int64_t kFreshNs = 3'000'000'000;
   bool fresh = phase_ == Phase::kReplicating && ctx_.links->is_up(cfg_.leader) &&
                now_mono - leader_heard_mono_ns_ < kFreshNs;
+  // The current time lag: the last applied message's, corrected with the
+  // offset as estimated now (so a message applied before the first estimate
+  // gets one as soon as it exists). Except when that message was backlog
+  // (the leader held it when this pipeline started: an initial sync, a
+  // rebuild, a catch-up after an outage), the follower has caught up since
+  // and nothing newer came: its "lag" is its age, which would stand for as
+  // long as the stream stays idle. Then it is 0: nothing is behind.
   if (last_apply_wall_ns_ > 0 && f.offset_known) {
     int64_t corrected = time_lag_uncorrected_ns_ + f.offset_ns;
     f.time_lag_clamped = corrected < 0;
     f.time_lag_ns = std::max<int64_t>(0, corrected);
-    // The last message applied was history copied by a sync (its "lag" is
-    // its age), the sync is over and nothing newer has come: the replica is
-    // as current as the leader, so the current time lag is 0, not that age
-    // for as long as the stream stays idle.
-    if (last_apply_in_sync_ && !f.sync.syncing && fresh && applied_ >= leader_last_seq_) {
+    if (last_apply_backlog_ && caught_up_after_backlog_) {
       f.time_lag_ns = 0;
       f.time_lag_clamped = false;
     }
@@ -1504,6 +1511,7 @@ void Follower::check_replica() {
 void Follower::tick() {
   int64_t now = loop::mono_ns();
   sync_.update(now, applied_, leader_last_seq_);
+  note_caught_up();
   send_lag_report();
   switch (phase_) {
     case Phase::kIdle:

@@ -127,7 +127,8 @@ class Follower {
     bool offset_known = false;
   };
   ApplyClock apply_clock() const;
-  void record_apply(const Inflight& in, const ApplyClock& c);
+  void record_apply(uint64_t seq, const Inflight& in, const ApplyClock& c);
+  void note_caught_up();  // latches caught_up_after_backlog_
   void send_lag_report();
 
   void maybe_start();
@@ -235,7 +236,13 @@ class Follower {
   // the replica acknowledged) minus the origin store time (the leader's
   // clock), plus the leader's clock offset (leader minus us).
   int64_t time_lag_uncorrected_ns_ = 0;   // of the last applied message (may be negative)
-  bool last_apply_in_sync_ = false;       // the last applied message was copied by a sync (history)
+  // Backlog: what the leader already held when this pipeline started
+  // (sequences up to backlog_to_). When the last message applied was
+  // backlog, its "lag" is its age; once the follower has caught up after
+  // it (and nothing newer came), the current time lag is 0.
+  uint64_t backlog_to_ = 0;
+  bool last_apply_backlog_ = false;
+  bool caught_up_after_backlog_ = false;
   uint64_t lag_samples_unrecorded_ = 0;   // applied while no clock offset estimate existed
   LagHistogram lag_hist_;
   SyncProgress sync_;

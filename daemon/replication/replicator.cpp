@@ -166,9 +166,10 @@ void Replicator::on_link_up(const std::string& peer) {
 }
 
 void Replicator::on_link_down(const std::string& peer) {
-  // Stopping (the links close last): nothing resumes, so nothing to reset.
-  if (stopped_) return;
   for (auto& [n, l] : leaders_) l->on_link_down(peer);
+  // Stopping (the links close last): nothing resumes, so no follower
+  // resets (a leader still drops its readers, as before).
+  if (stopped_) return;
   for (auto& [n, f] : followers_) {
     if (f->leader() == peer) f->on_link_down();
   }

@@ -177,11 +177,6 @@ name = "iad"
 [nats]
 urls = ["nats://[::1:4222"]
 )", 4, 9, "nats.urls[0]", "missing ']' after the IPv6 address"},
-    {"nats.urls IPv6 without brackets", R"([region]
-name = "iad"
-[nats]
-urls = ["tls://fe80::1:4222"]
-)", 4, 9, "nats.urls[0]", "an IPv6 address must be in brackets"},
     {"nats.credentials missing file", R"([region]
 name = "iad"
 [nats]

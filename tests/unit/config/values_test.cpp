@@ -192,11 +192,17 @@ TEST_CASE("region and stream names, NATS URLs", "[config][values]") {
     INFO(bad);
     CHECK_FALSE(check_stream_name(bad).is_ok());
   }
-  for (const char* ok : {"nats://127.0.0.1:4222", "tls://nats.example:4222", "nats://u:p@h:1", "nats://tok@h"}) {
+  // Whatever the daemon's URL parser and cnats accept (split at the last
+  // ':' unless bracketed; an empty port is 4222; host names and zones are
+  // the resolver's business).
+  for (const char* ok : {"nats://127.0.0.1:4222", "tls://nats.example:4222", "nats://u:p@h:1", "nats://tok@h",
+                         "nats://h:4222/", "nats://nats_1:4222", "nats://h:", "nats://[::1]", "nats://[::1]:4222",
+                         "nats://fe80::1:4222", "nats://[fe80::1%eth0]:4222", "tls://u:p:q@x@h:4222"}) {
     INFO(ok);
     CHECK(check_nats_url(ok).is_ok());
   }
-  for (const char* bad : {"", "127.0.0.1:4222", "http://h:1", "nats://", "nats://:4222", "nats://h 1"}) {
+  for (const char* bad : {"", "127.0.0.1:4222", "http://h:1", "nats://", "nats://:4222", "nats://h 1",
+                          "nats://h:4222x", "nats://h:0", "nats://h:99999", "nats://[::1:4222", "nats://[::1]4222"}) {
     INFO(bad);
     CHECK_FALSE(check_nats_url(bad).is_ok());
   }
