@@ -653,16 +653,12 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           phase_ = Phase::kError;
           detail_ = r.st.message();
           phase_since_mono_ns_ = loop::mono_ns();
-          // Retried every 2 s: log a persistent cause (e.g. a conflicting
-          // replica) once, not on every retry.
-          if (detail_ != last_prepare_error_) {
-            spdlog::warn("stream {}: cannot prepare replica: {}", cfg_.name, detail_);
-            last_prepare_error_ = detail_;
-          }
+          // Retried every 2 s: a persistent cause (e.g. a conflicting
+          // replica) is logged like any error the stream stops on.
+          warn_error("cannot prepare replica: " + detail_);
           return;
         }
         if (r.last_origin_ns > last_applied_origin_ns_) last_applied_origin_ns_ = r.last_origin_ns;
-        last_prepare_error_.clear();
         if (r.syncing && rebuild_ == Rebuild::kNone) {
           rebuild_ = Rebuild::kSyncing;
           rebuild_started_mono_ns_ = loop::mono_ns();  // (started before this daemon did)

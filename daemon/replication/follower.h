@@ -163,7 +163,6 @@ class Follower {
   config::Stream cfg_;
   Phase phase_ = Phase::kIdle;
   std::string detail_;         // why diverged/error
-  std::string last_prepare_error_;  // logged once until it changes
   std::string warned_error_;        // warn_error()'s last, until a write is acknowledged
   int64_t warned_error_mono_ns_ = 0;
   uint64_t unwarned_retries_ = 0;   // repeats of warned_error_ since it was logged
