@@ -235,7 +235,17 @@ TEST_CASE("divergence: foreign writes kept aside, rebuild from loopback only, su
     fw.seq = ack.seq;
     foreign.push_back(fw);
   };
-  std::this_thread::sleep_for(300ms);  // let the trickle reach the replica
+  // The trickle reaches the replica before the foreign write lands among it.
+  const uint64_t before_trickle = f.js().require_stream_info(kCountries).last_seq;
+  check_for(
+      30s,
+      [&](std::string& state) {
+        trickle.check();
+        uint64_t last = f.js().require_stream_info(kCountries).last_seq;
+        state = "replica last seq " + std::to_string(last);
+        return last >= before_trickle + 8;
+      },
+      "ams " + kCountries + " storing the leader's trickle");
   write_foreign(1);
   check_for(
       30s,
