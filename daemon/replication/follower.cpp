@@ -880,28 +880,34 @@ void Follower::trim() {
   if (phase_ != Phase::kReplicating || purge_pending_ || draining_) return;
   uint64_t target = std::min(leader_first_, applied_ + 1);
   if (target <= replica_first_) return;
+  purge_replica_below(target, [this, target](Status st) {
+    if (!st) {
+      spdlog::warn("stream {}: cannot trim the replica below {}: {}", cfg_.name, target, st.message());
+      return;  // retried on the next STATE
+    }
+    ++trims_;
+    replica_first_ = target;
+    to_delete_.erase(to_delete_.begin(), to_delete_.lower_bound(target));
+    spdlog::debug("stream {}: replica trimmed below {} in step with the leader", cfg_.name, target);
+    pump();
+    trim();
+  });
+}
+
+void Follower::purge_replica_below(uint64_t to, std::function<void(Status)> done) {
   purge_pending_ = true;
   uint64_t g = gen_;
   std::string stream = cfg_.name;
   int64_t tmo = ctx_.timeout_ms();
   ctx_.async<Status>(
-      [stream, target, tmo](natsConnection* nc) {
-        auto r = nats::stream_purge_to(nc, stream, target, tmo);
+      [stream, to, tmo](natsConnection* nc) {
+        auto r = nats::stream_purge_to(nc, stream, to, tmo);
         return r ? Status::ok() : r.status();
       },
-      [this, g, target](Status st) {
+      [this, g, done = std::move(done)](Status st) {
         if (g != gen_) return;
         purge_pending_ = false;
-        if (!st) {
-          spdlog::warn("stream {}: cannot trim the replica below {}: {}", cfg_.name, target, st.message());
-          return;  // retried on the next STATE
-        }
-        ++trims_;
-        replica_first_ = target;
-        to_delete_.erase(to_delete_.begin(), to_delete_.lower_bound(target));
-        spdlog::debug("stream {}: replica trimmed below {} in step with the leader", cfg_.name, target);
-        pump();
-        trim();
+        done(std::move(st));
       });
 }
 
@@ -1005,36 +1011,26 @@ void Follower::pump() {
       bool below_leader_first = leader_first_ >= m.seq && m.seq - next_ >= kPositionGapMin;
       if ((replica_empty_ || below_leader_first) && inflight_.empty()) {
         // Position the empty replica so the next message lands at m.seq.
-        purge_pending_ = true;
-        uint64_t g = gen_, to = m.seq;
-        std::string stream = cfg_.name;
-        int64_t tmo = ctx_.timeout_ms();
-        ctx_.async<Status>(
-            [stream, to, tmo](natsConnection* nc) {
-              auto r = nats::stream_purge_to(nc, stream, to, tmo);
-              return r ? Status::ok() : r.status();
-            },
-            [this, g, to](Status st) {
-              if (g != gen_) return;
-              purge_pending_ = false;
-              if (!st) {
-                reset("positioning purge failed: " + st.message());
-                return;
-              }
-              spdlog::info("stream {}: replica positioned at sequence {}", cfg_.name, to);
-              replica_first_ = std::max(replica_first_, to);
-              // nats-server 2.9 keeps its count for the expected-last-
-              // sequence check where it was before such a purge (until it
-              // restarts): compensate. Should a server count otherwise, the
-              // probation write is refused and the offset learned (refused()).
-              guard_offset_ = static_cast<int64_t>(next_ - 1) + guard_offset_ - static_cast<int64_t>(to - 1);
-              probation_ = true;
-              next_ = to;
-              applied_ = to - 1;
-              ack_dirty_ = true;
-              ctx_.request_flush();
-              pump();
-            });
+        const uint64_t to = m.seq;
+        purge_replica_below(to, [this, to](Status st) {
+          if (!st) {
+            reset("positioning purge failed: " + st.message());
+            return;
+          }
+          spdlog::info("stream {}: replica positioned at sequence {}", cfg_.name, to);
+          replica_first_ = std::max(replica_first_, to);
+          // nats-server 2.9 keeps its count for the expected-last-
+          // sequence check where it was before such a purge (until it
+          // restarts): compensate. Should a server count otherwise, the
+          // probation write is refused and the offset learned (refused()).
+          guard_offset_ = static_cast<int64_t>(next_ - 1) + guard_offset_ - static_cast<int64_t>(to - 1);
+          probation_ = true;
+          next_ = to;
+          applied_ = to - 1;
+          ack_dirty_ = true;
+          ctx_.request_flush();
+          pump();
+        });
         return;
       }
       // A gap at the leader (deleted or expired messages): keep alignment

@@ -50,6 +50,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 #include <memory>
@@ -157,6 +158,10 @@ class Follower {
   bool write_refused_now() const;
   void check_replica();
   void trim();             // purge below the leader's first sequence
+  // Purges the replica below `to` on the NATS worker (purge_pending_ until
+  // it answers); `done` runs on the loop with the result, unless the
+  // pipeline restarted meanwhile.
+  void purge_replica_below(uint64_t to, std::function<void(Status)> done);
   void apply_deletes();    // delete what the leader deleted
 
   Context& ctx_;
