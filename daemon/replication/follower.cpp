@@ -29,6 +29,11 @@ constexpr size_t kCheckpointBytes = 256 * 1024;
 constexpr int64_t kAckTimeoutNs = 10'000'000'000;
 constexpr int64_t kInfoRetryNs = 5'000'000'000;
 constexpr int64_t kErrorRetryNs = 2'000'000'000;
+// A leader heard from (STATE or DATA) this recently, over a link that is
+// up, tells us its last sequence: "caught up" can be trusted.
+constexpr int64_t kLeaderFreshNs = 3'000'000'000;
+// Caught up and nothing applied for this long: the current time lag is 0.
+constexpr int64_t kIdleLagZeroNs = 1'000'000'000;
 // A stream replicating this long since its last error has recovered from it.
 constexpr int64_t kErrorClearedNs = 10'000'000'000;
 // A refused replica write is still the stream's error this long after the
@@ -1355,8 +1360,17 @@ Follower::ApplyClock Follower::apply_clock() const {
   return c;
 }
 
+bool Follower::leader_fresh(int64_t now_mono) const {
+  return phase_ == Phase::kReplicating && ctx_.links->is_up(cfg_.leader) &&
+         now_mono - leader_heard_mono_ns_ < kLeaderFreshNs;
+}
+
 void Follower::note_caught_up() {
-  if (last_apply_backlog_ && applied_ >= leader_last_seq_) caught_up_after_backlog_ = true;
+  if (last_apply_wall_ns_ == 0 || applied_ < leader_last_seq_) return;
+  const int64_t now = loop::mono_ns();
+  if (last_apply_backlog_ || (now - last_apply_mono_ns_ >= kIdleLagZeroNs && leader_fresh(now))) {
+    current_lag_zero_ = true;
+  }
 }
 
 void Follower::record_apply(uint64_t seq, const Inflight& in, const ApplyClock& c) {
@@ -1365,7 +1379,8 @@ void Follower::record_apply(uint64_t seq, const Inflight& in, const ApplyClock& 
   last_applied_origin_ns_ = std::max(last_applied_origin_ns_, in.origin_time_ns);
   last_apply_wall_ns_ = c.wall_ns;
   last_apply_backlog_ = seq <= backlog_to_;
-  caught_up_after_backlog_ = false;
+  last_apply_mono_ns_ = c.mono_ns;
+  current_lag_zero_ = false;
   // apply time (our clock) - origin store time (the leader's clock), plus
   // (leader's clock - ours): both ends on the leader's clock.
   time_lag_uncorrected_ns_ = c.wall_ns - in.origin_time_ns;
@@ -1397,21 +1412,22 @@ Follower::LagFigures Follower::figures() const {
   // seconds: 0 (an idle leader has nothing newer). Otherwise the time since
   // the newest applied message's origin store time, on the leader's clock
   // when the offset is known; it keeps rising while the link is down.
-  constexpr int64_t kFreshNs = 3'000'000'000;
-  bool fresh = phase_ == Phase::kReplicating && ctx_.links->is_up(cfg_.leader) &&
-               now_mono - leader_heard_mono_ns_ < kFreshNs;
+  bool fresh = leader_fresh(now_mono);
   // The current time lag: the last applied message's, corrected with the
   // offset as estimated now (so a message applied before the first estimate
-  // gets one as soon as it exists). Except when that message was backlog
+  // gets one as soon as it exists). But 0 once the follower has caught up
+  // after that message and nothing newer came, if the message was backlog
   // (the leader held it when this pipeline started: an initial sync, a
-  // rebuild, a catch-up after an outage), the follower has caught up since
-  // and nothing newer came: its "lag" is its age, which would stand for as
-  // long as the stream stays idle. Then it is 0: nothing is behind.
+  // rebuild, a catch-up after an outage: its "lag" is its age) or the
+  // stream has been idle for kIdleLagZeroNs since it was applied, the link
+  // up: nothing is behind, and the last message's lag would otherwise stand
+  // for as long as the stream stays idle.
   if (last_apply_wall_ns_ > 0 && f.offset_known) {
     int64_t corrected = time_lag_uncorrected_ns_ + f.offset_ns;
+    f.last_time_lag_ns = std::max<int64_t>(0, corrected);
     f.time_lag_clamped = corrected < 0;
-    f.time_lag_ns = std::max<int64_t>(0, corrected);
-    if (last_apply_backlog_ && caught_up_after_backlog_) {
+    f.time_lag_ns = f.last_time_lag_ns;
+    if (current_lag_zero_) {
       f.time_lag_ns = 0;
       f.time_lag_clamped = false;
     }
@@ -1560,6 +1576,7 @@ nlohmann::json Follower::lag_json() const {
   f["last_apply_time_ns"] = last_apply_wall_ns_;
   LagFigures fg = figures();
   Json tl = lag_figures_json(fg.time_lag_ns, fg.window, fg.offset_known, fg.offset_ns, fg.offset_error_ns);
+  tl["last_ms"] = fg.last_time_lag_ns < 0 ? Json(nullptr) : Json(ns_to_ms(fg.last_time_lag_ns));
   tl["uncorrected_ms"] = last_apply_wall_ns_ > 0 ? Json(ns_to_ms(time_lag_uncorrected_ns_)) : Json(nullptr);
   tl["clamped"] = fg.time_lag_clamped;
   tl["unrecorded_without_offset"] = lag_samples_unrecorded_;
