@@ -33,7 +33,9 @@ constexpr int64_t kErrorRetryNs = 2'000'000'000;
 // up, tells us its last sequence: "caught up" can be trusted.
 constexpr int64_t kLeaderFreshNs = 3'000'000'000;
 // Caught up and nothing applied for this long: the current time lag is 0.
-constexpr int64_t kIdleLagZeroNs = 1'000'000'000;
+// Long enough that a stream written every few seconds shows its messages'
+// lag, short enough that an idle one clears within seconds.
+constexpr int64_t kIdleLagZeroNs = 5'000'000'000;
 // A stream replicating this long since its last error has recovered from it.
 constexpr int64_t kErrorClearedNs = 10'000'000'000;
 // A refused replica write is still the stream's error this long after the
@@ -1365,12 +1367,12 @@ bool Follower::leader_fresh(int64_t now_mono) const {
          now_mono - leader_heard_mono_ns_ < kLeaderFreshNs;
 }
 
+bool Follower::caught_up_now() const {
+  return applied_ >= leader_last_seq_ && queue_.empty() && inflight_.empty();
+}
+
 void Follower::note_caught_up() {
-  if (last_apply_wall_ns_ == 0 || applied_ < leader_last_seq_) return;
-  const int64_t now = loop::mono_ns();
-  if (last_apply_backlog_ || (now - last_apply_mono_ns_ >= kIdleLagZeroNs && leader_fresh(now))) {
-    current_lag_zero_ = true;
-  }
+  if (last_apply_backlog_ && caught_up_now()) caught_up_after_backlog_ = true;
 }
 
 void Follower::record_apply(uint64_t seq, const Inflight& in, const ApplyClock& c) {
@@ -1380,7 +1382,7 @@ void Follower::record_apply(uint64_t seq, const Inflight& in, const ApplyClock& 
   last_apply_wall_ns_ = c.wall_ns;
   last_apply_backlog_ = seq <= backlog_to_;
   last_apply_mono_ns_ = c.mono_ns;
-  current_lag_zero_ = false;
+  caught_up_after_backlog_ = false;
   // apply time (our clock) - origin store time (the leader's clock), plus
   // (leader's clock - ours): both ends on the leader's clock.
   time_lag_uncorrected_ns_ = c.wall_ns - in.origin_time_ns;
@@ -1415,19 +1417,22 @@ Follower::LagFigures Follower::figures() const {
   bool fresh = leader_fresh(now_mono);
   // The current time lag: the last applied message's, corrected with the
   // offset as estimated now (so a message applied before the first estimate
-  // gets one as soon as it exists). But 0 once the follower has caught up
-  // after that message and nothing newer came, if the message was backlog
-  // (the leader held it when this pipeline started: an initial sync, a
-  // rebuild, a catch-up after an outage: its "lag" is its age) or the
-  // stream has been idle for kIdleLagZeroNs since it was applied, the link
-  // up: nothing is behind, and the last message's lag would otherwise stand
-  // for as long as the stream stays idle.
+  // gets one as soon as it exists). But 0 while the follower is caught up
+  // (everything the leader is known to hold applied, nothing queued or in
+  // flight) after that message with nothing newer, if the message was
+  // backlog (the leader held it when this pipeline started: an initial
+  // sync, a rebuild, a catch-up after an outage: its "lag" is its age) or
+  // nothing has been applied for kIdleLagZeroNs with a fresh leader: nothing
+  // is behind, and the last message's lag would otherwise stand for as long
+  // as the stream stays idle. Decided here, at each reading, so that it
+  // ends as soon as the follower falls behind or loses sight of the leader.
   if (last_apply_wall_ns_ > 0 && f.offset_known) {
     int64_t corrected = time_lag_uncorrected_ns_ + f.offset_ns;
     f.last_time_lag_ns = std::max<int64_t>(0, corrected);
     f.time_lag_clamped = corrected < 0;
     f.time_lag_ns = f.last_time_lag_ns;
-    if (current_lag_zero_) {
+    const bool idle = fresh && now_mono - last_apply_mono_ns_ >= kIdleLagZeroNs;
+    if (caught_up_now() && ((last_apply_backlog_ && caught_up_after_backlog_) || idle)) {
       f.time_lag_ns = 0;
       f.time_lag_clamped = false;
     }

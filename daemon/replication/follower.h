@@ -130,7 +130,8 @@ class Follower {
   };
   ApplyClock apply_clock() const;
   void record_apply(uint64_t seq, const Inflight& in, const ApplyClock& c);
-  void note_caught_up();  // latches current_lag_zero_
+  void note_caught_up();  // latches caught_up_after_backlog_
+  bool caught_up_now() const;  // applied all the leader is known to hold, nothing queued or in flight
   bool leader_fresh(int64_t now_mono) const;
   void send_lag_report();
 
@@ -245,12 +246,12 @@ class Follower {
   // Backlog: what the leader already held when this pipeline started
   // (sequences up to backlog_to_). When the last message applied was
   // backlog, its "lag" is its age; once the follower has caught up after
-  // it (and nothing newer came), the current time lag is 0. So it is once
+  // it (and nothing newer came), the current time lag is 0. So it is while
   // the follower is caught up and has applied nothing for kIdleLagZeroNs.
   uint64_t backlog_to_ = 0;
   bool last_apply_backlog_ = false;
+  bool caught_up_after_backlog_ = false;
   int64_t last_apply_mono_ns_ = 0;
-  bool current_lag_zero_ = false;
   uint64_t lag_samples_unrecorded_ = 0;   // applied while no clock offset estimate existed
   LagHistogram lag_hist_;
   SyncProgress sync_;
