@@ -84,7 +84,8 @@ std::string le(double v) { return num(v); }
 // The lag figures of one (stream, follower): time lag, ages, sync progress.
 void add_lag_figures(Families& m, const Json& f, const std::string& fb, bool follower_side) {
   const char* kTimeLagHelp =
-      "time lag: apply time minus origin store time, clock-corrected, never negative; 0 while caught up and idle";
+      "time lag: apply time minus origin store time, clock-corrected, never negative; at least the age of the "
+      "oldest message held unapplied; 0 while caught up and idle";
   if (f.contains("time_lag") && f["time_lag"].is_object()) {
     const Json& tl = f["time_lag"];
     if (has_num(tl, "current_ms")) {

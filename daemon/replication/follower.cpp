@@ -36,6 +36,8 @@ constexpr int64_t kLeaderFreshNs = 3'000'000'000;
 // Long enough that a stream written every few seconds shows its messages'
 // lag, short enough that an idle one clears within seconds.
 constexpr int64_t kIdleLagZeroNs = 5'000'000'000;
+// Time-lag samples kept while no clock offset is known (8 bytes each).
+constexpr size_t kMaxDeferredLagSamples = 131'072;
 // A stream replicating this long since its last error has recovered from it.
 constexpr int64_t kErrorClearedNs = 10'000'000'000;
 // A refused replica write is still the stream's error this long after the
@@ -1387,12 +1389,25 @@ void Follower::record_apply(uint64_t seq, const Inflight& in, const ApplyClock& 
   // (leader's clock - ours): both ends on the leader's clock.
   time_lag_uncorrected_ns_ = c.wall_ns - in.origin_time_ns;
   if (!c.offset_known) {
-    ++lag_samples_unrecorded_;
+    if (deferred_lag_uncorrected_.size() < kMaxDeferredLagSamples) {
+      deferred_lag_uncorrected_.push_back(time_lag_uncorrected_ns_);
+    } else {
+      ++lag_samples_unrecorded_;
+    }
     return;
   }
+  record_deferred_lag(c);
   // Never negative: a message cannot be applied before it was stored; a
   // negative value is the offset estimate's error (at most err) showing.
   lag_hist_.record_ns(c.mono_ns, std::max<int64_t>(0, time_lag_uncorrected_ns_ + c.offset_ns));
+}
+
+void Follower::record_deferred_lag(const ApplyClock& c) {
+  if (deferred_lag_uncorrected_.empty() || !c.offset_known) return;
+  // Recorded now (a second or so after they were applied: the same window).
+  for (int64_t raw : deferred_lag_uncorrected_) lag_hist_.record_ns(c.mono_ns, std::max<int64_t>(0, raw + c.offset_ns));
+  deferred_lag_uncorrected_.clear();
+  deferred_lag_uncorrected_.shrink_to_fit();
 }
 
 Follower::LagFigures Follower::figures() const {
@@ -1434,6 +1449,18 @@ Follower::LagFigures Follower::figures() const {
     const bool idle = fresh && now_mono - last_apply_mono_ns_ >= kIdleLagZeroNs;
     if (caught_up_now() && ((last_apply_backlog_ && caught_up_after_backlog_) || idle)) {
       f.time_lag_ns = 0;
+      f.time_lag_clamped = false;
+    }
+  }
+  // And while messages the follower holds wait to be applied (written and
+  // not yet acknowledged, or queued), at least the oldest one's age: a
+  // replica that stops storing (its nats-server stalled) shows its lag
+  // growing now, not once the stall is over.
+  if (f.offset_known && (!inflight_.empty() || !queue_.empty())) {
+    const int64_t oldest = !inflight_.empty() ? inflight_.front().origin_time_ns : queue_.front().time_ns;
+    const int64_t waiting = loop::wall_ns() - oldest + f.offset_ns;
+    if (oldest > 0 && waiting > std::max<int64_t>(f.time_lag_ns, 0)) {
+      f.time_lag_ns = waiting;
       f.time_lag_clamped = false;
     }
   }
@@ -1523,6 +1550,7 @@ void Follower::check_replica() {
 
 void Follower::tick() {
   int64_t now = loop::mono_ns();
+  if (!deferred_lag_uncorrected_.empty()) record_deferred_lag(apply_clock());
   sync_.update(now, applied_, leader_last_seq_);
   note_caught_up();
   send_lag_report();
@@ -1584,7 +1612,7 @@ nlohmann::json Follower::lag_json() const {
   tl["last_ms"] = fg.last_time_lag_ns < 0 ? Json(nullptr) : Json(ns_to_ms(fg.last_time_lag_ns));
   tl["uncorrected_ms"] = last_apply_wall_ns_ > 0 ? Json(ns_to_ms(time_lag_uncorrected_ns_)) : Json(nullptr);
   tl["clamped"] = fg.time_lag_clamped;
-  tl["unrecorded_without_offset"] = lag_samples_unrecorded_;
+  tl["unrecorded_without_offset"] = lag_samples_unrecorded_ + deferred_lag_uncorrected_.size();
   tl["histogram"] = histogram_json(lag_hist_.total());
   f["time_lag"] = tl;
   f["newest_applied_age_ms"] = fg.newest_applied_age_ns < 0 ? Json(nullptr) : Json(ns_to_ms(fg.newest_applied_age_ns));

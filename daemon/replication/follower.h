@@ -252,7 +252,14 @@ class Follower {
   bool last_apply_backlog_ = false;
   bool caught_up_after_backlog_ = false;
   int64_t last_apply_mono_ns_ = 0;
-  uint64_t lag_samples_unrecorded_ = 0;   // applied while no clock offset estimate existed
+  // Applied while no clock offset estimate existed (after a start, the
+  // first heartbeats): their raw differences wait here, at most
+  // kMaxDeferredLagSamples, and go into the histograms with the first
+  // estimate (a restart's catch-up, the largest lags, is not lost); beyond
+  // that they are only counted.
+  std::vector<int64_t> deferred_lag_uncorrected_;
+  uint64_t lag_samples_unrecorded_ = 0;
+  void record_deferred_lag(const ApplyClock& c);
   LagHistogram lag_hist_;
   SyncProgress sync_;
 

@@ -22,7 +22,12 @@
 //      newest-applied age both rise to about 10 s, then fall back once the
 //      link is back; the age of the last lag report iad holds from ams rises
 //      likewise (the figures iad repeats are that old), then is fresh again.
-//      /metrics carries the lag metric families.
+//      Before that, ams's nats-server is stopped (SIGSTOP) with the link up:
+//      the current time lag passes 2 s at ams and 1 s at iad during the
+//      stall, and falls back after SIGCONT. /metrics carries the lag
+//      metric families. Last, ams's daemon is killed for 3 s: what it
+//      catches up before its first clock-offset estimate is still in its
+//      window (p99 about 3 s).
 //   c  Initial sync of 20,000 messages over a 1 MB/s cap: both ends show
 //      "syncing" with done, to go, rate and estimate (isthmusctl lag too),
 //      then "caught_up" with done = 20,000.
@@ -33,6 +38,7 @@
 //      holds (it had stayed on the removed one's age).
 // Each case prints "[figures]" lines.
 #include <nats/nats.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <atomic>
@@ -375,6 +381,40 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
       "both ages under 1 s while replicating live");
   std::printf("[figures] b: before: iad oldest-unreplicated age %.1f ms, ams newest-applied age %.1f ms\n", la, fa);
 
+  // A replica that stops storing (ams's nats-server stopped, the link up):
+  // the current time lag grows with the stall at both ends, now, not only
+  // once it is over; and falls back once the server runs again.
+  {
+    auto& ams_nats = su.follower().nats.process();
+    ams_nats.signal(SIGSTOP);
+    auto s0 = Clock::now();
+    double fcur = -1, lcur = -1;
+    check_for(
+        15s,
+        [&](std::string& st) {
+          pub.check();
+          json l = su.lag_entry(kLeader), f = su.lag_entry(kFollower);
+          st = "iad " + l.dump() + "; ams " + f.dump();
+          fcur = num(f.at("time_lag"), "current_ms");
+          lcur = l.contains("time_lag") ? num(l["time_lag"], "current_ms") : -1;
+          return fcur >= 2000 && lcur >= 1000;
+        },
+        "current time lag over 2 s at ams and over 1 s at iad while ams's nats-server is stopped");
+    std::printf("[figures] b: ams's nats-server stopped %.2f s: current time lag ams %.1f ms, iad %.1f ms\n",
+                seconds_since(s0), fcur, lcur);
+    ams_nats.signal(SIGCONT);
+    check_for(
+        30s,
+        [&](std::string& st) {
+          pub.check();
+          json l = su.lag_entry(kLeader), f = su.lag_entry(kFollower);
+          st = "iad " + l.dump() + "; ams " + f.dump();
+          return num(f.at("time_lag"), "current_ms", 1e9) < 1000 && l.contains("time_lag") &&
+                 num(l["time_lag"], "current_ms", 1e9) < 1000 && num(l, "oldest_unreplicated_age_ms", 1e9) < 1000;
+        },
+        "current time lag back under 1 s at both ends once ams's nats-server runs again");
+  }
+
   REQUIRE(su.proxy->down().is_ok());
   auto t0 = Clock::now();
   // Sample at ~5 s and ~10 s: rising, and about the outage's length.
@@ -457,6 +497,36 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
     CHECK(lm.body.find(name) != std::string::npos);
   }
   CHECK(m.body.find("le=\"+Inf\"") != std::string::npos);
+
+  // ams's daemon killed for 3 s and restarted: it catches up before its
+  // first clock-offset estimate (heartbeats), and those messages, the
+  // largest lags, still reach its histograms once the estimate exists.
+  {
+    su.follower().daemon.kill9();
+    const uint64_t at_kill = su.replica_last();
+    auto k0 = Clock::now();
+    check_for(
+        10s, [&] { pub.check(); return Clock::now() - k0 >= 3s && su.leader().js().require_stream_info(kStream).last_seq > at_kill + 30; },
+        "iad publishing on while ams's daemon is down");
+    su.follower().daemon.start();
+    json f;
+    check_for(
+        30s,
+        [&](std::string& state) {
+          pub.check();
+          f = su.lag_entry(kFollower);
+          state = "ams " + f.dump();
+          const json& t = f.at("time_lag");
+          const uint64_t applied = f.value("applied_seq", uint64_t{0});
+          return applied > at_kill + 30 && num(t, "unrecorded_without_offset", -1) == 0 &&
+                 num(t, "window_samples", -1) == static_cast<double>(applied - at_kill);
+        },
+        "every message ams applied since its restart in its window, none unrecorded");
+    const json& t = f.at("time_lag");
+    std::printf("[figures] b: after a 3 s kill of ams's daemon: %.0f samples in its window, p99 %.1f ms\n",
+                num(t, "window_samples"), num(t, "p99_ms"));
+    CHECK(num(t, "p99_ms") >= 2000);
+  }
   pub.stop();
   pub.check();
   std::fflush(stdout);
