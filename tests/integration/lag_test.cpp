@@ -90,6 +90,14 @@ double num(const json& j, const char* key, double fallback = -1) {
   return j[key].get<double>();
 }
 
+// Both ends' entries for the stream (ams's, iad's); `st` gets both, for a
+// timeout's message.
+void read_both(ProxiedPair& su, json& f, json& l, std::string& st) {
+  f = su.lag_entry(kFollower);
+  l = su.lag_entry(kLeader);
+  st = "ams " + f.dump() + "; iad " + l.dump();
+}
+
 // ams dials iad through the proxy (harness::ProxiedPair). Heartbeats every
 // 250 ms: the clock offset is estimated within a second; redials within a
 // second once the proxy is back up.
@@ -255,9 +263,7 @@ TEST_CASE("a: lag truth: 20 ms each way, follower clock +30 s; corrected lag mat
   check_for(
       20s,
       [&](std::string& st) {
-        f = su.lag_entry(kFollower);
-        l = su.lag_entry(kLeader);
-        st = "ams " + f.dump() + "; iad " + l.dump();
+        read_both(su, f, l, st);
         return f.value("applied_seq", 0L) == n && l.value("applied_seq", 0L) == n &&
                l.contains("time_lag") && l["time_lag"].value("reported_applied_seq", 0L) == n &&
                static_cast<long>(probe.received().size()) >= n;
@@ -329,9 +335,7 @@ TEST_CASE("a: lag truth: 20 ms each way, follower clock +30 s; corrected lag mat
   check_for(
       20s,
       [&](std::string& st) {
-        f = su.lag_entry(kFollower);
-        l = su.lag_entry(kLeader);
-        st = "ams " + f.dump() + "; iad " + l.dump();
+        read_both(su, f, l, st);
         return num(f.at("time_lag"), "current_ms", -1) == 0 && num(l.at("time_lag"), "current_ms", -1) == 0;
       },
       "current time lag 0 at both ends once the stream is idle");
@@ -393,8 +397,8 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
         15s,
         [&](std::string& st) {
           pub.check();
-          json l = su.lag_entry(kLeader), f = su.lag_entry(kFollower);
-          st = "iad " + l.dump() + "; ams " + f.dump();
+          json f, l;
+          read_both(su, f, l, st);
           fcur = num(f.at("time_lag"), "current_ms");
           lcur = l.contains("time_lag") ? num(l["time_lag"], "current_ms") : -1;
           return fcur >= 2000 && lcur >= 1000;
@@ -407,8 +411,8 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
         30s,
         [&](std::string& st) {
           pub.check();
-          json l = su.lag_entry(kLeader), f = su.lag_entry(kFollower);
-          st = "iad " + l.dump() + "; ams " + f.dump();
+          json f, l;
+          read_both(su, f, l, st);
           return num(f.at("time_lag"), "current_ms", 1e9) < 1000 && l.contains("time_lag") &&
                  num(l["time_lag"], "current_ms", 1e9) < 1000 && num(l, "oldest_unreplicated_age_ms", 1e9) < 1000;
         },
@@ -566,9 +570,7 @@ TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate
   check_for(
       30s,
       [&](std::string& st) {
-        f = su.lag_entry(kFollower);
-        l = su.lag_entry(kLeader);
-        st = "ams " + f.dump() + "; iad " + l.dump();
+        read_both(su, f, l, st);
         const json& fs = f.at("sync");
         const json& ls = l.contains("sync") ? l["sync"] : json();
         return fs.value("state", "") == "syncing" && num(fs, "done", 0) > 0 && num(fs, "to_go", 0) > 0 &&
@@ -595,9 +597,7 @@ TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate
   check_for(
       60s,
       [&](std::string& st) {
-        f = su.lag_entry(kFollower);
-        l = su.lag_entry(kLeader);
-        st = "ams " + f.dump() + "; iad " + l.dump();
+        read_both(su, f, l, st);
         return f.at("sync").value("state", "") == "caught_up" && l.contains("sync") &&
                l["sync"].value("state", "") == "caught_up";
       },
@@ -614,9 +614,7 @@ TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate
   check_for(
       10s,
       [&](std::string& st) {
-        f = su.lag_entry(kFollower);
-        l = su.lag_entry(kLeader);
-        st = "ams " + f.dump() + "; iad " + l.dump();
+        read_both(su, f, l, st);
         return f.at("time_lag")["current_ms"] == 0.0 && l.contains("time_lag") && l["time_lag"]["current_ms"] == 0.0;
       },
       "current time lag 0 at both ends once the sync is over and the stream idle");
