@@ -84,9 +84,13 @@ std::string stream_name_of(const std::string& json) {
 
 int main(int argc, char** argv) {
   Args a;
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: isthmus-loadgen create-stream|publish|lag|wait-count|info|ping|api [options]\n");
-    return 2;
+  const char* kUsage =
+      "usage: isthmus-loadgen create-stream|publish|lag|wait-count|info|ping|api [--url URL] [options]\n"
+      "options (each takes a value): --url --json --stream --subject --subjects --count --rate --size --payload\n"
+      "  --msg-id-every --inflight --index-header --timeout --series --interval-ms\n";
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
   }
   a.cmd = argv[1];
   for (int i = 2; i + 1 < argc; i += 2) {
