@@ -258,7 +258,9 @@ void Follower::reset(const std::string& why) {
   if (phase_ == Phase::kDiverged) return;
   bool was_active = phase_ == Phase::kReplicating || !inflight_.empty();
   ++gen_;
-  drop_held();
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
   purge_pending_ = false;
   check_pending_ = false;
   delete_pending_ = false;
@@ -285,7 +287,9 @@ void Follower::stop_leader(const std::string& reason) {
 void Follower::diverge(const std::string& why, uint64_t from_seq, bool marked) {
   if (phase_ == Phase::kDiverged || rebuild_ == Rebuild::kRequested) return;
   ++gen_;
-  drop_held();
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
   purge_pending_ = false;
   phase_ = Phase::kDiverged;
   detail_ = why;
@@ -402,7 +406,9 @@ Status Follower::request_rebuild() {
   }
   bool was_subscribed = phase_ == Phase::kReplicating || phase_ == Phase::kPreparing;
   ++gen_;
-  drop_held();
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
   purge_pending_ = false;
   check_pending_ = false;
   pipeline_verified_ = false;
@@ -1137,7 +1143,6 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
   in.filler = filler;
   inflight_.push_back(in);
   next_ = m.seq + 1;
-  written_high_ = std::max(written_high_, m.seq);
   replica_empty_ = false;
   return true;
 }
@@ -1235,7 +1240,9 @@ void Follower::fail(const std::string& why) {
   detail_ = why;
   phase_since_mono_ns_ = loop::mono_ns();
   ++gen_;
-  drop_held();
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
   warn_error(detail_);
 }
 
@@ -1270,7 +1277,9 @@ void Follower::refused(uint64_t seq, const nats::PubAck& ack) {
   const uint64_t first_open = next_ - inflight_.size();  // first unconfirmed sequence
   const uint64_t wrote_to = next_ - 1;
   uint64_t g = ++gen_;
-  drop_held();
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
   phase_ = Phase::kPreparing;
   phase_since_mono_ns_ = loop::mono_ns();
   std::string stream = cfg_.name;
@@ -1290,21 +1299,6 @@ void Follower::refused(uint64_t seq, const nats::PubAck& ack) {
           phase_since_mono_ns_ = loop::mono_ns();
           maybe_start();
         };
-        if (last >= seq && last <= written_high_ && last + 1 >= first_open) {
-          // The place is taken, but not beyond what this daemon has written:
-          // writes of an earlier pipeline (dropped by a reset, say after
-          // 10 s without an acknowledgement from a stalled nats-server)
-          // were stored late, after this pipeline read the replica. Start
-          // again from the replica as it is: the start checks that its last
-          // message is Isthmus' write of that leader sequence (a foreign
-          // write cannot sit below our later writes: each carries the
-          // expected last sequence).
-          spdlog::warn("stream {}: leader sequence {} was refused ({}): the replica's last sequence is {}, written "
-                       "by an earlier pipeline of this daemon and stored late; resuming from the replica",
-                       cfg_.name, seq, ack.error, last);
-          resume();
-          return;
-        }
         if (last + 1 < first_open || last >= seq) {
           // Confirmed writes went missing, or the refused place is taken.
           ++apply_errors_;
@@ -1375,28 +1369,12 @@ bool Follower::leader_fresh(int64_t now_mono) const {
          now_mono - leader_heard_mono_ns_ < kLeaderFreshNs;
 }
 
-int64_t Follower::oldest_held_origin_ns() const {
-  int64_t o = held_origin_ns_;
-  const int64_t h = !inflight_.empty() ? inflight_.front().origin_time_ns : !queue_.empty() ? queue_.front().time_ns : 0;
-  if (h > 0 && (o == 0 || h < o)) o = h;
-  return o;
-}
-
-void Follower::drop_held() {
-  held_origin_ns_ = oldest_held_origin_ns();
-  queue_.clear();
-  queue_bytes_ = 0;
-  inflight_.clear();
-}
-
 bool Follower::caught_up_now() const {
   return applied_ >= leader_last_seq_ && queue_.empty() && inflight_.empty();
 }
 
 void Follower::note_caught_up() {
-  if (!caught_up_now()) return;
-  if (last_apply_backlog_) caught_up_after_backlog_ = true;
-  held_origin_ns_ = 0;  // what was dropped is gone at the leader too
+  if (last_apply_backlog_ && caught_up_now()) caught_up_after_backlog_ = true;
 }
 
 void Follower::record_apply(uint64_t seq, const Inflight& in, const ApplyClock& c) {
@@ -1407,7 +1385,6 @@ void Follower::record_apply(uint64_t seq, const Inflight& in, const ApplyClock& 
   last_apply_backlog_ = seq <= backlog_to_;
   last_apply_mono_ns_ = c.mono_ns;
   caught_up_after_backlog_ = false;
-  held_origin_ns_ = 0;
   // apply time (our clock) - origin store time (the leader's clock), plus
   // (leader's clock - ours): both ends on the leader's clock.
   time_lag_uncorrected_ns_ = c.wall_ns - in.origin_time_ns;
@@ -1478,13 +1455,11 @@ Follower::LagFigures Follower::figures() const {
   // And while messages the follower holds wait to be applied (written and
   // not yet acknowledged, or queued), at least the oldest one's age: a
   // replica that stops storing (its nats-server stalled) shows its lag
-  // growing now, not once the stall is over. Held messages a reset dropped
-  // (no acknowledgement for 10 s, NATS or the link lost, an error) count
-  // until something is applied again or the follower is caught up.
-  const int64_t oldest = oldest_held_origin_ns();
-  if (f.offset_known && oldest > 0 && !caught_up_now()) {
+  // growing now, not once the stall is over.
+  if (f.offset_known && (!inflight_.empty() || !queue_.empty())) {
+    const int64_t oldest = !inflight_.empty() ? inflight_.front().origin_time_ns : queue_.front().time_ns;
     const int64_t waiting = loop::wall_ns() - oldest + f.offset_ns;
-    if (waiting > std::max<int64_t>(f.time_lag_ns, 0)) {
+    if (oldest > 0 && waiting > std::max<int64_t>(f.time_lag_ns, 0)) {
       f.time_lag_ns = waiting;
       f.time_lag_clamped = false;
     }

@@ -132,10 +132,6 @@ class Follower {
   void record_apply(uint64_t seq, const Inflight& in, const ApplyClock& c);
   void note_caught_up();  // latches caught_up_after_backlog_
   bool caught_up_now() const;  // applied all the leader is known to hold, nothing queued or in flight
-  // Origin time of the oldest message held unapplied (in flight, queued, or
-  // dropped by a reset since the last apply); 0: none.
-  int64_t oldest_held_origin_ns() const;
-  void drop_held();  // clears the queue and what is in flight, remembering the oldest's origin time
   bool leader_fresh(int64_t now_mono) const;
   void send_lag_report();
 
@@ -256,11 +252,6 @@ class Follower {
   bool last_apply_backlog_ = false;
   bool caught_up_after_backlog_ = false;
   int64_t last_apply_mono_ns_ = 0;
-  int64_t held_origin_ns_ = 0;  // see oldest_held_origin_ns()
-  // Highest sequence this daemon has written into the replica (any
-  // pipeline): a refused write whose place holds no more than this is our
-  // own earlier write stored late, not a foreign one (refused()).
-  uint64_t written_high_ = 0;
   // Applied while no clock offset estimate existed (after a start, the
   // first heartbeats): their raw differences wait here, at most
   // kMaxDeferredLagSamples, and go into the histograms with the first

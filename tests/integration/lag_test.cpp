@@ -24,8 +24,7 @@
 //      likewise (the figures iad repeats are that old), then is fresh again.
 //      Before that, ams's nats-server is stopped (SIGSTOP) with the link up:
 //      the current time lag passes 2 s at ams and 1 s at iad during the
-//      stall, and 12 s / 11 s after 12 s (past ams's 10 s acknowledgement
-//      timeout, which restarts its pipeline), and falls back after SIGCONT. /metrics carries the lag
+//      stall, and falls back after SIGCONT. /metrics carries the lag
 //      metric families. Last, ams's daemon is killed for 3 s: what it
 //      catches up before its first clock-offset estimate is still in its
 //      window (p99 about 3 s).
@@ -407,21 +406,6 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
         "current time lag over 2 s at ams and over 1 s at iad while ams's nats-server is stopped");
     std::printf("[figures] b: ams's nats-server stopped %.2f s: current time lag ams %.1f ms, iad %.1f ms\n",
                 seconds_since(s0), fcur, lcur);
-    // Past the 10 s after which ams gives up waiting for acknowledgements
-    // and restarts its pipeline (dropping what it held): still growing.
-    check_for(
-        30s,
-        [&](std::string& st) {
-          pub.check();
-          json f, l;
-          read_both(su, f, l, st);
-          fcur = num(f.at("time_lag"), "current_ms");
-          lcur = l.contains("time_lag") ? num(l["time_lag"], "current_ms") : -1;
-          return fcur >= 12000 && lcur >= 11000;
-        },
-        "current time lag over 12 s at ams and 11 s at iad after 12 s stopped");
-    std::printf("[figures] b: ams's nats-server stopped %.2f s: current time lag ams %.1f ms, iad %.1f ms\n",
-                seconds_since(s0), fcur, lcur);
     ams_nats.signal(SIGCONT);
     check_for(
         30s,
@@ -538,10 +522,8 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
           state = "ams " + f.dump();
           const json& t = f.at("time_lag");
           const uint64_t applied = f.value("applied_seq", uint64_t{0});
-          // (messages_applied counts from the daemon's start: the replica
-          // may have stored a write or two of the killed one after at_kill.)
           return applied > at_kill + 30 && num(t, "unrecorded_without_offset", -1) == 0 &&
-                 num(t, "window_samples", -1) == num(f, "messages_applied", -2);
+                 num(t, "window_samples", -1) == static_cast<double>(applied - at_kill);
         },
         "every message ams applied since its restart in its window, none unrecorded");
     const json& t = f.at("time_lag");
