@@ -58,6 +58,9 @@ constexpr size_t kDirectDeletes = 64;
 // rebuild's scan), so one stream's backlog does not hold up the other
 // streams' JetStream requests for long.
 constexpr uint64_t kKeepAsideChunk = 2000;
+// At most this many places (four windows in flight) are checked for late
+// writes of a restarted pipeline; beyond that a taken place is foreign.
+constexpr uint64_t kMaxLateWritesCheck = 4 * kMaxInflight;
 
 struct PrepResult {
   Status st;
@@ -78,6 +81,8 @@ struct PrepResult {
   uint64_t first_seq = 0;
   uint64_t messages = 0;
   int64_t last_origin_ns = 0;  // origin store time of the replica's last message
+  uint64_t late_checked = 0;   // late writes checked (check_own_writes()), all Isthmus's own
+  uint64_t late_fillers = 0;   // fillers among them, deleted
 };
 
 // Worker thread: keeps the foreign messages aside, then deletes the replica
@@ -258,9 +263,7 @@ void Follower::reset(const std::string& why) {
   if (phase_ == Phase::kDiverged) return;
   bool was_active = phase_ == Phase::kReplicating || !inflight_.empty();
   ++gen_;
-  queue_.clear();
-  queue_bytes_ = 0;
-  inflight_.clear();
+  drop_held();
   purge_pending_ = false;
   check_pending_ = false;
   delete_pending_ = false;
@@ -272,6 +275,35 @@ void Follower::reset(const std::string& why) {
   phase_ = Phase::kIdle;
   phase_since_mono_ns_ = loop::mono_ns();
   maybe_start();
+}
+
+void Follower::drop_held() {
+  int64_t origin = 0;
+  uint64_t first = 0;
+  if (!inflight_.empty()) {
+    first = next_ - inflight_.size();
+    origin = inflight_.front().origin_time_ns;
+  } else if (!queue_.empty()) {
+    first = queue_.front().seq;
+    origin = queue_.front().time_ns;
+  }
+  // Keep the older of the two (an earlier restart's, if still unapplied).
+  if (origin > 0 && first > applied_ && (dropped_seq_ <= applied_ || first < dropped_seq_)) {
+    dropped_seq_ = first;
+    dropped_origin_ns_ = origin;
+  }
+  queue_.clear();
+  queue_bytes_ = 0;
+  inflight_.clear();
+}
+
+bool Follower::late_writes_suspected(uint64_t replica_last, uint64_t from) const {
+  return from > 0 && replica_last >= from && replica_last <= written_high_ &&
+         replica_last - from < kMaxLateWritesCheck;
+}
+
+void Follower::suspect_late_writes(uint64_t from) {
+  verify_from_ = verify_from_ == 0 ? from : std::min(verify_from_, from);
 }
 
 void Follower::stop_leader(const std::string& reason) {
@@ -287,12 +319,11 @@ void Follower::stop_leader(const std::string& reason) {
 void Follower::diverge(const std::string& why, uint64_t from_seq, bool marked) {
   if (phase_ == Phase::kDiverged || rebuild_ == Rebuild::kRequested) return;
   ++gen_;
-  queue_.clear();
-  queue_bytes_ = 0;
-  inflight_.clear();
+  drop_held();
   purge_pending_ = false;
   phase_ = Phase::kDiverged;
   detail_ = why;
+  verify_from_ = 0;
   phase_since_mono_ns_ = loop::mono_ns();
   if (rebuild_ == Rebuild::kSyncing) {
     rebuild_ = Rebuild::kNone;
@@ -406,9 +437,7 @@ Status Follower::request_rebuild() {
   }
   bool was_subscribed = phase_ == Phase::kReplicating || phase_ == Phase::kPreparing;
   ++gen_;
-  queue_.clear();
-  queue_bytes_ = 0;
-  inflight_.clear();
+  drop_held();
   purge_pending_ = false;
   check_pending_ = false;
   pipeline_verified_ = false;
@@ -507,9 +536,10 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
   int replicas = ctx_.cfg->nats.replicas;
   uint64_t known_from = rebuild_known_from_;
   uint64_t resume_from = rebuild_resume_from_;
+  uint64_t verify_from = verify_from_;
   Json want = *wanted;
   ctx_.async<PrepResult>(
-      [stream, leader, tmo, want, rebuild, known_from, resume_from, replicas](natsConnection* nc) {
+      [stream, leader, tmo, want, rebuild, known_from, resume_from, replicas, verify_from](natsConnection* nc) {
         PrepResult r;
         auto sinfo = nats::stream_info(nc, stream, tmo);
         if (!sinfo && sinfo.status().code() != Code::kNotFound) {
@@ -609,6 +639,28 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
             r.st = m.status();
           }
         }
+        if (r.st && r.diverged.empty() && verify_from > 0 && r.last_seq >= verify_from) {
+          // Places an earlier pipeline wrote to, maybe stored after it
+          // restarted: each must be Isthmus's write of its own sequence.
+          const uint64_t from = std::max(verify_from, r.first_seq);
+          if (r.last_seq - from >= kMaxLateWritesCheck) {
+            r.diverged = "the replica holds sequences up to " + std::to_string(r.last_seq) +
+                         ", too far beyond the last confirmed write (" + std::to_string(verify_from - 1) + ")";
+            r.foreign_from = verify_from;
+            return r;
+          }
+          auto c = check_own_writes(nc, stream, leader, from, r.last_seq, tmo);
+          if (!c.st) {
+            r.st = c.st;
+          } else if (c.foreign_at > 0) {
+            r.diverged = "the replica's sequence " + std::to_string(c.foreign_at) + " was not written there by Isthmus (" +
+                         c.why + ")";
+            r.foreign_from = c.foreign_at;
+          } else {
+            r.late_checked = c.checked;
+            r.late_fillers = c.fillers_deleted;
+          }
+        }
         return r;
       },
       [this, g](PrepResult r) {
@@ -641,6 +693,9 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         if (r.rebuilt && (r.scan_done || r.deleted)) rebuild_resume_from_ = 0;
         if (r.rebuilt && r.deleted) rebuild_known_from_ = 0;
         if (r.rebuilt && r.st) {
+          // A new replica: nothing written into it yet.
+          written_high_ = 0;
+          verify_from_ = 0;
           rebuild_ = Rebuild::kSyncing;
           rebuild_known_from_ = 0;
           if (rebuild_started_mono_ns_ == 0) rebuild_started_mono_ns_ = loop::mono_ns();  // redone after a restart
@@ -668,6 +723,15 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           return;
         }
         if (r.last_origin_ns > last_applied_origin_ns_) last_applied_origin_ns_ = r.last_origin_ns;
+        if (verify_from_ > 0) {
+          if (r.late_checked > 0) {
+            spdlog::info("stream {}: the replica holds writes of an earlier pipeline stored after it restarted: {} "
+                         "message(s) up to sequence {} checked, each Isthmus's write of its own sequence{}",
+                         cfg_.name, r.late_checked, r.last_seq,
+                         r.late_fillers > 0 ? " (" + std::to_string(r.late_fillers) + " filler(s) deleted)" : "");
+          }
+          verify_from_ = 0;
+        }
         if (r.syncing && rebuild_ == Rebuild::kNone) {
           rebuild_ = Rebuild::kSyncing;
           rebuild_started_mono_ns_ = loop::mono_ns();  // (started before this daemon did)
@@ -1143,6 +1207,7 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
   in.filler = filler;
   inflight_.push_back(in);
   next_ = m.seq + 1;
+  written_high_ = std::max(written_high_, m.seq);
   replica_empty_ = false;
   return true;
 }
@@ -1240,9 +1305,7 @@ void Follower::fail(const std::string& why) {
   detail_ = why;
   phase_since_mono_ns_ = loop::mono_ns();
   ++gen_;
-  queue_.clear();
-  queue_bytes_ = 0;
-  inflight_.clear();
+  drop_held();
   warn_error(detail_);
 }
 
@@ -1277,9 +1340,7 @@ void Follower::refused(uint64_t seq, const nats::PubAck& ack) {
   const uint64_t first_open = next_ - inflight_.size();  // first unconfirmed sequence
   const uint64_t wrote_to = next_ - 1;
   uint64_t g = ++gen_;
-  queue_.clear();
-  queue_bytes_ = 0;
-  inflight_.clear();
+  drop_held();
   phase_ = Phase::kPreparing;
   phase_since_mono_ns_ = loop::mono_ns();
   std::string stream = cfg_.name;
@@ -1299,6 +1360,17 @@ void Follower::refused(uint64_t seq, const nats::PubAck& ack) {
           phase_since_mono_ns_ = loop::mono_ns();
           maybe_start();
         };
+        if (last + 1 >= first_open && last >= seq && late_writes_suspected(last, first_open)) {
+          // The place is taken, but no higher than this daemon wrote: an
+          // earlier pipeline's writes, stored after it restarted? The start
+          // checks each message from the first unconfirmed one.
+          spdlog::info("stream {}: leader sequence {} was refused ({}): the replica's last sequence is {}; "
+                       "checking whether sequences {}..{} are writes of an earlier pipeline stored late",
+                       cfg_.name, seq, ack.error, last, first_open, last);
+          suspect_late_writes(first_open);
+          resume();
+          return;
+        }
         if (last + 1 < first_open || last >= seq) {
           // Confirmed writes went missing, or the refused place is taken.
           ++apply_errors_;
@@ -1456,8 +1528,14 @@ Follower::LagFigures Follower::figures() const {
   // not yet acknowledged, or queued), at least the oldest one's age: a
   // replica that stops storing (its nats-server stalled) shows its lag
   // growing now, not once the stall is over.
-  if (f.offset_known && (!inflight_.empty() || !queue_.empty())) {
-    const int64_t oldest = !inflight_.empty() ? inflight_.front().origin_time_ns : queue_.front().time_ns;
+  // So do messages a pipeline restart dropped (the acknowledgement timeout:
+  // a replica stalled for longer), until applied or gone at the leader.
+  const bool dropped = dropped_seq_ > applied_ && dropped_seq_ >= leader_first_ && dropped_origin_ns_ > 0;
+  if (f.offset_known && (!inflight_.empty() || !queue_.empty() || dropped)) {
+    int64_t oldest = !inflight_.empty() ? inflight_.front().origin_time_ns
+                     : !queue_.empty()  ? queue_.front().time_ns
+                                        : dropped_origin_ns_;
+    if (dropped && (oldest <= 0 || dropped_origin_ns_ < oldest)) oldest = dropped_origin_ns_;
     const int64_t waiting = loop::wall_ns() - oldest + f.offset_ns;
     if (oldest > 0 && waiting > std::max<int64_t>(f.time_lag_ns, 0)) {
       f.time_lag_ns = waiting;
@@ -1539,7 +1617,14 @@ void Follower::check_replica() {
                              uint64_t last = (*r)["state"].value("last_seq", uint64_t{0});
                              // Everything at or below next_-1 is ours (published or
                              // positioned); anything beyond came from elsewhere.
-                             if (last > next_ - 1) {
+                             if (last > next_ - 1 && late_writes_suspected(last, applied_ + 1)) {
+                               // No higher than this daemon wrote: an earlier
+                               // pipeline's writes stored late? The start checks them.
+                               suspect_late_writes(applied_ + 1);
+                               reset("the replica's last sequence is " + std::to_string(last) +
+                                     ", beyond this pipeline's writes (up to " + std::to_string(next_ - 1) +
+                                     "): checking for writes of an earlier pipeline stored late");
+                             } else if (last > next_ - 1) {
                                diverge("a message was written into the replica from outside Isthmus "
                                        "(replica last sequence " + std::to_string(last) +
                                            ", Isthmus wrote up to " + std::to_string(next_ - 1) + ")",

@@ -137,6 +137,9 @@ class Follower {
 
   void maybe_start();
   void reset(const std::string& why);
+  // Drops what the pipeline holds (queued and in flight), remembering the
+  // oldest dropped message for the current time lag (dropped_seq_).
+  void drop_held();
   // from_seq: first sequence that may hold foreign messages (0: unknown);
   // marked: the replica's description already says so.
   void diverge(const std::string& why, uint64_t from_seq, bool marked = false);
@@ -204,6 +207,17 @@ class Follower {
   // can only be refused, never accepted at another sequence (with several,
   // a too-low offset would let a later write match the count early).
   bool probation_ = true;
+  // Late writes. A pipeline that restarts drops its writes in flight, but a
+  // stalled nats-server may still hold them (the 10 s acknowledgement
+  // timeout) and store them after the next pipeline read the replica: they
+  // then take the places that pipeline writes to. Such a taken place is not
+  // called foreign when it is no higher than written_high_: the next start
+  // checks every message from verify_from_ to the replica's last, and
+  // resumes only if each is Isthmus's write of its own sequence.
+  uint64_t written_high_ = 0;  // highest sequence written into this replica (0 when recreated)
+  uint64_t verify_from_ = 0;   // the next start checks the replica from here (0: nothing to check)
+  bool late_writes_suspected(uint64_t replica_last, uint64_t from) const;
+  void suspect_late_writes(uint64_t from);
 
   // Foreign writes: one watch subscription per replica subject.
   std::vector<std::string> replica_subjects_;
@@ -252,6 +266,12 @@ class Follower {
   bool last_apply_backlog_ = false;
   bool caught_up_after_backlog_ = false;
   int64_t last_apply_mono_ns_ = 0;
+  // The oldest message a pipeline restart dropped unapplied (drop_held()):
+  // its age counts in the current time lag until the follower applies it
+  // (or the leader no longer holds it), so a replica stalled past the
+  // acknowledgement timeout does not read as healthy.
+  uint64_t dropped_seq_ = 0;
+  int64_t dropped_origin_ns_ = 0;
   // Applied while no clock offset estimate existed (after a start, the
   // first heartbeats): their raw differences wait here, at most
   // kMaxDeferredLagSamples, and go into the histograms with the first

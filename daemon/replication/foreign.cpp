@@ -118,6 +118,36 @@ KeepAsideResult keep_aside(natsConnection* nc, const KeepAsideArgs& a) {
   return r;
 }
 
+OwnWritesCheck check_own_writes(natsConnection* nc, const std::string& stream, const std::string& leader,
+                                uint64_t from, uint64_t to, int64_t timeout_ms) {
+  OwnWritesCheck r;
+  for (uint64_t seq = std::max<uint64_t>(from, 1); seq <= to; ++seq) {
+    auto m = nats::msg_get(nc, stream, seq, timeout_ms);
+    if (!m) {
+      if (m.status().code() == Code::kNotFound) continue;
+      r.st = Status(m.status().code(), "reading sequence " + std::to_string(seq) + ": " + m.status().message());
+      return r;
+    }
+    ++r.checked;
+    auto msg = decode(*m);
+    std::string why = msg ? foreign_reason(msg->headers, seq, leader) : msg.status().message();
+    if (!why.empty()) {
+      r.foreign_at = seq;
+      r.why = why;
+      return r;
+    }
+    if (!header(msg->headers, kHdrFiller).empty()) {
+      auto d = nats::msg_delete(nc, stream, seq, timeout_ms);
+      if (!d && d.status().code() != Code::kNotFound) {
+        r.st = Status(d.status().code(), "deleting filler " + std::to_string(seq) + ": " + d.status().message());
+        return r;
+      }
+      ++r.fillers_deleted;
+    }
+  }
+  return r;
+}
+
 Result<uint64_t> foreign_tail_start(natsConnection* nc, const std::string& stream, const std::string& leader,
                                     uint64_t first, uint64_t last, int64_t timeout_ms) {
   if (first == 0) first = 1;

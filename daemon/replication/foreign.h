@@ -44,6 +44,23 @@ struct KeepAsideResult {
 // crash at any point, copies nothing twice and misses nothing.
 KeepAsideResult keep_aside(natsConnection* nc, const KeepAsideArgs& a);
 
+struct OwnWritesCheck {
+  Status st;
+  uint64_t checked = 0;          // stored messages examined
+  uint64_t foreign_at = 0;       // the first one Isthmus did not write at its place (0: none)
+  std::string why;               // ... and why (foreign_reason())
+  uint64_t fillers_deleted = 0;  // fillers found among them and deleted
+};
+
+// Late writes: checks that every stored message of the replica in [from,
+// to] is Isthmus's write of its own sequence from `leader` (writes of a
+// pipeline that restarted, stored after the restart read the replica).
+// Read-only but for the fillers among them, whose confirmation was lost:
+// those are deleted (as a confirmed filler is). Stops at the first foreign
+// message. Blocks: at most to - from + 1 requests (and one per filler).
+OwnWritesCheck check_own_writes(natsConnection* nc, const std::string& stream, const std::string& leader,
+                                uint64_t from, uint64_t to, int64_t timeout_ms);
+
 // The first sequence that may hold a foreign message when nothing else is
 // known: one past the highest message that Isthmus wrote at its place,
 // found by walking down from `last` (at least `first`).
