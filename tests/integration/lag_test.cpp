@@ -22,9 +22,12 @@
 //      newest-applied age both rise to about 10 s, then fall back once the
 //      link is back; the age of the last lag report iad holds from ams rises
 //      likewise (the figures iad repeats are that old), then is fresh again.
-//      Before that, ams's nats-server is stopped (SIGSTOP) with the link up:
-//      the current time lag passes 2 s at ams and 1 s at iad during the
-//      stall, and falls back after SIGCONT. /metrics carries the lag
+//      Before that, ams's nats-server is stopped (SIGSTOP) with the link up
+//      for 12.5 s: the current time lag passes 2 s at ams and 1 s at iad
+//      during the stall, and still rises past the 10 s after which ams
+//      restarts its pipeline (11 s at ams, 10 s at iad); after SIGCONT it
+//      falls back, and the writes the stopped server stored late are taken
+//      for Isthmus's own (replicating, not diverged). /metrics carries the lag
 //      metric families. Last, ams's daemon is killed for 3 s: what it
 //      catches up before its first clock-offset estimate is still in its
 //      window (p99 about 3 s).
