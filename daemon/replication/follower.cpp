@@ -83,6 +83,7 @@ struct PrepResult {
   int64_t last_origin_ns = 0;  // origin store time of the replica's last message
   uint64_t late_checked = 0;   // late writes checked (check_own_writes()), all Isthmus's own
   uint64_t late_fillers = 0;   // fillers among them, deleted
+  uint64_t verify_next = 0;    // the check stopped after a chunk: go on from here
 };
 
 // Worker thread: keeps the foreign messages aside, then deletes the replica
@@ -292,6 +293,9 @@ void Follower::drop_held() {
     dropped_seq_ = first;
     dropped_origin_ns_ = origin;
   }
+  // Writes dropped in flight may still be stored (late writes): the next
+  // start checks from the oldest of them, whatever it finds first.
+  if (!inflight_.empty()) suspect_late_writes(next_ - inflight_.size());
   queue_.clear();
   queue_bytes_ = 0;
   inflight_.clear();
@@ -639,17 +643,19 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
             r.st = m.status();
           }
         }
-        if (r.st && r.diverged.empty() && verify_from > 0 && r.last_seq >= verify_from) {
-          // Places an earlier pipeline wrote to, maybe stored after it
+        const uint64_t from = std::max(verify_from, r.first_seq);
+        if (r.st && r.diverged.empty() && verify_from > 0 && r.messages > 0 && from <= r.last_seq) {
+          // Places a dropped pipeline wrote to, maybe stored after it
           // restarted: each must be Isthmus's write of its own sequence.
-          const uint64_t from = std::max(verify_from, r.first_seq);
-          if (r.last_seq - from >= kMaxLateWritesCheck) {
+          // kKeepAsideChunk per job (other streams' requests run between).
+          if (r.last_seq - verify_from >= kMaxLateWritesCheck) {
             r.diverged = "the replica holds sequences up to " + std::to_string(r.last_seq) +
                          ", too far beyond the last confirmed write (" + std::to_string(verify_from - 1) + ")";
             r.foreign_from = verify_from;
             return r;
           }
-          auto c = check_own_writes(nc, stream, leader, from, r.last_seq, tmo);
+          const uint64_t to = std::min(r.last_seq, from + kKeepAsideChunk - 1);
+          auto c = check_own_writes(nc, stream, leader, from, to, tmo);
           if (!c.st) {
             r.st = c.st;
           } else if (c.foreign_at > 0) {
@@ -659,6 +665,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           } else {
             r.late_checked = c.checked;
             r.late_fillers = c.fillers_deleted;
+            if (to < r.last_seq) r.verify_next = to + 1;
           }
         }
         return r;
@@ -693,9 +700,11 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         if (r.rebuilt && (r.scan_done || r.deleted)) rebuild_resume_from_ = 0;
         if (r.rebuilt && r.deleted) rebuild_known_from_ = 0;
         if (r.rebuilt && r.st) {
-          // A new replica: nothing written into it yet.
+          // A new replica: nothing written into it yet, nothing dropped.
           written_high_ = 0;
           verify_from_ = 0;
+          dropped_seq_ = 0;
+          dropped_origin_ns_ = 0;
           rebuild_ = Rebuild::kSyncing;
           rebuild_known_from_ = 0;
           if (rebuild_started_mono_ns_ == 0) rebuild_started_mono_ns_ = loop::mono_ns();  // redone after a restart
@@ -723,7 +732,20 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           return;
         }
         if (r.last_origin_ns > last_applied_origin_ns_) last_applied_origin_ns_ = r.last_origin_ns;
+        if (r.verify_next > 0) {
+          // One chunk of the late-write check done: the next is another start.
+          late_checked_ += r.late_checked;
+          late_fillers_ += r.late_fillers;
+          verify_from_ = r.verify_next;
+          phase_ = Phase::kIdle;
+          phase_since_mono_ns_ = loop::mono_ns();
+          maybe_start();
+          return;
+        }
         if (verify_from_ > 0) {
+          r.late_checked += late_checked_;
+          r.late_fillers += late_fillers_;
+          late_checked_ = late_fillers_ = 0;
           if (r.late_checked > 0) {
             spdlog::info("stream {}: the replica holds writes of an earlier pipeline stored after it restarted: {} "
                          "message(s) up to sequence {} checked, each Isthmus's write of its own sequence{}",
@@ -774,6 +796,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   if (last_seq == 0) guard_offset_ = 0;
   probation_ = true;
   applied_ = last_seq;
+  forget_dropped_if_applied();
   next_ = last_seq + 1;
   replica_empty_ = messages == 0;
   pipeline_verified_ = true;
@@ -898,9 +921,11 @@ bool Follower::write_refused_now() const {
 void Follower::on_foreign_publish(const nats::wire::ServerOp& msg) {
   std::string subject(msg.subject);
   ++foreign_publishes_seen_;
-  // Before replicating starts, the preparation's check of the replica's last
-  // message and the first checkpoint's refusal catch a stored foreign write.
-  if (phase_ != Phase::kReplicating) return;
+  // In any phase: between a pipeline restart and the next start (preparing,
+  // retrying an error) a stalled server may deliver a foreign publish it
+  // stores among the dropped writes, where the start's checks need not look.
+  // (diverge() ignores it while diverged or while a rebuild recreates the
+  // replica, which is sealed.)
   diverge("another client published into the replica (subject " + subject + ")", applied_ + 1);
 }
 
@@ -1581,6 +1606,14 @@ void Follower::send_lag_report() {
 
 void Follower::advance_applied() {
   applied_ = next_ - 1 - inflight_.size();
+  forget_dropped_if_applied();
+}
+
+void Follower::forget_dropped_if_applied() {
+  if (dropped_seq_ > 0 && applied_ >= dropped_seq_) {
+    dropped_seq_ = 0;
+    dropped_origin_ns_ = 0;
+  }
 }
 
 void Follower::flush() {

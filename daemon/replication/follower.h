@@ -158,6 +158,7 @@ class Follower {
   // (every retry, 2 s, would repeat it); below that, debug.
   void warn_error(const std::string& why);
   void advance_applied();
+  void forget_dropped_if_applied();
   bool watch_foreign();
   void on_foreign_publish(const nats::wire::ServerOp& msg);
   void on_write_refused(const std::string& subject, const std::string& error);
@@ -216,6 +217,7 @@ class Follower {
   // resumes only if each is Isthmus's write of its own sequence.
   uint64_t written_high_ = 0;  // highest sequence written into this replica (0 when recreated)
   uint64_t verify_from_ = 0;   // the next start checks the replica from here (0: nothing to check)
+  uint64_t late_checked_ = 0, late_fillers_ = 0;  // counted by the check's chunks so far
   bool late_writes_suspected(uint64_t replica_last, uint64_t from) const;
   void suspect_late_writes(uint64_t from);
 

@@ -10,9 +10,11 @@
 // of the rebuild's sync and finishes it after a restart; the replica ends
 // identical to the leader and /healthz is 200 again.
 #include <arpa/inet.h>
+#include <nats/nats.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <signal.h>
 
 #include <atomic>
 #include <cstdio>
@@ -490,4 +492,74 @@ TEST_CASE("divergence: foreign writes kept aside, rebuild from loopback only, su
   CHECK(header_of(side2.back().headers, "Isthmus-Foreign-Seq") == std::to_string(foreign.back().seq));
   check_for(
       20s, [&] { return f.daemon.http_get("/healthz").status == 200; }, "ams /healthz 200 after the redone rebuild");
+}
+
+// A foreign publish that a stalled replica server receives while Isthmus's
+// writes wait in it too: after 10 s without an acknowledgement the follower
+// restarts its pipeline and drops those writes, and once the server runs
+// again it stores them late, the foreign message among them. The late
+// writes must not hide it: the stream diverges, and the foreign message is
+// found and kept aside.
+TEST_CASE("divergence: a foreign publish stored among late writes after a replica stall", "[diverge][late]") {
+  TempDir tmp("isthmus-diverge-late");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kCountries, kLeader}, {kAlerts, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  l.js().create_stream(countries_config());
+  l.js().create_stream(alerts_config());
+  mesh.start_daemons();
+  {
+    std::vector<OutMsg> c;
+    for (size_t i = 0; i < 50; ++i) c.push_back(country(i));
+    l.js().publish_bulk(c, 64);
+  }
+  verify_identical(mesh, kCountries, 60s);
+  // A foreign client of ams's nats-server, connected before the stall.
+  JetStream foreign(f.nats.url());
+  Trickle trickle(l.js());
+  auto ams_entry = [&](std::string& state) {
+    auto e = follower_entry(f, kCountries);
+    state = e ? e->dump() : "no entry";
+    return e ? *e : json::object();
+  };
+  f.nats.process().signal(SIGSTOP);
+  check_for(
+      15s,
+      [&](std::string& state) {
+        trickle.check();
+        return ams_entry(state).value("inflight", 0) > 0;
+      },
+      "ams holding writes in flight while its nats-server is stopped");
+  // Published now, it waits in the stopped server beside Isthmus's writes.
+  REQUIRE(natsConnection_PublishString(foreign.connection(), "covenant.countries.updated", "{\"foreign\":1}") ==
+          NATS_OK);
+  check_for(
+      20s,
+      [&](std::string& state) {
+        trickle.check();
+        return ams_entry(state).value("pipeline_resets", 0) >= 1;
+      },
+      "ams restarting its pipeline after 10 s without an acknowledgement");
+  f.nats.process().signal(SIGCONT);
+  check_for(
+      30s,
+      [&](std::string& state) {
+        trickle.check();
+        auto s = f.daemon.lag_stream(kCountries);
+        state = s ? s->dump() : "no stream";
+        return s && s->value("state", "") == "diverged";
+      },
+      "ams /v1/lag: " + kCountries + " diverged");
+  check_for(
+      30s,
+      [&](std::string& state) {
+        auto e = ams_entry(state);
+        return e.value("foreign_found", 0) == 1 && e.value("foreign_kept", 0) == 1;
+      },
+      "the foreign message found and kept aside");
+  auto side = f.js().read_stream(kSide);
+  REQUIRE(side.size() == 1);
+  CHECK(side[0].payload == "{\"foreign\":1}");
+  trickle.stop();
 }

@@ -445,6 +445,9 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
     INFO(f.dump());
     CHECK(f.value("stream_state", "") == "replicating");
     CHECK(num(f, "seq_lag", 1e9) < 100);
+    // The writes dropped at the restart were stored late, and checked.
+    CHECK(read_file(su.follower().daemon.log_path()).find("writes of an earlier pipeline stored after it restarted") !=
+          std::string::npos);
   }
 
   REQUIRE(su.proxy->down().is_ok());

@@ -65,11 +65,12 @@ TEST_CASE("check_own_writes passes Isthmus's own writes and names the first that
     f.subject = "r.x";
     f.payload = "foreign";
     js.publish(f);  // 9
-    js.publish(own(10));
+    js.publish(own(10, "iad", true));  // a filler past it
     auto c = check_own_writes(nc, "R", "iad", 7, 10, 5000);
     REQUIRE(c.st.is_ok());
     CHECK(c.foreign_at == 9);
     CHECK(c.why.find("origin") != std::string::npos);
+    CHECK(c.fillers_deleted == 0);
     CHECK(js.get_msg("R", 10).has_value());  // nothing past it is touched
   }
   SECTION("another region's message") {
