@@ -293,21 +293,65 @@ void Follower::drop_held() {
     dropped_seq_ = first;
     dropped_origin_ns_ = origin;
   }
-  // Writes dropped in flight may still be stored (late writes): the next
-  // start checks from the oldest of them, whatever it finds first.
-  if (!inflight_.empty()) suspect_late_writes(next_ - inflight_.size());
+  // Writes dropped in flight may still be stored (late writes).
+  if (!inflight_.empty()) {
+    const uint64_t from = next_ - inflight_.size();
+    if (late_to_ > 0 && late_nats_gen_ != ctx_.nats_gen) late_unwatched_ = true;
+    late_from_ = late_from_ == 0 ? from : std::min(late_from_, from);
+    late_to_ = std::max(late_to_, next_ - 1);
+    late_nats_gen_ = ctx_.nats_gen;
+    uint64_t s = from;
+    for (const Inflight& in : inflight_) {
+      if (in.filler && late_fillers_pending_.size() < kMaxInflight) late_fillers_pending_.insert(s);
+      ++s;
+    }
+  }
   queue_.clear();
   queue_bytes_ = 0;
   inflight_.clear();
 }
 
 bool Follower::late_writes_suspected(uint64_t replica_last, uint64_t from) const {
-  return from > 0 && replica_last >= from && replica_last <= written_high_ &&
+  // Isthmus's own writes never go past the leader's last sequence (after a
+  // daemon restart written_high_ knows nothing of the old process's).
+  return from > 0 && replica_last >= from && replica_last <= std::max(written_high_, leader_last_seq_) &&
          replica_last - from < kMaxLateWritesCheck;
 }
 
 void Follower::suspect_late_writes(uint64_t from) {
   verify_from_ = verify_from_ == 0 ? from : std::min(verify_from_, from);
+}
+
+uint64_t Follower::check_from() const {
+  uint64_t from = verify_from_;
+  // The watch for foreign writes was not up on one connection throughout
+  // since dropped writes were sent (the data connection was replaced, or is
+  // down): a foreign publish stored among them may have gone unseen. Check
+  // them all.
+  if (late_from_ > 0 && (late_unwatched_ || late_nats_gen_ != ctx_.nats_gen || !ctx_.data)) {
+    from = from == 0 ? late_from_ : std::min(from, late_from_);
+  }
+  return from;
+}
+
+void Follower::forget_late_writes() {
+  verify_from_ = 0;
+  late_from_ = late_to_ = late_nats_gen_ = 0;
+  late_unwatched_ = false;
+  late_fillers_pending_.clear();
+  late_checked_ = late_fillers_ = 0;
+}
+
+void Follower::late_writes_checked_to(uint64_t to) {
+  if (verify_from_ > 0 && verify_from_ <= to) verify_from_ = 0;
+  if (late_from_ > 0 && late_from_ <= to) late_from_ = to + 1;
+  late_fillers_pending_.erase(late_fillers_pending_.begin(), late_fillers_pending_.upper_bound(to));
+  // Every place up to late_to_ holds something now: no dropped write can
+  // land any more (it would find its place taken).
+  if (late_to_ > 0 && (to >= late_to_ || late_from_ > late_to_)) {
+    late_from_ = late_to_ = late_nats_gen_ = 0;
+    late_unwatched_ = false;
+  }
 }
 
 void Follower::stop_leader(const std::string& reason) {
@@ -327,7 +371,7 @@ void Follower::diverge(const std::string& why, uint64_t from_seq, bool marked) {
   purge_pending_ = false;
   phase_ = Phase::kDiverged;
   detail_ = why;
-  verify_from_ = 0;
+  forget_late_writes();
   phase_since_mono_ns_ = loop::mono_ns();
   if (rebuild_ == Rebuild::kSyncing) {
     rebuild_ = Rebuild::kNone;
@@ -540,10 +584,12 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
   int replicas = ctx_.cfg->nats.replicas;
   uint64_t known_from = rebuild_known_from_;
   uint64_t resume_from = rebuild_resume_from_;
-  uint64_t verify_from = verify_from_;
+  uint64_t verify_from = check_from();
+  std::vector<uint64_t> late_fillers(late_fillers_pending_.begin(), late_fillers_pending_.end());
   Json want = *wanted;
   ctx_.async<PrepResult>(
-      [stream, leader, tmo, want, rebuild, known_from, resume_from, replicas, verify_from](natsConnection* nc) {
+      [stream, leader, tmo, want, rebuild, known_from, resume_from, replicas, verify_from,
+       late_fillers](natsConnection* nc) {
         PrepResult r;
         auto sinfo = nats::stream_info(nc, stream, tmo);
         if (!sinfo && sinfo.status().code() != Code::kNotFound) {
@@ -644,17 +690,20 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           }
         }
         const uint64_t from = std::max(verify_from, r.first_seq);
+        uint64_t checked_to = 0;  // the check below examined [from, checked_to]
         if (r.st && r.diverged.empty() && verify_from > 0 && r.messages > 0 && from <= r.last_seq) {
           // Places a dropped pipeline wrote to, maybe stored after it
           // restarted: each must be Isthmus's write of its own sequence.
           // kKeepAsideChunk per job (other streams' requests run between).
           if (r.last_seq - verify_from >= kMaxLateWritesCheck) {
-            r.diverged = "the replica holds sequences up to " + std::to_string(r.last_seq) +
-                         ", too far beyond the last confirmed write (" + std::to_string(verify_from - 1) + ")";
+            r.diverged = "the replica holds sequences up to " + std::to_string(r.last_seq) + ", more than " +
+                         std::to_string(kMaxLateWritesCheck) + " places past " + std::to_string(verify_from - 1) +
+                         " to check for late writes";
             r.foreign_from = verify_from;
             return r;
           }
           const uint64_t to = std::min(r.last_seq, from + kKeepAsideChunk - 1);
+          checked_to = to;
           auto c = check_own_writes(nc, stream, leader, from, to, tmo);
           if (!c.st) {
             r.st = c.st;
@@ -668,9 +717,22 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
             if (to < r.last_seq) r.verify_next = to + 1;
           }
         }
+        if (r.st && r.diverged.empty() && r.verify_next == 0) {
+          // Fillers dropped in flight that were stored after all: delete
+          // them, as a confirmed filler is (each checked to be one).
+          for (uint64_t fs : late_fillers) {
+            if (fs > r.last_seq || fs < r.first_seq || (fs >= from && fs <= checked_to)) continue;  // (checked above)
+            auto c = check_own_writes(nc, stream, leader, fs, fs, tmo);
+            if (!c.st) {
+              r.st = c.st;
+              break;
+            }
+            r.late_fillers += c.fillers_deleted;
+          }
+        }
         return r;
       },
-      [this, g](PrepResult r) {
+      [this, g, verify_from](PrepResult r) {
         if (g != gen_ || (phase_ != Phase::kPreparing && phase_ != Phase::kRebuilding)) return;
         conflict_ = r.conflict;
         if (!r.storage.empty()) storage_ = r.storage;
@@ -702,7 +764,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         if (r.rebuilt && r.st) {
           // A new replica: nothing written into it yet, nothing dropped.
           written_high_ = 0;
-          verify_from_ = 0;
+          forget_late_writes();
           dropped_seq_ = 0;
           dropped_origin_ns_ = 0;
           rebuild_ = Rebuild::kSyncing;
@@ -736,23 +798,37 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           // One chunk of the late-write check done: the next is another start.
           late_checked_ += r.late_checked;
           late_fillers_ += r.late_fillers;
-          verify_from_ = r.verify_next;
+          if (verify_from_ > 0) verify_from_ = std::max(verify_from_, r.verify_next);
+          if (late_from_ > 0) late_from_ = std::max(late_from_, r.verify_next);
           phase_ = Phase::kIdle;
           phase_since_mono_ns_ = loop::mono_ns();
           maybe_start();
           return;
         }
-        if (verify_from_ > 0) {
-          r.late_checked += late_checked_;
-          r.late_fillers += late_fillers_;
+        if (verify_from == 0 && check_from() > 0 && r.last_seq >= check_from()) {
+          // The data connection went (or changed) while this start ran: the
+          // watch may have missed something. Start again, with the check.
+          phase_ = Phase::kIdle;
+          phase_since_mono_ns_ = loop::mono_ns();
+          maybe_start();
+          return;
+        }
+        {
+          const uint64_t checked = r.late_checked + late_checked_, fillers = r.late_fillers + late_fillers_;
           late_checked_ = late_fillers_ = 0;
-          if (r.late_checked > 0) {
+          const bool landed = late_from_ > 0 && r.last_seq >= late_from_;
+          if (checked > 0) {
             spdlog::info("stream {}: the replica holds writes of an earlier pipeline stored after it restarted: {} "
                          "message(s) up to sequence {} checked, each Isthmus's write of its own sequence{}",
-                         cfg_.name, r.late_checked, r.last_seq,
-                         r.late_fillers > 0 ? " (" + std::to_string(r.late_fillers) + " filler(s) deleted)" : "");
+                         cfg_.name, checked, r.last_seq,
+                         fillers > 0 ? " (" + std::to_string(fillers) + " filler(s) deleted)" : "");
+          } else if (landed) {
+            spdlog::info("stream {}: the replica holds writes of an earlier pipeline stored after it restarted "
+                         "(sequences {}..{}; the watch for foreign writes was up throughout){}",
+                         cfg_.name, late_from_, std::min(r.last_seq, late_to_),
+                         fillers > 0 ? " (" + std::to_string(fillers) + " filler(s) deleted)" : "");
           }
-          verify_from_ = 0;
+          late_writes_checked_to(r.last_seq);
         }
         if (r.syncing && rebuild_ == Rebuild::kNone) {
           rebuild_ = Rebuild::kSyncing;
@@ -1610,6 +1686,9 @@ void Follower::advance_applied() {
 }
 
 void Follower::forget_dropped_if_applied() {
+  // Confirmed in place up to applied_ (the chain): no dropped write can
+  // land at or below it.
+  if (late_to_ > 0 && applied_ >= late_to_) late_writes_checked_to(applied_);
   if (dropped_seq_ > 0 && applied_ >= dropped_seq_) {
     dropped_seq_ = 0;
     dropped_origin_ns_ = 0;

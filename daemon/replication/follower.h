@@ -212,14 +212,25 @@ class Follower {
   // stalled nats-server may still hold them (the 10 s acknowledgement
   // timeout) and store them after the next pipeline read the replica: they
   // then take the places that pipeline writes to. Such a taken place is not
-  // called foreign when it is no higher than written_high_: the next start
-  // checks every message from verify_from_ to the replica's last, and
-  // resumes only if each is Isthmus's write of its own sequence.
+  // called foreign when it is no higher than this daemon (or the leader)
+  // wrote: the next start checks every message from verify_from_ to the
+  // replica's last, and resumes only if each is Isthmus's write of its own
+  // sequence. Foreign publishes among late writes are the watch's: it stays
+  // subscribed on the data connection across restarts and diverges the
+  // stream in any phase; when that connection was replaced after dropped
+  // writes were sent, the start checks from late_from_ as well.
   uint64_t written_high_ = 0;  // highest sequence written into this replica (0 when recreated)
-  uint64_t verify_from_ = 0;   // the next start checks the replica from here (0: nothing to check)
+  uint64_t verify_from_ = 0;   // a place was found taken: the next start checks from here (0: no)
+  uint64_t late_from_ = 0, late_to_ = 0;  // dropped in flight, may still land (0: none)
+  uint64_t late_nats_gen_ = 0;  // the data connection they were sent on
+  bool late_unwatched_ = false;  // some were sent on an earlier connection
+  std::set<uint64_t> late_fillers_pending_;  // dropped fillers: deleted if they landed
   uint64_t late_checked_ = 0, late_fillers_ = 0;  // counted by the check's chunks so far
   bool late_writes_suspected(uint64_t replica_last, uint64_t from) const;
   void suspect_late_writes(uint64_t from);
+  uint64_t check_from() const;  // where the next start's check begins (0: none)
+  void late_writes_checked_to(uint64_t to);  // everything up to `to` was checked or confirmed
+  void forget_late_writes();
 
   // Foreign writes: one watch subscription per replica subject.
   std::vector<std::string> replica_subjects_;

@@ -140,11 +140,15 @@ void Replicator::on_data_down(const std::string& reason) {
 }
 
 void Replicator::streams_down() {
+  // Gone before the streams hear of it (a follower that restarts its
+  // pipeline must not start it again on them), alive until they have.
+  auto conn = std::move(ctx_.conn);
+  auto data = std::move(ctx_.data);
+  ctx_.conn.reset();
+  ctx_.data.reset();
   for (auto& [n, l] : leaders_) l->on_nats_down();
   for (auto& [n, f] : followers_) f->on_nats_down();
   advisory_sub_.reset();
-  ctx_.conn.reset();
-  ctx_.data.reset();
 }
 
 void Replicator::on_nats_down(const std::string& reason) {
