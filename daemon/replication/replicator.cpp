@@ -324,12 +324,39 @@ void Replicator::refresh(std::function<void()> done) {
     done();
     return;
   }
-  auto remaining = std::make_shared<size_t>(leaders_.size());
-  auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+  struct Wait {
+    size_t remaining = 0;
+    std::function<void()> done;  // empty once run
+  };
+  auto w = std::make_shared<Wait>();
+  w->remaining = leaders_.size();
+  w->done = std::move(done);
+  auto finish = [w] {
+    if (!w->done) return;
+    auto d = std::move(w->done);
+    w->done = nullptr;
+    d();
+  };
+  refresh_waits_.push_back({loop::mono_ns() + static_cast<int64_t>(kRefreshWaitMs) * 1'000'000, finish});
+  if (!refresh_timer_) refresh_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
+  if (!refresh_timer_->active()) refresh_timer_->start(kRefreshWaitMs, 0, [this] { refresh_deadlines(); });
   for (auto& [n, l] : leaders_) {
-    l->refresh_state([remaining, shared_done] {
-      if (--*remaining == 0) (*shared_done)();
+    l->refresh_state([w, finish] {
+      if (--w->remaining == 0) finish();
     });
+  }
+}
+
+void Replicator::refresh_deadlines() {
+  const int64_t now = loop::mono_ns();
+  while (!refresh_waits_.empty() && refresh_waits_.front().deadline_mono_ns <= now + 1'000'000) {
+    auto finish = std::move(refresh_waits_.front().finish);
+    refresh_waits_.pop_front();
+    finish();  // (nothing if every stream answered in time)
+  }
+  if (!refresh_waits_.empty()) {
+    const int64_t ms = (refresh_waits_.front().deadline_mono_ns - now) / 1'000'000 + 1;
+    refresh_timer_->start(static_cast<uint64_t>(std::max<int64_t>(ms, 1)), 0, [this] { refresh_deadlines(); });
   }
 }
 

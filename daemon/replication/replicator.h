@@ -7,6 +7,7 @@
 // Mailbox has closed, so no callback can reach it afterwards.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -56,7 +57,11 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   nlohmann::json lag_json() const;
   // Refreshes every led stream's state from the local nats-server, then
   // runs done() on the loop thread: a lag report read right after it is
-  // current, not up to a second old.
+  // current, not up to a second old. Waits at most kRefreshWaitMs: a
+  // nats-server that answers slowly (stalled, overloaded) must not hold up
+  // /v1/lag and /metrics, exactly when they are needed; past that done()
+  // runs with the state last read (the refresh goes on).
+  static constexpr uint64_t kRefreshWaitMs = 250;
   void refresh(std::function<void()> done);
   std::vector<std::string> problems() const;
   // Operator's request to rebuild this region's replica of `stream` from
@@ -70,6 +75,14 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   void tick();
   void open_data();
   void streams_down();
+  void refresh_deadlines();  // runs the refresh waits that are due
+
+  struct RefreshWait {
+    int64_t deadline_mono_ns = 0;
+    std::function<void()> finish;  // runs done() unless it ran already
+  };
+  std::deque<RefreshWait> refresh_waits_;  // in deadline order
+  std::unique_ptr<loop::Timer> refresh_timer_;
 
   config::Config cfg_;
   Context ctx_;
