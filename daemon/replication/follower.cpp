@@ -302,7 +302,11 @@ void Follower::drop_held() {
     late_nats_gen_ = ctx_.nats_gen;
     uint64_t s = from;
     for (const Inflight& in : inflight_) {
-      if (in.filler && late_fillers_pending_.size() < kMaxInflight) late_fillers_pending_.insert(s);
+      if (in.filler) {
+        if (late_fillers_pending_.size() < kMaxInflight) late_fillers_pending_.insert(s);
+      } else if (late_held_.size() < kMaxLateWritesCheck) {
+        late_held_.emplace(s, in);
+      }
       ++s;
     }
   }
@@ -335,6 +339,7 @@ uint64_t Follower::check_from() const {
 }
 
 void Follower::forget_late_writes() {
+  late_held_.clear();
   verify_from_ = 0;
   late_from_ = late_to_ = late_nats_gen_ = 0;
   late_unwatched_ = false;
@@ -829,6 +834,19 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
                          fillers > 0 ? " (" + std::to_string(fillers) + " filler(s) deleted)" : "");
           }
           late_writes_checked_to(r.last_seq);
+          // Dropped writes the replica stored after all are applied: now,
+          // at the latest (their time lag is taken with this start's time).
+          if (!late_held_.empty()) {
+            const ApplyClock clock = apply_clock();
+            uint64_t recorded = 0;
+            for (auto it = late_held_.upper_bound(applied_); it != late_held_.end() && it->first <= r.last_seq;
+                 ++it) {
+              record_apply(it->first, it->second, clock);
+              ++recorded;
+            }
+            late_held_.erase(late_held_.begin(), late_held_.upper_bound(r.last_seq));
+            if (recorded > 0) spdlog::debug("stream {}: {} late write(s) recorded as applied", cfg_.name, recorded);
+          }
         }
         if (r.syncing && rebuild_ == Rebuild::kNone) {
           rebuild_ = Rebuild::kSyncing;
@@ -1686,6 +1704,8 @@ void Follower::advance_applied() {
 }
 
 void Follower::forget_dropped_if_applied() {
+  // Applied by a later pipeline's own write (recorded then).
+  if (!late_held_.empty()) late_held_.erase(late_held_.begin(), late_held_.upper_bound(applied_));
   // Confirmed in place up to applied_ (the chain): no dropped write can
   // land at or below it.
   if (late_to_ > 0 && applied_ >= late_to_) late_writes_checked_to(applied_);

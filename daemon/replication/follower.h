@@ -225,6 +225,10 @@ class Follower {
   uint64_t late_nats_gen_ = 0;  // the data connection they were sent on
   bool late_unwatched_ = false;  // some were sent on an earlier connection
   std::set<uint64_t> late_fillers_pending_;  // dropped fillers: deleted if they landed
+  // Dropped messages (not fillers), by sequence: those a start finds stored
+  // are recorded as applied then (count, bytes, time lag), at most
+  // kMaxLateWritesCheck of them.
+  std::map<uint64_t, Inflight> late_held_;
   uint64_t late_checked_ = 0, late_fillers_ = 0;  // counted by the check's chunks so far
   bool late_writes_suspected(uint64_t replica_last, uint64_t from) const;
   void suspect_late_writes(uint64_t from);

@@ -446,9 +446,14 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
     INFO(f.dump());
     CHECK(f.value("stream_state", "") == "replicating");
     CHECK(num(f, "seq_lag", 1e9) < 100);
-    // The writes dropped at the restart were stored late, and checked.
+    // The writes dropped at the restart were stored late, and checked; they
+    // count as applied, with their lag (12 s and more) in the window.
     CHECK(read_file(su.follower().daemon.log_path()).find("writes of an earlier pipeline stored after it restarted") !=
           std::string::npos);
+    CHECK(num(f, "messages_applied", -1) == num(f, "applied_seq", -2));  // (an empty replica at the start)
+    CHECK(num(f.at("time_lag"), "p99_ms") >= 10000);
+    std::printf("[figures] b: after the stall: ams applied %.0f (messages_applied %.0f), window p99 %.1f ms\n",
+                num(f, "applied_seq"), num(f, "messages_applied"), num(f.at("time_lag"), "p99_ms"));
   }
 
   REQUIRE(su.proxy->down().is_ok());
