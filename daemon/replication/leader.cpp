@@ -16,6 +16,11 @@ namespace isthmus::replication {
 using Json = nlohmann::json;
 
 namespace {
+// A follower's LAG_REPORT older than this is not shown as its current time lag.
+constexpr int64_t kReportStaleNs = 3'000'000'000;
+}  // namespace
+
+namespace {
 
 constexpr uint64_t kMaxPullBatch = 4000;
 // One pull open at a time. nats-server hands messages to its waiting pull
@@ -1287,7 +1292,11 @@ nlohmann::json Leader::lag_json() const {
       // Not subscribed: nothing is being applied, so there is no current
       // time lag (the ages above say how far behind it falls); the
       // window's quantiles stand for what was applied.
-      Json tl = lag_figures_json(v.subscribed ? r.time_lag_ns : -1, q, known, r.clock_offset_ns,
+      // Nor while its reports have stopped (they come about once a second;
+      // a follower that lost its local NATS sends none): the last one's
+      // value would read as now.
+      const bool fresh = now_mono - v.report_mono_ns < kReportStaleNs;
+      Json tl = lag_figures_json(v.subscribed && fresh ? r.time_lag_ns : -1, q, known, r.clock_offset_ns,
                                  r.clock_offset_error_ns);
       tl["report_age_ms"] = ns_to_ms(now_mono - v.report_mono_ns);
       tl["reported_applied_seq"] = r.applied_seq;

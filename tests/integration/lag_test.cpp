@@ -27,7 +27,10 @@
 //      during the stall, and still rises past the 10 s after which ams
 //      restarts its pipeline (11 s at ams, 10 s at iad); after SIGCONT it
 //      falls back, and the writes the stopped server stored late are taken
-//      for Isthmus's own (replicating, not diverged). /metrics carries the lag
+//      for Isthmus's own (replicating, not diverged), counted as applied
+//      with their lag. Then ams's nats-server is stopped (SIGTERM) for a
+//      while: iad shows no current time lag for ams once its reports are
+//      3 s old. /metrics carries the lag
 //      metric families. Last, ams's daemon is killed for 3 s: what it
 //      catches up before its first clock-offset estimate is still in its
 //      window (p99 about 3 s). Then iad's nats-server is stopped: /v1/lag
@@ -454,6 +457,34 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
     CHECK(num(f.at("time_lag"), "p99_ms") >= 10000);
     std::printf("[figures] b: after the stall: ams applied %.0f (messages_applied %.0f), window p99 %.1f ms\n",
                 num(f, "applied_seq"), num(f, "messages_applied"), num(f.at("time_lag"), "p99_ms"));
+  }
+
+  // ams's nats-server down (stopped, the link up): ams sends no lag
+  // reports, and iad shows no current time lag for it after 3 s (not the
+  // last report's, as if current); back once it runs again.
+  {
+    su.follower().nats.stop();
+    check_for(
+        15s,
+        [&](std::string& st) {
+          pub.check();
+          json l = su.lag_entry(kLeader);
+          st = "iad " + l.dump();
+          return l.contains("time_lag") && l["time_lag"]["current_ms"].is_null() &&
+                 num(l["time_lag"], "report_age_ms") >= 3000;
+        },
+        "iad: no current time lag for ams while ams's nats-server is down");
+    su.follower().nats.start();
+    check_for(
+        30s,
+        [&](std::string& st) {
+          pub.check();
+          json l = su.lag_entry(kLeader);
+          st = "iad " + l.dump();
+          return l.contains("time_lag") && num(l["time_lag"], "current_ms", 1e9) < 1000 &&
+                 num(l, "oldest_unreplicated_age_ms", 1e9) < 1000;
+        },
+        "iad: ams's current time lag back under 1 s once its nats-server runs again");
   }
 
   REQUIRE(su.proxy->down().is_ok());
