@@ -932,6 +932,7 @@ void Leader::refresh_state(std::function<void()> done) {
                              if (last_seq_ > 0) {
                                if (auto lt = util::parse_rfc3339_ns(st.value("last_ts", std::string()))) {
                                  last_time_ns_ = *lt;
+                                 last_time_seq_ = last_seq_;
                                }
                              }
                              link::State s;
@@ -982,8 +983,13 @@ int64_t Leader::oldest_unreplicated_time(const std::string& peer, const Follower
   if (v.lookup_for == v.acked_seq) {
     if (v.lookup_time_ns >= 0) return v.lookup_time_ns;
     // "Nothing stored above" held when asked; the stream has grown since.
-    return last_seq_ <= v.lookup_last_seq ? 0 : -1;
+    if (last_seq_ <= v.lookup_last_seq) return 0;
   }
+  // Not known until the lookup answers (up to a tick at steady load: the
+  // follower stored all that was sent, and more is stored). Meanwhile a
+  // lower bound: the message it lacks is no younger than the stream's last
+  // message as last read, when that one is at or after it.
+  if (last_time_ns_ > 0 && last_time_seq_ > v.acked_seq) return last_time_ns_;
   return -1;
 }
 
