@@ -138,8 +138,9 @@ class Daemon {
     // NATS: closing flushes and joins the worker; cnats threads stop posting.
     nats_->stop();
     mailbox_->close();
-    links_.reset();
     replicator_->stop();
+    // The links are freed in finish(), after the HTTP server: a request it
+    // still answers while it drains may read them.
   }
 
   int teardown(int code) {
@@ -155,6 +156,7 @@ class Daemon {
     http_.reset();
     replicator_.reset();
     nats_.reset();
+    links_.reset();
     // Let close callbacks of anything destroyed above run.
     uv_run(&loop_, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&loop_);

@@ -57,15 +57,7 @@ Manager::Manager(uv_loop_t* loop, const config::Config& cfg, LinkListener* liste
   }
 }
 
-Manager::~Manager() {
-  shutdown();
-  if (server_ != nullptr) {
-    server_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(server_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
-    server_ = nullptr;
-  }
-}
+Manager::~Manager() { shutdown(); }
 
 Status Manager::start() {
   const config::Tls& t = cfg_.link.tls;
@@ -135,6 +127,13 @@ void Manager::shutdown() {
   }
   for (auto& c : pending_) c->close(CloseReason::kShutdown, "", true);
   pending_.clear();
+  // The listener too: the loop can end while this object lives on.
+  if (server_ != nullptr) {
+    server_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(server_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    server_ = nullptr;
+  }
 }
 
 void Manager::bury(std::unique_ptr<Connection> c) {
@@ -535,6 +534,13 @@ bool Manager::send(const std::string& peer, std::vector<uint8_t>&& frame) {
   Peer* p = find(peer);
   if (p == nullptr || !p->up || !p->conn) return false;
   p->conn->queue(std::move(frame));
+  return true;
+}
+
+bool Manager::send_priority(const std::string& peer, std::vector<uint8_t>&& frame) {
+  Peer* p = find(peer);
+  if (p == nullptr || !p->up || !p->conn) return false;
+  p->conn->queue_priority(std::move(frame));
   return true;
 }
 

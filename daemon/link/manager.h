@@ -88,13 +88,16 @@ class Manager : public ConnectionHandler {
   Manager& operator=(const Manager&) = delete;
 
   Status start();       // listen and begin dialing
-  void shutdown();      // close all links with kShutdown; stop dialing
+  void shutdown();      // close all links with kShutdown; stop dialing and listening
   uint16_t listen_port() const;
 
   bool is_up(const std::string& peer) const;
   // Queue a frame for a peer; dropped when the link is down (replication
   // resynchronises on link up). Returns false when dropped.
   bool send(const std::string& peer, std::vector<uint8_t>&& frame);
+  // The same, ahead of the data frames not yet written (as heartbeats go):
+  // for small reports that must not wait behind a backlog.
+  bool send_priority(const std::string& peer, std::vector<uint8_t>&& frame);
   void flush_all();
   // Hands what is queued for one peer to its socket now, as far as send
   // pacing allows (Connection::flush), without waiting for flush_all().

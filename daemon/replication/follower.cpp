@@ -304,8 +304,8 @@ void Follower::drop_held() {
     for (const Inflight& in : inflight_) {
       if (in.filler) {
         if (late_fillers_pending_.size() < kMaxInflight) late_fillers_pending_.insert(s);
-      } else if (late_held_.size() < kMaxLateWritesCheck) {
-        late_held_.emplace(s, in);
+      } else if (s > late_acked_to_ && late_held_.size() < kMaxLateWritesCheck) {
+        late_held_.emplace(s, in);  // (at or below late_acked_to_: stored, and recorded, already)
       }
       ++s;
     }
@@ -340,6 +340,7 @@ uint64_t Follower::check_from() const {
 
 void Follower::forget_late_writes() {
   late_held_.clear();
+  late_acked_to_ = 0;
   verify_from_ = 0;
   late_from_ = late_to_ = late_nats_gen_ = 0;
   late_unwatched_ = false;
@@ -1338,10 +1339,14 @@ void Follower::on_ack(const nats::wire::ServerOp& msg) {
   size_t p1 = p2 == std::string_view::npos || p2 == 0 ? std::string_view::npos : sv.rfind('.', p2 - 1);
   uint64_t g = 0, seq = 0;
   if (p1 == std::string_view::npos || !parse_u64(sv.substr(p1 + 1, p2 - p1 - 1), g) ||
-      !parse_u64(sv.substr(p2 + 1), seq) || g != gen_ || phase_ != Phase::kReplicating || seq >= next_ ||
-      seq + inflight_.size() < next_) {
+      !parse_u64(sv.substr(p2 + 1), seq)) {
     return;
   }
+  if (g != gen_) {
+    on_late_ack(seq, msg);
+    return;
+  }
+  if (phase_ != Phase::kReplicating || seq >= next_ || seq + inflight_.size() < next_) return;
   bool no_responders = false;
   if (!msg.headers.empty() && msg.payload.empty()) {
     auto hv = nats::wire::parse_headers(msg.headers, [](std::string_view, std::string_view) {});
@@ -1370,6 +1375,21 @@ void Follower::on_ack(const nats::wire::ServerOp& msg) {
     return;
   }
   confirm_through(seq);
+}
+
+// A checkpoint of an earlier pipeline, acknowledged after it restarted (a
+// link or connection loss with writes in flight, a stall): if stored in
+// place, so is every write before it (the chain), and the dropped messages
+// up to it are applied now; recorded at once rather than at the next start.
+void Follower::on_late_ack(uint64_t seq, const nats::wire::ServerOp& msg) {
+  if (late_held_.empty() || late_held_.begin()->first > seq || msg.payload.empty()) return;
+  auto ack = nats::parse_pub_ack(msg.payload);
+  if (!ack || ack->refused() || ack->stream != cfg_.name || ack->seq != seq || ack->duplicate) return;
+  const ApplyClock clock = apply_clock();
+  auto end = late_held_.upper_bound(seq);
+  for (auto it = late_held_.begin(); it != end; ++it) record_apply(it->first, it->second, clock);
+  late_held_.erase(late_held_.begin(), end);
+  late_acked_to_ = std::max(late_acked_to_, seq);
 }
 
 // A checkpoint acknowledged at its own sequence: every write before it is
@@ -1695,7 +1715,9 @@ void Follower::send_lag_report() {
   r.sync_eta_ms = fg.sync.eta_s < 0 ? -1 : static_cast<int64_t>(fg.sync.eta_s * 1000.0);
   std::vector<uint8_t> f;
   encode(r, f);
-  ctx_.links->send(cfg_.leader, std::move(f));
+  // Ahead of this region's own DATA backlog toward the leader (when it
+  // leads streams too): the leader shows no report older than 3 s.
+  ctx_.links->send_priority(cfg_.leader, std::move(f));
 }
 
 void Follower::advance_applied() {

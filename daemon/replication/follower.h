@@ -150,6 +150,7 @@ class Follower {
   void pump();
   bool publish(const link::Message& m, bool filler, bool checkpoint);
   void on_ack(const nats::wire::ServerOp& msg);
+  void on_late_ack(uint64_t seq, const nats::wire::ServerOp& msg);
   void confirm_through(uint64_t seq);
   void refused(uint64_t seq, const nats::PubAck& ack);
   void fail(const std::string& why);
@@ -229,6 +230,10 @@ class Follower {
   // are recorded as applied then (count, bytes, time lag), at most
   // kMaxLateWritesCheck of them.
   std::map<uint64_t, Inflight> late_held_;
+  // Stored in place up to here, as an earlier pipeline's acknowledgement
+  // said (on_late_ack): a later pipeline's write of these places is
+  // refused, so dropping it adds nothing to late_held_ (no double count).
+  uint64_t late_acked_to_ = 0;
   uint64_t late_checked_ = 0, late_fillers_ = 0;  // counted by the check's chunks so far
   bool late_writes_suspected(uint64_t replica_last, uint64_t from) const;
   void suspect_late_writes(uint64_t from);

@@ -929,6 +929,10 @@ void Leader::refresh_state(std::function<void()> done) {
                              while (!live_deletes_.empty() && live_deletes_.front() < first_seq_) {
                                live_deletes_.pop_front();
                              }
+                             // (A stream recreated, emptied of its last message's time, or
+                             // without one: no time known for its last sequence.)
+                             last_time_ns_ = 0;
+                             last_time_seq_ = 0;
                              if (last_seq_ > 0) {
                                if (auto lt = util::parse_rfc3339_ns(st.value("last_ts", std::string()))) {
                                  last_time_ns_ = *lt;
@@ -989,7 +993,11 @@ int64_t Leader::oldest_unreplicated_time(const std::string& peer, const Follower
   // follower stored all that was sent, and more is stored). Meanwhile a
   // lower bound: the message it lacks is no younger than the stream's last
   // message as last read, when that one is at or after it.
-  if (last_time_ns_ > 0 && last_time_seq_ > v.acked_seq) return last_time_ns_;
+  const bool nothing_above =
+      v.lookup_for == v.acked_seq && v.lookup_time_ns < 0 && last_time_seq_ <= v.lookup_last_seq;
+  if (last_time_ns_ > 0 && last_time_seq_ > v.acked_seq && last_time_seq_ >= first_seq_ && !nothing_above) {
+    return last_time_ns_;
+  }
   return -1;
 }
 

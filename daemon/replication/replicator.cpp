@@ -51,6 +51,12 @@ void Replicator::start() {
 
 void Replicator::stop() {
   stopped_ = true;
+  // Answer what waits for a refresh now, with the state as it is (the
+  // refreshes themselves are not coming: the mailbox closes next).
+  if (refresh_timer_) refresh_timer_->stop();
+  auto waits = std::move(refresh_waits_);
+  refresh_waits_.clear();
+  for (auto& w : waits) w.finish();
   if (tick_timer_) tick_timer_->stop();
   if (pump_timer_) pump_timer_->stop();
   if (state_timer_) state_timer_->stop();
@@ -320,7 +326,7 @@ void Replicator::tick() {
 }
 
 void Replicator::refresh(std::function<void()> done) {
-  if (leaders_.empty()) {
+  if (leaders_.empty() || stopped_) {
     done();
     return;
   }
