@@ -835,6 +835,9 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
                          fillers > 0 ? " (" + std::to_string(fillers) + " filler(s) deleted)" : "");
           }
           late_writes_checked_to(r.last_seq);
+          // The new pipeline writes above the replica's last: no place at
+          // or below an earlier pipeline's acknowledged one.
+          if (r.last_seq >= late_acked_to_) late_acked_to_ = 0;
           // Dropped writes the replica stored after all are applied: now,
           // at the latest (their time lag is taken with this start's time).
           if (!late_held_.empty()) {
@@ -1390,6 +1393,17 @@ void Follower::on_late_ack(uint64_t seq, const nats::wire::ServerOp& msg) {
   for (auto it = late_held_.begin(); it != end; ++it) record_apply(it->first, it->second, clock);
   late_held_.erase(late_held_.begin(), end);
   late_acked_to_ = std::max(late_acked_to_, seq);
+  // The oldest dropped message is applied now: the current time lag goes
+  // on with the next dropped one still held, if any.
+  if (dropped_seq_ > 0 && dropped_seq_ <= seq) {
+    if (!late_held_.empty()) {
+      dropped_seq_ = late_held_.begin()->first;
+      dropped_origin_ns_ = late_held_.begin()->second.origin_time_ns;
+    } else {
+      dropped_seq_ = 0;
+      dropped_origin_ns_ = 0;
+    }
+  }
 }
 
 // A checkpoint acknowledged at its own sequence: every write before it is

@@ -52,7 +52,7 @@ void Replicator::start() {
 void Replicator::stop() {
   stopped_ = true;
   // Answer what waits for a refresh now, with the state as it is (the
-  // refreshes themselves are not coming: the mailbox closes next).
+  // refreshes themselves are not coming: the mailbox closes at shutdown).
   if (refresh_timer_) refresh_timer_->stop();
   auto waits = std::move(refresh_waits_);
   refresh_waits_.clear();
