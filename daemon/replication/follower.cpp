@@ -1072,6 +1072,18 @@ void Follower::on_deleted(link::Deleted&& d) {
 // applied + 1 (messages in flight are at or above it). Such a purge leaves
 // the replica's last sequence alone, and with it nats-server's
 // expected-last-sequence check (checked on 2.9.10).
+// At most a line a minute (a leader deleting one message at a time would
+// otherwise log one line each); deletes_applied in /v1/lag counts them all.
+void Follower::log_deletes() {
+  constexpr int64_t kEveryNs = 60'000'000'000;
+  const int64_t now = loop::mono_ns();
+  if (deletes_unlogged_ == 0 || (deletes_logged_mono_ns_ > 0 && now - deletes_logged_mono_ns_ < kEveryNs)) return;
+  spdlog::info("stream {}: deleted {} message(s) deleted at the leader{}", cfg_.name, deletes_unlogged_,
+               deletes_logged_mono_ns_ > 0 ? " (in about the last minute)" : "");
+  deletes_unlogged_ = 0;
+  deletes_logged_mono_ns_ = now;
+}
+
 void Follower::trim() {
   if (phase_ != Phase::kReplicating || purge_pending_ || draining_) return;
   uint64_t target = std::min(leader_first_, applied_ + 1);
@@ -1178,9 +1190,8 @@ void Follower::apply_deletes() {
         }
         delete_pending_ = false;
         deletes_applied_ += out.deleted;
-        if (out.deleted > 0) {
-          spdlog::info("stream {}: deleted {} message(s) deleted at the leader", cfg_.name, out.deleted);
-        }
+        deletes_unlogged_ += out.deleted;
+        log_deletes();
         if (!out.st) {
           spdlog::warn("stream {}: cannot apply {} delete(s): {}", cfg_.name, out.failed.size(), out.st.message());
           for (uint64_t s : out.failed) {
@@ -1838,6 +1849,7 @@ void Follower::tick() {
       check_replica();
       trim();
       apply_deletes();
+      log_deletes();
       ack_dirty_ = true;  // refresh the leader's view even when idle
       if (progress_.active()) progress_.sample(applied_, now);
       check_synced();

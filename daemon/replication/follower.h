@@ -259,6 +259,9 @@ class Follower {
   bool delete_pending_ = false;
   uint64_t trims_ = 0;
   uint64_t deletes_applied_ = 0;
+  uint64_t deletes_unlogged_ = 0;     // applied since the last log line
+  int64_t deletes_logged_mono_ns_ = 0;
+  void log_deletes();
 
   std::unique_ptr<nats::DataSub> ack_sub_;
   nats::wire::HeaderBlock hdrs_;  // publish()'s scratch
