@@ -170,8 +170,8 @@ const std::array kKeys{
 
     // [log]
     Key{.section = "log", .name = "level", .kind = Kind::kEnum, .default_toml = R"("info")",
-        .choices = "trace|debug|info|warn|error", .reload = Reload::kLive,
-        .doc = "Least severe level logged.",
+        .choices = "trace|debug|info|warn|warning|error", .reload = Reload::kLive,
+        .doc = "Least severe level logged (warn and warning name the same level).",
         .field = FIELD(c.log.level)},
     Key{.section = "log", .name = "format", .kind = Kind::kEnum, .default_toml = R"("text")",
         .choices = "text|json", .reload = Reload::kLive,

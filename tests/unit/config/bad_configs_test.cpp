@@ -509,7 +509,7 @@ leader = true
 name = "iad"
 [log]
 level = "verbose"
-)", 4, 9, "log.level", "must be one of trace,debug,info,warn,error; got \"verbose\""},
+)", 4, 9, "log.level", "must be one of trace,debug,info,warn,warning,error; got \"verbose\""},
     {"log.format unknown", R"([region]
 name = "iad"
 [log]

@@ -295,7 +295,7 @@ TEST_CASE("the schema table is well formed", "[config][schema]") {
     for (const Key& k : keys()) any = any || k.section == s.name;
     CHECK(any);
   }
-  CHECK(kind_name(*find_key("log", "level")) == "string (trace|debug|info|warn|error)");
+  CHECK(kind_name(*find_key("log", "level")) == "string (trace|debug|info|warn|warning|error)");
   CHECK(kind_name(*find_key("link", "batch_bytes")) == "size");
 }
 
@@ -328,7 +328,7 @@ level = "loud"
       "multi.toml:8:1: link.tls.key: required when [[peers]] are configured (links are always mutual TLS)",
       "multi.toml:9:11: peers[0].address: invalid address \"nowhere\": missing port (expected \"host:port\")",
       "multi.toml:11:8: streams[0].name: invalid stream name \"A.B\": must not contain '.'",
-      "multi.toml:14:9: log.level: must be one of trace,debug,info,warn,error; got \"loud\"",
+      "multi.toml:14:9: log.level: must be one of trace,debug,info,warn,warning,error; got \"loud\"",
   };
   std::vector<std::string> got;
   for (const ConfigError& e : r.errors) got.push_back(e.to_string());
