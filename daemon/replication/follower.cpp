@@ -482,7 +482,10 @@ void Follower::keep_foreign() {
 
 Status Follower::request_rebuild() {
   if (conflict_) return Status(Code::kConflict, detail_);
-  if (rebuild_ == Rebuild::kRequested) return Status::ok();  // already under way
+  // Already under way (requested, or syncing the new replica): a second
+  // request changes nothing. (A rebuild's sync that diverges is no longer
+  // under way: diverge() ends it, and a request starts another.)
+  if (rebuild_ != Rebuild::kNone) return Status::ok();
   uint64_t known_from = 0;
   if (phase_ == Phase::kDiverged) {
     known_from = foreign_from_;

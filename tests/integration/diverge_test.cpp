@@ -399,6 +399,21 @@ TEST_CASE("divergence: foreign writes kept aside, rebuild from loopback only, su
       "ams /v1/lag and /metrics, and iad's view of ams: " + kCountries +
           " rebuilding with done, to go, rate and estimated time");
   std::printf("[figures] rebuild progress before SIGKILL: %s\n", seen.dump().c_str());
+  {
+    // Asked again while it syncs: accepted, and changes nothing (the sync
+    // goes on; it used to start over, deleting the half-synced replica).
+    auto r = f.daemon.http_post("/v1/streams/" + kCountries + "/rebuild");
+    INFO(r.status << " " << r.body);
+    CHECK(r.status == 202);
+    json s;
+    auto fe = follower_entry(f, kCountries, &s);
+    INFO("after the second request: " << s.dump());
+    REQUIRE(fe);
+    CHECK(s.value("state", "") == "rebuilding");
+    CHECK(s.value("detail", "").rfind("syncing from", 0) == 0);
+    REQUIRE(fe->contains("sync"));
+    CHECK((*fe)["sync"].value("done", uint64_t{0}) >= seen.value("done", uint64_t{0}));
+  }
   ExitStatus st = f.daemon.kill9();
   CHECK(st.signaled);
   uint64_t at_kill = f.js().require_stream_info(kCountries).last_seq;
