@@ -311,6 +311,11 @@ std::string render_rebuild(const Json& lag, const std::string& stream, bool& fin
       finished = true;
       return line + ": rebuild done\n";
     }
+    if (state == "error" && s.contains("rebuild")) {
+      // The daemon retries every 2 s and the rebuild goes on once the
+      // error clears: keep watching, and say so.
+      return line + ": " + cell(s, "detail") + " (retried every 2 s; the rebuild goes on once it clears)\n";
+    }
     if (state == "diverged" || state == "error") {
       failed = true;
       return line + ": " + cell(s, "detail") + "\n";

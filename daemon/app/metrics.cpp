@@ -211,8 +211,9 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
           state == "diverged" ? 1 : 0);
     m.add("isthmus_stream_error", "gauge", "1 while the stream cannot be served (see /v1/lag detail)", sb,
           state == "error" ? 1 : 0);
+    // (An error during a rebuild is state "error", with "rebuild" set.)
     m.add("isthmus_stream_rebuilding", "gauge", "1 while the replica is being rebuilt from the leader", sb,
-          state == "rebuilding" ? 1 : 0);
+          state == "rebuilding" || s.contains("rebuild") ? 1 : 0);
     if (s.contains("deletes") && s["deletes"].is_object()) {
       const Json& d = s["deletes"];
       m.add("isthmus_stream_interior_deletes", "gauge", "(leader) messages deleted inside the stream's range", sb,

@@ -36,7 +36,8 @@ const std::array kKeys{
         .field = FIELD(c.region.name)},
     Key{.section = "region", .name = "priority", .kind = Kind::kInt, .default_toml = "100",
         .min = 1, .max = 1000,
-        .doc = "Failover preference: among equally up-to-date regions the lowest wins elections.",
+        .doc = "Failover preference: among equally up-to-date regions the lowest wins elections. Reserved: unused until "
+                "elections land.",
         .field = FIELD(c.region.priority)},
 
     // [nats]

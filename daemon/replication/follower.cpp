@@ -1904,20 +1904,28 @@ nlohmann::json Follower::lag_json() const {
   s["stream"] = cfg_.name;
   s["leader"] = cfg_.leader;
   s["role"] = "follower";
-  if (rebuild_ != Rebuild::kNone && phase_ != Phase::kDiverged) {
+  // Diverged, then in error (retried every 2 s), then rebuilding: the
+  // first that holds is the state. An error during a rebuild is "error"
+  // like any other (the rebuild goes on once it clears: "rebuild" says so).
+  const bool refused_now = phase_ != Phase::kDiverged && phase_ != Phase::kError && write_refused_now();
+  if (phase_ == Phase::kDiverged || phase_ == Phase::kError) {
+    s["state"] = phase_name(phase_);
+    if (!detail_.empty()) s["detail"] = detail_;
+  } else if (refused_now) {
+    s["state"] = "error";  // retrying: see write_refused_now()
+    s["detail"] = write_refused_;
+  } else if (rebuild_ != Rebuild::kNone) {
     s["state"] = "rebuilding";
+    if (rebuild_ == Rebuild::kRequested) {
+      s["detail"] = "keeping foreign messages aside, then deleting and recreating the replica";
+    } else if (phase_ == Phase::kReplicating) {
+      s["detail"] = "syncing from " + cfg_.leader;
+    }
   } else {
     s["state"] = phase_ == Phase::kReplicating && sync_.syncing() ? "syncing" : phase_name(phase_);
   }
-  if (!detail_.empty() && (phase_ == Phase::kDiverged || phase_ == Phase::kError)) s["detail"] = detail_;
-  if (phase_ != Phase::kDiverged && phase_ != Phase::kError && write_refused_now()) {
-    s["state"] = "error";  // retrying: see write_refused_now()
-    s["detail"] = write_refused_;
-  }
-  if (rebuild_ == Rebuild::kRequested && phase_ != Phase::kError) {
-    s["detail"] = "keeping foreign messages aside, then deleting and recreating the replica";
-  } else if (rebuild_ == Rebuild::kSyncing && phase_ == Phase::kReplicating) {
-    s["detail"] = "syncing from " + cfg_.leader;
+  if (rebuild_ != Rebuild::kNone && phase_ != Phase::kDiverged) {
+    s["rebuild"] = rebuild_ == Rebuild::kRequested ? "requested" : "syncing";
   }
   s["followers"] = Json::array({f});
   return s;

@@ -95,6 +95,12 @@ TEST_CASE("metrics show foreign messages and a rebuild", "[metrics]") {
   t = render_metrics(lag("rebuilding"), links(), health(false));
   CHECK(has_line(t, "isthmus_stream_rebuilding{region=\"ams\",stream=\"COVENANT_COUNTRIES\",role=\"follower\"} 1"));
   CHECK(t.find("isthmus_foreign_messages_found") == std::string::npos);
+  // An error while rebuilding: both.
+  json e = lag("error");
+  e["streams"][0]["rebuild"] = "syncing";
+  t = render_metrics(e, links(), health(false));
+  CHECK(has_line(t, "isthmus_stream_rebuilding{region=\"ams\",stream=\"COVENANT_COUNTRIES\",role=\"follower\"} 1"));
+  CHECK(has_line(t, "isthmus_stream_error{region=\"ams\",stream=\"COVENANT_COUNTRIES\",role=\"follower\"} 1"));
 }
 
 TEST_CASE("metric label values are escaped", "[metrics]") {

@@ -212,7 +212,10 @@ TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
      "followers":[{"region":"ams","sync":{"kind":"initial","state":"caught_up","done":19876,"to_go":0,
                    "rate_per_s":0,"eta_s":0,"elapsed_s":3.5}}]},
     {"stream":"U","role":"follower","leader":"iad","state":"replicating","followers":[{}]},
-    {"stream":"V","role":"follower","leader":"iad","state":"diverged","detail":"a foreign write","followers":[{}]}]})");
+    {"stream":"V","role":"follower","leader":"iad","state":"diverged","detail":"a foreign write","followers":[{}]},
+    {"stream":"X","role":"follower","leader":"iad","state":"error","rebuild":"requested",
+     "detail":"cannot create the replica: subjects overlap","followers":[{}]},
+    {"stream":"Y","role":"follower","leader":"iad","state":"error","detail":"refused","followers":[{}]}]})");
   bool finished = true, failed = true;
   CHECK(render_rebuild(lag, "S", finished, failed) ==
         "S rebuilding: 20297 done, 40211 to go, 15640 msg/s, about 2s left\n");
@@ -224,6 +227,14 @@ TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
   CHECK(finished);
   CHECK_FALSE(failed);
   CHECK(render_rebuild(lag, "V", finished, failed) == "V diverged: a foreign write\n");
+  CHECK(failed);
+  // An error during the rebuild: retried, the watch goes on.
+  CHECK_THAT(render_rebuild(lag, "X", finished, failed),
+             Catch::StartsWith("X error: cannot create the replica: subjects overlap") &&
+                 Catch::Contains("the rebuild goes on"));
+  CHECK_FALSE(finished);
+  CHECK_FALSE(failed);
+  CHECK(render_rebuild(lag, "Y", finished, failed) == "Y error: refused\n");
   CHECK(failed);
   CHECK_THROWS(render_rebuild(lag, "W", finished, failed));
 }
