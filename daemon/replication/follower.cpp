@@ -111,7 +111,10 @@ void rebuild_replica(natsConnection* nc, const std::string& stream, const std::s
     const bool continuing = mk.kind == Marker::Kind::kRebuildRequested && cfg.value("sealed", false);
     if (!continuing) resume_from = 0;
     if (!continuing) {
-      std::string conflict = replica_conflict(cfg, want);
+      // (Ours with the leader's old subjects: recreated with the new ones.)
+      Json have = cfg;
+      if (is_isthmus_replica(have, stream)) have["subjects"] = want["subjects"];
+      std::string conflict = replica_conflict(have, want);
       if (!conflict.empty()) {
         r.conflict = true;
         r.st = Status(Code::kConflict, "existing stream conflicts with the leader's: " + conflict +
@@ -576,6 +579,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
   }
   replica_subjects_.clear();
   last_matched_subject_.clear();
+  config_last_seq_ = info.last_seq;
   if (wanted->contains("subjects") && (*wanted)["subjects"].is_array()) {
     for (const auto& sj : (*wanted)["subjects"]) {
       if (sj.is_string()) replica_subjects_.push_back(sj.get<std::string>());
@@ -623,25 +627,42 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           r.st = sinfo.status();
           return r;
         }
-        std::string conflict = replica_conflict((*sinfo)["config"], want);
+        // A replica Isthmus created follows the leader's subjects (a stream
+        // update at the leader added or removed one); any other stream with
+        // other subjects is not ours to change.
+        Json have = (*sinfo)["config"];
+        std::string subject_change;
+        if (is_isthmus_replica(have, stream)) {
+          subject_change = replica_subject_change(have, want);
+          if (!subject_change.empty()) have["subjects"] = want["subjects"];
+        }
+        std::string conflict = replica_conflict(have, want);
         if (!conflict.empty()) {
           r.conflict = true;
           r.st = Status(Code::kConflict, "existing stream conflicts with the leader's: " + conflict);
           return r;
         }
-        auto changes = replica_limit_changes((*sinfo)["config"], want);
-        if (!changes.empty()) {
+        auto changes = replica_limit_changes(have, want);
+        if (!changes.empty() || !subject_change.empty()) {
           // The replica removes messages only in step with the leader: its
           // own limits must never expire, discard or refuse anything.
           std::string list;
           for (const auto& c : changes) list += (list.empty() ? "" : ", ") + c;
-          auto upd = nats::stream_update(nc, with_neutral_limits((*sinfo)["config"], want), tmo);
+          auto upd = nats::stream_update(nc, with_neutral_limits(have, want), tmo);
           if (!upd) {
             r.st = Status(upd.status().code(),
-                          "cannot give the replica neutral limits (" + list + "): " + upd.status().message());
+                          (subject_change.empty() ? "" : "cannot give the replica the leader's subjects (" +
+                                                             subject_change + ")" + (list.empty() ? "" : " and "))
+                              + (list.empty() ? "" : "cannot give the replica neutral limits (" + list + ")") + ": " +
+                              upd.status().message());
             return r;
           }
-          spdlog::warn("stream {}: replica had limits of its own; updated to neutral ones ({})", stream, list);
+          if (!subject_change.empty()) {
+            spdlog::info("stream {}: the leader's subjects changed; the replica's follow: {}", stream, subject_change);
+          }
+          if (!list.empty()) {
+            spdlog::warn("stream {}: replica had limits of its own; updated to neutral ones ({})", stream, list);
+          }
           sinfo = std::move(upd);
         }
         if (needs_retention_anchor(want)) {
@@ -1291,6 +1312,14 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
   if (!replica_subjects_.empty() && (m.subject != last_matched_subject_ || m.subject.empty()) &&
       std::none_of(replica_subjects_.begin(), replica_subjects_.end(),
                    [&m](const std::string& p) { return nats::wire::subject_matches(p, m.subject); })) {
+    if (m.seq > config_last_seq_) {
+      // Stored after the leader's configuration was read: a stream update
+      // at the leader may have added the subject. Read it again (at most
+      // once per message: the new reading's last sequence covers it).
+      reset("sequence " + std::to_string(m.seq) + " has subject '" + m.subject +
+            "', not one of the replica's subjects: reading the leader's configuration again");
+      return false;
+    }
     ++apply_errors_;
     fail("sequence " + std::to_string(m.seq) + " has subject '" + m.subject +
          "', which is not one of the replica's subjects (the leader stream's sources, a subject transform, or "

@@ -267,6 +267,7 @@ class Follower {
   nats::wire::HeaderBlock hdrs_;  // publish()'s scratch
   uint64_t unwritable_headers_ = 0;   // messages stored without a header the protocol cannot carry
   std::string last_matched_subject_;  // the last subject found among replica_subjects_
+  uint64_t config_last_seq_ = 0;      // the leader's last sequence when replica_subjects_ were read
   std::string ack_prefix_;
   uint64_t ack_sub_nats_gen_ = 0;
 

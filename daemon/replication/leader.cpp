@@ -948,7 +948,12 @@ void Leader::refresh_state(std::function<void()> done) {
                                if (!v.subscribed) continue;
                                std::vector<uint8_t> f;
                                encode(s, f);
-                               ctx_.links->send(peer, std::move(f));
+                               // Ahead of data: on a congested link a STATE behind the
+                               // backlog left the follower believing it was caught up
+                               // (newest-applied age 0). Safe out of order: the follower
+                               // trims no higher than it applied, takes DATA's last
+                               // sequence as a maximum, and a rebuild waits for this one.
+                               ctx_.links->send_priority(peer, std::move(f));
                                if (v.state == "syncing" && v.acked_seq >= v.sync_target) v.state = "replicating";
                              }
                              ctx_.request_flush();

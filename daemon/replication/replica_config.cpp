@@ -99,21 +99,23 @@ std::string durable_region(const std::string& name) {
 
 namespace {
 
-std::string conflict(const Json& existing, const Json& wanted) {
-  auto subjects = [](const Json& j) {
-    std::set<std::string> s;
-    if (j.contains("subjects") && j["subjects"].is_array()) {
-      for (const auto& x : j["subjects"]) {
-        if (x.is_string()) s.insert(x.get<std::string>());
-      }
+std::set<std::string> subjects(const Json& j) {
+  std::set<std::string> s;
+  if (j.is_object() && j.contains("subjects") && j["subjects"].is_array()) {
+    for (const auto& x : j["subjects"]) {
+      if (x.is_string()) s.insert(x.get<std::string>());
     }
-    return s;
-  };
-  auto join = [](const std::set<std::string>& s) {
-    std::string out;
-    for (const auto& x : s) out += (out.empty() ? "" : ",") + x;
-    return out;
-  };
+  }
+  return s;
+}
+
+std::string join(const std::set<std::string>& s) {
+  std::string out;
+  for (const auto& x : s) out += (out.empty() ? "" : ",") + x;
+  return out;
+}
+
+std::string conflict(const Json& existing, const Json& wanted) {
   auto es = subjects(existing), ws = subjects(wanted);
   if (es != ws) return "subjects differ: replica has [" + join(es) + "], leader has [" + join(ws) + "]";
   std::string est = existing.value("storage", std::string("file"));
@@ -142,6 +144,22 @@ std::string replica_conflict(const Json& existing, const Json& wanted) {
   } catch (const Json::exception& e) {
     return std::string("the replica's configuration is unreadable: ") + e.what();
   }
+}
+
+bool is_isthmus_replica(const Json& existing, const std::string& stream) {
+  if (!existing.is_object() || !existing.contains("description") || !existing["description"].is_string()) {
+    return false;
+  }
+  const std::string base = "Isthmus replica of " + stream;
+  const std::string& d = existing["description"].get_ref<const std::string&>();
+  // The base alone, or followed by a marker ("; isthmus:...").
+  return d.rfind(base, 0) == 0 && (d.size() == base.size() || d[base.size()] == ';');
+}
+
+std::string replica_subject_change(const Json& existing, const Json& wanted) {
+  auto es = subjects(existing), ws = subjects(wanted);
+  if (es == ws) return "";
+  return "[" + join(es) + "] -> [" + join(ws) + "]";
 }
 
 std::vector<std::string> replica_limit_changes(const Json& existing, const Json& wanted) {

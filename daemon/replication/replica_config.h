@@ -42,6 +42,15 @@ std::string durable_region(const std::string& consumer_name);
 // retention, denied deletes/purges, native mirror) with both values.
 std::string replica_conflict(const nlohmann::json& existing, const nlohmann::json& wanted);
 
+// True when `existing` is a replica Isthmus created for `stream` (its
+// description begins "Isthmus replica of <stream>").
+bool is_isthmus_replica(const nlohmann::json& existing, const std::string& stream);
+
+// The leader's subjects change (a stream update adding or removing one);
+// a replica Isthmus created follows them. "" when an existing replica's
+// subjects are the wanted ones; otherwise "[a,b] -> [a,b,c]".
+std::string replica_subject_change(const nlohmann::json& existing, const nlohmann::json& wanted);
+
 // The limit settings (max_msgs, max_bytes, max_age, max_msgs_per_subject,
 // max_msg_size, discard, discard_new_per_subject) in which a compatible
 // existing replica differs from the wanted neutral ones, each as

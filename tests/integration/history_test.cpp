@@ -13,6 +13,7 @@
 #include <signal.h>
 
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -401,6 +402,54 @@ TEST_CASE("max_age at the leader: the replica (no max_age of its own) drops mess
   CHECK(f.js().require_stream_info(kStream).first_seq == 101);
   l.js().publish_bulk(messages("covenant.projects.updated", 101, 10));
   match(l, f, kStream);
+}
+
+TEST_CASE("the leader's subjects change: a subject added replicates at once, a removed one leaves the replica at its "
+          "next start",
+          "[history][subjects]") {
+  const std::string kStream = "COVENANT_PROJECTS";
+  TempDir tmp("isthmus-subjects");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  json cfg = {{"name", kStream}, {"subjects", {"covenant.projects.created"}}, {"storage", "file"}};
+  l.js().create_stream(cfg);
+  mesh.start_daemons();
+  l.js().publish_bulk(messages("covenant.projects.created", 1, 100));
+  match(l, f, kStream);
+  auto subjects_of = [](const json& c) {
+    std::set<std::string> out;
+    for (const auto& x : c["subjects"]) out.insert(x.get<std::string>());
+    return out;
+  };
+
+  // Added while replicating: the first message on it makes the follower
+  // refresh the leader's configuration and update its replica.
+  cfg["subjects"] = {"covenant.projects.created", "covenant.projects.archived"};
+  json upd = l.js().api("$JS.API.STREAM.UPDATE." + kStream, cfg);
+  INFO(upd.dump());
+  REQUIRE_FALSE(upd.contains("error"));
+  l.js().publish_bulk(messages("covenant.projects.archived", 101, 50));
+  l.js().publish_bulk(messages("covenant.projects.created", 151, 50));
+  match(l, f, kStream);
+  CHECK(subjects_of(replica_config(f, kStream)) == subjects_of(cfg));
+  check_neutral_limits(replica_config(f, kStream), "limits");
+  CHECK(read_file(f.daemon.log_path()).find("the leader's subjects changed; the replica's follow") != std::string::npos);
+
+  // Removed: the replica keeps it until the follower's next start (nothing
+  // on it arrives from the leader any more), then follows.
+  cfg["subjects"] = {"covenant.projects.created"};
+  upd = l.js().api("$JS.API.STREAM.UPDATE." + kStream, cfg);
+  INFO(upd.dump());
+  REQUIRE_FALSE(upd.contains("error"));
+  f.daemon.restart(true);
+  l.js().publish_bulk(messages("covenant.projects.created", 201, 50));
+  match(l, f, kStream);
+  CHECK(subjects_of(replica_config(f, kStream)) == subjects_of(cfg));
+  auto v = f.daemon.lag_stream(kStream);
+  REQUIRE(v);
+  CHECK(v->value("state", "") == "replicating");
 }
 
 TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica never refuses and matches; a "

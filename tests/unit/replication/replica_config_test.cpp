@@ -319,3 +319,32 @@ TEST_CASE("durable names carry the follower region and are told apart from other
   }
   CHECK(durable_region(kRetentionAnchor).empty());
 }
+
+TEST_CASE("a replica Isthmus created follows the leader's subjects; another stream is not ours", "[replica_config]") {
+  auto w = derive_replica_config(leader_config(), 1);
+  REQUIRE(w.is_ok());
+  const Json& wanted = *w;
+  CHECK(is_isthmus_replica(wanted, "COVENANT_USERS"));
+  Json marked = wanted;
+  marked["description"] = "Isthmus replica of COVENANT_USERS; isthmus:diverged=501";
+  CHECK(is_isthmus_replica(marked, "COVENANT_USERS"));
+  // Another stream's replica, a prefix of the name, a hand-made stream.
+  CHECK_FALSE(is_isthmus_replica(wanted, "COVENANT_USER"));
+  Json longer = wanted;
+  longer["description"] = "Isthmus replica of COVENANT_USERS_OLD";
+  CHECK_FALSE(is_isthmus_replica(longer, "COVENANT_USERS"));
+  Json hand = wanted;
+  hand.erase("description");
+  CHECK_FALSE(is_isthmus_replica(hand, "COVENANT_USERS"));
+  hand["description"] = 7;
+  CHECK_FALSE(is_isthmus_replica(hand, "COVENANT_USERS"));
+
+  CHECK(replica_subject_change(wanted, wanted).empty());
+  Json reordered = wanted;
+  reordered["subjects"] = Json::array({"covenant.user-events.*", "covenant.users.>"});
+  CHECK(replica_subject_change(reordered, wanted).empty());
+  Json fewer = wanted;
+  fewer["subjects"] = Json::array({"covenant.users.>"});
+  CHECK(replica_subject_change(fewer, wanted) == "[covenant.users.>] -> [covenant.user-events.*,covenant.users.>]");
+  CHECK(replica_subject_change(wanted, fewer) == "[covenant.user-events.*,covenant.users.>] -> [covenant.users.>]");
+}
