@@ -224,12 +224,18 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
     }
     for (const auto& f : s.value("followers", Json::array())) {
       std::string fb = sb + ",follower=\"" + esc(f.value("region", std::string())) + "\"";
-      m.add("isthmus_lag_leader_last_sequence", "gauge", "the leader stream's last sequence", fb,
-            as_num(f, "leader_last_seq"));
+      // (A follower that has not heard from its leader since it started
+      // knows neither the leader's last sequence nor its lag: no sample.)
+      if (has_num(f, "leader_last_seq")) {
+        m.add("isthmus_lag_leader_last_sequence", "gauge", "the leader stream's last sequence", fb,
+              as_num(f, "leader_last_seq"));
+      }
       m.add("isthmus_lag_applied_sequence", "gauge", "highest sequence stored in the replica, nothing missing below",
             fb, as_num(f, "applied_seq"));
-      m.add("isthmus_lag_messages", "gauge", "sequence lag: leader last sequence minus applied sequence", fb,
-            as_num(f, "seq_lag"));
+      if (has_num(f, "seq_lag")) {
+        m.add("isthmus_lag_messages", "gauge", "sequence lag: leader last sequence minus applied sequence", fb,
+              as_num(f, "seq_lag"));
+      }
       add_lag_figures(m, f, fb, s.value("role", std::string()) == "follower");
       if (f.contains("messages_applied")) {
         m.add("isthmus_replicated_messages_total", "counter", "messages written into the replica", fb,

@@ -247,7 +247,58 @@ void Follower::maybe_start() {
   }
 }
 
-void Follower::on_nats_up() { maybe_start(); }
+void Follower::on_nats_up() {
+  read_local();
+  maybe_start();
+}
+
+// What the replica holds, read once after this daemon starts without
+// waiting for the leader: a follower started while its leader is away
+// shows its applied sequence and the newest applied message's age (rising)
+// instead of nothing. For the API only; the pipeline reads the replica
+// again when it prepares, and a result that comes after that is dropped.
+void Follower::read_local() {
+  if (local_read_ || prepared_once_ || !ctx_.conn) return;
+  local_read_ = true;
+  struct Local {
+    Status st;
+    uint64_t last_seq = 0;
+    int64_t last_origin_ns = 0;
+  };
+  std::string stream = cfg_.name;
+  std::string leader = cfg_.leader;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<Local>(
+      [stream, leader, tmo](natsConnection* nc) {
+        Local r;
+        auto si = nats::stream_info(nc, stream, tmo);
+        if (!si) {
+          r.st = si.status();
+          return r;
+        }
+        const Json& state = (*si)["state"];
+        if (state.value("messages", uint64_t{0}) == 0) return r;
+        const uint64_t last = state.value("last_seq", uint64_t{0});
+        auto m = nats::msg_get(nc, stream, last, tmo);
+        std::string block;
+        std::vector<std::pair<std::string, std::string>> hv;
+        Origin o;
+        // Only a last message Isthmus wrote there, from this leader, says
+        // how far the replica is applied (anything else is for the
+        // pipeline's checks to name).
+        if (m && m->contains("hdrs") && nats::base64_decode((*m)["hdrs"].get<std::string>(), block) &&
+            nats::parse_header_block(block, hv) && parse_origin(hv, o) && o.seq == last && o.region == leader) {
+          r.last_seq = last;
+          r.last_origin_ns = o.time_ns;
+        }
+        return r;
+      },
+      [this](Local r) {
+        if (prepared_once_ || !r.st || r.last_seq == 0) return;
+        applied_ = std::max(applied_, r.last_seq);
+        last_applied_origin_ns_ = std::max(last_applied_origin_ns_, r.last_origin_ns);
+      });
+}
 
 void Follower::on_nats_down() {
   ack_sub_.reset();
@@ -887,6 +938,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
 }
 
 void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq) {
+  prepared_once_ = true;
   if (!ctx_.conn || !ctx_.data) {
     reset("local NATS connection lost");
     return;
@@ -1899,9 +1951,11 @@ nlohmann::json Follower::lag_json() const {
   Json f;
   f["region"] = ctx_.cfg->region.name;
   uint64_t leader_last = std::max(leader_last_seq_, applied_);
-  f["leader_last_seq"] = leader_last;
+  // Unknown until the leader has been heard from since this daemon started.
+  const bool leader_known = leader_heard_mono_ns_ > 0;
+  f["leader_last_seq"] = leader_known ? Json(leader_last) : Json();
   f["applied_seq"] = applied_;
-  f["seq_lag"] = leader_last - applied_;
+  f["seq_lag"] = leader_known ? Json(leader_last - applied_) : Json();
   f["last_applied_origin_time_ns"] = last_applied_origin_ns_;
   f["last_apply_time_ns"] = last_apply_wall_ns_;
   LagFigures fg = figures();

@@ -136,6 +136,7 @@ class Follower {
   void send_lag_report();
 
   void maybe_start();
+  void read_local();
   void reset(const std::string& why);
   // Drops what the pipeline holds (queued and in flight), remembering the
   // oldest dropped message for the current time lag (dropped_seq_).
@@ -278,6 +279,8 @@ class Follower {
   int64_t last_applied_origin_ns_ = 0;
   int64_t last_apply_wall_ns_ = 0;
   int64_t leader_heard_mono_ns_ = 0;  // last STATE or DATA from the leader
+  bool local_read_ = false;           // read_local() asked (once per daemon run)
+  bool prepared_once_ = false;        // a pipeline has begun since this daemon started
 
   // Time lag (docs/architecture.md "Lag"): apply time (our wall clock when
   // the replica acknowledged) minus the origin store time (the leader's

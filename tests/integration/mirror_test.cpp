@@ -641,6 +641,60 @@ TEST_CASE("d: daemons started before their nats-servers connect once they are up
   verify_lag_api(s.mesh, 3500);
 }
 
+TEST_CASE("d2: a follower restarted while its leader's daemon is away shows what its replica holds, and an "
+          "unknown lag",
+          "[mirror]") {
+  Setup s;
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  s.mesh.start_daemons();
+  publish_events(s.leader().js(), 0, 300, 1);
+  await_replica(s.mesh, 300);
+  s.leader().daemon.kill9();
+  s.follower().daemon.restart(true);
+  // Applied sequence from the replica at once; the leader's last sequence
+  // and the sequence lag unknown (it used to read applied 0, lag 0); the
+  // newest-applied age rising.
+  double age0 = -1;
+  check_for(
+      15s,
+      [&](std::string& state) {
+        s.follower().daemon.ensure_running("with its leader away");
+        auto v = s.follower().daemon.lag_stream(kStream);
+        state = v ? v->dump() : "no stream";
+        if (!v) return false;
+        const json& f = (*v)["followers"][0];
+        if (f.value("applied_seq", uint64_t{0}) != 300) return false;
+        CHECK(f["leader_last_seq"].is_null());
+        CHECK(f["seq_lag"].is_null());
+        if (!f["newest_applied_age_ms"].is_number()) return false;
+        age0 = f["newest_applied_age_ms"].get<double>();
+        return age0 > 0;
+      },
+      "ams /v1/lag: applied 300 read from its replica, leader last and seq lag unknown");
+  check_for(
+      10s,
+      [&](std::string& state) {
+        auto v = s.follower().daemon.lag_stream(kStream);
+        const json& f = (*v)["followers"][0];
+        state = f.dump();
+        return f["newest_applied_age_ms"].is_number() && f["newest_applied_age_ms"].get<double>() > age0 + 500;
+      },
+      "ams newest-applied age rising while its leader is away");
+  {
+    auto m = s.follower().daemon.http_get("/metrics");
+    const std::string fb = "{region=\"" + kFollower + "\",stream=\"" + kStream +
+                           "\",role=\"follower\",follower=\"" + kFollower + "\"}";
+    CHECK(m.body.find("isthmus_lag_applied_sequence" + fb + " 300\n") != std::string::npos);
+    CHECK(m.body.find("isthmus_lag_messages" + fb) == std::string::npos);
+  }
+  s.leader().daemon.start();
+  publish_events(s.leader().js(), 300, 50, 301);
+  await_replica(s.mesh, 350);
+  verify_mirror(s.mesh);
+  verify_lag_api(s.mesh, 350);
+}
+
 TEST_CASE("e: a leader stream whose first sequence is above 1: the replica starts there", "[mirror]") {
   Setup s;
   s.mesh.start_nats();
