@@ -134,6 +134,7 @@ constexpr uint32_t kLagFlagOffsetKnown = 1u << 0;  // clock_offset_* is an estim
 constexpr uint32_t kLagFlagSyncStarted = 1u << 1;  // sync_* fields are meaningful
 constexpr uint32_t kLagFlagSyncing = 1u << 2;      // the sync (below) not yet caught up
 constexpr uint32_t kLagFlagRebuild = 1u << 3;      // sync_* describe a rebuild, not the initial sync
+constexpr uint32_t kLagFlagNotApplying = 1u << 4;  // the stream is in error or diverged at the follower
 
 // What a follower measured for one stream, sent to its leader about once a
 // second so that both show the same figures. Times in ns; -1 means unknown.

@@ -1809,6 +1809,11 @@ void Follower::send_lag_report() {
   if (fg.sync.started) r.flags |= link::kLagFlagSyncStarted;
   if (fg.sync.syncing) r.flags |= link::kLagFlagSyncing;
   if (std::string_view(fg.sync.kind) == "rebuild") r.flags |= link::kLagFlagRebuild;
+  // (The leader shows it in its row for us, with its own exact figure of
+  // how old the first message we lack is.)
+  if (phase_ == Phase::kError || phase_ == Phase::kDiverged || write_refused_now()) {
+    r.flags |= link::kLagFlagNotApplying;
+  }
   r.time_lag_ns = fg.time_lag_ns;
   r.p50_ns = fg.window.p50_ns;
   r.p95_ns = fg.window.p95_ns;

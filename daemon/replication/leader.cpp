@@ -1278,6 +1278,13 @@ nlohmann::json Leader::lag_json() const {
     if (!refused.empty()) {
       f["state"] = "error";
       f["detail"] = refused;
+    } else if (v.state != "stopped" && v.report_mono_ns > 0 &&
+               loop::mono_ns() - v.report_mono_ns < kReportStaleNs &&
+               (v.report.flags & link::kLagFlagNotApplying) != 0) {
+      // Its own error (a replica it cannot write, a stream it cannot
+      // prepare): said in its reports, the detail is in its /v1/lag and log.
+      f["state"] = "error";
+      f["detail"] = "region " + peer + " reports that it cannot apply this stream now (its /v1/lag and log say why)";
     }
     f["leader_last_seq"] = std::max(last_seq_, v.acked_seq);
     f["applied_seq"] = v.acked_seq;
@@ -1315,8 +1322,15 @@ nlohmann::json Leader::lag_json() const {
       // a follower that lost its local NATS sends none): the last one's
       // value would read as now.
       const bool fresh = now_mono - v.report_mono_ns < kReportStaleNs;
-      Json tl = lag_figures_json(v.subscribed && fresh ? r.time_lag_ns : -1, q, known, r.clock_offset_ns,
-                                 r.clock_offset_error_ns);
+      int64_t current = v.subscribed && fresh ? r.time_lag_ns : -1;
+      // A follower that reports its stream in error (or diverged) applies
+      // nothing: the next message it applies will be at least as late as
+      // the first one it lacks is old, which only we know exactly (it used
+      // to show the last applied message's lag, near 0, however long the
+      // error lasted).
+      const bool not_applying = fresh && (r.flags & link::kLagFlagNotApplying) != 0;
+      if (not_applying && oldest > 0) current = std::max(current, std::max<int64_t>(0, now_wall - oldest));
+      Json tl = lag_figures_json(current, q, known, r.clock_offset_ns, r.clock_offset_error_ns);
       tl["report_age_ms"] = ns_to_ms(now_mono - v.report_mono_ns);
       tl["reported_applied_seq"] = r.applied_seq;
       f["time_lag"] = tl;

@@ -1271,6 +1271,27 @@ TEST_CASE("m: a replica write, a pull or an acknowledgement the daemon's NATS us
       "ams /healthz 503 naming the refused subject");
   CHECK(read_file(s.follower().daemon.log_path())
             .find("stream " + kStream + ": the daemon's NATS user may not publish to") != std::string::npos);
+  // iad's row for ams says so too (from ams's lag reports), and its current
+  // time lag is at least the age of the first message ams lacks (published
+  // before the daemons started), not unknown or the last applied one's.
+  check_for(
+      10s,
+      [&](std::string& state) {
+        if (!leader_row_error(s, kStream, {"region ams reports that it cannot apply this stream"}, state)) return false;
+        auto st = s.leader().daemon.lag_stream(kStream);
+        for (const auto& f : st->value("followers", json::array())) {
+          if (f.value("region", "") != kFollower) continue;
+          const json& tl = f.value("time_lag", json::object());
+          const json& oldest = f.value("oldest_unreplicated_age_ms", json());
+          if (!tl.contains("current_ms") || !tl["current_ms"].is_number() || !oldest.is_number()) return false;
+          const double age_started = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+          return tl["current_ms"].get<double>() >= age_started - 100 &&
+                 tl["current_ms"].get<double>() + 1000 >= oldest.get<double>();
+        }
+        return false;
+      },
+      "iad /v1/lag: " + kStream + " -> ams in error as ams reports, current time lag rising with the first lacking "
+      "message's age");
   // iad: the pull is refused; the follower's row says so, and /healthz.
   auto pull_refused_shown = [&](std::string& state) {
     return leader_row_error(s, kUsers, {"may not publish to \"$JS.API.CONSUMER.MSG.NEXT." + kUsers + "."}, state);
