@@ -174,7 +174,12 @@ void Leader::forget_acks(Sender& s) {
   if (auto vit = views_.find(s.peer); vit != views_.end()) vit->second.ack_sent_mono_ns = 0;
 }
 
-void Leader::on_link_up(const std::string&) {}
+void Leader::on_link_up(const std::string& peer) {
+  auto it = views_.find(peer);
+  if (it == views_.end()) return;
+  it->second.link_up_mono_ns = loop::mono_ns();
+  it->second.asked = false;
+}
 
 void Leader::on_link_down(const std::string& peer) {
   drop_sender(peer);
@@ -182,10 +187,24 @@ void Leader::on_link_down(const std::string& peer) {
   if (it != views_.end()) {
     it->second.subscribed = false;
     it->second.state = "waiting";
+    it->second.link_up_mono_ns = 0;
   }
 }
 
+std::string Leader::not_asked(const std::string& peer, const FollowerView& v, int64_t now_mono) const {
+  // A follower asks within a second of its link coming up (and every 2-5 s
+  // while it cannot prepare the replica), unless its own NATS is down.
+  constexpr int64_t kNotAskedNs = 15'000'000'000;
+  if (v.asked || v.link_up_mono_ns == 0 || now_mono - v.link_up_mono_ns < kNotAskedNs) return "";
+  const int64_t s = (now_mono - v.link_up_mono_ns) / 1'000'000'000;
+  return "region " + peer + " has not asked for this stream in the " + std::to_string(s) +
+         " s its link has been up: the stream is missing from its configuration (a [[streams]] entry for " +
+         cfg_.name + " with leader " + ctx_.cfg->region.name +
+         "), or its local NATS is down (its /healthz says which)";
+}
+
 Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
+  if (auto it = views_.find(peer); it != views_.end()) it->second.asked = true;
   std::string stream = cfg_.name;
   int64_t tmo = ctx_.timeout_ms();
   ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
@@ -224,6 +243,7 @@ Status Leader::on_subscribe(const std::string& peer, const link::Subscribe& sub)
   drop_sender(peer);
   auto& v = views_[peer];
   v.subscribed = true;
+  v.asked = true;
   v.seen = true;
   v.detail.clear();
   v.acked_seq = sub.from_seq > 0 ? sub.from_seq - 1 : 0;
@@ -971,6 +991,7 @@ Status Leader::on_lag_report(const std::string& peer, const link::LagReport& r) 
   if (it == views_.end()) return Status::ok();
   it->second.report = r;
   it->second.report_mono_ns = loop::mono_ns();
+  it->second.asked = true;
   return Status::ok();
 }
 
@@ -1278,6 +1299,9 @@ nlohmann::json Leader::lag_json() const {
     if (!refused.empty()) {
       f["state"] = "error";
       f["detail"] = refused;
+    } else if (std::string why = not_asked(peer, v, loop::mono_ns()); !why.empty()) {
+      f["state"] = "error";
+      f["detail"] = why;
     } else if (v.state != "stopped" && v.report_mono_ns > 0 &&
                loop::mono_ns() - v.report_mono_ns < kReportStaleNs &&
                (v.report.flags & link::kLagFlagNotApplying) != 0) {
@@ -1379,8 +1403,12 @@ std::vector<std::string> Leader::problems() const {
   for (const auto& [peer, s] : senders_) {
     if (!s->pull_refused.empty()) out.push_back("stream " + cfg_.name + ": follower " + peer + ": " + s->pull_refused);
   }
+  const int64_t now = loop::mono_ns();
   for (const auto& [peer, v] : views_) {
     if (!v.ack_refused.empty()) out.push_back("stream " + cfg_.name + ": follower " + peer + ": " + v.ack_refused);
+    if (std::string why = not_asked(peer, v, now); !why.empty()) {
+      out.push_back("stream " + cfg_.name + ": follower " + peer + ": " + why);
+    }
   }
   return out;
 }

@@ -166,7 +166,15 @@ class Leader {
     std::string ack_refused;
     int64_t ack_refused_mono_ns = 0;
     int64_t ack_sent_mono_ns = 0;
+    // Since when its link is up (0: down), and whether it has asked for the
+    // stream since (STREAM_REQ, SUBSCRIBE or a lag report): a follower whose
+    // configuration lacks the stream never does (not_asked()).
+    int64_t link_up_mono_ns = 0;
+    bool asked = false;
   };
+  // Why the follower has not asked for the stream though its link has been
+  // up for a while; "" when it has (or not long enough to tell).
+  std::string not_asked(const std::string& peer, const FollowerView& v, int64_t now_mono) const;
   // Store time (ns) of the oldest message the follower has not stored, 0
   // when it has everything, -1 when not known (yet).
   int64_t oldest_unreplicated_time(const std::string& peer, const FollowerView& v) const;

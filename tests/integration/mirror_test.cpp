@@ -1444,3 +1444,46 @@ TEST_CASE("m: a replica write, a pull or an acknowledgement the daemon's NATS us
         r->name + " /healthz 200 again");
   }
 }
+
+TEST_CASE("n: a stream missing from a follower's configuration is named at the leader; the others replicate",
+          "[mirror][config]") {
+  const std::string kAlerts = "ALERTS_INCIDENTS";  // led by iad; ams's configuration lacks it
+  Setup s({{kAlerts, kLeader}});
+  auto& streams = s.follower().daemon.config().streams;
+  streams.erase(std::remove_if(streams.begin(), streams.end(), [&](const auto& st) { return st.name == kAlerts; }),
+                streams.end());
+  s.follower().daemon.write_config();
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  publish_events(s.leader().js(), 0, 100, 1);
+  make_stream(s.leader().js(), kAlerts, "alerts.incidents", 20);
+  const auto started = Clock::now();
+  s.mesh.start_daemons();
+  await_replica(s.mesh, 100);
+  // It used to stay "waiting" with iad healthy, for ever.
+  check_for(
+      40s,
+      [&](std::string& state) {
+        if (!leader_row_error(s, kAlerts, {"region ams has not asked for this stream", "missing from its configuration"},
+                              state)) {
+          return false;
+        }
+        int status = 0;
+        std::string reasons = health_reasons(s.leader(), status);
+        state += "\nhealthz " + std::to_string(status) + " " + reasons;
+        return status == 503 && reasons.find("stream " + kAlerts + ": follower ams: region ams has not asked") !=
+                                    std::string::npos;
+      },
+      "iad /v1/lag and /healthz: " + kAlerts + " -> ams never asked for");
+  const double after = std::chrono::duration<double>(Clock::now() - started).count();
+  std::printf("[figures] n: named %.1f s after the daemons started\n", after);
+  CHECK(after >= 15.0);  // not before a follower had every chance to ask
+  // The stream it follows is not flagged, and still replicates.
+  {
+    std::string state;
+    CHECK_FALSE(leader_row_error(s, kStream, {""}, state));
+  }
+  publish_events(s.leader().js(), 100, 50, 101);
+  await_replica(s.mesh, 150);
+  verify_mirror(s.mesh);
+}
