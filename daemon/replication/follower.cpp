@@ -1125,6 +1125,7 @@ void Follower::on_state(const link::State& st) {
     state_seen_ = true;
     state_last_seq_ = st.last_seq;
   }
+  ++states_seen_;
   leader_first_seq_ = st.first_seq;
   leader_last_seq_ = st.last_seq;
   leader_last_time_ns_ = st.last_time_ns;
@@ -1883,6 +1884,10 @@ void Follower::check_replica() {
                                return;
                              }
                              uint64_t last = (*r)["state"].value("last_seq", uint64_t{0});
+                             const uint64_t count = (*r)["state"].value("messages", uint64_t{0});
+                             const uint64_t first =
+                                 count > 0 ? (*r)["state"].value("first_seq", uint64_t{0}) : last + 1;
+                             if (check_front(first)) return;
                              // Everything at or below next_-1 is ours (published or
                              // positioned); anything beyond came from elsewhere.
                              if (last > next_ - 1 && late_writes_suspected(last, applied_ + 1)) {
@@ -1899,6 +1904,33 @@ void Follower::check_replica() {
                                        applied_ + 1);
                              }
                            });
+}
+
+// The leader's first sequence is a message it holds; once applied, the
+// replica must hold it too. A replica whose first message is above it lost
+// messages to something outside Isthmus (a purge or delete by hand): the
+// replica no longer matches, and only a rebuild brings them back. A removal
+// at the leader reaches us as a delete before the STATE that moves its
+// first sequence on, so the finding must hold again after a STATE that
+// arrived since.
+bool Follower::check_front(uint64_t replica_first) {
+  const bool lacking = leader_first_ > 0 && leader_first_ <= applied_ && replica_first > leader_first_ &&
+                       replica_first > replica_first_ && !draining_;
+  if (!lacking) {
+    front_suspect_ = false;
+    return false;
+  }
+  if (!front_suspect_ || states_seen_ <= front_suspect_states_) {
+    if (!front_suspect_) front_suspect_states_ = states_seen_;
+    front_suspect_ = true;
+    return false;
+  }
+  front_suspect_ = false;
+  diverge("messages the leader holds are missing from the replica: sequences " + std::to_string(leader_first_) +
+              " to " + std::to_string(replica_first - 1) +
+              " (purged or deleted outside Isthmus); only a rebuild brings them back",
+          applied_ + 1);
+  return true;
 }
 
 void Follower::tick() {

@@ -137,6 +137,8 @@ class Follower {
 
   void maybe_start();
   void read_local();
+  // True when the replica lacks messages at its front (and it diverged).
+  bool check_front(uint64_t replica_first);
   void reset(const std::string& why);
   // Drops what the pipeline holds (queued and in flight), remembering the
   // oldest dropped message for the current time lag (dropped_seq_).
@@ -279,6 +281,9 @@ class Follower {
   int64_t last_applied_origin_ns_ = 0;
   int64_t last_apply_wall_ns_ = 0;
   int64_t leader_heard_mono_ns_ = 0;  // last STATE or DATA from the leader
+  uint64_t states_seen_ = 0;           // STATE frames received
+  bool front_suspect_ = false;         // check_front() found the replica short once
+  uint64_t front_suspect_states_ = 0;  // states_seen_ then
   bool local_read_ = false;           // read_local() asked (once per daemon run)
   bool prepared_once_ = false;        // a pipeline has begun since this daemon started
 

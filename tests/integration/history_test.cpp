@@ -452,6 +452,61 @@ TEST_CASE("the leader's subjects change: a subject added replicates at once, a r
   CHECK(v->value("state", "") == "replicating");
 }
 
+TEST_CASE("a replica purged by hand lacks what the leader holds: diverged, and a rebuild brings it back; the "
+          "leader deleting its first messages one by one is not mistaken for it",
+          "[history][front]") {
+  const std::string kStream = "COVENANT_PROJECTS";
+  TempDir tmp("isthmus-front");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  l.js().create_stream({{"name", kStream}, {"subjects", {"covenant.projects.>"}}, {"storage", "file"}});
+  mesh.start_daemons();
+  l.js().publish_bulk(messages("covenant.projects.created", 1, 200));
+  match(l, f, kStream);
+  // The leader removes its first message again and again (each reaches the
+  // follower as a delete before the STATE that moves the first sequence).
+  for (uint64_t seq = 1; seq <= 20; ++seq) {
+    l.js().delete_msg(kStream, seq);
+    std::this_thread::sleep_for(100ms);  // pacing the deletes over two STATE periods, not a wait for a result
+  }
+  match(l, f, kStream);
+  check_stays(
+      3s,
+      [&](std::string& state) {
+        auto v = f.daemon.lag_stream(kStream);
+        state = v ? v->dump() : "no stream";
+        return v && v->value("state", "") == "replicating";
+      },
+      "ams keeps replicating while the leader deletes its first messages");
+  // Purged by hand in ams: 21..200 gone from the replica, held at the leader.
+  f.js().purge(kStream);
+  check_for(
+      15s,
+      [&](std::string& state) {
+        auto v = f.daemon.lag_stream(kStream);
+        state = v ? v->dump() : "no stream";
+        return v && v->value("state", "") == "diverged" &&
+               v->value("detail", "").find("messages the leader holds are missing from the replica: sequences 21 to "
+                                           "200") != std::string::npos;
+      },
+      "ams /v1/lag: " + kStream + " diverged, naming the missing sequences");
+  auto r = f.daemon.http_post("/v1/streams/" + kStream + "/rebuild");
+  INFO(r.status << " " << r.body);
+  REQUIRE(r.status == 202);
+  l.js().publish_bulk(messages("covenant.projects.created", 201, 20));
+  check_for(
+      60s,
+      [&](std::string& state) {
+        auto v = f.daemon.lag_stream(kStream);
+        state = v ? v->dump() : "no stream";
+        return v && v->value("state", "") == "replicating";
+      },
+      "ams replicating again after the rebuild");
+  match(l, f, kStream);
+}
+
 TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica never refuses and matches; a "
           "conflicting replica of another stream is refused alone",
           "[history][discard_new]") {
