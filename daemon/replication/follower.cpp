@@ -1663,7 +1663,13 @@ void Follower::refused(uint64_t seq, const nats::PubAck& ack) {
           return;
         } else if (last + 1 == seq) {
           ++apply_errors_;
-          fail("replica refused sequence " + std::to_string(seq) + ": " + ack.error);
+          // JetStream's 10023: the region's JetStream storage is full.
+          const bool no_room = ack.err_code == 10023 || ack.error.find("insufficient resources") != std::string::npos;
+          fail("replica refused sequence " + std::to_string(seq) + ": " + ack.error +
+               (no_room ? " (this region's JetStream storage is full: the server's max_file_store or "
+                          "max_memory_store, or the account's limits; a replica needs what the leader's stream "
+                          "holds plus about 150 bytes of origin headers per message)"
+                        : ""));
           return;
         }
         // Refused somewhere before the checkpoint: redo that stretch with an

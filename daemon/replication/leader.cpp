@@ -1121,7 +1121,10 @@ void Leader::reconcile() {
       [this, limit](Result<Read> r) {
         reconcile_pending_ = false;
         if (!r) {
-          spdlog::warn("stream {}: cannot read deleted sequences: {}", cfg_.name, r.status().message());
+          // (A missing stream is the stream's error, from refresh_state().)
+          if (r.status().code() != Code::kNotFound) {
+            spdlog::warn("stream {}: cannot read deleted sequences: {}", cfg_.name, r.status().message());
+          }
         } else if (r->over_limit) {
           num_deleted_ = r->num_deleted;
           if (!deletes_over_limit_) {
