@@ -1751,6 +1751,9 @@ Follower::LagFigures Follower::figures() const {
     // To go as of now, like seq_lag (the progress itself is fed at each
     // checkpoint and tick; the leader's last sequence moves in between).
     f.sync.set_to_go(std::max(leader_last_seq_, applied_) - applied_);
+    // Not replicating (the link or the leader away, an error): nothing
+    // moves, so no estimate (the smoothed rate only decays meanwhile).
+    if (phase_ != Phase::kReplicating && f.sync.to_go > 0) f.sync.eta_s = -1;
   }
   // Newest-applied age. Caught up with a leader heard from in the last few
   // seconds: 0 (an idle leader has nothing newer). Otherwise the time since
