@@ -1453,7 +1453,8 @@ void Follower::on_ack(const nats::wire::ServerOp& msg) {
   }
   if (no_responders) {
     ++apply_errors_;
-    reset("no stream holds subject for sequence " + std::to_string(seq));
+    reset("no stream took the write of sequence " + std::to_string(seq) +
+          ": the replica is gone (deleted outside Isthmus?) and is created again from the leader's configuration");
     return;
   }
   auto ack = nats::parse_pub_ack(msg.payload);
@@ -1889,7 +1890,10 @@ void Follower::check_replica() {
                              check_pending_ = false;
                              if (phase_ != Phase::kReplicating || purge_pending_) return;
                              if (!r) {
-                               if (r.status().code() == Code::kNotFound) reset("replica stream disappeared");
+                               if (r.status().code() == Code::kNotFound) {
+                                 reset("the replica is gone (deleted outside Isthmus?) and is created again from the "
+                                       "leader's configuration");
+                               }
                                return;
                              }
                              uint64_t last = (*r)["state"].value("last_seq", uint64_t{0});
