@@ -404,6 +404,10 @@ Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t>
             p->st.clock_offset_error_ns = best->rtt_ns / 2;
           }
         }
+        if (p->st.clock_offset_error_ns >= 0) {
+          // Its send time on our clock is t3 - offset (offset = peer - us).
+          p->inbound_delay_ns = std::max<int64_t>(0, now - (hb.send_ns - p->st.clock_offset_ns));
+        }
       }
       return Status::ok();
     }
@@ -567,6 +571,11 @@ bool Manager::clock_offset(const std::string& peer, int64_t& offset_ns, int64_t&
   offset_ns = p->st.clock_offset_ns;
   error_ns = p->st.clock_offset_error_ns;
   return true;
+}
+
+int64_t Manager::inbound_delay_ns(const std::string& peer) const {
+  const Peer* p = find(peer);
+  return p == nullptr ? -1 : p->inbound_delay_ns;
 }
 
 size_t Manager::frame_limit(const std::string& peer, size_t fallback) const {

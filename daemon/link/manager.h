@@ -107,6 +107,11 @@ class Manager : public ConnectionHandler {
   // building a whole status report. False while there is no estimate. The
   // estimate outlives link drops (clocks do not jump when a link does).
   bool clock_offset(const std::string& peer, int64_t& offset_ns, int64_t& error_ns) const;
+  // How long the peer's last heartbeat took to reach us (its send time on
+  // our clock via the offset; within the offset's error): what a frame
+  // arriving from that peer now has waited, e.g. in a congested path's
+  // queues. -1 while unknown (no offset estimate, no heartbeat yet).
+  int64_t inbound_delay_ns(const std::string& peer) const;
   // Largest DATA frame worth building for a peer now: the connection's
   // group_limit() (small on a slow link so a heartbeat never waits behind a
   // big frame; Connection::flush), or `fallback` when the link is down.
@@ -128,6 +133,7 @@ class Manager : public ConnectionHandler {
     uint64_t established = 0;
     int64_t last_hb_send_ns = 0;
     int64_t peer_hb_send_ns = 0, peer_hb_recv_ns = 0;
+    int64_t inbound_delay_ns = -1;  // the last heartbeat's transit (inbound_delay_ns())
     struct ClockSample {
       int64_t rtt_ns, offset_ns;
     };

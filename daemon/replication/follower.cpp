@@ -29,9 +29,13 @@ constexpr size_t kCheckpointBytes = 256 * 1024;
 constexpr int64_t kAckTimeoutNs = 10'000'000'000;
 constexpr int64_t kInfoRetryNs = 5'000'000'000;
 constexpr int64_t kErrorRetryNs = 2'000'000'000;
-// A leader heard from (STATE or DATA) this recently, over a link that is
+// A leader heard from (a STATE) this recently, over a link that is
 // up, tells us its last sequence: "caught up" can be trusted.
 constexpr int64_t kLeaderFreshNs = 3'000'000'000;
+// Frames from the leader that take this long to arrive (its heartbeats'
+// transit) come over a congested path: its last STATE is not recent enough
+// to call a follower caught up.
+constexpr int64_t kCongestedPathNs = 500'000'000;
 // Caught up and nothing applied for this long: the current time lag is 0.
 // Long enough that a stream written every few seconds shows its messages'
 // lag, short enough that an idle one clears within seconds.
@@ -813,7 +817,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         }
         return r;
       },
-      [this, g, verify_from](PrepResult r) {
+      [this, g, verify_from, leader_last = info.last_seq](PrepResult r) {
         if (g != gen_ || (phase_ != Phase::kPreparing && phase_ != Phase::kRebuilding)) return;
         conflict_ = r.conflict;
         if (!r.storage.empty()) storage_ = r.storage;
@@ -874,7 +878,19 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           warn_error("cannot prepare replica: " + detail_);
           return;
         }
+        if (r.last_seq > leader_last && r.last_origin_ns > 0) {
+          // The replica's last message is this leader's, at a sequence its
+          // stream has not reached: that stream is not the one the replica
+          // copied (deleted and created again, or replaced).
+          diverge(replaced_detail(r.last_seq, "the leader's stream ends at " + std::to_string(leader_last)),
+                  r.last_seq + 1);
+          return;
+        }
         if (r.last_origin_ns > last_applied_origin_ns_) last_applied_origin_ns_ = r.last_origin_ns;
+        // The replica's last message, which the leader sends again first
+        // (prepared()); its store time must be the one the replica holds.
+        known_seq_ = r.last_origin_ns > 0 ? r.last_seq : 0;
+        known_time_ns_ = r.last_origin_ns;
         if (r.verify_next > 0) {
           // One chunk of the late-write check done: the next is another start.
           late_checked_ += r.late_checked;
@@ -939,6 +955,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
 
 void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq) {
   prepared_once_ = true;
+  front_suspect_ = false;
   if (!ctx_.conn || !ctx_.data) {
     reset("local NATS connection lost");
     return;
@@ -976,6 +993,12 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   pipeline_verified_ = true;
   state_seen_ = false;
   replica_first_ = messages == 0 ? last_seq + 1 : first_seq;
+  // A replica that already lacks messages the leader holds at its front
+  // (purged by hand while the daemon was away, or between two pipelines):
+  // not a baseline to accept; check_front() confirms and diverges.
+  if (leader_first_ > 0 && leader_first_ <= last_seq && replica_first_ > leader_first_) {
+    replica_first_ = leader_first_;
+  }
   detail_.clear();
   if (rebuild_ == Rebuild::kSyncing && !progress_.active()) {
     progress_.start(leader_first_seq_ > 0 ? leader_first_seq_ - 1 : 0, applied_, loop::mono_ns());
@@ -983,7 +1006,12 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   sub_id_ = gen_;
   link::Subscribe s;
   s.stream = cfg_.name;
-  s.from_seq = next_;
+  // From the replica's last message when it is the last sequence and
+  // Isthmus wrote it: the leader sends it again (skipped, only compared:
+  // on_data()), which proves the leader's stream is still the one the
+  // replica copies.
+  if (known_seq_ == 0 || known_seq_ != last_seq || known_seq_ + 1 != next_) known_seq_ = known_time_ns_ = 0;
+  s.from_seq = known_seq_ > 0 ? known_seq_ : next_;
   s.sub_id = sub_id_;
   std::vector<uint8_t> f;
   encode(s, f);
@@ -1106,8 +1134,21 @@ void Follower::on_foreign_publish(const nats::wire::ServerOp& msg) {
 Status Follower::on_data(link::Data&& d) {
   if (phase_ != Phase::kReplicating || d.sub_id != sub_id_) return Status::ok();
   leader_last_seq_ = std::max(leader_last_seq_, d.leader_last_seq);
-  leader_heard_mono_ns_ = loop::mono_ns();
+  // (Not "heard from the leader": a DATA frame may have waited seconds
+  // behind others on a congested link, and its last sequence with it; only
+  // a STATE, sent ahead of data about once a second, says the leader's
+  // last sequence is recent enough to call a follower that holds it
+  // caught up.)
   for (auto& m : d.msgs) {
+    // The replica's last confirmed message, sent again (at a SUBSCRIBE, or
+    // by a leader that found its stream created again): the same message,
+    // or the leader's stream is another one.
+    if (m.seq == known_seq_ && known_time_ns_ > 0 && m.seq < next_ && m.time_ns != known_time_ns_) {
+      diverge(replaced_detail(m.seq, "its message there was stored at " + std::to_string(m.time_ns) +
+                                         " ns (Unix), the replica's at " + std::to_string(known_time_ns_)),
+              m.seq + 1);
+      return Status::ok();
+    }
     if (m.seq < next_) continue;
     if (!queue_.empty() && m.seq <= queue_.back().seq) {
       return Status(Code::kInvalid, "data: sequences out of order");
@@ -1126,6 +1167,14 @@ void Follower::on_state(const link::State& st) {
     state_last_seq_ = st.last_seq;
   }
   ++states_seen_;
+  if (phase_ == Phase::kReplicating && known_time_ns_ > 0 && st.last_seq < known_seq_) {
+    // The leader's stream ends below a message the replica holds from it:
+    // not the stream the replica copied (STATE goes ahead of data, so it
+    // is never behind what was sent).
+    diverge(replaced_detail(known_seq_, "the leader's stream ends at " + std::to_string(st.last_seq)),
+            known_seq_ + 1);
+    return;
+  }
   leader_first_seq_ = st.first_seq;
   leader_last_seq_ = st.last_seq;
   leader_last_time_ns_ = st.last_time_ns;
@@ -1365,7 +1414,10 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
   if (!replica_subjects_.empty() && (m.subject != last_matched_subject_ || m.subject.empty()) &&
       std::none_of(replica_subjects_.begin(), replica_subjects_.end(),
                    [&m](const std::string& p) { return nats::wire::subject_matches(p, m.subject); })) {
-    if (m.seq > config_last_seq_) {
+    // (A filler borrows the subject of the message after the gap: that
+    // message's sequence is the one to compare.)
+    const uint64_t seq = filler && !queue_.empty() ? queue_.front().seq : m.seq;
+    if (seq > config_last_seq_) {
       // Stored after the leader's configuration was read: a stream update
       // at the leader may have added the subject. Read it again (at most
       // once per message: the new reading's last sequence covers it).
@@ -1538,6 +1590,8 @@ void Follower::confirm_through(uint64_t seq) {
           });
     } else {
       record_apply(s, in, clock);
+      known_seq_ = s;
+      known_time_ns_ = in.origin_time_ns;
     }
   }
   advance_applied();
@@ -1693,8 +1747,14 @@ Follower::ApplyClock Follower::apply_clock() const {
 }
 
 bool Follower::leader_fresh(int64_t now_mono) const {
+  // And not over a path whose queues hold frames from the leader for long
+  // (a congested link): its last STATE, however recently it arrived, would
+  // name a last sequence that old, and a follower that holds it may be
+  // seconds behind. Unknown (no heartbeat exchanged yet since this daemon
+  // started, about a heartbeat interval): not trusted either.
+  const int64_t delay = ctx_.links->inbound_delay_ns(cfg_.leader);
   return phase_ == Phase::kReplicating && ctx_.links->is_up(cfg_.leader) &&
-         now_mono - leader_heard_mono_ns_ < kLeaderFreshNs;
+         now_mono - leader_heard_mono_ns_ < kLeaderFreshNs && delay >= 0 && delay < kCongestedPathNs;
 }
 
 bool Follower::caught_up_now() const {
@@ -1822,7 +1882,10 @@ void Follower::send_lag_report() {
   if (std::string_view(fg.sync.kind) == "rebuild") r.flags |= link::kLagFlagRebuild;
   // (The leader shows it in its row for us, with its own exact figure of
   // how old the first message we lack is.)
-  if (phase_ == Phase::kError || phase_ == Phase::kDiverged || write_refused_now()) {
+  // Also through the retries of an error until it clears (a prepare that
+  // succeeds reports at once, and the error may come back at the first
+  // write: the leader's row would flap).
+  if (phase_ == Phase::kError || phase_ == Phase::kDiverged || write_refused_now() || !warned_error_.empty()) {
     r.flags |= link::kLagFlagNotApplying;
   }
   r.time_lag_ns = fg.time_lag_ns;
@@ -1944,6 +2007,13 @@ bool Follower::check_front(uint64_t replica_first) {
               " (purged or deleted outside Isthmus); only a rebuild brings them back",
           applied_ + 1);
   return true;
+}
+
+std::string Follower::replaced_detail(uint64_t seq, const std::string& evidence) const {
+  return "the leader's stream is not the one this replica copied (deleted and created again, or replaced): "
+         "the replica holds its sequence " + std::to_string(seq) + " and " + evidence +
+         ". A rebuild copies the new stream; it deletes this replica's messages, the old stream's, so keep a "
+         "copy first if they are wanted";
 }
 
 void Follower::tick() {

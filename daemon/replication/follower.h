@@ -137,6 +137,8 @@ class Follower {
 
   void maybe_start();
   void read_local();
+  // A divergence's detail for a replica whose leader stream was replaced.
+  std::string replaced_detail(uint64_t seq, const std::string& evidence) const;
   // True when the replica lacks messages at its front (and it diverged).
   bool check_front(uint64_t replica_first);
   void reset(const std::string& why);
@@ -280,7 +282,12 @@ class Follower {
   int64_t leader_last_time_ns_ = 0;
   int64_t last_applied_origin_ns_ = 0;
   int64_t last_apply_wall_ns_ = 0;
-  int64_t leader_heard_mono_ns_ = 0;  // last STATE or DATA from the leader
+  int64_t leader_heard_mono_ns_ = 0;  // last STATE (or STREAM_INFO) from the leader
+  // The replica's last confirmed message from this leader and its origin
+  // store time (0: none known): a resend of it by the leader is compared
+  // (on_data()), and a STATE must not end below it (on_state()).
+  uint64_t known_seq_ = 0;
+  int64_t known_time_ns_ = 0;
   uint64_t states_seen_ = 0;           // STATE frames received
   bool front_suspect_ = false;         // check_front() found the replica short once
   uint64_t front_suspect_states_ = 0;  // states_seen_ then

@@ -76,6 +76,7 @@ struct ConsumerResult {
   bool durable = false;
   bool reused = false;
   std::vector<std::string> removed;  // older durables of this follower, deleted
+  std::string created;               // the stream's creation time (STREAM.INFO "created")
 };
 
 template <typename T>
@@ -172,6 +173,38 @@ void Leader::forget_acks(Sender& s) {
   s.ack_watch.reset();
   s.last_ack_reply.clear();
   if (auto vit = views_.find(s.peer); vit != views_.end()) vit->second.ack_sent_mono_ns = 0;
+}
+
+bool Leader::note_created(const std::string& created) {
+  if (created.empty()) return false;
+  const bool again = !created_.empty() && created != created_;
+  created_ = created;
+  return again;
+}
+
+// The stream was deleted and created again under the same name (or
+// replaced, e.g. restored): what the followers hold is the old stream's.
+// Each follower's reader starts again at the last sequence it stored, so
+// that it receives that message again and compares it with its replica's
+// (a different one, or a STATE ending below it, makes it diverge: only a
+// rebuild can realign it).
+void Leader::on_recreated() {
+  spdlog::warn("stream {}: the stream was deleted and created again (created {}); the followers' replicas hold the "
+               "old stream's messages and are checked against the new one",
+               cfg_.name, created_);
+  first_seq_ = 0;
+  last_seq_ = 0;
+  last_time_ns_ = 0;
+  last_time_seq_ = 0;
+  live_deletes_.clear();
+  std::vector<std::pair<std::string, uint64_t>> subs;
+  for (const auto& [peer, snd] : senders_) subs.emplace_back(peer, snd->sub_id);
+  for (const auto& [peer, sub_id] : subs) {
+    auto& v = views_[peer];
+    recheck_oldest(v);
+    start_sender(peer, sub_id, std::max<uint64_t>(1, v.acked_seq));
+  }
+  refresh_state();
 }
 
 void Leader::on_link_up(const std::string& peer) {
@@ -357,6 +390,7 @@ void Leader::create_consumer(Sender& s) {
           out.st = si.status();
           return out;
         }
+        out.created = si->value("created", std::string());
         out.retention = (*si)["config"].value("retention", std::string("limits"));
         if (out.retention == "workqueue") {
           out.st = Status(Code::kUnsupported, "work-queue retention is not replicated");
@@ -423,6 +457,14 @@ void Leader::create_consumer(Sender& s) {
           return;
         }
         sp->creating = false;
+        if (note_created(r.created)) {
+          // Read from a stream created again since (its consumer was lost
+          // with the old one): not from where the old one left off.
+          sp->consumer = r.name;
+          sp->durable = r.durable;
+          on_recreated();
+          return;
+        }
         if (!r.retention.empty()) retention_ = r.retention;
         if (!r.st) {
           auto& v = views_[sp->peer];
@@ -930,9 +972,14 @@ void Leader::refresh_state(std::function<void()> done) {
                                return;
                              }
                              error_.clear();
+                             if (note_created(r->value("created", std::string()))) on_recreated();
                              const Json& st = (*r)["state"];
                              first_seq_ = st.value("first_seq", uint64_t{0});
-                             last_seq_ = st.value("last_seq", uint64_t{0});
+                             // Never below what was already delivered (this reading may
+                             // have been taken before it was stored): a follower takes
+                             // a STATE ending below its replica's last message for a
+                             // stream created again.
+                             last_seq_ = std::max(last_seq_, st.value("last_seq", uint64_t{0}));
                              num_deleted_ = st.value("num_deleted", uint64_t{0});
                              // Across the limit either way: reconcile, which decides (not
                              // more often than every 10 s, e.g. when reading the list fails).

@@ -175,6 +175,11 @@ class Leader {
   // Why the follower has not asked for the stream though its link has been
   // up for a while; "" when it has (or not long enough to tell).
   std::string not_asked(const std::string& peer, const FollowerView& v, int64_t now_mono) const;
+  // The stream's creation time as last read; true when it changed (the
+  // stream was deleted and created again): then on_recreated().
+  bool note_created(const std::string& created);
+  void on_recreated();
+  std::string created_;
   // Store time (ns) of the oldest message the follower has not stored, 0
   // when it has everything, -1 when not known (yet).
   int64_t oldest_unreplicated_time(const std::string& peer, const FollowerView& v) const;

@@ -505,6 +505,105 @@ TEST_CASE("a replica purged by hand lacks what the leader holds: diverged, and a
       },
       "ams replicating again after the rebuild");
   match(l, f, kStream);
+  // Purged by hand while ams's daemon is stopped: found at the next start
+  // (not taken as the replica's new beginning).
+  f.daemon.kill9();
+  f.js().purge(kStream, 150);
+  f.daemon.start();
+  check_for(
+      15s,
+      [&](std::string& state) {
+        auto v = f.daemon.lag_stream(kStream);
+        state = v ? v->dump() : "no stream";
+        return v && v->value("state", "") == "diverged" &&
+               v->value("detail", "").find("messages the leader holds are missing from the replica: sequences 21 to "
+                                           "149") != std::string::npos;
+      },
+      "ams /v1/lag: " + kStream + " diverged after a purge while its daemon was stopped");
+}
+
+TEST_CASE("the leader's stream deleted and created again: every replica of the old one diverges, and a rebuild "
+          "copies the new one",
+          "[history][replaced]") {
+  const std::string kStream = "COVENANT_PROJECTS";
+  TempDir tmp("isthmus-replaced");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  const json cfg = {{"name", kStream}, {"subjects", {"covenant.projects.>"}}, {"storage", "file"}};
+  l.js().create_stream(cfg);
+  mesh.start_daemons();
+  l.js().publish_bulk(messages("covenant.projects.created", 1, 100));
+  match(l, f, kStream);
+  auto recreate = [&] {
+    json d = l.js().api("$JS.API.STREAM.DELETE." + kStream, json::object());
+    INFO(d.dump());
+    REQUIRE(d.value("success", false));
+    l.js().create_stream(cfg);
+  };
+  auto await_replaced = [&](const std::string& why) {
+    check_for(
+        20s,
+        [&](std::string& state) {
+          f.daemon.ensure_running(why);
+          auto v = f.daemon.lag_stream(kStream);
+          state = v ? v->dump() : "no stream";
+          return v && v->value("state", "") == "diverged" &&
+                 v->value("detail", "").find("the leader's stream is not the one this replica copied") !=
+                     std::string::npos;
+        },
+        "ams: " + kStream + " diverged, " + why);
+  };
+  auto rebuild = [&] {
+    auto r = f.daemon.http_post("/v1/streams/" + kStream + "/rebuild");
+    INFO(r.status << " " << r.body);
+    REQUIRE(r.status == 202);
+    check_for(
+        60s,
+        [&](std::string& state) {
+          auto v = f.daemon.lag_stream(kStream);
+          state = v ? v->dump() : "no stream";
+          return v && v->value("state", "") == "replicating";
+        },
+        "ams replicating again after the rebuild");
+    match(l, f, kStream);
+  };
+
+  // Created again while replicating, and grown past the replica: the same
+  // sequences, other messages (they used to be taken for the old ones).
+  recreate();
+  l.js().publish_bulk(messages("covenant.projects.updated", 1001, 150));
+  await_replaced("the new stream grown past the old one");
+  CHECK(read_file(l.daemon.log_path()).find("the stream was deleted and created again") != std::string::npos);
+  rebuild();
+
+  // Created again and left shorter than the replica.
+  recreate();
+  l.js().publish_bulk(messages("covenant.projects.updated", 2001, 20));
+  await_replaced("the new stream ending below the replica");
+  rebuild();
+
+  // Created again while the follower's daemon was stopped.
+  f.daemon.kill9();
+  recreate();
+  l.js().publish_bulk(messages("covenant.projects.updated", 3001, 40));
+  f.daemon.start();
+  await_replaced("found at the follower's next start");
+  rebuild();
+
+  // Created again while both daemons were stopped (the leader's daemon
+  // cannot tell): the follower's first subscription finds it.
+  f.daemon.kill9();
+  l.daemon.kill9();
+  recreate();
+  l.js().publish_bulk(messages("covenant.projects.updated", 4001, 60));
+  l.daemon.start();
+  f.daemon.start();
+  await_replaced("found by the follower's subscription after both daemons restarted");
+  CHECK(read_file(l.daemon.log_path()).find("follower ams stopped: diverged: the leader's stream is not the one") !=
+        std::string::npos);
+  rebuild();
 }
 
 TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica never refuses and matches; a "

@@ -741,6 +741,41 @@ TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate
   std::fflush(stdout);
 }
 
+TEST_CASE("c2: a congested link: a follower far behind never reads itself caught up", "[lag][congested]") {
+  // The leader -> follower direction capped at 150 kB/s while the leader
+  // takes about 500 kB/s: the follower falls further behind every second,
+  // and the DATA frames it receives were built seconds earlier (their last
+  // sequence is that old). Its newest-applied age used to flap to 0 (it
+  // applied everything it had heard of) while it was seconds behind.
+  ProxiedPair su(pair_options());
+  REQUIRE(su.proxy->set(FaultProxy::kB2A, "rate_bps=150000").is_ok());
+  su.start();
+  StreamPublisher pub(su.leader().nats.url(), {{kStream, {kSubject}, 1, 280}}, 15, 10ms);
+  size_t samples = 0, behind = 0, zero_while_behind = 0;
+  std::string example;
+  const auto until = Clock::now() + 8s;
+  while (Clock::now() < until) {
+    json f = su.lag_entry(kFollower);
+    const uint64_t leader_last = su.leader().js().require_stream_info(kStream).last_seq;
+    const double applied = num(f, "applied_seq", 0);
+    ++samples;
+    if (leader_last > applied + 1000) {
+      ++behind;
+      if (num(f, "newest_applied_age_ms") == 0) {
+        ++zero_while_behind;
+        if (example.empty()) example = "leader last " + std::to_string(leader_last) + ", ams " + f.dump();
+      }
+    }
+    std::this_thread::sleep_for(50ms);  // sampling pace over a fixed window
+  }
+  pub.stop();
+  std::printf("[figures] c2: %zu samples, %zu with ams more than 1000 behind, %zu of them reading age 0\n", samples,
+              behind, zero_while_behind);
+  INFO(example);
+  CHECK(behind >= samples / 2);  // the link was congested most of the time
+  CHECK(zero_while_behind == 0);
+}
+
 TEST_CASE("d: link down: when the oldest missing message is deleted, purged or expired, iad's age moves on",
           "[lag][down]") {
   ProxiedPair su(pair_options());

@@ -247,8 +247,13 @@ void verify_lag_api(Mesh& mesh, uint64_t last_seq) {
   auto follower_ok = [&](const json& s, std::string& why) {
     for (const auto& fo : s.value("followers", json::array())) {
       if (fo.value("region", "") != kFollower) continue;
-      if (fo.value("applied_seq", uint64_t{0}) == last_seq && fo.value("leader_last_seq", uint64_t{0}) == last_seq &&
-          fo.value("seq_lag", int64_t{-1}) == 0)
+      // (leader_last_seq and seq_lag are null at a follower that has not
+      // heard from its leader since it started.)
+      auto number = [&fo](const char* k, int64_t fallback) {
+        return fo.contains(k) && fo[k].is_number() ? fo[k].get<int64_t>() : fallback;
+      };
+      if (number("applied_seq", 0) == static_cast<int64_t>(last_seq) &&
+          number("leader_last_seq", 0) == static_cast<int64_t>(last_seq) && number("seq_lag", -1) == 0)
         return true;
       why = "follower entry " + fo.dump();
       return false;
