@@ -115,10 +115,10 @@ void rebuild_replica(natsConnection* nc, const std::string& stream, const std::s
     const bool continuing = mk.kind == Marker::Kind::kRebuildRequested && cfg.value("sealed", false);
     if (!continuing) resume_from = 0;
     if (!continuing) {
-      // (Ours with the leader's old subjects: recreated with the new ones.)
-      Json have = cfg;
-      if (is_isthmus_replica(have, stream)) have["subjects"] = want["subjects"];
-      std::string conflict = replica_conflict(have, want);
+      // A replica Isthmus created is recreated with the leader's settings,
+      // whatever they are now (subjects, storage, retention: a leader
+      // stream created again with others); any other stream is not ours.
+      std::string conflict = is_isthmus_replica(cfg, stream) ? std::string() : replica_conflict(cfg, want);
       if (!conflict.empty()) {
         r.conflict = true;
         r.st = Status(Code::kConflict, "existing stream conflicts with the leader's: " + conflict +
@@ -612,6 +612,14 @@ void Follower::check_synced() {
 }
 
 Status Follower::on_stream_info(const link::StreamInfo& info) {
+  if (phase_ == Phase::kReplicating && !info.error.empty() && info.stream == cfg_.name) {
+    // Unasked, while replicating: the leader says the replica no longer
+    // matches its stream (it was deleted and created again).
+    diverge("leader " + cfg_.leader + ": " + info.error + ". A rebuild copies the new stream; it deletes this "
+            "replica's messages, the old stream's, so keep a copy first if they are wanted",
+            applied_ + 1);
+    return Status::ok();
+  }
   if (phase_ != Phase::kAwaitInfo) return Status::ok();
   if (!info.error.empty()) {
     phase_ = Phase::kError;
@@ -693,8 +701,15 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         }
         std::string conflict = replica_conflict(have, want);
         if (!conflict.empty()) {
-          r.conflict = true;
-          r.st = Status(Code::kConflict, "existing stream conflicts with the leader's: " + conflict);
+          // A replica Isthmus created (the leader's stream was created
+          // again with other settings): a rebuild recreates it. Any other
+          // stream is not ours to delete (409 to a rebuild).
+          const bool ours = is_isthmus_replica(have, stream);
+          r.conflict = !ours;
+          r.st = Status(Code::kConflict, "existing stream conflicts with the leader's: " + conflict +
+                                             (ours ? "; rebuild the replica (POST /v1/streams/" + stream +
+                                                         "/rebuild) to recreate it with the leader's settings"
+                                                   : ""));
           return r;
         }
         auto changes = replica_limit_changes(have, want);
@@ -1329,6 +1344,32 @@ void Follower::apply_deletes() {
       });
 }
 
+// Purges the replica below `to` so that its next message lands at `to`:
+// everything below it is gone at the leader (nothing in flight).
+void Follower::position_at(uint64_t to) {
+  purge_replica_below(to, [this, to](Status st) {
+    if (!st) {
+      reset("positioning purge failed: " + st.message());
+      return;
+    }
+    spdlog::info("stream {}: replica positioned at sequence {}", cfg_.name, to);
+    replica_first_ = std::max(replica_first_, to);
+    // nats-server 2.9 keeps its count for the expected-last-sequence check
+    // where it was before such a purge (until it restarts): compensate.
+    // Should a server count otherwise, the probation write is refused and
+    // the offset learned (refused()).
+    guard_offset_ = static_cast<int64_t>(next_ - 1) + guard_offset_ - static_cast<int64_t>(to - 1);
+    probation_ = true;
+    next_ = to;
+    applied_ = to - 1;
+    ack_dirty_ = true;
+    sync_.update(loop::mono_ns(), applied_, leader_last_seq_);
+    note_caught_up();
+    ctx_.request_flush();
+    pump();
+  });
+}
+
 void Follower::pump() {
   while (phase_ == Phase::kReplicating && !draining_ && !purge_pending_ && !queue_.empty() &&
          inflight_.size() < kMaxInflight && !(probation_ && !inflight_.empty())) {
@@ -1344,26 +1385,7 @@ void Follower::pump() {
       bool below_leader_first = leader_first_ >= m.seq && m.seq - next_ >= kPositionGapMin;
       if ((replica_empty_ || below_leader_first) && inflight_.empty()) {
         // Position the empty replica so the next message lands at m.seq.
-        const uint64_t to = m.seq;
-        purge_replica_below(to, [this, to](Status st) {
-          if (!st) {
-            reset("positioning purge failed: " + st.message());
-            return;
-          }
-          spdlog::info("stream {}: replica positioned at sequence {}", cfg_.name, to);
-          replica_first_ = std::max(replica_first_, to);
-          // nats-server 2.9 keeps its count for the expected-last-
-          // sequence check where it was before such a purge (until it
-          // restarts): compensate. Should a server count otherwise, the
-          // probation write is refused and the offset learned (refused()).
-          guard_offset_ = static_cast<int64_t>(next_ - 1) + guard_offset_ - static_cast<int64_t>(to - 1);
-          probation_ = true;
-          next_ = to;
-          applied_ = to - 1;
-          ack_dirty_ = true;
-          ctx_.request_flush();
-          pump();
-        });
+        position_at(m.seq);
         return;
       }
       // A gap at the leader (deleted or expired messages): keep alignment
@@ -2051,6 +2073,15 @@ void Follower::tick() {
         break;
       }
       check_replica();
+      // The leader's stream is empty, its first sequence beyond ours (its
+      // messages expired, were consumed or purged, or it was created again
+      // and published to with nobody interested): nothing will arrive to
+      // position the replica by, so position it now (a sync would
+      // otherwise wait for the next message).
+      if (state_seen_ && leader_first_ > next_ && leader_last_seq_ + 1 == leader_first_ && queue_.empty() &&
+          inflight_.empty() && !purge_pending_ && !draining_) {
+        position_at(leader_first_);
+      }
       trim();
       apply_deletes();
       log_deletes();

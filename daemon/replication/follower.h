@@ -137,6 +137,7 @@ class Follower {
 
   void maybe_start();
   void read_local();
+  void position_at(uint64_t to);
   // A divergence's detail for a replica whose leader stream was replaced.
   std::string replaced_detail(uint64_t seq, const std::string& evidence) const;
   // True when the replica lacks messages at its front (and it diverged).

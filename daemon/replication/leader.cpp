@@ -202,8 +202,21 @@ void Leader::on_recreated() {
   for (const auto& [peer, sub_id] : subs) {
     auto& v = views_[peer];
     recheck_oldest(v);
+    if (v.acked_seq > 0) {
+      // It stored messages of the old stream: say so (a STREAM_INFO
+      // with an error while it replicates; a follower built before this
+      // ignores it, and finds it by the comparison below if it can).
+      link::StreamInfo info;
+      info.stream = cfg_.name;
+      info.error = "the stream was deleted and created again at " + ctx_.cfg->region.name + " (created " + created_ +
+                   "): this replica holds the old stream's messages, up to sequence " + std::to_string(v.acked_seq);
+      std::vector<uint8_t> f;
+      encode(info, f);
+      ctx_.links->send_priority(peer, std::move(f));
+    }
     start_sender(peer, sub_id, std::max<uint64_t>(1, v.acked_seq));
   }
+  ctx_.request_flush();
   refresh_state();
 }
 
@@ -233,7 +246,8 @@ std::string Leader::not_asked(const std::string& peer, const FollowerView& v, in
   return "region " + peer + " has not asked for this stream in the " + std::to_string(s) +
          " s its link has been up: the stream is missing from its configuration (a [[streams]] entry for " +
          cfg_.name + " with leader " + ctx_.cfg->region.name +
-         "), or its local NATS is down (its /healthz says which)";
+         "), or it names another leader for it (two regions configured to lead it), or its local NATS is down "
+         "(its /healthz says which)";
 }
 
 Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {

@@ -549,9 +549,9 @@ TEST_CASE("the leader's stream deleted and created again: every replica of the o
           f.daemon.ensure_running(why);
           auto v = f.daemon.lag_stream(kStream);
           state = v ? v->dump() : "no stream";
+          // (Said by the leader, or found by the follower's comparison.)
           return v && v->value("state", "") == "diverged" &&
-                 v->value("detail", "").find("the leader's stream is not the one this replica copied") !=
-                     std::string::npos;
+                 v->value("detail", "").find("deleted and created again") != std::string::npos;
         },
         "ams: " + kStream + " diverged, " + why);
   };
@@ -604,6 +604,24 @@ TEST_CASE("the leader's stream deleted and created again: every replica of the o
   CHECK(read_file(l.daemon.log_path()).find("follower ams stopped: diverged: the leader's stream is not the one") !=
         std::string::npos);
   rebuild();
+
+  // Created again with other storage and retention (nats-server cannot
+  // change those in place): the rebuild recreates the replica with them
+  // (it used to be refused: 409, "a stream it did not create").
+  {
+    json d = l.js().api("$JS.API.STREAM.DELETE." + kStream, json::object());
+    REQUIRE(d.value("success", false));
+    json other = cfg;
+    other["storage"] = "memory";
+    other["retention"] = "interest";
+    l.js().create_stream(other);
+    l.js().publish_bulk(messages("covenant.projects.updated", 5001, 80));
+  }
+  await_replaced("created again with memory storage and interest retention");
+  rebuild();
+  const json rc = replica_config(f, kStream);
+  CHECK(rc.value("storage", "") == "memory");
+  check_neutral_limits(rc, "interest");
 }
 
 TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica never refuses and matches; a "
