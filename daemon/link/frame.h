@@ -12,6 +12,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -128,6 +129,13 @@ struct Heartbeat {
 struct GoAway {
   std::string reason;
 };
+
+// The error of a STREAM_INFO a leader sends unasked, to a follower that
+// replicates, when its stream is no longer the one the follower copies
+// (deleted and created again): it begins with this, and the follower
+// diverges. (Any other STREAM_INFO with an error while replicating is a
+// late answer to an earlier request, and is ignored.)
+inline constexpr std::string_view kReplacedPrefix = "replaced: ";
 
 // LAG_REPORT flags.
 constexpr uint32_t kLagFlagOffsetKnown = 1u << 0;  // clock_offset_* is an estimate

@@ -612,12 +612,16 @@ void Follower::check_synced() {
 }
 
 Status Follower::on_stream_info(const link::StreamInfo& info) {
-  if (phase_ == Phase::kReplicating && !info.error.empty() && info.stream == cfg_.name) {
-    // Unasked, while replicating: the leader says the replica no longer
-    // matches its stream (it was deleted and created again).
-    diverge("leader " + cfg_.leader + ": " + info.error + ". A rebuild copies the new stream; it deletes this "
-            "replica's messages, the old stream's, so keep a copy first if they are wanted",
-            applied_ + 1);
+  if (phase_ != Phase::kAwaitInfo && info.error.rfind(link::kReplacedPrefix, 0) == 0) {
+    // Unasked: the leader says the replica no longer matches its stream (it
+    // was deleted and created again). (While preparing, too: the start in
+    // progress could not tell.)
+    if (phase_ == Phase::kReplicating || phase_ == Phase::kPreparing) {
+      diverge("leader " + cfg_.leader + ": " + info.error.substr(link::kReplacedPrefix.size()) +
+                  ". A rebuild copies the new stream; it deletes this replica's messages, the old stream's, so "
+                  "keep a copy first if they are wanted",
+              applied_ + 1);
+    }
     return Status::ok();
   }
   if (phase_ != Phase::kAwaitInfo) return Status::ok();
@@ -1036,6 +1040,13 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   }
   phase_ = Phase::kReplicating;
   phase_since_mono_ns_ = loop::mono_ns();
+  if (s.from_seq + 1 == next_) {
+    // Subscribed from the replica's last message (sent again, compared):
+    // say at once that it is stored, or the leader counts it missing (its
+    // view "syncing", its age in the oldest-unreplicated figure).
+    ack_dirty_ = true;
+    flush();
+  }
   leader_last_seq_ = std::max(leader_last_seq_, applied_);
   backlog_to_ = leader_last_seq_;
   if (!sync_.started()) {
@@ -2078,8 +2089,11 @@ void Follower::tick() {
       // and published to with nobody interested): nothing will arrive to
       // position the replica by, so position it now (a sync would
       // otherwise wait for the next message).
+      // (Not while an earlier pipeline's writes may still land: the late-
+      // write check comes first.)
       if (state_seen_ && leader_first_ > next_ && leader_last_seq_ + 1 == leader_first_ && queue_.empty() &&
-          inflight_.empty() && !purge_pending_ && !draining_) {
+          inflight_.empty() && !purge_pending_ && !draining_ && late_from_ == 0 && late_held_.empty() &&
+          verify_from_ == 0) {
         position_at(leader_first_);
       }
       trim();

@@ -208,7 +208,8 @@ void Leader::on_recreated() {
       // ignores it, and finds it by the comparison below if it can).
       link::StreamInfo info;
       info.stream = cfg_.name;
-      info.error = "the stream was deleted and created again at " + ctx_.cfg->region.name + " (created " + created_ +
+      info.error = std::string(link::kReplacedPrefix) + "the stream was deleted and created again at " +
+                   ctx_.cfg->region.name + " (created " + created_ +
                    "): this replica holds the old stream's messages, up to sequence " + std::to_string(v.acked_seq);
       std::vector<uint8_t> f;
       encode(info, f);
@@ -266,11 +267,14 @@ Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
                                             " has work-queue retention, which Isthmus does not replicate "
                                             "(a reader would take messages from the application's consumers)";
                              } else {
+                               if (note_created(r->value("created", std::string()))) on_recreated();
                                retention_ = (*r)["config"].value("retention", std::string("limits"));
                                info.config_json = (*r)["config"].dump();
                                info.first_seq = (*r)["state"].value("first_seq", uint64_t{0});
-                               info.last_seq = (*r)["state"].value("last_seq", uint64_t{0});
-                               last_seq_ = std::max(last_seq_, info.last_seq);
+                               // Never below what was delivered (the follower takes a last
+                               // sequence below its replica's for a stream created again).
+                               last_seq_ = std::max(last_seq_, (*r)["state"].value("last_seq", uint64_t{0}));
+                               info.last_seq = last_seq_;
                                first_seq_ = info.first_seq;
                              }
                              std::vector<uint8_t> f;
