@@ -99,6 +99,31 @@ void check_neutral_limits(const json& c, const std::string& retention) {
   CHECK(c.value("discard", "") == "old");
 }
 
+// Waits until the follower reports the stream in `state` with a detail
+// containing `detail` ("" for any).
+void await_follower_state(Region& f, const std::string& stream, const std::string& state,
+                          const std::string& detail, std::chrono::milliseconds timeout, const std::string& what) {
+  check_for(
+      timeout,
+      [&](std::string& st) {
+        f.daemon.ensure_running(what);
+        auto v = f.daemon.lag_stream(stream);
+        st = v ? v->dump() : "no stream";
+        return v && v->value("state", "") == state && v->value("detail", "").find(detail) != std::string::npos;
+      },
+      kFollower + ": " + stream + " " + state + ", " + what);
+}
+
+// Asks the follower for a rebuild and waits until it replicates again and
+// matches the leader.
+void rebuild_and_match(Region& l, Region& f, const std::string& stream) {
+  auto r = f.daemon.http_post("/v1/streams/" + stream + "/rebuild");
+  INFO(r.status << " " << r.body);
+  REQUIRE(r.status == 202);
+  await_follower_state(f, stream, "replicating", "", 60s, "again after the rebuild");
+  match(l, f, stream);
+}
+
 // A durable pull consumer of the test's own at the leader (an application).
 struct AppConsumer {
   JetStream& js;
@@ -482,44 +507,19 @@ TEST_CASE("a replica purged by hand lacks what the leader holds: diverged, and a
       "ams keeps replicating while the leader deletes its first messages");
   // Purged by hand in ams: 21..200 gone from the replica, held at the leader.
   f.js().purge(kStream);
-  check_for(
-      15s,
-      [&](std::string& state) {
-        auto v = f.daemon.lag_stream(kStream);
-        state = v ? v->dump() : "no stream";
-        return v && v->value("state", "") == "diverged" &&
-               v->value("detail", "").find("messages the leader holds are missing from the replica: sequences 21 to "
-                                           "200") != std::string::npos;
-      },
-      "ams /v1/lag: " + kStream + " diverged, naming the missing sequences");
-  auto r = f.daemon.http_post("/v1/streams/" + kStream + "/rebuild");
-  INFO(r.status << " " << r.body);
-  REQUIRE(r.status == 202);
+  await_follower_state(f, kStream, "diverged",
+                       "messages the leader holds are missing from the replica: sequences 21 to 200", 15s,
+                       "naming the missing sequences");
   l.js().publish_bulk(messages("covenant.projects.created", 201, 20));
-  check_for(
-      60s,
-      [&](std::string& state) {
-        auto v = f.daemon.lag_stream(kStream);
-        state = v ? v->dump() : "no stream";
-        return v && v->value("state", "") == "replicating";
-      },
-      "ams replicating again after the rebuild");
-  match(l, f, kStream);
+  rebuild_and_match(l, f, kStream);
   // Purged by hand while ams's daemon is stopped: found at the next start
   // (not taken as the replica's new beginning).
   f.daemon.kill9();
   f.js().purge(kStream, 150);
   f.daemon.start();
-  check_for(
-      15s,
-      [&](std::string& state) {
-        auto v = f.daemon.lag_stream(kStream);
-        state = v ? v->dump() : "no stream";
-        return v && v->value("state", "") == "diverged" &&
-               v->value("detail", "").find("messages the leader holds are missing from the replica: sequences 21 to "
-                                           "149") != std::string::npos;
-      },
-      "ams /v1/lag: " + kStream + " diverged after a purge while its daemon was stopped");
+  await_follower_state(f, kStream, "diverged",
+                       "messages the leader holds are missing from the replica: sequences 21 to 149", 15s,
+                       "after a purge while its daemon was stopped");
 }
 
 TEST_CASE("the leader's stream deleted and created again: every replica of the old one diverges, and a rebuild "
@@ -542,33 +542,11 @@ TEST_CASE("the leader's stream deleted and created again: every replica of the o
     REQUIRE(d.value("success", false));
     l.js().create_stream(cfg);
   };
+  // (Said by the leader, or found by the follower's comparison.)
   auto await_replaced = [&](const std::string& why) {
-    check_for(
-        20s,
-        [&](std::string& state) {
-          f.daemon.ensure_running(why);
-          auto v = f.daemon.lag_stream(kStream);
-          state = v ? v->dump() : "no stream";
-          // (Said by the leader, or found by the follower's comparison.)
-          return v && v->value("state", "") == "diverged" &&
-                 v->value("detail", "").find("deleted and created again") != std::string::npos;
-        },
-        "ams: " + kStream + " diverged, " + why);
+    await_follower_state(f, kStream, "diverged", "deleted and created again", 20s, why);
   };
-  auto rebuild = [&] {
-    auto r = f.daemon.http_post("/v1/streams/" + kStream + "/rebuild");
-    INFO(r.status << " " << r.body);
-    REQUIRE(r.status == 202);
-    check_for(
-        60s,
-        [&](std::string& state) {
-          auto v = f.daemon.lag_stream(kStream);
-          state = v ? v->dump() : "no stream";
-          return v && v->value("state", "") == "replicating";
-        },
-        "ams replicating again after the rebuild");
-    match(l, f, kStream);
-  };
+  auto rebuild = [&] { rebuild_and_match(l, f, kStream); };
 
   // Created again while replicating, and grown past the replica: the same
   // sequences, other messages (they used to be taken for the old ones).
