@@ -6,7 +6,7 @@
 # follow over mutual-TLS + S2 links in a full mesh. It publishes events into
 # all four streams in iad and shows the leader's lag table (every stream x
 # follower) while they replicate, then a kill -9 of syd's daemon and its
-# resume. Stops everything it started on exit (Ctrl-C included), daemons
+# resume, then a foreign write into a replica: divergence and a rebuild. Stops everything it started on exit (Ctrl-C included), daemons
 # first; removes its temporary directory unless it failed or --keep is given.
 #   scripts/demo.sh [--events N] [--rate MSGS_PER_S] [--keep]    (per stream)
 set -euo pipefail
@@ -249,6 +249,27 @@ ctl syd lag
 echo
 echo "== links (iad):"
 ctl iad links
+echo
+echo "== an application in ams publishes into its replica of COVENANT_COUNTRIES (a foreign write):"
+echo "   ams stops that stream (diverged), keeps the message aside, and an operator rebuilds the replica"
+"$LOADGEN" publish --url "nats://127.0.0.1:${NATS_PORT[ams]}" --subjects covenant.countries.updated \
+  --count 1 --rate 0 >"$DEMO/publish-foreign.log" 2>&1
+kept_aside() {  # diverged, with the foreign message kept aside
+  ctl ams --json lag | python3 -c '
+import json, sys
+s = [s for s in json.load(sys.stdin)["streams"] if s["stream"] == "COVENANT_COUNTRIES"][0]
+sys.exit(0 if s["state"] == "diverged" and s["followers"][0].get("foreign_kept", 0) >= 1 else 1)'
+}
+wait_for 20 "ams to report the divergence" kept_aside
+ctl ams health || true
+printf "%s" "-- the side stream in ams: "
+"$LOADGEN" info --url "nats://127.0.0.1:${NATS_PORT[ams]}" --stream ISTHMUS_FOREIGN_COVENANT_COUNTRIES |
+  python3 -c 'import json,sys; j=json.load(sys.stdin); print("ISTHMUS_FOREIGN_COVENANT_COUNTRIES messages=%d subjects=%s" % (j["state"]["messages"], j["config"]["subjects"]))'
+echo "-- isthmusctl rebuild COVENANT_COUNTRIES --watch (at ams)"
+ctl ams rebuild COVENANT_COUNTRIES --watch --interval 500ms
+wait_for 30 "ams healthy again" ctl ams health
+ctl ams lag | grep -E "STREAM|COUNTRIES"
+
 echo
 echo "== stream state in each region:"
 for s in "${STREAMS[@]}"; do
