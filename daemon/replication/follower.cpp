@@ -612,6 +612,16 @@ void Follower::check_synced() {
 }
 
 Status Follower::on_stream_info(const link::StreamInfo& info) {
+  if (phase_ == Phase::kAwaitInfo && rebuild_ == Rebuild::kNone && info.error.rfind(link::kReplacedPrefix, 0) == 0) {
+    // The answer to our request: the leader's stream was created again
+    // since this replica last copied from it (while this daemon or the
+    // link was away). Said before anything touches the replica.
+    diverge("leader " + cfg_.leader + ": " + info.error.substr(link::kReplacedPrefix.size()) +
+                ". A rebuild copies the new stream; it deletes this replica's messages, the old stream's, so keep "
+                "a copy first if they are wanted",
+            0);
+    return Status::ok();
+  }
   if (phase_ != Phase::kAwaitInfo && info.error.rfind(link::kReplacedPrefix, 0) == 0) {
     // Unasked: the leader says the replica no longer matches its stream (it
     // was deleted and created again). (While preparing, too: the start in
@@ -1031,6 +1041,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   // replica copies.
   if (known_seq_ == 0 || known_seq_ != last_seq || known_seq_ + 1 != next_) known_seq_ = known_time_ns_ = 0;
   s.from_seq = known_seq_ > 0 ? known_seq_ : next_;
+  awaiting_overlap_ = known_seq_ > 0 && leader_first_ <= known_seq_;
   s.sub_id = sub_id_;
   std::vector<uint8_t> f;
   encode(s, f);
@@ -1166,12 +1177,14 @@ Status Follower::on_data(link::Data&& d) {
   // last sequence is recent enough to call a follower that holds it
   // caught up.)
   for (auto& m : d.msgs) {
+    if (awaiting_overlap_ && m.seq >= known_seq_) awaiting_overlap_ = false;  // compared below, or gone
     // The replica's last confirmed message, sent again (at a SUBSCRIBE, or
     // by a leader that found its stream created again): the same message,
     // or the leader's stream is another one.
     if (m.seq == known_seq_ && known_time_ns_ > 0 && m.seq < next_ && m.time_ns != known_time_ns_) {
-      diverge(replaced_detail(m.seq, "its message there was stored at " + std::to_string(m.time_ns) +
-                                         " ns (Unix), the replica's at " + std::to_string(known_time_ns_)),
+      diverge(replaced_detail(m.seq, "the leader's message at that sequence was stored at " +
+                                         std::to_string(m.time_ns) + " ns (Unix), the replica's copy at " +
+                                         std::to_string(known_time_ns_)),
               m.seq + 1);
       return Status::ok();
     }
@@ -1193,6 +1206,7 @@ void Follower::on_state(const link::State& st) {
     state_last_seq_ = st.last_seq;
   }
   ++states_seen_;
+  if (awaiting_overlap_ && st.first_seq > known_seq_) awaiting_overlap_ = false;  // gone at the leader
   if (phase_ == Phase::kReplicating && known_time_ns_ > 0 && st.last_seq < known_seq_) {
     // The leader's stream ends below a message the replica holds from it:
     // not the stream the replica copied (STATE goes ahead of data, so it
@@ -1238,6 +1252,9 @@ void Follower::log_deletes() {
 
 void Follower::trim() {
   if (phase_ != Phase::kReplicating || purge_pending_ || draining_) return;
+  // Not before the message subscribed from has been compared (the leader's
+  // stream may be another one: its first sequence says nothing of ours).
+  if (awaiting_overlap_) return;
   uint64_t target = std::min(leader_first_, applied_ + 1);
   if (target <= replica_first_) return;
   purge_replica_below(target, [this, target](Status st) {

@@ -289,6 +289,7 @@ class Follower {
   // (on_data()), and a STATE must not end below it (on_state()).
   uint64_t known_seq_ = 0;
   int64_t known_time_ns_ = 0;
+  bool awaiting_overlap_ = false;  // subscribed from known_seq_, not yet received: no trim()
   uint64_t states_seen_ = 0;           // STATE frames received
   bool front_suspect_ = false;         // check_front() found the replica short once
   uint64_t front_suspect_states_ = 0;  // states_seen_ then

@@ -197,28 +197,40 @@ void Leader::on_recreated() {
   last_time_ns_ = 0;
   last_time_seq_ = 0;
   live_deletes_.clear();
+  // Followers away now (link down, daemon stopped) are told when they
+  // subscribe again (on_subscribe()): they may not be able to tell
+  // themselves, e.g. when the new stream no longer holds their last
+  // sequence.
+  for (auto& [peer, v] : views_) {
+    if (v.acked_seq > 0) v.replaced = true;
+  }
   std::vector<std::pair<std::string, uint64_t>> subs;
   for (const auto& [peer, snd] : senders_) subs.emplace_back(peer, snd->sub_id);
   for (const auto& [peer, sub_id] : subs) {
     auto& v = views_[peer];
     recheck_oldest(v);
-    if (v.acked_seq > 0) {
-      // It stored messages of the old stream: say so (a STREAM_INFO
-      // with an error while it replicates; a follower built before this
-      // ignores it, and finds it by the comparison below if it can).
-      link::StreamInfo info;
-      info.stream = cfg_.name;
-      info.error = std::string(link::kReplacedPrefix) + "the stream was deleted and created again at " +
-                   ctx_.cfg->region.name + " (created " + created_ +
-                   "): this replica holds the old stream's messages, up to sequence " + std::to_string(v.acked_seq);
-      std::vector<uint8_t> f;
-      encode(info, f);
-      ctx_.links->send_priority(peer, std::move(f));
-    }
+    tell_replaced(peer, v);
     start_sender(peer, sub_id, std::max<uint64_t>(1, v.acked_seq));
   }
   ctx_.request_flush();
   refresh_state();
+}
+
+// A follower that stored messages of the stream this one replaced: say so
+// (a STREAM_INFO with a "replaced: " error, unasked, ahead of data; a
+// follower built before this ignores it, and finds it by comparing the
+// message it subscribed from, if the new stream holds that sequence).
+void Leader::tell_replaced(const std::string& peer, FollowerView& v) {
+  if (!v.replaced) return;
+  v.replaced = false;
+  link::StreamInfo info;
+  info.stream = cfg_.name;
+  info.error = std::string(link::kReplacedPrefix) + "the stream was deleted and created again at " +
+               ctx_.cfg->region.name + " (created " + created_ +
+               "): this replica holds the old stream's messages, up to sequence " + std::to_string(v.acked_seq);
+  std::vector<uint8_t> f;
+  encode(info, f);
+  ctx_.links->send_priority(peer, std::move(f));
 }
 
 void Leader::on_link_up(const std::string& peer) {
@@ -252,7 +264,16 @@ std::string Leader::not_asked(const std::string& peer, const FollowerView& v, in
 }
 
 Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
-  if (auto it = views_.find(peer); it != views_.end()) it->second.asked = true;
+  if (auto it = views_.find(peer); it != views_.end()) {
+    it->second.asked = true;
+    if (it->second.replaced) {
+      // Before it prepares (and trims) its replica: it holds the old
+      // stream's messages.
+      tell_replaced(peer, it->second);
+      ctx_.request_flush();
+      return Status::ok();
+    }
+  }
   std::string stream = cfg_.name;
   int64_t tmo = ctx_.timeout_ms();
   ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
@@ -293,6 +314,11 @@ Status Leader::on_subscribe(const std::string& peer, const link::Subscribe& sub)
   // acknowledged position (drop_sender remembers the oldest of it).
   drop_sender(peer);
   auto& v = views_[peer];
+  // The first subscription since the stream was created again, from a
+  // follower that stored from the old one: it holds the old stream's
+  // messages unless it was rebuilt meanwhile (then it asks from 1).
+  if (v.replaced && sub.from_seq > 1) tell_replaced(peer, v);
+  v.replaced = false;
   v.subscribed = true;
   v.asked = true;
   v.seen = true;

@@ -171,6 +171,9 @@ class Leader {
     // configuration lacks the stream never does (not_asked()).
     int64_t link_up_mono_ns = 0;
     bool asked = false;
+    // It stored messages of a stream since deleted and created again, and
+    // has not been told yet (tell_replaced()).
+    bool replaced = false;
   };
   // Why the follower has not asked for the stream though its link has been
   // up for a while; "" when it has (or not long enough to tell).
@@ -179,6 +182,7 @@ class Leader {
   // stream was deleted and created again): then on_recreated().
   bool note_created(const std::string& created);
   void on_recreated();
+  void tell_replaced(const std::string& peer, FollowerView& v);
   std::string created_;
   // Store time (ns) of the oldest message the follower has not stored, 0
   // when it has everything, -1 when not known (yet).

@@ -570,6 +570,28 @@ TEST_CASE("the leader's stream deleted and created again: every replica of the o
   await_replaced("found at the follower's next start");
   rebuild();
 
+  // Created again while the follower's daemon was stopped, and the new
+  // stream's first sequence already beyond the replica's last: the follower
+  // cannot compare anything (it used to position its replica there,
+  // deleting the old stream's messages, and carry on); the leader tells it
+  // when it subscribes. The replica keeps the old messages until rebuilt.
+  {
+    const StreamInfo before = f.js().require_stream_info(kStream);
+    f.daemon.kill9();
+    recreate();
+    l.js().publish_bulk(messages("covenant.projects.updated", 3501, before.last_seq + 50));
+    json p = l.js().api("$JS.API.STREAM.PURGE." + kStream, json{{"keep", 10}});
+    INFO(p.dump());
+    REQUIRE(p.value("success", false));
+    REQUIRE(l.js().require_stream_info(kStream).first_seq > before.last_seq + 1);
+    f.daemon.start();
+    await_replaced("the new stream beginning beyond the replica's last sequence");
+    const StreamInfo after = f.js().require_stream_info(kStream);
+    CHECK(after.messages == before.messages);
+    CHECK(after.first_seq == before.first_seq);
+    rebuild();
+  }
+
   // Created again while both daemons were stopped (the leader's daemon
   // cannot tell): the follower's first subscription finds it.
   f.daemon.kill9();
