@@ -197,10 +197,10 @@ void Leader::on_recreated() {
   last_time_ns_ = 0;
   last_time_seq_ = 0;
   live_deletes_.clear();
-  // Followers away now (link down, daemon stopped) are told when they
-  // subscribe again (on_subscribe()): they may not be able to tell
-  // themselves, e.g. when the new stream no longer holds their last
-  // sequence.
+  // Followers away now (link down, daemon stopped) are told when they ask
+  // for the stream again (on_stream_req(), or on_subscribe()): they may
+  // not be able to tell themselves, e.g. when the new stream no longer
+  // holds their last sequence.
   for (auto& [peer, v] : views_) {
     if (v.acked_seq > 0) v.replaced = true;
   }
