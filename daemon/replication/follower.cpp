@@ -66,6 +66,16 @@ constexpr uint64_t kKeepAsideChunk = 2000;
 // writes of a restarted pipeline; beyond that a taken place is foreign.
 constexpr uint64_t kMaxLateWritesCheck = 4 * kMaxInflight;
 
+// The origin headers of a message as STREAM.MSG.GET returns it (base64
+// "hdrs"): false when it has none that parse.
+bool message_origin(const Json& msg, Origin& o) {
+  std::string block;
+  std::vector<std::pair<std::string, std::string>> hv;
+  return msg.contains("hdrs") && msg["hdrs"].is_string() &&
+         nats::base64_decode(msg["hdrs"].get<std::string>(), block) && nats::parse_header_block(block, hv) &&
+         parse_origin(hv, o);
+}
+
 struct PrepResult {
   Status st;
   bool conflict = false;  // the existing stream is not a replica we may touch
@@ -284,14 +294,11 @@ void Follower::read_local() {
         if (state.value("messages", uint64_t{0}) == 0) return r;
         const uint64_t last = state.value("last_seq", uint64_t{0});
         auto m = nats::msg_get(nc, stream, last, tmo);
-        std::string block;
-        std::vector<std::pair<std::string, std::string>> hv;
         Origin o;
         // Only a last message Isthmus wrote there, from this leader, says
         // how far the replica is applied (anything else is for the
         // pipeline's checks to name).
-        if (m && m->contains("hdrs") && nats::base64_decode((*m)["hdrs"].get<std::string>(), block) &&
-            nats::parse_header_block(block, hv) && parse_origin(hv, o) && o.seq == last && o.region == leader) {
+        if (m && message_origin(*m, o) && o.seq == last && o.region == leader) {
           r.last_seq = last;
           r.last_origin_ns = o.time_ns;
         }
@@ -612,27 +619,21 @@ void Follower::check_synced() {
 }
 
 Status Follower::on_stream_info(const link::StreamInfo& info) {
-  if (phase_ == Phase::kAwaitInfo && rebuild_ == Rebuild::kNone && info.error.rfind(link::kReplacedPrefix, 0) == 0) {
-    // The answer to our request: the leader's stream was created again
-    // since this replica last copied from it (while this daemon or the
-    // link was away). Said before anything touches the replica.
-    diverge("leader " + cfg_.leader + ": " + info.error.substr(link::kReplacedPrefix.size()) +
-                ". A rebuild copies the new stream; it deletes this replica's messages, the old stream's, so keep "
-                "a copy first if they are wanted",
-            0);
-    return Status::ok();
-  }
-  if (phase_ != Phase::kAwaitInfo && info.error.rfind(link::kReplacedPrefix, 0) == 0) {
-    // Unasked: the leader says the replica no longer matches its stream (it
-    // was deleted and created again). (While preparing, too: the start in
-    // progress could not tell.)
-    if (phase_ == Phase::kReplicating || phase_ == Phase::kPreparing) {
+  if (info.error.rfind(link::kReplacedPrefix, 0) == 0) {
+    // The leader says the replica no longer matches its stream (deleted and
+    // created again): unasked while we replicate or prepare (the start in
+    // progress could not tell), or in answer to our request after this
+    // daemon or the link was away (before anything touches the replica).
+    // (A rebuild's own request goes on as after any error answer.)
+    const bool asked = phase_ == Phase::kAwaitInfo && rebuild_ == Rebuild::kNone;
+    if (asked || phase_ == Phase::kReplicating || phase_ == Phase::kPreparing) {
       diverge("leader " + cfg_.leader + ": " + info.error.substr(link::kReplacedPrefix.size()) +
                   ". A rebuild copies the new stream; it deletes this replica's messages, the old stream's, so "
                   "keep a copy first if they are wanted",
-              applied_ + 1);
+              asked ? 0 : applied_ + 1);
+      return Status::ok();
     }
-    return Status::ok();
+    if (phase_ != Phase::kAwaitInfo) return Status::ok();
   }
   if (phase_ != Phase::kAwaitInfo) return Status::ok();
   if (!info.error.empty()) {
@@ -779,12 +780,8 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         if (r.messages > 0 && r.last_seq > 0) {
           auto m = nats::msg_get(nc, stream, r.last_seq, tmo);
           if (m) {
-            std::string hdrs, block;
-            std::vector<std::pair<std::string, std::string>> hv;
             Origin o;
-            bool ok = m->contains("hdrs") && nats::base64_decode((*m)["hdrs"].get<std::string>(), block) &&
-                      nats::parse_header_block(block, hv) && parse_origin(hv, o);
-            if (!ok) {
+            if (!message_origin(*m, o)) {
               r.diverged = "the replica's last message (sequence " + std::to_string(r.last_seq) +
                            ") was not written by Isthmus";
             } else if (o.seq != r.last_seq) {
