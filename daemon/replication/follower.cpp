@@ -1229,6 +1229,7 @@ void Follower::on_deleted(link::Deleted&& d) {
   }
   trim();
   apply_deletes();
+  fill_deleted_tail();
 }
 
 // Purges the replica below the leader's first sequence, never above what is
@@ -1431,6 +1432,49 @@ void Follower::pump() {
     queue_bytes_ -= m.wire_size();
     queue_.pop_front();
   }
+}
+
+void Follower::fill_deleted_tail() {
+  if (phase_ != Phase::kReplicating || !state_seen_ || leader_last_seq_ < next_ || replica_empty_ ||
+      !queue_.empty() || !inflight_.empty() || purge_pending_ || draining_ || probation_ || awaiting_overlap_ ||
+      late_from_ != 0 || !late_held_.empty() || verify_from_ != 0 || leader_last_seq_ - next_ >= kMaxInflight) {
+    return;
+  }
+  // Every sequence of the tail must be known deleted at the leader (a
+  // DELETED list is read after the deletes it names: such a sequence is
+  // never delivered); otherwise a message of it is on its way and fills
+  // the gap before it as usual.
+  auto it = to_delete_.find(next_);
+  for (uint64_t s = next_; s <= leader_last_seq_; ++s, ++it) {
+    if (it == to_delete_.end() || *it != s) return;
+  }
+  // A subject of the replica's that no application uses: its first
+  // subject with every wildcard token named so (a filler is deleted once
+  // stored, but a consumer of the replica may see it meanwhile).
+  std::string subject;
+  if (!replica_subjects_.empty()) {
+    std::string_view p = replica_subjects_.front();
+    while (!p.empty()) {
+      size_t dot = p.find('.');
+      std::string_view tok = p.substr(0, dot);
+      subject += (tok == "*" || tok == ">") ? std::string_view("isthmus-filler") : tok;
+      if (dot == std::string_view::npos) break;
+      subject += '.';
+      p.remove_prefix(dot + 1);
+    }
+  } else {
+    subject = last_matched_subject_;
+  }
+  if (subject.empty()) return;
+  const uint64_t from = next_, to = leader_last_seq_;
+  while (next_ <= to) {
+    link::Message filler;
+    filler.seq = next_;
+    filler.subject = subject;
+    filler.time_ns = leader_last_time_ns_;
+    if (!publish(filler, true, next_ == to)) return;
+  }
+  spdlog::debug("stream {}: the leader's last message(s) {}..{} are deleted: filled", cfg_.name, from, to);
 }
 
 bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
@@ -2110,6 +2154,7 @@ void Follower::tick() {
           verify_from_ == 0) {
         position_at(leader_first_);
       }
+      fill_deleted_tail();
       trim();
       apply_deletes();
       log_deletes();

@@ -154,6 +154,12 @@ class Follower {
   void stop_leader(const std::string& reason);
   void prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq);
   void pump();
+  // The leader's last messages are deleted (DELETED lists every sequence
+  // from next_ to its last): nothing will come to fill that tail by, so
+  // fill it now with deleted fillers, and the replica ends where the
+  // leader's stream does (an idle stream read a sequence lag until the
+  // next publish).
+  void fill_deleted_tail();
   bool publish(const link::Message& m, bool filler, bool checkpoint);
   void on_ack(const nats::wire::ServerOp& msg);
   void on_late_ack(uint64_t seq, const nats::wire::ServerOp& msg);

@@ -23,6 +23,10 @@ constexpr int64_t kReportStaleNs = 3'000'000'000;
 namespace {
 
 constexpr uint64_t kMaxPullBatch = 4000;
+// The longest run of deleted sequences at the end of a stream sent to
+// followers that were not sent those sequences (send_deleted): what one
+// follower fills at once.
+constexpr size_t kMaxDeletedTail = 4096;
 // One pull open at a time. nats-server hands messages to its waiting pull
 // requests in turn (round robin), and a delivered message does not say which
 // request it answers: with two open, the count per request is a guess, and a
@@ -1269,10 +1273,23 @@ void Leader::send_deleted(const Json& st) {
       recheck_oldest(v);
     }
   }
+  // The stream's last messages deleted: no message comes after them to
+  // show a follower the gap, so the run of deleted sequences that ends at
+  // the last sequence goes to every follower (which fills it once it holds
+  // all before it: Follower::fill_deleted_tail). A long run is left to the
+  // next message.
+  const uint64_t last = st.value("last_seq", uint64_t{0});
+  size_t run = 0;  // deleted[n - run, n) are last - run + 1 .. last
+  while (run < deleted.size() && run <= kMaxDeletedTail && deleted[deleted.size() - 1 - run] == last - run) ++run;
+  const size_t tail = run <= kMaxDeletedTail ? deleted.size() - run : deleted.size();
   for (auto& [peer, sp] : senders_) {
-    // Only what the follower may hold: up to what was sent to it.
+    // Otherwise only what the follower may hold: up to what was sent to it.
     auto end = std::upper_bound(deleted.begin(), deleted.end(), sp->sent_seq);
-    send_seqs(*sp, std::vector<uint64_t>(deleted.begin(), end), first);
+    std::vector<uint64_t> seqs(deleted.begin(), end);
+    const auto tail_from = deleted.begin() + static_cast<std::ptrdiff_t>(tail);
+    if (end < tail_from) end = tail_from;
+    seqs.insert(seqs.end(), end, deleted.end());
+    send_seqs(*sp, seqs, first);
   }
   ctx_.request_flush();
 }
