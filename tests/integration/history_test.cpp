@@ -288,6 +288,12 @@ TEST_CASE("history trimmed by max_msgs and with interior deletes reaches a new f
                  (*ll)["followers"][0].value("state", "") == "replicating";
         },
         "no sequence lag at either daemon after the deleted tail");
+    // A replica ending in a deleted filler resumes after a restart.
+    f.daemon.terminate();
+    f.daemon.start();
+    l.js().publish_bulk(messages("covenant.projects.created", 1029, 3));
+    match(l, f, kStream);
+    REQUIRE(f.js().require_stream_info(kStream).last_seq == 1031);
   }
 }
 
