@@ -4,10 +4,13 @@
 #include <spdlog/spdlog.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <csignal>
 #include <memory>
 
 #include "app/api.h"
+#include "app/logging.h"
+#include "config/schema.h"
 #include "app/notify.h"
 #include "app/scheduling.h"
 #include "http/router.h"
@@ -81,14 +84,49 @@ class Daemon {
     add(SIGHUP, [](uv_signal_t* h, int) { static_cast<Daemon*>(h->data)->reload(); });
   }
 
+  // SIGHUP: load and validate the file as at start-up; apply it when every
+  // key that differs may change at run time (docs/configuration.md,
+  // "Reload"), else change nothing and name the keys that need a restart.
   void reload() {
+    if (shutting_down_) return;
     auto r = config::load_file(cfg_.path);
     if (!r.ok()) {
       for (const auto& e : r.errors) spdlog::error("reload refused: {}", e.to_string());
+      spdlog::error("reload refused: {} error(s) in {}; the running configuration stays", r.errors.size(),
+                    cfg_.path);
       return;
     }
-    spdlog::warn("SIGHUP: configuration {} is valid; run-time reload is not supported yet, restart to apply it",
-                 cfg_.path);
+    config::Config next = std::move(r.config);
+    auto blockers = config::reload_blockers(cfg_, next);
+    std::vector<std::string> changed = config::changed_keys(cfg_, next);
+    if (!blockers.empty()) {
+      std::string keys;
+      for (const auto& k : blockers) {
+        // As changed_keys() words it: "streams[1].name ORDERS removed".
+        auto it = std::find_if(changed.begin(), changed.end(),
+                               [&k](const std::string& c) { return c == k || c.rfind(k + " ", 0) == 0; });
+        keys += (keys.empty() ? "" : ", ") + (it != changed.end() ? *it : k);
+      }
+      spdlog::error("reload refused: a restart is needed for: {} (nothing was applied; the running configuration "
+                    "stays until `systemctl restart isthmusd`)",
+                    keys);
+      return;
+    }
+    if (changed.empty()) {
+      spdlog::info("SIGHUP: configuration {} reloaded: nothing changed", cfg_.path);
+      return;
+    }
+    if (auto st = setup_logging(next.log.level, next.log.format); !st) {
+      spdlog::error("reload refused: {}", st.message());  // (validated: not expected)
+      return;
+    }
+    links_->reconfigure(next);
+    replicator_->reconfigure(next);
+    cfg_ = std::move(next);
+    std::string keys;
+    for (const auto& k : changed) keys += (keys.empty() ? "" : ", ") + k;
+    spdlog::info("SIGHUP: configuration {} reloaded: {}", cfg_.path, keys);
+    notify_status("running (configuration reloaded)");
   }
 
   void begin_shutdown(const char* why) {

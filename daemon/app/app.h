@@ -9,8 +9,8 @@
 // Signals: SIGTERM/SIGINT drain (no new work; in-flight replica writes finish
 // for up to 5 s), then close links with a goodbye, stop the HTTP server, close
 // the NATS connection and end the loop cleanly. SIGHUP re-reads the
-// configuration file and reports what would change (applying changes at run
-// time is not supported yet: a restart applies them).
+// configuration file and applies it when every change is reloadable
+// (docs/configuration.md, "Reload"); otherwise nothing changes.
 // Thread: construct and run on the main thread, which becomes the loop thread.
 #pragma once
 

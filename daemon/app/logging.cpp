@@ -1,7 +1,6 @@
 #include "app/logging.h"
 
 #include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -31,10 +30,25 @@ void json_escape(std::string& out, std::string_view s) {
   }
 }
 
-// One JSON object per line: {"ts":"...","level":"info","msg":"..."}.
-class JsonSink : public spdlog::sinks::base_sink<std::mutex> {
+// Text ("2026-11-28T12:00:00.000 info message") or one JSON object per
+// line ({"ts":"...","level":"info","msg":"..."}), switchable while other
+// threads log (the switch takes the sink's lock, as every line does).
+class DaemonSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  DaemonSink() { set_pattern_("%Y-%m-%dT%H:%M:%S.%e %l %v"); }
+  void set_json(bool json) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    json_ = json;
+  }
+
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (!json_) {
+      spdlog::memory_buf_t buf;
+      formatter_->format(msg, buf);
+      std::fwrite(buf.data(), 1, buf.size(), stderr);
+      return;
+    }
     auto secs = std::chrono::time_point_cast<std::chrono::microseconds>(msg.time);
     auto us = secs.time_since_epoch().count();
     std::string line = "{\"ts\":" + std::to_string(us / 1000000) + "." +
@@ -46,25 +60,35 @@ class JsonSink : public spdlog::sinks::base_sink<std::mutex> {
     std::fwrite(line.data(), 1, line.size(), stderr);
   }
   void flush_() override { std::fflush(stderr); }
+
+ private:
+  bool json_ = false;
 };
+
+std::shared_ptr<DaemonSink>& the_sink() {
+  static std::shared_ptr<DaemonSink> sink;
+  return sink;
+}
 
 }  // namespace
 
 Status setup_logging(const std::string& level, const std::string& format) {
-  std::shared_ptr<spdlog::logger> logger;
-  if (format == "json") {
-    logger = std::make_shared<spdlog::logger>("isthmus", std::make_shared<JsonSink>());
-  } else {
-    logger = std::make_shared<spdlog::logger>("isthmus", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  }
   auto lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off") {
     return Status(Code::kInvalid, "unknown log level " + level);
   }
-  logger->set_level(lvl);
-  logger->flush_on(spdlog::level::warn);
-  spdlog::set_default_logger(logger);
+  if (format != "json" && format != "text") return Status(Code::kInvalid, "unknown log format " + format);
+  auto& sink = the_sink();
+  if (!sink) {
+    // Installed once: spdlog's free functions use the default logger
+    // through a raw pointer, so it is never replaced while threads run.
+    sink = std::make_shared<DaemonSink>();
+    auto logger = std::make_shared<spdlog::logger>("isthmus", sink);
+    logger->flush_on(spdlog::level::warn);
+    spdlog::set_default_logger(logger);
+  }
+  sink->set_json(format == "json");
+  spdlog::default_logger_raw()->set_level(lvl);
   return Status::ok();
 }
 

@@ -137,7 +137,7 @@ const std::array kKeys{
 
     // [[peers]]
     Key{.section = "peers", .name = "name", .kind = Kind::kString, .required = true,
-        .check = Check::kRegionName, .reload = Reload::kLive,
+        .check = Check::kRegionName,
         .doc = "The peer region's name (its region.name); unique, not this region's.",
         .field = FIELD(c.peers[i].name)},
     Key{.section = "peers", .name = "address", .kind = Kind::kHostPort, .required = true,
@@ -161,7 +161,7 @@ const std::array kKeys{
 
     // [[streams]]
     Key{.section = "streams", .name = "name", .kind = Kind::kString, .required = true,
-        .check = Check::kStreamName, .reload = Reload::kLive,
+        .check = Check::kStreamName, .reload = Reload::kAdd,
         .doc = "JetStream stream name; unique.",
         .field = FIELD(c.streams[i].name)},
     Key{.section = "streams", .name = "leader", .kind = Kind::kString, .required = true,
@@ -249,10 +249,22 @@ std::string kind_name(const Key& key) {
   return "?";
 }
 
-std::vector<std::string> reload_blockers(const Config& running, const Config& next) {
+namespace {
+
+// One difference between two configurations: a key of a plain section, a
+// key of an element present in both (matched by identity), or an element
+// added or removed.
+struct Difference {
+  std::string key;  // "link.listen", "streams[1].leader", "streams[4].name"
+  const Key* k = nullptr;
+  enum { kChanged, kAdded, kRemoved } what = kChanged;
+  std::string identity;  // added or removed element's identity value
+};
+
+std::vector<Difference> differences(const Config& running, const Config& next) {
   Config a = running;  // the accessors take mutable configs
   Config b = next;
-  std::vector<std::string> out;
+  std::vector<Difference> out;
   for (const Section& s : kSections) {
     std::vector<const Key*> ks;
     for (const Key& k : kKeys) {
@@ -260,8 +272,8 @@ std::vector<std::string> reload_blockers(const Config& running, const Config& ne
     }
     if (!s.array) {
       for (const Key* k : ks) {
-        if (k->reload == Reload::kRestart && render(k->field(a, 0)) != render(k->field(b, 0))) {
-          out.push_back(std::string(s.name) + "." + std::string(k->name));
+        if (render(k->field(a, 0)) != render(k->field(b, 0))) {
+          out.push_back({std::string(s.name) + "." + std::string(k->name), k});
         }
       }
       continue;
@@ -275,22 +287,42 @@ std::vector<std::string> reload_blockers(const Config& running, const Config& ne
       const std::string prefix = std::string(s.name) + "[" + std::to_string(j) + "].";
       auto it = old_index.find(name);
       if (it == old_index.end()) {
-        if (id->reload == Reload::kRestart) out.push_back(prefix + std::string(id->name));
+        out.push_back({prefix + std::string(id->name), id, Difference::kAdded, name});
         continue;
       }
       still_there[name] = true;
       for (const Key* k : ks) {
-        if (k->reload == Reload::kRestart && render(k->field(a, it->second)) != render(k->field(b, j))) {
-          out.push_back(prefix + std::string(k->name));
-        }
+        if (render(k->field(a, it->second)) != render(k->field(b, j))) out.push_back({prefix + std::string(k->name), k});
       }
     }
-    if (id->reload == Reload::kRestart) {
-      for (const auto& [name, i] : old_index) {
-        if (!still_there.count(name)) {
-          out.push_back(std::string(s.name) + "[" + std::to_string(i) + "]." + std::string(id->name));
-        }
+    for (const auto& [name, i] : old_index) {
+      if (!still_there.count(name)) {
+        out.push_back({std::string(s.name) + "[" + std::to_string(i) + "]." + std::string(id->name), id,
+                       Difference::kRemoved, name});
       }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> reload_blockers(const Config& running, const Config& next) {
+  std::vector<std::string> out;
+  for (const Difference& d : differences(running, next)) {
+    const bool ok = d.k->reload == Reload::kLive || (d.k->reload == Reload::kAdd && d.what == Difference::kAdded);
+    if (!ok) out.push_back(d.key);
+  }
+  return out;
+}
+
+std::vector<std::string> changed_keys(const Config& running, const Config& next) {
+  std::vector<std::string> out;
+  for (const Difference& d : differences(running, next)) {
+    switch (d.what) {
+      case Difference::kChanged: out.push_back(d.key); break;
+      case Difference::kAdded: out.push_back(d.key + " " + d.identity + " added"); break;
+      case Difference::kRemoved: out.push_back(d.key + " " + d.identity + " removed"); break;
     }
   }
   return out;

@@ -40,6 +40,8 @@ enum class Check {
 enum class Reload {
   kRestart,  // a change needs a restart; reload refuses it by name
   kLive,     // applied by SIGHUP
+  kAdd,      // identity key of an array section: elements may be added by
+             // SIGHUP; removing one needs a restart
 };
 
 // Where a key's value lives in a Config. `index` selects the element for
@@ -83,8 +85,13 @@ std::string kind_name(const Key& key);
 // The dotted keys whose value differs between `running` and `next` but
 // which cannot change without a restart (Reload::kRestart), e.g.
 // {"link.listen", "streams[2].leader"}. Elements of array sections are
-// matched by their identity key; adding or removing one is blocked only if
-// the identity key is kRestart. Empty: `next` can be applied by reload.
+// matched by their identity key; adding one is blocked if the identity key
+// is kRestart, removing one unless it is kLive. Empty: `next` can be
+// applied by reload.
 std::vector<std::string> reload_blockers(const Config& running, const Config& next);
+
+// Every key whose value differs, the same way, for the reload's log line:
+// {"log.level", "streams[4].name ORDERS added"}. Empty: nothing changed.
+std::vector<std::string> changed_keys(const Config& running, const Config& next);
 
 }  // namespace isthmus::config

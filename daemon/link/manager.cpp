@@ -59,6 +59,44 @@ Manager::Manager(uv_loop_t* loop, const config::Config& cfg, LinkListener* liste
 
 Manager::~Manager() { shutdown(); }
 
+void Manager::start_tick() {
+  auto hb = static_cast<uint64_t>(cfg_.link.heartbeat_interval.count());
+  uint64_t period = std::max<uint64_t>(50, std::min<uint64_t>(hb, 250));
+  if (period == tick_period_ms_) return;
+  tick_period_ms_ = period;
+  tick_->start(period, period, [this] { tick(); });
+}
+
+void Manager::reconfigure(const config::Config& next) {
+  // Everything of [link] but what needs a restart (listen, max_frame_bytes,
+  // compression, tls).
+  config::Link link = next.link;
+  link.listen = cfg_.link.listen;
+  link.max_frame_bytes = cfg_.link.max_frame_bytes;
+  link.compression = cfg_.link.compression;
+  link.tls = cfg_.link.tls;
+  cfg_.link = link;
+  for (const auto& pc : next.peers) {
+    Peer* p = find(pc.name);
+    if (p == nullptr || p->cfg.address.to_string() == pc.address.to_string()) continue;
+    spdlog::info("links: peer {} is now at {} (was {}){}", pc.name, pc.address.to_string(),
+                 p->cfg.address.to_string(), p->up ? ": used from the next dial" : "");
+    p->cfg.address = pc.address;
+    p->st.address = pc.address.to_string();
+    for (auto& c : cfg_.peers) {
+      if (c.name == pc.name) c.address = pc.address;
+    }
+    // A dialer waiting out a long backoff to the old address dials the new
+    // one now.
+    if (p->dialer && !p->conn && !shutting_down_) {
+      p->backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
+      if (p->dial_timer) p->dial_timer->stop();
+      dial(*p);
+    }
+  }
+  if (tick_ && !shutting_down_) start_tick();
+}
+
 Status Manager::start() {
   const config::Tls& t = cfg_.link.tls;
   if (!t.ca.empty() && !t.cert.empty() && !t.key.empty()) {
@@ -90,9 +128,7 @@ Status Manager::start() {
   }
   tick_ = std::make_unique<loop::Timer>(loop_);
   reap_ = std::make_unique<loop::Timer>(loop_);
-  auto hb = static_cast<uint64_t>(cfg_.link.heartbeat_interval.count());
-  uint64_t period = std::max<uint64_t>(50, std::min<uint64_t>(hb, 250));
-  tick_->start(period, period, [this] { tick(); });
+  start_tick();
   for (auto& [name, p] : peers_) {
     if (p.dialer) dial(p);
   }

@@ -88,6 +88,11 @@ class Manager : public ConnectionHandler {
   Manager& operator=(const Manager&) = delete;
 
   Status start();       // listen and begin dialing
+  // SIGHUP: takes the reloadable link settings of `next` (timers, windows,
+  // backoff; config/schema.cpp) and each peer's address (the next dial
+  // uses it; a link that is up stays). `next` differs from the running
+  // configuration only in reloadable keys (config::reload_blockers).
+  void reconfigure(const config::Config& next);
   void shutdown();      // close all links with kShutdown; stop dialing and listening
   uint16_t listen_port() const;
 
@@ -158,6 +163,7 @@ class Manager : public ConnectionHandler {
   Status handle_hello(Connection& c, std::span<const uint8_t> body);
   void link_closed(Peer& p, CloseReason reason, const std::string& detail);
   void tick();
+  void start_tick();  // (re)starts the tick timer for the heartbeat interval
   Peer* find(const std::string& name);
   const Peer* find(const std::string& name) const;
   void set_state(Peer& p, const char* state);
@@ -172,6 +178,7 @@ class Manager : public ConnectionHandler {
   // destroyed on the next loop turn, never while their code is on the stack.
   std::vector<std::unique_ptr<Connection>> graveyard_;
   std::unique_ptr<loop::Timer> tick_;
+  uint64_t tick_period_ms_ = 0;
   std::unique_ptr<loop::Timer> reap_;
   bool shutting_down_ = false;
   std::shared_ptr<tls::TlsContext> tls_;

@@ -37,16 +37,52 @@ void Replicator::start() {
   pump_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
   state_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
   tick_timer_->start(1000, 1000, [this] { tick(); });
+  start_state_timer();
+  // Re-check windows that were blocked on link backpressure.
+  pump_timer_->start(20, 20, [this] {
+    for (auto& [n, l] : leaders_) l->pump();
+  });
+}
+
+void Replicator::start_state_timer() {
   // Leaders send STATE (first/last sequence) at least once per heartbeat
   // interval (and at most once a second), so replicas trim in step.
   uint64_t state_ms = static_cast<uint64_t>(std::clamp<int64_t>(cfg_.link.heartbeat_interval.count(), 100, 1000));
   state_timer_->start(state_ms, state_ms, [this] {
     for (auto& [n, l] : leaders_) l->refresh_state();
   });
-  // Re-check windows that were blocked on link backpressure.
-  pump_timer_->start(20, 20, [this] {
-    for (auto& [n, l] : leaders_) l->pump();
-  });
+}
+
+void Replicator::reconfigure(const config::Config& next) {
+  const auto hb = cfg_.link.heartbeat_interval;
+  std::vector<config::Stream> added;
+  for (const auto& s : next.streams) {
+    if (!leaders_.count(s.name) && !followers_.count(s.name)) added.push_back(s);
+  }
+  cfg_ = next;  // ctx_.cfg points here: the streams read the new values from now on
+  if (state_timer_ && hb != cfg_.link.heartbeat_interval && !stopped_) start_state_timer();
+  if (added.empty() || stopped_) return;
+  std::vector<std::string> others;
+  for (const auto& p : cfg_.peers) others.push_back(p.name);
+  for (const auto& s : added) {
+    spdlog::info("stream {}: added by reload ({} leads it)", s.name,
+                 s.leader == cfg_.region.name ? "this region" : s.leader);
+    if (s.leader == cfg_.region.name) {
+      auto& l = leaders_[s.name] = std::make_unique<Leader>(ctx_, s, others);
+      if (ctx_.data) {
+        if (!advisory_sub_) watch_advisories();
+        l->on_nats_up();
+      }
+      for (const auto& p : cfg_.peers) {
+        if (ctx_.links->is_up(p.name)) l->on_link_up(p.name);
+      }
+    } else {
+      auto& f = followers_[s.name] = std::make_unique<Follower>(ctx_, s);
+      if (ctx_.data) f->on_nats_up();
+      if (ctx_.links->is_up(s.leader)) f->on_link_up();
+    }
+  }
+  schedule_flush();
 }
 
 void Replicator::stop() {
@@ -115,19 +151,21 @@ void Replicator::on_data_up() {
   data_backoff_ms_ = 0;
   data_error_.clear();
   advisory_sub_.reset();
-  if (!leaders_.empty()) {
-    auto sub = nats::Subscription::create(
-        ctx_.conn.get(), "$JS.EVENT.ADVISORY.API", ctx_.mailbox, [this](natsMsg* m) { on_api_advisory(m); },
-        cfg_.nats.pending_bytes_limit);
-    if (sub) {
-      advisory_sub_ = std::move(*sub);
-    } else {
-      spdlog::warn("replication: cannot watch API advisories ({}); deletions reconcile every 30 s only",
-                   sub.status().message());
-    }
-  }
+  if (!leaders_.empty()) watch_advisories();
   for (auto& [n, l] : leaders_) l->on_nats_up();
   for (auto& [n, f] : followers_) f->on_nats_up();
+}
+
+void Replicator::watch_advisories() {
+  auto sub = nats::Subscription::create(
+      ctx_.conn.get(), "$JS.EVENT.ADVISORY.API", ctx_.mailbox, [this](natsMsg* m) { on_api_advisory(m); },
+      cfg_.nats.pending_bytes_limit);
+  if (sub) {
+    advisory_sub_ = std::move(*sub);
+  } else {
+    spdlog::warn("replication: cannot watch API advisories ({}); deletions reconcile every 30 s only",
+                 sub.status().message());
+  }
 }
 
 void Replicator::on_data_down(const std::string& reason) {

@@ -32,6 +32,10 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   void attach(nats::Client* nats, link::Manager* links);
   void start();
   void stop();
+  // SIGHUP: takes `next` (which differs from the running configuration only
+  // in reloadable keys: config::reload_blockers) and starts replicating the
+  // streams it adds, as at start-up.
+  void reconfigure(const config::Config& next);
 
   // nats::ClientListener
   void on_nats_up(nats::ConnPtr conn, uint64_t generation, const std::string& url) override;
@@ -74,6 +78,8 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   void schedule_flush();
   void tick();
   void open_data();
+  void watch_advisories();  // on the current connection, while this region leads a stream
+  void start_state_timer();
   void streams_down();
   void refresh_deadlines();  // runs the refresh waits that are due
 

@@ -244,7 +244,8 @@ TEST_CASE("docs/configuration.md documents every key with its default", "[config
     REQUIRE(row != nullptr);
     CHECK(row->find(k.default_toml.empty() ? "required" : "`" + std::string(k.default_toml) + "`") !=
           std::string::npos);
-    CHECK(row->find(k.reload == Reload::kLive ? "| yes |" : "| no |") != std::string::npos);
+    const char* col = k.reload == Reload::kLive ? "| yes |" : k.reload == Reload::kAdd ? "| add |" : "| no |";
+    CHECK(row->find(col) != std::string::npos);
   }
 }
 
@@ -406,11 +407,17 @@ TEST_CASE("reload_blockers names what cannot change without a restart", "[config
   b.log.level = "trace";
   b.link.batch_bytes = 4096;
   b.nats.request_timeout = milliseconds(3000);
-  b.peers.push_back(Peer{"per", HostPort{"127.0.0.1", 9999}});
   b.peers[0].address.port = 7000;
-  b.streams.pop_back();
   b.streams.push_back(Stream{"NEW", "iad"});
   CHECK(reload_blockers(a, b).empty());
+
+  // Streams may be added, not removed; peers neither.
+  Config d = a;
+  d.streams.pop_back();
+  d.peers.push_back(Peer{"per", HostPort{"127.0.0.1", 9999}});
+  CHECK(reload_blockers(a, d) == std::vector<std::string>{"peers[" + std::to_string(a.peers.size()) + "].name",
+                                                          "streams[" + std::to_string(a.streams.size() - 1) +
+                                                              "].name"});
 
   Config c = a;
   c.link.listen.port = 1;

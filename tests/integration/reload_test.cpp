@@ -1,0 +1,214 @@
+// SIGHUP reload (docs/configuration.md, "Reload"): two regions (iad leads,
+// ams follows), each a real nats-server and a real isthmusd. A reload
+// applies the reloadable keys (log format and level, a stream added, a
+// peer's address), refuses a file with errors or with a change that needs a
+// restart (naming the file and line, or the keys) and then changes nothing;
+// replication goes on through all of it.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+using namespace harness;
+using nlohmann::json;
+
+namespace {
+
+const std::string kLeader = "iad";
+const std::string kFollower = "ams";
+const std::string kFirst = "COVENANT_COUNTRIES";
+const std::string kAdded = "ALERTS_INCIDENTS";
+
+std::vector<OutMsg> messages(const std::string& subject, size_t from, size_t count) {
+  std::vector<OutMsg> out;
+  for (size_t i = from; i < from + count; ++i) {
+    OutMsg m;
+    m.subject = subject;
+    m.payload = "{\"n\":" + std::to_string(i) + "}";
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+size_t count_of(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+  return n;
+}
+
+// Sends SIGHUP and waits until the daemon's log has one more line with
+// `expect` than before; returns the log.
+std::string reload(Region& r, const std::string& expect) {
+  const size_t before = count_of(read_file(r.daemon.log_path()), expect);
+  r.daemon.process().signal(SIGHUP);
+  std::string log;
+  check_for(
+      10s,
+      [&](std::string& st) {
+        r.daemon.ensure_running("after SIGHUP");
+        log = read_file(r.daemon.log_path());
+        st = tail_file(r.daemon.log_path(), 5);
+        return count_of(log, expect) > before;
+      },
+      r.name + " logs '" + expect + "' after SIGHUP");
+  return log;
+}
+
+// The follower's replica holds the leader's last sequence.
+void replicated(Region& l, Region& f, const std::string& stream, const std::string& when) {
+  check_for(
+      30s,
+      [&](std::string& st) {
+        l.daemon.ensure_running(when);
+        f.daemon.ensure_running(when);
+        auto li = l.js().require_stream_info(stream);
+        auto fi = f.js().stream_info(stream);
+        st = "leader last " + std::to_string(li.last_seq) + ", replica " +
+             (fi ? std::to_string(fi->last_seq) : std::string("missing"));
+        return fi && fi->last_seq == li.last_seq && fi->messages == li.messages;
+      },
+      stream + " replicated to " + f.name + " " + when);
+}
+
+json link_to(Region& r, const std::string& peer) {
+  auto res = r.daemon.http_get("/v1/links");
+  if (res.status != 200) throw std::runtime_error("/v1/links " + std::to_string(res.status));
+  const json all = json::parse(res.body);
+  for (const auto& p : all["links"]) {
+    if (p.value("peer", "") == peer) return p;
+  }
+  throw std::runtime_error("no link to " + peer + " in " + res.body);
+}
+
+}  // namespace
+
+TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and replication goes on", "[reload]") {
+  TempDir tmp("isthmus-reload");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kFirst, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  l.js().create_stream({{"name", kFirst}, {"subjects", {"covenant.countries.>"}}, {"storage", "file"},
+                        {"num_replicas", 1}});
+  l.js().create_stream({{"name", kAdded},
+                        {"subjects", {"alerts.incidents.>"}},
+                        {"retention", "limits"},
+                        {"max_msgs", 10000},
+                        {"discard", "new"},
+                        {"storage", "file"},
+                        {"num_replicas", 1}});
+  l.js().publish_bulk(messages("covenant.countries.created", 1, 50));
+  l.js().publish_bulk(messages("alerts.incidents.opened", 1, 30));  // history before it is configured
+  mesh.start_daemons();
+  replicated(l, f, kFirst, "at start");
+  REQUIRE_FALSE(f.js().stream_info(kAdded).has_value());
+
+  // Nothing changed.
+  reload(f, "reloaded: nothing changed");
+
+  // Log format and level: the reload's own line is already JSON. (The
+  // harness writes the [log] table last: `extra` lands in it.)
+  f.daemon.config().extra = "format = \"json\"";
+  f.daemon.config().log_level = "debug";
+  f.daemon.write_config();
+  std::string log = reload(f, "reloaded: log.level, log.format");
+  CHECK(log.find("{\"ts\":") != std::string::npos);
+  CHECK(log.find("\"level\":\"info\",\"msg\":\"SIGHUP: configuration " + f.daemon.config_path() +
+                 " reloaded: log.level, log.format\"") != std::string::npos);
+
+  // A file with an error: named with its line, nothing applied.
+  const std::string good = read_file(f.daemon.config_path());
+  write_file(f.daemon.config_path(), good + "\n[bogus]\nkey = 1\n");
+  log = reload(f, "reload refused: ");
+  CHECK(log.find(f.daemon.config_path() + ":") != std::string::npos);
+  CHECK(log.find("bogus") != std::string::npos);
+  l.js().publish_bulk(messages("covenant.countries.updated", 51, 20));
+  replicated(l, f, kFirst, "after a refused reload");
+
+  // A change that needs a restart: named, nothing applied (the new stream
+  // in the same file is not added either).
+  write_file(f.daemon.config_path(), good);
+  f.daemon.config().streams.push_back({kAdded, kLeader});
+  const uint16_t listen = f.daemon.config().link_port;
+  f.daemon.config().link_port = free_port();
+  f.daemon.write_config();
+  f.daemon.config().link_port = listen;
+  log = reload(f, "reload refused: a restart is needed for: link.listen (");
+  CHECK(f.daemon.lag_stream(kAdded) == std::nullopt);
+
+  // A stream added at both ends, the follower first: it asks until the
+  // leader has it too, then syncs its history and replicates.
+  f.daemon.write_config();
+  reload(f, "streams[1].name ALERTS_INCIDENTS added");
+  check_for(
+      10s,
+      [&](std::string& st) {
+        auto s = f.daemon.lag_stream(kAdded);
+        st = s ? s->dump() : "not listed";
+        return s.has_value();
+      },
+      "ams lists the added stream");
+  l.daemon.config().streams.push_back({kAdded, kLeader});
+  l.daemon.write_config();
+  reload(l, "streams[1].name ALERTS_INCIDENTS added");
+  l.js().publish_bulk(messages("alerts.incidents.opened", 31, 20));
+  replicated(l, f, kAdded, "after the stream was added by reload");
+  replicated(l, f, kFirst, "after the stream was added by reload");
+  CHECK(f.js().require_stream_info(kAdded).first_seq == 1);
+  check_for(
+      15s,
+      [&](std::string& st) {
+        auto s = l.daemon.lag_stream(kAdded);
+        st = s ? s->dump() : "not listed";
+        return s && s->value("state", "") == "replicating" && s->contains("followers") &&
+               (*s)["followers"].size() == 1 && (*s)["followers"][0].value("seq_lag", json()) == 0 &&
+               (*s)["followers"][0].value("state", "") == "replicating";
+      },
+      "iad reports the added stream replicating to ams with no lag");
+
+  // Removing a stream needs a restart.
+  f.daemon.config().streams.pop_back();
+  f.daemon.write_config();
+  reload(f, "reload refused: a restart is needed for: streams[1].name ALERTS_INCIDENTS removed (");
+  f.daemon.config().streams.push_back({kAdded, kLeader});
+  f.daemon.write_config();
+  reload(f, "reloaded: nothing changed");
+
+  // A peer's address: ams dials iad (names sort); pointed at a closed port
+  // by reload, the link that is up stays up, but once it drops ams redials
+  // the new address and stays down; set back, it comes up again at once.
+  REQUIRE(f.daemon.config().peers.size() == 1);
+  const uint16_t closed = free_port();
+  f.daemon.config().peers[0].address = "127.0.0.1:" + std::to_string(closed);
+  f.daemon.write_config();
+  reload(f, "peer iad is now at 127.0.0.1:" + std::to_string(closed));
+  CHECK(link_to(f, kLeader).value("state", "") == "up");
+  l.daemon.restart();  // the link drops; iad listens again on its port
+  check_stays(
+      3s,
+      [&](std::string& st) {
+        json p = link_to(f, kLeader);
+        st = p.dump();
+        return p.value("state", "") != "up" && p.value("address", "") == "127.0.0.1:" + std::to_string(closed);
+      },
+      "ams keeps dialing the address the reload gave it");
+  f.daemon.config().peers[0].address.clear();
+  f.daemon.write_config();
+  reload(f, "peer iad is now at 127.0.0.1:" + std::to_string(l.daemon.config().link_port));
+  check_for(
+      10s,
+      [&](std::string& st) {
+        json p = link_to(f, kLeader);
+        st = p.dump();
+        return p.value("state", "") == "up";
+      },
+      "ams's link to iad up again at the address set back by reload");
+  l.js().publish_bulk(messages("covenant.countries.updated", 71, 20));
+  l.js().publish_bulk(messages("alerts.incidents.opened", 51, 20));
+  replicated(l, f, kFirst, "at the end");
+  replicated(l, f, kAdded, "at the end");
+}
