@@ -271,8 +271,33 @@ wait_for 30 "ams healthy again" ctl ams health
 ctl ams lag | grep -E "STREAM|COUNTRIES"
 
 echo
+echo "== a fifth stream, COVENANT_AUDIT, created in iad with 500 events of history, then added to"
+echo "   every region's configuration and applied with SIGHUP (systemctl reload): no restart"
+"$LOADGEN" create-stream --url "nats://127.0.0.1:${NATS_PORT[iad]}" \
+  --json '{"name":"COVENANT_AUDIT","subjects":["covenant.audit.>"],"storage":"file","num_replicas":1}' >/dev/null
+"$LOADGEN" publish --url "nats://127.0.0.1:${NATS_PORT[iad]}" --subjects covenant.audit.logged \
+  --count 500 --rate 0 >"$DEMO/publish-audit.log" 2>&1
+for r in "${REGIONS[@]}"; do
+  printf '\n[[streams]]\nname = "COVENANT_AUDIT"\nleader = "iad"\n' >> "$DEMO/$r/isthmus.toml"
+  kill -HUP "${DAEMON_PID[$r]}"
+done
+audit_replicated() {  # both followers of COVENANT_AUDIT hold all 500
+  ctl iad --json lag | python3 -c '
+import json, sys
+s = [s for s in json.load(sys.stdin)["streams"] if s["stream"] == "COVENANT_AUDIT"]
+ok = s and len(s[0].get("followers", [])) == 2 and all(
+    f["state"] == "replicating" and f["seq_lag"] == 0 and f["applied_seq"] == 500 for f in s[0]["followers"])
+sys.exit(0 if ok else 1)'
+}
+wait_for 30 "COVENANT_AUDIT to reach ams and syd" audit_replicated
+for r in "${REGIONS[@]}"; do
+  printf "%s: " "$r"; grep -h "reloaded:" "$DEMO/$r/isthmusd.log" | tail -1
+done
+ctl iad lag | grep -E "STREAM|AUDIT"
+
+echo
 echo "== stream state in each region:"
-for s in "${STREAMS[@]}"; do
+for s in "${STREAMS[@]}" COVENANT_AUDIT; do
   for r in "${REGIONS[@]}"; do
     printf "%-18s %s: " "$s" "$r"
     "$LOADGEN" info --url "nats://127.0.0.1:${NATS_PORT[$r]}" --stream "$s" |
