@@ -39,6 +39,18 @@ Json health_report(const ApiSources& src, bool& healthy) {
   out["links"] = links;
   out["reasons"] = reasons;
   out["uptime_s"] = (loop::wall_ns() - src.started_ns) / 1000000000;
+  if (src.reload != nullptr) {
+    // A refused reload is not a health problem (the running configuration
+    // stands), but an operator must see it: here and in the metrics.
+    Json c;
+    c["path"] = src.cfg->path;
+    c["reloads"] = src.reload->reloads;
+    c["last_reload_ok"] = src.reload->last_ok;
+    c["last_reload_ns"] = src.reload->last_ns;
+    c["last_applied_ns"] = src.reload->last_ok_ns;
+    if (!src.reload->last_ok) c["last_reload_error"] = src.reload->last_error;
+    out["config"] = std::move(c);
+  }
   return out;
 }
 

@@ -12,8 +12,18 @@
 
 namespace isthmus::app {
 
+// The outcome of the last SIGHUP (none yet: reloads == 0).
+struct ReloadStatus {
+  uint64_t reloads = 0;          // SIGHUPs handled
+  bool last_ok = true;           // the last one applied (or found nothing to apply)
+  int64_t last_ns = 0;           // wall clock of the last one
+  int64_t last_ok_ns = 0;        // wall clock of the last applied one (or of the start)
+  std::string last_error;        // why the last one was refused ("" if it applied)
+};
+
 struct ApiSources {
   const config::Config* cfg = nullptr;
+  const ReloadStatus* reload = nullptr;  // null: no reload (tests)
   replication::Replicator* replicator = nullptr;
   const link::Manager* links = nullptr;
   const nats::Client* nats = nullptr;

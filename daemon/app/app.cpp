@@ -40,7 +40,8 @@ class Daemon {
     nats_ = std::make_unique<nats::Client>(cfg_.nats, mailbox_.get(), replicator_.get());
     replicator_->attach(nats_.get(), links_.get());
 
-    ApiSources src{&cfg_, replicator_.get(), links_.get(), nats_.get(), started_ns_};
+    reload_.last_ok_ns = started_ns_;
+    ApiSources src{&cfg_, &reload_, replicator_.get(), links_.get(), nats_.get(), started_ns_};
     register_api(router_, src);
     http_ = std::make_unique<http::Server>(&loop_, router_);
     Status st = http_->listen(cfg_.http.listen.host, cfg_.http.listen.port);
@@ -89,11 +90,20 @@ class Daemon {
   // "Reload"), else change nothing and name the keys that need a restart.
   void reload() {
     if (shutting_down_) return;
+    ++reload_.reloads;
+    reload_.last_ns = loop::wall_ns();
+    auto refused = [this](std::string why) {
+      reload_.last_ok = false;
+      reload_.last_error = std::move(why);
+    };
     auto r = config::load_file(cfg_.path);
     if (!r.ok()) {
       for (const auto& e : r.errors) spdlog::error("reload refused: {}", e.to_string());
       spdlog::error("reload refused: {} error(s) in {}; the running configuration stays", r.errors.size(),
                     cfg_.path);
+      refused(r.errors.front().to_string() + (r.errors.size() > 1 ? " (and " + std::to_string(r.errors.size() - 1) +
+                                                                          " more)"
+                                                                    : ""));
       return;
     }
     config::Config next = std::move(r.config);
@@ -110,14 +120,19 @@ class Daemon {
       spdlog::error("reload refused: a restart is needed for: {} (nothing was applied; the running configuration "
                     "stays until `systemctl restart isthmusd`)",
                     keys);
-      return;
-    }
-    if (changed.empty()) {
-      spdlog::info("SIGHUP: configuration {} reloaded: nothing changed", cfg_.path);
+      refused("a restart is needed for: " + keys);
       return;
     }
     if (auto st = setup_logging(next.log.level, next.log.format); !st) {
       spdlog::error("reload refused: {}", st.message());  // (validated: not expected)
+      refused(st.message());
+      return;
+    }
+    reload_.last_ok = true;
+    reload_.last_error.clear();
+    reload_.last_ok_ns = reload_.last_ns;
+    if (changed.empty()) {
+      spdlog::info("SIGHUP: configuration {} reloaded: nothing changed", cfg_.path);
       return;
     }
     links_->reconfigure(next);
@@ -204,6 +219,7 @@ class Daemon {
   }
 
   config::Config cfg_;
+  ReloadStatus reload_;
   uv_loop_t loop_{};
   int64_t started_ns_ = 0;
   std::unique_ptr<loop::Mailbox> mailbox_;

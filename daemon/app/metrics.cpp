@@ -164,6 +164,15 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
         health.value("status", std::string()) == "ok" ? 1 : 0);
   m.add("isthmus_nats_connected", "gauge", "1 while the local NATS connection is up", region,
         health.value("nats", std::string()) == "up" ? 1 : 0);
+  if (health.contains("config") && health["config"].is_object()) {
+    const Json& c = health["config"];
+    m.add("isthmus_config_last_reload_successful", "gauge",
+          "0 when the last SIGHUP was refused (the running configuration stands), else 1", region,
+          c.value("last_reload_ok", true) ? 1 : 0);
+    m.add("isthmus_config_last_reload_success_timestamp_seconds", "gauge",
+          "when the running configuration was applied (start or last applied SIGHUP), Unix seconds", region,
+          static_cast<double>(c.value("last_applied_ns", int64_t{0})) / 1e9);
+  }
 
   for (const auto& l : links.value("links", Json::array())) {
     std::string lb = region + ",peer=\"" + esc(l.value("peer", std::string())) + "\"";

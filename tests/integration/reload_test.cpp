@@ -126,6 +126,17 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
   log = reload(f, "reload refused: ");
   CHECK(log.find(f.daemon.config_path() + ":") != std::string::npos);
   CHECK(log.find("bogus") != std::string::npos);
+  {
+    // Seen in /healthz and /metrics too, and the daemon stays healthy.
+    auto h = f.daemon.http_get("/healthz");
+    INFO(h.body);
+    CHECK(h.status == 200);
+    json hj = json::parse(h.body);
+    CHECK(hj["config"].value("last_reload_ok", true) == false);
+    CHECK(hj["config"].value("last_reload_error", "").find("bogus") != std::string::npos);
+    auto m = f.daemon.http_get("/metrics");
+    CHECK(m.body.find("isthmus_config_last_reload_successful{region=\"ams\"} 0\n") != std::string::npos);
+  }
   l.js().publish_bulk(messages("covenant.countries.updated", 51, 20));
   replicated(l, f, kFirst, "after a refused reload");
 
@@ -155,6 +166,11 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
   l.daemon.config().streams.push_back({kAdded, kLeader});
   l.daemon.write_config();
   reload(l, "streams[1].name ALERTS_INCIDENTS added");
+  {
+    auto m = f.daemon.http_get("/metrics");
+    CHECK(m.body.find("isthmus_config_last_reload_successful{region=\"ams\"} 1\n") != std::string::npos);
+    CHECK(json::parse(f.daemon.http_get("/healthz").body)["config"].value("reloads", 0) == 5);
+  }
   l.js().publish_bulk(messages("alerts.incidents.opened", 31, 20));
   replicated(l, f, kAdded, "after the stream was added by reload");
   replicated(l, f, kFirst, "after the stream was added by reload");
