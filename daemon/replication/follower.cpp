@@ -51,6 +51,9 @@ constexpr int64_t kWriteRefusedHoldNs = 10'000'000'000;
 constexpr int kErrWrongLastSequence = 10071;
 // A gap at least this long, entirely below the leader's first sequence, is
 // crossed with one positioning purge rather than a filler per sequence.
+// How far below the replica's last sequence a start looks for the last
+// message it holds, past deleted ones (a filled deleted tail).
+constexpr uint64_t kTailProbe = 64;
 constexpr uint64_t kPositionGapMin = 16;
 // Deletions remembered for sequences not yet applied here.
 constexpr size_t kMaxPendingDeletes = 1'000'000;
@@ -95,6 +98,10 @@ struct PrepResult {
   uint64_t first_seq = 0;
   uint64_t messages = 0;
   int64_t last_origin_ns = 0;  // origin store time of the replica's last message
+  // Sequence of that message: last_seq, or below it when the replica's
+  // last sequences are deleted (a filled deleted tail; the leader's
+  // deletes applied); 0 when none was found.
+  uint64_t known_seq = 0;
   uint64_t late_checked = 0;   // late writes checked (check_own_writes()), all Isthmus's own
   uint64_t late_fillers = 0;   // fillers among them, deleted
   uint64_t verify_next = 0;    // the check stopped after a chunk: go on from here
@@ -778,19 +785,27 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         }
         r.syncing = mk.kind == Marker::Kind::kRebuildSyncing;
         if (r.messages > 0 && r.last_seq > 0) {
-          auto m = nats::msg_get(nc, stream, r.last_seq, tmo);
+          // The replica's last message; past a short deleted tail (fillers,
+          // the leader's deletes), the last one it holds.
+          uint64_t at = r.last_seq;
+          auto m = nats::msg_get(nc, stream, at, tmo);
+          while (!m && m.status().code() == Code::kNotFound && at > r.first_seq && r.last_seq - at < kTailProbe) {
+            m = nats::msg_get(nc, stream, --at, tmo);
+          }
           if (m) {
             Origin o;
+            const std::string which = at == r.last_seq ? "the replica's last message (sequence " + std::to_string(at)
+                                                       : "the replica's last message held (sequence " +
+                                                             std::to_string(at) + ", below deleted ones";
             if (!message_origin(*m, o)) {
-              r.diverged = "the replica's last message (sequence " + std::to_string(r.last_seq) +
-                           ") was not written by Isthmus";
-            } else if (o.seq != r.last_seq) {
-              r.diverged = "the replica's last message (sequence " + std::to_string(r.last_seq) +
-                           ") carries leader sequence " + std::to_string(o.seq);
+              r.diverged = which + ") was not written by Isthmus";
+            } else if (o.seq != at) {
+              r.diverged = which + ") carries leader sequence " + std::to_string(o.seq);
             } else if (o.region != leader) {
-              r.diverged = "the replica's last message came from region " + o.region + ", not " + leader;
+              r.diverged = which + ") came from region " + o.region + ", not " + leader;
             } else {
               r.last_origin_ns = o.time_ns;
+              r.known_seq = at;
             }
             if (!r.diverged.empty()) {
               auto t = foreign_tail_start(nc, stream, leader, r.first_seq, r.last_seq, tmo);
@@ -904,18 +919,18 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           warn_error("cannot prepare replica: " + detail_);
           return;
         }
-        if (r.last_seq > leader_last && r.last_origin_ns > 0) {
+        if (r.known_seq > leader_last && r.last_origin_ns > 0) {
           // The replica's last message is this leader's, at a sequence its
           // stream has not reached: that stream is not the one the replica
           // copied (deleted and created again, or replaced).
-          diverge(replaced_detail(r.last_seq, "the leader's stream ends at " + std::to_string(leader_last)),
-                  r.last_seq + 1);
+          diverge(replaced_detail(r.known_seq, "the leader's stream ends at " + std::to_string(leader_last)),
+                  r.known_seq + 1);
           return;
         }
         if (r.last_origin_ns > last_applied_origin_ns_) last_applied_origin_ns_ = r.last_origin_ns;
         // The replica's last message, which the leader sends again first
         // (prepared()); its store time must be the one the replica holds.
-        known_seq_ = r.last_origin_ns > 0 ? r.last_seq : 0;
+        known_seq_ = r.last_origin_ns > 0 ? r.known_seq : 0;
         known_time_ns_ = r.last_origin_ns;
         if (r.verify_next > 0) {
           // One chunk of the late-write check done: the next is another start.
@@ -1013,6 +1028,11 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   if (last_seq == 0) guard_offset_ = 0;
   probation_ = true;
   applied_ = last_seq;
+  // Deletes of sequences not applied yet: the leader's reconcile on this
+  // SUBSCRIBE names again those that still hold (and a gap met while
+  // reading is filled anyway); kept, they could be another stream's (the
+  // leader's created again) and fill where it has messages.
+  to_delete_.erase(to_delete_.upper_bound(last_seq), to_delete_.end());
   forget_dropped_if_applied();
   next_ = last_seq + 1;
   replica_empty_ = messages == 0;
@@ -1032,11 +1052,11 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   sub_id_ = gen_;
   link::Subscribe s;
   s.stream = cfg_.name;
-  // From the replica's last message when it is the last sequence and
-  // Isthmus wrote it: the leader sends it again (skipped, only compared:
-  // on_data()), which proves the leader's stream is still the one the
-  // replica copies.
-  if (known_seq_ == 0 || known_seq_ != last_seq || known_seq_ + 1 != next_) known_seq_ = known_time_ns_ = 0;
+  // From the replica's last message (its last sequence, or the last it
+  // holds below a deleted tail) when Isthmus wrote it: the leader sends it
+  // again (skipped, only compared: on_data()), which proves the leader's
+  // stream is still the one the replica copies.
+  if (known_seq_ == 0 || known_seq_ > last_seq || last_seq + 1 != next_) known_seq_ = known_time_ns_ = 0;
   s.from_seq = known_seq_ > 0 ? known_seq_ : next_;
   awaiting_overlap_ = known_seq_ > 0 && leader_first_ <= known_seq_;
   s.sub_id = sub_id_;
@@ -1436,7 +1456,7 @@ void Follower::pump() {
 
 void Follower::fill_deleted_tail() {
   if (phase_ != Phase::kReplicating || !state_seen_ || leader_last_seq_ < next_ || replica_empty_ ||
-      !queue_.empty() || !inflight_.empty() || purge_pending_ || draining_ || probation_ || awaiting_overlap_ ||
+      !queue_.empty() || !inflight_.empty() || purge_pending_ || draining_ || awaiting_overlap_ ||
       late_from_ != 0 || !late_held_.empty() || verify_from_ != 0 || leader_last_seq_ - next_ >= kMaxInflight) {
     return;
   }
@@ -1473,6 +1493,9 @@ void Follower::fill_deleted_tail() {
     filler.subject = subject;
     filler.time_ns = leader_last_time_ns_;
     if (!publish(filler, true, next_ == to)) return;
+    // On probation (a start) the first write is checked alone: the rest
+    // follow its acknowledgement (confirm_through()).
+    if (probation_) return;
   }
   spdlog::debug("stream {}: the leader's last message(s) {}..{} are deleted: filled", cfg_.name, from, to);
 }
@@ -1693,6 +1716,7 @@ void Follower::confirm_through(uint64_t seq) {
   pump();
   if (!to_delete_.empty()) apply_deletes();
   if (leader_first_ > replica_first_) trim();
+  fill_deleted_tail();
 }
 
 void Follower::fail(const std::string& why) {

@@ -1195,6 +1195,7 @@ void Leader::reconcile() {
     uint64_t num_deleted = 0;
     bool over_limit = false;  // the list was not read
     Json state;
+    std::string created;  // the stream's, when the list was read
   };
   ctx_.async<Result<Read>>(
       [stream, tmo, threshold](natsConnection* nc) -> Result<Read> {
@@ -1204,6 +1205,7 @@ void Leader::reconcile() {
         if (!brief) return brief.status();
         Read out;
         out.num_deleted = (*brief)["state"].value("num_deleted", uint64_t{0});
+        out.created = brief->value("created", std::string());
         if (out.num_deleted > threshold) {
           out.over_limit = true;
           return out;
@@ -1237,6 +1239,11 @@ void Leader::reconcile() {
             send_seqs(*sp, live, first_seq_);
           }
           ctx_.request_flush();
+        } else if (!created_.empty() && r->created != created_) {
+          // Another stream than the one the followers are told of (created
+          // again meanwhile): its deletes are not theirs. The next state
+          // read notices it (on_recreated); the followers' next SUBSCRIBE,
+          // or the next pass (30 s), reconciles the new one.
         } else {
           if (deletes_over_limit_) {
             spdlog::info("stream {}: {} interior deletes, back under nats.reconcile_max_deleted: reconciling",

@@ -638,6 +638,30 @@ TEST_CASE("the leader's stream deleted and created again: every replica of the o
         std::string::npos);
   rebuild();
 
+  // A replica ending in deleted sequences (the leader's last messages
+  // deleted while the follower was away: filled, also on the probation of
+  // a start), then created again while both daemons were stopped, shorter:
+  // the follower's start looks past the deleted tail for the last message
+  // it holds, which the new stream has not reached (it used to find no
+  // last message to compare and carry on).
+  {
+    const uint64_t last = l.js().require_stream_info(kStream).last_seq;
+    f.daemon.kill9();
+    l.js().publish_bulk(messages("covenant.projects.updated", 4101, 3));
+    for (uint64_t s = last + 1; s <= last + 3; ++s) l.js().delete_msg(kStream, s);
+    f.daemon.start();
+    match(l, f, kStream);
+    REQUIRE(f.js().require_stream_info(kStream).last_seq == last + 3);
+    f.daemon.kill9();
+    l.daemon.kill9();
+    recreate();
+    l.js().publish_bulk(messages("covenant.projects.updated", 4201, last - 10));
+    l.daemon.start();
+    f.daemon.start();
+    await_replaced("a replica ending in a deleted tail, the stream created again shorter");
+    rebuild();
+  }
+
   // Created again with other storage and retention (nats-server cannot
   // change those in place): the rebuild recreates the replica with them
   // (it used to be refused: 409, "a stream it did not create").
