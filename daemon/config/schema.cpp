@@ -85,7 +85,7 @@ const std::array kKeys{
         .doc = "Target payload bytes per data frame; at most max_frame_bytes/2.",
         .field = FIELD(c.link.batch_bytes)},
     Key{.section = "link", .name = "window_messages", .kind = Kind::kInt,
-        .default_toml = "50000", .min = 1, .max = 10000000, .reload = Reload::kLive,
+        .default_toml = "50000", .min = 1, .max = 10000000,
         .doc = "Unacknowledged messages allowed in flight per (stream, follower).",
         .field = FIELD(c.link.window_messages)},
     Key{.section = "link", .name = "window_bytes", .kind = Kind::kSize,

@@ -86,10 +86,15 @@ void Manager::reconfigure(const config::Config& next) {
     for (auto& c : cfg_.peers) {
       if (c.name == pc.name) c.address = pc.address;
     }
-    // A dialer waiting out a long backoff to the old address dials the new
-    // one now.
-    if (p->dialer && !p->conn && !shutting_down_) {
-      p->backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
+    // A dialer waiting out a backoff, or still trying the old address (a
+    // black hole holds a connection attempt until handshake_timeout),
+    // dials the new one now.
+    p->backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
+    if (p->dialer && !p->up && !shutting_down_) {
+      if (p->conn) {
+        p->conn->close(CloseReason::kReplaced, "address changed by reload", false);
+        link_closed(*p, CloseReason::kReplaced, "address changed by reload");
+      }
       if (p->dial_timer) p->dial_timer->stop();
       dial(*p);
     }

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -194,24 +195,58 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
   f.daemon.write_config();
   reload(f, "reloaded: nothing changed");
 
-  // A peer's address: ams dials iad (names sort); pointed at a closed port
-  // by reload, the link that is up stays up, but once it drops ams redials
-  // the new address and stays down; set back, it comes up again at once.
-  REQUIRE(f.daemon.config().peers.size() == 1);
-  const uint16_t closed = free_port();
-  f.daemon.config().peers[0].address = "127.0.0.1:" + std::to_string(closed);
+  // A stream led by ams, which led none (so it watches the API advisories
+  // from now on: a delete at ams reaches iad within seconds, not at the
+  // next 30 s reconcile).
+  const std::string kOwn = "AMS_EVENTS";
+  f.js().create_stream({{"name", kOwn}, {"subjects", {"ams.events.>"}}, {"storage", "file"}, {"num_replicas", 1}});
+  f.js().publish_bulk(messages("ams.events.seen", 1, 10));
+  f.daemon.config().streams.push_back({kOwn, kFollower});
   f.daemon.write_config();
-  reload(f, "peer iad is now at 127.0.0.1:" + std::to_string(closed));
-  CHECK(link_to(f, kLeader).value("state", "") == "up");
+  reload(f, "streams[2].name AMS_EVENTS added");
+  l.daemon.config().streams.push_back({kOwn, kFollower});
+  l.daemon.write_config();
+  reload(l, "streams[2].name AMS_EVENTS added");
+  replicated(f, l, kOwn, "after a stream led by ams was added by reload");
+  f.js().delete_msg(kOwn, 5);
+  check_for(
+      8s,
+      [&](std::string& st) {
+        auto li = l.js().require_stream_info(kOwn);
+        st = "iad's replica holds " + std::to_string(li.messages);
+        return li.messages == 9;
+      },
+      "the delete at ams replicated to iad promptly (advisories watched)");
+
+  // A peer's address: ams dials iad (names sort). Pointed by reload at a
+  // black hole (a port that takes TCP connections and never answers, with a
+  // long handshake_timeout): the link that is up stays up; once it drops,
+  // ams's attempt hangs there. Set back, the attempt is dropped and the old
+  // address dialed at once (it used to wait out the handshake timeout).
+  REQUIRE(f.daemon.config().peers.size() == 1);
+  const uint16_t hole = free_port();
+  const int hole_fd = listen_loopback(hole, 16, "black hole");
+  f.daemon.config().link_extra = "handshake_timeout = \"60s\"";
+  f.daemon.config().peers[0].address = "127.0.0.1:" + std::to_string(hole);
+  f.daemon.write_config();
+  reload(f, "peer iad is now at 127.0.0.1:" + std::to_string(hole));
+  check_stays(
+      1s,
+      [&](std::string& st) {
+        json p = link_to(f, kLeader);
+        st = p.dump();
+        return p.value("state", "") == "up";
+      },
+      "the link that is up stays up after the address changed");
   l.daemon.restart();  // the link drops; iad listens again on its port
   check_stays(
       3s,
       [&](std::string& st) {
         json p = link_to(f, kLeader);
         st = p.dump();
-        return p.value("state", "") != "up" && p.value("address", "") == "127.0.0.1:" + std::to_string(closed);
+        return p.value("state", "") != "up" && p.value("address", "") == "127.0.0.1:" + std::to_string(hole);
       },
-      "ams keeps dialing the address the reload gave it");
+      "ams keeps trying the address the reload gave it");
   f.daemon.config().peers[0].address.clear();
   f.daemon.write_config();
   reload(f, "peer iad is now at 127.0.0.1:" + std::to_string(l.daemon.config().link_port));
@@ -222,9 +257,14 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
         st = p.dump();
         return p.value("state", "") == "up";
       },
-      "ams's link to iad up again at the address set back by reload");
+      "ams's link to iad up again at once at the address set back by reload");
+  ::close(hole_fd);
+  // The level: debug lines (connection attempts) since it was set.
+  CHECK(read_file(f.daemon.log_path()).find("\"level\":\"debug\"") != std::string::npos);
   l.js().publish_bulk(messages("covenant.countries.updated", 71, 20));
   l.js().publish_bulk(messages("alerts.incidents.opened", 51, 20));
   replicated(l, f, kFirst, "at the end");
   replicated(l, f, kAdded, "at the end");
+  f.js().publish_bulk(messages("ams.events.seen", 11, 5));
+  replicated(f, l, kOwn, "at the end");
 }
