@@ -198,6 +198,7 @@ void Leader::on_recreated() {
                cfg_.name, created_);
   first_seq_ = 0;
   last_seq_ = 0;
+  delivered_seq_ = 0;
   last_time_ns_ = 0;
   last_time_seq_ = 0;
   live_deletes_.clear();
@@ -297,8 +298,10 @@ Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
                                info.config_json = (*r)["config"].dump();
                                info.first_seq = (*r)["state"].value("first_seq", uint64_t{0});
                                // Never below what was delivered (the follower takes a last
-                               // sequence below its replica's for a stream created again).
-                               last_seq_ = std::max(last_seq_, (*r)["state"].value("last_seq", uint64_t{0}));
+                               // sequence below its replica's for a stream created again);
+                               // an estimate from a pending count may be lowered (above).
+                               last_seq_ = std::max(delivered_seq_, (*r)["state"].value("last_seq", uint64_t{0}));
+                               for (auto& [peer, v] : views_) v.sync_target = std::min(v.sync_target, last_seq_);
                                info.last_seq = last_seq_;
                                first_seq_ = info.first_seq;
                              }
@@ -867,7 +870,10 @@ void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
       pull_completed(*s, done, true);
     }
   }
+  delivered_seq_ = std::max(delivered_seq_, sseq);
   if (sseq + pending > last_seq_) {
+    // An estimate until the next state read (refresh_state()): the count
+    // may be a few too high.
     last_seq_ = sseq + pending;
     // A follower that is away just fell (further) behind: learn the store
     // time of the oldest message it lacks now, not at the next tick (one
@@ -1026,8 +1032,13 @@ void Leader::refresh_state(std::function<void()> done) {
                              // Never below what was already delivered (this reading may
                              // have been taken before it was stored): a follower takes
                              // a STATE ending below its replica's last message for a
-                             // stream created again.
-                             last_seq_ = std::max(last_seq_, st.value("last_seq", uint64_t{0}));
+                             // stream created again. But below an estimate from a
+                             // delivery's pending count, which nats-server 2.9 may
+                             // overstate by a few (a reader started below the stream's
+                             // first sequence): a last sequence nothing will ever reach
+                             // read as a lag that never cleared on an idle stream.
+                             last_seq_ = std::max(delivered_seq_, st.value("last_seq", uint64_t{0}));
+                             for (auto& [peer, v] : views_) v.sync_target = std::min(v.sync_target, last_seq_);
                              num_deleted_ = st.value("num_deleted", uint64_t{0});
                              // Across the limit either way: reconcile, which decides (not
                              // more often than every 10 s, e.g. when reading the list fails).
