@@ -1986,7 +1986,15 @@ Follower::LagFigures Follower::figures() const {
 }
 
 void Follower::send_lag_report() {
-  if (!ctx_.links->is_up(cfg_.leader) || phase_ == Phase::kIdle || phase_ == Phase::kAwaitInfo) return;
+  // While the local NATS is down the stream waits (idle) and applies
+  // nothing: reported as such (the leader's row read "replicating", its
+  // /healthz ok, while the link stood). Otherwise an idle stream is between
+  // two pipelines, or not started: nothing to report.
+  const bool nats_down = !ctx_.data;
+  if (!ctx_.links->is_up(cfg_.leader) ||
+      ((phase_ == Phase::kIdle || phase_ == Phase::kAwaitInfo) && !nats_down)) {
+    return;
+  }
   LagFigures fg = figures();
   link::LagReport r;
   r.stream = cfg_.name;
@@ -2000,7 +2008,8 @@ void Follower::send_lag_report() {
   // Also through the retries of an error until it clears (a prepare that
   // succeeds reports at once, and the error may come back at the first
   // write: the leader's row would flap).
-  if (phase_ == Phase::kError || phase_ == Phase::kDiverged || write_refused_now() || !warned_error_.empty()) {
+  if (phase_ == Phase::kError || phase_ == Phase::kDiverged || write_refused_now() || !warned_error_.empty() ||
+      nats_down) {
     r.flags |= link::kLagFlagNotApplying;
   }
   r.time_lag_ns = fg.time_lag_ns;

@@ -1492,3 +1492,38 @@ TEST_CASE("n: a stream missing from a follower's configuration is named at the l
   await_replica(s.mesh, 150);
   verify_mirror(s.mesh);
 }
+
+TEST_CASE("o: a follower whose local nats-server is down shows in error at the leader while the link stands",
+          "[mirror]") {
+  Setup s;
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  publish_events(s.leader().js(), 0, 100, 1);
+  s.mesh.start_daemons();
+  await_replica(s.mesh, 100);
+  s.follower().nats.stop();
+  // (It read "replicating", with iad healthy, for as long as the server was
+  // down: the follower sent no lag reports while waiting for it.)
+  // (ams's own /healthz says why; iad's stays 200: iad is fine.)
+  check_for(
+      15s,
+      [&](std::string& state) {
+        return leader_row_error(s, kStream, {"region ams reports that it cannot apply this stream now"}, state);
+      },
+      "iad /v1/lag: ams cannot apply while its nats-server is down");
+  {
+    int status = 0;
+    std::string reasons = health_reasons(s.follower(), status);
+    INFO(reasons);
+    CHECK(status == 503);
+    CHECK(reasons.find("local NATS connection down") != std::string::npos);
+  }
+  s.follower().nats.start();
+  publish_events(s.leader().js(), 100, 50, 101);
+  await_replica(s.mesh, 150);
+  check_for(
+      15s,
+      [&](std::string& state) { return !leader_row_error(s, kStream, {""}, state); },
+      "iad's row for ams out of error once ams's nats-server is back");
+  verify_mirror(s.mesh);
+}
