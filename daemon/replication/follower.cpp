@@ -1618,9 +1618,13 @@ void Follower::on_ack(const nats::wire::ServerOp& msg) {
     no_responders = hv && hv->status == "503";
   }
   if (no_responders) {
-    ++apply_errors_;
+    // Either the replica is gone (deleted outside Isthmus: the next start
+    // creates it again, and says so) or nats-server is shutting down (its
+    // streams stop before its connections close): the start that follows
+    // tells which, so this is not counted as an apply error.
     reset("no stream took the write of sequence " + std::to_string(seq) +
-          ": the replica is gone (deleted outside Isthmus?) and is created again from the leader's configuration");
+          " (nats-server shutting down, or the replica deleted outside Isthmus: the next start checks, and creates "
+          "it again if it is gone)");
     return;
   }
   auto ack = nats::parse_pub_ack(msg.payload);
