@@ -253,6 +253,11 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
               as_num(f, "bytes_applied"));
         m.add("isthmus_apply_errors_total", "counter", "replica writes refused or failed", fb,
               as_num(f, "apply_errors"));
+        if (f.contains("skipped")) {
+          m.add("isthmus_skipped_sequences_total", "counter",
+                "sequences the leader removed before this region stored them (limits, purges), skipped", fb,
+                as_num(f, "skipped"));
+        }
       }
       if (f.contains("foreign_found")) {
         m.add("isthmus_foreign_messages_found", "gauge", "foreign messages found in the diverged replica", fb,

@@ -1398,7 +1398,18 @@ void Follower::position_at(uint64_t to) {
       reset("positioning purge failed: " + st.message());
       return;
     }
-    spdlog::info("stream {}: replica positioned at sequence {}", cfg_.name, to);
+    if (applied_ > 0 && to > next_) {
+      // The replica held messages, and the leader removed the ones after
+      // them before this region stored them (its limits while this
+      // follower was away or behind, a purge): they are not replicated here.
+      const uint64_t n = to - next_;
+      skipped_ += n;
+      spdlog::warn("stream {}: the leader no longer holds sequences {}..{} ({} message(s) at most: its limits or a "
+                   "purge removed them before this region stored them); the replica goes on from {}",
+                   cfg_.name, next_, to - 1, n, to);
+    } else {
+      spdlog::info("stream {}: replica positioned at sequence {}", cfg_.name, to);
+    }
     replica_first_ = std::max(replica_first_, to);
     // nats-server 2.9 keeps its count for the expected-last-sequence check
     // where it was before such a purge (until it restarts): compensate.
@@ -2233,6 +2244,7 @@ nlohmann::json Follower::lag_json() const {
   f["bytes_applied"] = applied_bytes_;
   f["apply_errors"] = apply_errors_;
   f["fillers"] = fillers_;
+  f["skipped"] = skipped_;
   f["trims"] = trims_;
   f["deletes_applied"] = deletes_applied_;
   f["pipeline_resets"] = resets_;

@@ -359,6 +359,7 @@ class Follower {
   uint64_t applied_bytes_ = 0;
   uint64_t apply_errors_ = 0;
   uint64_t fillers_ = 0;
+  uint64_t skipped_ = 0;  // sequences crossed by positioning after the replica held messages
   uint64_t resets_ = 0;
 };
 
