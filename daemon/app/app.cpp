@@ -28,6 +28,10 @@ namespace {
 
 constexpr uint64_t kDrainMs = 5000;
 
+// Set once the NATS library is closed (Daemon::finish()); run() closes it
+// otherwise.
+bool g_nats_closed = false;
+
 class Daemon {
  public:
   explicit Daemon(const config::Config& cfg) : cfg_(cfg) { uv_loop_init(&loop_); }
@@ -208,8 +212,14 @@ class Daemon {
   int finish() {
     http_.reset();
     replicator_.reset();
-    nats_.reset();
     links_.reset();
+    // cnats runs a closed connection's callback later, on its own thread,
+    // with the Client as its closure: wait for that thread (every
+    // connection is destroyed by now) before the Client is freed (ASan
+    // found the callback reading a freed Client at SIGTERM).
+    if (nats_CloseAndWait(2000) != NATS_OK) spdlog::warn("nats: the library's threads did not end within 2 s");
+    g_nats_closed = true;
+    nats_.reset();
     // Let close callbacks of anything destroyed above run.
     uv_run(&loop_, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&loop_);
@@ -256,7 +266,7 @@ int run(const config::Config& cfg) {
     Daemon d(cfg);
     rc = d.run();
   }
-  nats_CloseAndWait(2000);
+  if (!g_nats_closed) nats_CloseAndWait(2000);
   return rc;
 }
 
