@@ -22,11 +22,21 @@ Json health_report(const ApiSources& src, bool& healthy) {
     reasons.push_back(why);
   }
   Json links = Json::object();
+  // A listener refuses a peer's bad certificate before it knows the peer:
+  // a peer it waits for is told of such a refusal in the last minute.
+  const auto& lr = src.links->last_refused();
+  const int64_t refused_ago_ns = lr.reason.empty() ? -1 : loop::wall_ns() - lr.wall_ns;
   for (const auto& p : src.links->status()) {
     links[p.name] = p.state;
     if (p.state != "up") {
-      reasons.push_back("link to " + p.name + " is " + p.state +
-                        (p.last_close_reason.empty() ? "" : " (last close: " + p.last_close_reason + ")"));
+      std::string why = "link to " + p.name + " is " + p.state +
+                        (p.last_close_reason.empty() ? "" : " (last close: " + p.last_close_reason + ")");
+      if (!p.dialer && refused_ago_ns >= 0 && refused_ago_ns < 60'000'000'000) {
+        why += "; a connection from " + lr.from + " was refused " + std::to_string(refused_ago_ns / 1000000000) +
+               " s ago before it named its region: " + lr.reason + (lr.detail.empty() ? "" : ": " + lr.detail) +
+               " (/v1/links \"refused\")";
+      }
+      reasons.push_back(why);
     }
   }
   for (const auto& p : src.replicator->problems()) reasons.push_back(p);
@@ -102,7 +112,11 @@ Json links_report(const ApiSources& src) {
   // Accepted connections closed before they identified a peer, by reason.
   Json refused = Json::object();
   for (const auto& [reason, n] : src.links->refused()) refused[reason] = n;
-  return Json{{"region", src.cfg->region.name}, {"links", arr}, {"refused", refused}};
+  Json out{{"region", src.cfg->region.name}, {"links", arr}, {"refused", refused}};
+  if (const auto& lr = src.links->last_refused(); !lr.reason.empty()) {
+    out["last_refused"] = {{"reason", lr.reason}, {"detail", lr.detail}, {"from", lr.from}, {"ns", lr.wall_ns}};
+  }
+  return out;
 }
 
 void register_rebuild(http::Router& router, const config::Config* cfg, RebuildStarter start) {

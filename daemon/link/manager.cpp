@@ -471,13 +471,21 @@ void Manager::on_closed(Connection& c, CloseReason reason, const std::string& de
     // Refused before it identified itself: log it once, and count it.
     spdlog::warn("links: refused connection from {}: {}{}{}", c.remote_address, close_reason_name(reason),
                  detail.empty() ? "" : ": ", detail);
-    refused_[close_reason_name(reason)]++;
+    note_refused(c, reason, detail);
     bury(std::move(*it));
     pending_.erase(it);
     return;
   }
   Peer* p = find(c.peer_name);
   if (p != nullptr && p->conn.get() == &c) link_closed(*p, reason, detail);
+}
+
+void Manager::note_refused(const Connection& c, CloseReason reason, const std::string& detail) {
+  refused_[close_reason_name(reason)]++;
+  last_refused_.reason = close_reason_name(reason);
+  last_refused_.detail = detail;
+  last_refused_.from = c.remote_address;
+  last_refused_.wall_ns = loop::wall_ns();
 }
 
 void Manager::link_closed(Peer& p, CloseReason reason, const std::string& detail) {
@@ -560,7 +568,7 @@ void Manager::tick() {
     if (now_mono - pending_[i]->created_mono_ns > hs_ns) {
       spdlog::warn("links: refused connection from {}: {}", pending_[i]->remote_address,
                    close_reason_name(CloseReason::kHandshakeTimeout));
-      refused_[close_reason_name(CloseReason::kHandshakeTimeout)]++;
+      note_refused(*pending_[i], CloseReason::kHandshakeTimeout, "");
       pending_[i]->close(CloseReason::kHandshakeTimeout, "", false);
       bury(std::move(pending_[i]));
       pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));

@@ -125,6 +125,13 @@ class Manager : public ConnectionHandler {
   // Accepted connections closed before they identified a peer, by close
   // reason name (garbage, TLS refusals, handshake timeouts, ...).
   const std::map<std::string, uint64_t>& refused() const { return refused_; }
+  // The last of them (reason empty: none yet): a listener learns no more of
+  // a peer whose certificate it refuses.
+  struct Refusal {
+    std::string reason, detail, from;
+    int64_t wall_ns = 0;
+  };
+  const Refusal& last_refused() const { return last_refused_; }
 
  private:
   struct Peer {
@@ -183,6 +190,8 @@ class Manager : public ConnectionHandler {
   bool shutting_down_ = false;
   std::shared_ptr<tls::TlsContext> tls_;
   std::map<std::string, uint64_t> refused_;
+  Refusal last_refused_;
+  void note_refused(const Connection& c, CloseReason reason, const std::string& detail);
   void bury(std::unique_ptr<Connection> c);
 };
 

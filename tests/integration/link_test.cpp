@@ -415,6 +415,11 @@ void expect_refused(const Client& c, const Mark& from, const std::string& reason
   CHECK(count() == 1);  // logged once, also after the replication round
   const uint64_t before = from.refused.value(reason, uint64_t{0});
   CHECK(refused_count(reason) == before + 1);
+  const json last = f.links_all("ams").value("last_refused", json::object());
+  INFO("last_refused: " << last.dump());
+  CHECK(last.value("reason", "") == reason);
+  CHECK(last.value("from", "") == c.address());
+  CHECK(last.value("detail", "").find(detail) != std::string::npos);
   CHECK(metric("ams", "isthmus_link_refused_total{region=\"ams\",reason=\"" + reason + "\"}") ==
         static_cast<double>(before + 1));
 }
