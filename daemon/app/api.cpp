@@ -24,17 +24,22 @@ Json health_report(const ApiSources& src, bool& healthy) {
   Json links = Json::object();
   // A listener refuses a peer's bad certificate before it knows the peer:
   // a peer it waits for is told of such a refusal in the last minute.
+  // (TLS and identity refusals only: a load balancer's probe or a scanner
+  // says nothing about a peer.)
   const auto& lr = src.links->last_refused();
-  const int64_t refused_ago_ns = lr.reason.empty() ? -1 : loop::wall_ns() - lr.wall_ns;
+  const bool tls_refusal = lr.reason == "tls_handshake_failed" || lr.reason == "certificate_rejected" ||
+                           lr.reason == "name_mismatch" || lr.reason == "pin_mismatch" || lr.reason == "unknown_peer";
+  const int64_t refused_ago_ns = !tls_refusal ? -1 : loop::wall_ns() - lr.wall_ns;
   for (const auto& p : src.links->status()) {
     links[p.name] = p.state;
     if (p.state != "up") {
       std::string why = "link to " + p.name + " is " + p.state +
                         (p.last_close_reason.empty() ? "" : " (last close: " + p.last_close_reason + ")");
       if (!p.dialer && refused_ago_ns >= 0 && refused_ago_ns < 60'000'000'000) {
-        why += "; a connection from " + lr.from + " was refused " + std::to_string(refused_ago_ns / 1000000000) +
-               " s ago before it named its region: " + lr.reason + (lr.detail.empty() ? "" : ": " + lr.detail) +
-               " (/v1/links \"refused\")";
+        // Its time, not an age: the same refusal reads the same (alerts).
+        why += "; a connection from " + lr.from + " was refused at " + std::to_string(lr.wall_ns / 1000000000) +
+               " (Unix s) before it named its region: " + lr.reason + (lr.detail.empty() ? "" : ": " + lr.detail) +
+               " (/v1/links \"last_refused\")";
       }
       reasons.push_back(why);
     }

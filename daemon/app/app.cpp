@@ -217,7 +217,11 @@ class Daemon {
     // with the Client as its closure: wait for that thread (every
     // connection is destroyed by now) before the Client is freed (ASan
     // found the callback reading a freed Client at SIGTERM).
-    if (nats_CloseAndWait(2000) != NATS_OK) spdlog::warn("nats: the library's threads did not end within 2 s");
+    if (nats_CloseAndWait(2000) != NATS_OK) {
+      // A callback may still come: the client stays (the process is ending).
+      spdlog::warn("nats: the library's threads did not end within 2 s");
+      (void)nats_.release();
+    }
     g_nats_closed = true;
     nats_.reset();
     // Let close callbacks of anything destroyed above run.

@@ -509,7 +509,8 @@ void Manager::link_closed(Peer& p, CloseReason reason, const std::string& detail
     spdlog::warn("links: link to {} closed: {}{}{}", p.cfg.name, close_reason_name(reason),
                  detail.empty() ? "" : ": ", detail);
   } else if (reason == CloseReason::kConnectFailed || reason == CloseReason::kPeerClosed ||
-             reason == CloseReason::kIoError || reason == CloseReason::kShutdown) {
+             reason == CloseReason::kIoError || reason == CloseReason::kShutdown ||
+             reason == CloseReason::kReplaced) {
     spdlog::debug("links: connection to {} closed: {} {}", p.cfg.name, close_reason_name(reason), detail);
   } else {
     // Refused during the handshake (TLS, names, compression, ...).

@@ -1398,15 +1398,24 @@ void Follower::position_at(uint64_t to) {
       reset("positioning purge failed: " + st.message());
       return;
     }
-    if (applied_ > 0 && to > next_) {
-      // The replica held messages, and the leader removed the ones after
-      // them before this region stored them (its limits while this
-      // follower was away or behind, a purge): they are not replicated here.
-      const uint64_t n = to - next_;
+    // The replica held messages, and the leader removed the ones after them
+    // before this region stored them (its limits while this follower was
+    // away or behind, a purge): not replicated here. (Those it was told were
+    // deleted are not counted.)
+    const uint64_t n = applied_ > 0 && to > next_
+                           ? to - next_ - static_cast<uint64_t>(std::distance(to_delete_.lower_bound(next_),
+                                                                              to_delete_.lower_bound(to)))
+                           : 0;
+    if (n > 0) {
       skipped_ += n;
-      spdlog::warn("stream {}: the leader no longer holds sequences {}..{} ({} message(s) at most: its limits or a "
-                   "purge removed them before this region stored them); the replica goes on from {}",
-                   cfg_.name, next_, to - 1, n, to);
+      const int64_t now = loop::mono_ns();
+      if (skipped_logged_mono_ns_ == 0 || now - skipped_logged_mono_ns_ >= 60'000'000'000) {
+        skipped_logged_mono_ns_ = now;
+        spdlog::warn("stream {}: the leader no longer holds sequences {}..{} ({} message(s) at most: its limits or a "
+                     "purge removed them before this region stored them); the replica goes on from {} ({} skipped "
+                     "so far; logged at most once a minute)",
+                     cfg_.name, next_, to - 1, n, to, skipped_);
+      }
     } else {
       spdlog::info("stream {}: replica positioned at sequence {}", cfg_.name, to);
     }

@@ -360,6 +360,7 @@ class Follower {
   uint64_t apply_errors_ = 0;
   uint64_t fillers_ = 0;
   uint64_t skipped_ = 0;  // sequences crossed by positioning after the replica held messages
+  int64_t skipped_logged_mono_ns_ = 0;
   uint64_t resets_ = 0;
 };
 

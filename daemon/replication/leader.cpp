@@ -281,8 +281,9 @@ Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
   }
   std::string stream = cfg_.name;
   int64_t tmo = ctx_.timeout_ms();
+  const uint64_t deliveries_then = deliveries_;
   ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
-                           [this, peer](Result<Json> r) {
+                           [this, peer, deliveries_then](Result<Json> r) {
                              link::StreamInfo info;
                              info.stream = cfg_.name;
                              if (!r) {
@@ -300,8 +301,7 @@ Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
                                // Never below what was delivered (the follower takes a last
                                // sequence below its replica's for a stream created again);
                                // an estimate from a pending count may be lowered (above).
-                               last_seq_ = std::max(delivered_seq_, (*r)["state"].value("last_seq", uint64_t{0}));
-                               for (auto& [peer, v] : views_) v.sync_target = std::min(v.sync_target, last_seq_);
+                               note_last_seq((*r)["state"].value("last_seq", uint64_t{0}), deliveries_then);
                                info.last_seq = last_seq_;
                                first_seq_ = info.first_seq;
                              }
@@ -472,6 +472,7 @@ void Leader::create_consumer(Sender& s) {
         if (mine.size() == 1) {
           auto ci = nats::consumer_info(nc, stream, mine[0], tmo);
           if (ci && (*ci)["config"].value("ack_policy", std::string()) == "all" &&
+              (*ci)["config"].value("max_ack_pending", int64_t{0}) == dc.value("max_ack_pending", int64_t{0}) &&
               ci->value("num_ack_pending", int64_t{1}) == 0 &&
               (*ci)["delivered"].value("stream_seq", uint64_t{0}) + 1 <= start) {
             out.name = mine[0];
@@ -871,6 +872,7 @@ void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
     }
   }
   delivered_seq_ = std::max(delivered_seq_, sseq);
+  ++deliveries_;
   if (sseq + pending > last_seq_) {
     // An estimate until the next state read (refresh_state()): the count
     // may be a few too high.
@@ -1010,8 +1012,9 @@ void Leader::refresh_state(std::function<void()> done) {
   refresh_pending_ = true;
   std::string stream = cfg_.name;
   int64_t tmo = ctx_.timeout_ms();
+  const uint64_t deliveries_then = deliveries_;
   ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
-                           [this](Result<Json> r) {
+                           [this, deliveries_then](Result<Json> r) {
                              refresh_pending_ = false;
                              auto waiters = std::move(refresh_waiters_);
                              refresh_waiters_.clear();
@@ -1037,8 +1040,7 @@ void Leader::refresh_state(std::function<void()> done) {
                              // overstate by a few (a reader started below the stream's
                              // first sequence): a last sequence nothing will ever reach
                              // read as a lag that never cleared on an idle stream.
-                             last_seq_ = std::max(delivered_seq_, st.value("last_seq", uint64_t{0}));
-                             for (auto& [peer, v] : views_) v.sync_target = std::min(v.sync_target, last_seq_);
+                             note_last_seq(st.value("last_seq", uint64_t{0}), deliveries_then);
                              num_deleted_ = st.value("num_deleted", uint64_t{0});
                              // Across the limit either way: reconcile, which decides (not
                              // more often than every 10 s, e.g. when reading the list fails).
@@ -1099,6 +1101,27 @@ Status Leader::on_lag_report(const std::string& peer, const link::LagReport& r) 
   it->second.report_mono_ns = loop::mono_ns();
   it->second.asked = true;
   return Status::ok();
+}
+
+void Leader::note_last_seq(uint64_t read, uint64_t deliveries_then) {
+  if (deliveries_ != deliveries_then) {
+    // Deliveries came in while the reading was on its way (over another
+    // connection): their pending counts may know of later messages than
+    // the reading, which then only raises the last sequence.
+    last_seq_ = std::max(last_seq_, read);
+    return;
+  }
+  // Nothing delivered meanwhile: the reading is the stream's last sequence,
+  // also below an estimate from an earlier pending count (never below what
+  // was delivered).
+  const uint64_t was = last_seq_;
+  last_seq_ = std::max(delivered_seq_, read);
+  if (last_seq_ >= was) return;
+  for (auto& [name, v] : views_) {
+    v.sync_target = std::min(v.sync_target, last_seq_);
+    // "Nothing stored above" was asked against the higher figure.
+    if (v.lookup_last_seq > last_seq_) recheck_oldest(v);
+  }
 }
 
 int64_t Leader::oldest_unreplicated_time(const std::string& peer, const FollowerView& v) const {

@@ -243,7 +243,11 @@ class Leader {
   uint64_t cleaned_nats_gen_ = 0;
   uint64_t first_seq_ = 0;
   uint64_t last_seq_ = 0;
-  uint64_t delivered_seq_ = 0;  // highest stream sequence a reader delivered (of this stream: on_recreated resets)
+  uint64_t delivered_seq_ = 0;
+  uint64_t deliveries_ = 0;  // deliveries counted (note_last_seq())
+  // A state reading of the stream's last sequence, issued when deliveries_
+  // was `deliveries_then`.
+  void note_last_seq(uint64_t read, uint64_t deliveries_then);  // highest stream sequence a reader delivered (of this stream: on_recreated resets)
   int64_t last_time_ns_ = 0;
   uint64_t last_time_seq_ = 0;  // the sequence last_time_ns_ is the store time of
   std::string error_;  // the local stream cannot be read

@@ -242,6 +242,13 @@ TEST_CASE("history trimmed by max_msgs and with interior deletes reaches a new f
     f.daemon.start();
     match(l, f, kStream);
     CHECK(f.js().require_stream_info(kStream).first_seq == 1000);
+    {
+      // Said and counted: 971..999 never reached this region.
+      json lag = *f.daemon.lag_stream(kStream);
+      INFO(lag.dump());
+      CHECK(lag["followers"][0].value("skipped", 0) == 29);
+      CHECK(read_file(f.daemon.log_path()).find("the leader no longer holds sequences 971..999") != std::string::npos);
+    }
 
     // And while the leader's daemon is down (reconciled when it is back).
     l.daemon.terminate();
