@@ -482,21 +482,25 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
                 num(f, "applied_seq"), num(f, "messages_applied"), num(f.at("time_lag"), "p99_ms"));
   }
 
-  // ams's nats-server down (stopped, the link up): ams sends no lag
-  // reports, and iad shows no current time lag for it after 3 s (not the
-  // last report's, as if current); back once it runs again.
+  // ams's nats-server down (stopped, the link up): ams reports that it
+  // cannot apply the stream, and iad's row reads error with a current time
+  // lag of at least the age of the first message ams lacks, rising with
+  // the outage (not the last report's, as if current); back once it runs
+  // again.
   {
     su.follower().nats.stop();
+    const auto s0 = Clock::now();
     check_for(
         15s,
         [&](std::string& st) {
           pub.check();
           json l = su.lag_entry(kLeader);
           st = "iad " + l.dump();
-          return l.contains("time_lag") && l["time_lag"]["current_ms"].is_null() &&
-                 num(l["time_lag"], "report_age_ms") >= 3000;
+          if (seconds_since(s0) < 3 || l.value("state", "") != "error" || !l.contains("time_lag")) return false;
+          const double cur = num(l["time_lag"], "current_ms", -1);
+          return cur >= 2500 && cur >= num(l, "oldest_unreplicated_age_ms", 1e9) - 1;
         },
-        "iad: no current time lag for ams while ams's nats-server is down");
+        "iad: ams in error, its current time lag rising with the outage, while ams's nats-server is down");
     su.follower().nats.start();
     check_for(
         30s,
