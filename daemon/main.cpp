@@ -1,5 +1,6 @@
 // isthmusd: arguments, configuration check, run. Everything else is in the
 // core library (app::run).
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -32,6 +33,10 @@ int load(const std::string& path, isthmus::config::Config& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Until the daemon installs its handler (app::run, once it is serving),
+  // a SIGHUP (a reload sent right after start) must not end it: the
+  // default action terminates, and systemd takes that for a clean exit.
+  std::signal(SIGHUP, SIG_IGN);
   std::string config_path;
   bool check = false;
   for (int i = 1; i < argc; ++i) {

@@ -135,8 +135,10 @@ class Daemon {
     reload_.last_ok = true;
     reload_.last_error.clear();
     reload_.last_ok_ns = reload_.last_ns;
+    // (At level warning: an operator who asked for it sees it at any level
+    // but error.)
     if (changed.empty()) {
-      spdlog::info("SIGHUP: configuration {} reloaded: nothing changed", cfg_.path);
+      spdlog::warn("SIGHUP: configuration {} reloaded: nothing changed", cfg_.path);
       return;
     }
     links_->reconfigure(next);
@@ -144,7 +146,7 @@ class Daemon {
     cfg_ = std::move(next);
     std::string keys;
     for (const auto& k : changed) keys += (keys.empty() ? "" : ", ") + k;
-    spdlog::info("SIGHUP: configuration {} reloaded: {}", cfg_.path, keys);
+    spdlog::warn("SIGHUP: configuration {} reloaded: {}", cfg_.path, keys);
     notify_status("running (configuration reloaded)");
   }
 

@@ -3,6 +3,7 @@
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <mutex>
 
@@ -44,8 +45,20 @@ class DaemonSink : public spdlog::sinks::base_sink<std::mutex> {
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     if (!json_) {
+      // One line per message: a control character in it (a CR or LF in a
+      // configuration key or a peer's text) is escaped, so no text can
+      // forge a line of its own.
+      std::string_view text(msg.payload.data(), msg.payload.size());
       spdlog::memory_buf_t buf;
-      formatter_->format(msg, buf);
+      if (std::none_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; })) {
+        formatter_->format(msg, buf);
+      } else {
+        std::string escaped;
+        json_escape(escaped, text);
+        spdlog::details::log_msg copy = msg;
+        copy.payload = spdlog::string_view_t(escaped.data(), escaped.size());
+        formatter_->format(copy, buf);
+      }
       std::fwrite(buf.data(), 1, buf.size(), stderr);
       return;
     }

@@ -262,7 +262,7 @@ std::string Leader::not_asked(const std::string& peer, const FollowerView& v, in
   if (v.asked || v.link_up_mono_ns == 0 || now_mono - v.link_up_mono_ns < kNotAskedNs) return "";
   const int64_t s = (now_mono - v.link_up_mono_ns) / 1'000'000'000;
   return "region " + peer + " has not asked for this stream in the " + std::to_string(s) +
-         " s its link has been up: the stream is missing from its configuration (a [[streams]] entry for " +
+         " s since its link came up (or this stream was added by reload): the stream is missing from its configuration (a [[streams]] entry for " +
          cfg_.name + " with leader " + ctx_.cfg->region.name +
          "), or it names another leader for it (two regions configured to lead it), or its local NATS is down "
          "(its /healthz says which)";
@@ -1025,8 +1025,14 @@ void Leader::refresh_state(std::function<void()> done) {
                                }
                              } run_at_end{waiters};
                              if (!r) {
+                               const std::string was = error_;
                                error_ = "cannot read local stream: " + r.status().message();
+                               // Once per cause (read every second); /healthz has it throughout.
+                               if (error_ != was) spdlog::warn("stream {}: {}", cfg_.name, error_);
                                return;
+                             }
+                             if (error_.rfind("cannot read local stream", 0) == 0) {
+                               spdlog::info("stream {}: the local stream can be read again", cfg_.name);
                              }
                              error_.clear();
                              if (note_created(r->value("created", std::string()))) on_recreated();

@@ -111,6 +111,18 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
   // Nothing changed.
   reload(f, "reloaded: nothing changed");
 
+  // A key with a line break, refused: the text log escapes it (it wrote a
+  // second line of the key's choosing).
+  {
+    const std::string good = read_file(l.daemon.config_path());
+    write_file(l.daemon.config_path(), good + "\"x\\n2026-11-28T13:00:00.000 info FORGED\" = 1\n");
+    const std::string text = reload(l, "reload refused: ");
+    CHECK(text.find("\n2026-11-28T13:00:00.000 info FORGED") == std::string::npos);
+    CHECK(text.find("x\\n2026-11-28T13:00:00.000 info FORGED") != std::string::npos);
+    write_file(l.daemon.config_path(), good);
+    reload(l, "reloaded: nothing changed");
+  }
+
   // Log format and level: the reload's own line is already JSON. (The
   // harness writes the [log] table last: `extra` lands in it.)
   f.daemon.config().extra = "format = \"json\"";
@@ -118,7 +130,7 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
   f.daemon.write_config();
   std::string log = reload(f, "reloaded: log.level, log.format");
   CHECK(log.find("{\"ts\":") != std::string::npos);
-  CHECK(log.find("\"level\":\"info\",\"msg\":\"SIGHUP: configuration " + f.daemon.config_path() +
+  CHECK(log.find("\"level\":\"warning\",\"msg\":\"SIGHUP: configuration " + f.daemon.config_path() +
                  " reloaded: log.level, log.format\"") != std::string::npos);
 
   // A file with an error: named with its line, nothing applied.
