@@ -2011,9 +2011,9 @@ Follower::LagFigures Follower::figures() const {
 
 void Follower::send_lag_report() {
   // While the local NATS is down the stream waits (idle) and applies
-  // nothing: reported as such (the leader's row read "replicating", its
-  // /healthz ok, while the link stood). Otherwise an idle stream is between
-  // two pipelines, or not started: nothing to report.
+  // nothing: reported as such (the leader's row for this region read
+  // "replicating" while the link stood). Otherwise an idle stream is
+  // between two pipelines, or not started: nothing to report.
   const bool nats_down = !ctx_.data;
   if (!ctx_.links->is_up(cfg_.leader) ||
       ((phase_ == Phase::kIdle || phase_ == Phase::kAwaitInfo) && !nats_down)) {
