@@ -75,7 +75,19 @@ void Manager::reconfigure(const config::Config& next) {
   link.max_frame_bytes = cfg_.link.max_frame_bytes;
   link.compression = cfg_.link.compression;
   link.tls = cfg_.link.tls;
+  const bool backoff_changed =
+      link.backoff_min != cfg_.link.backoff_min || link.backoff_max != cfg_.link.backoff_max;
   cfg_.link = link;
+  if (backoff_changed && !shutting_down_) {
+    // Every dialer starts over from the new backoff_min: a link that is up
+    // at its next loss, one waiting out a backoff of the old settings (up
+    // to the old backoff_max) from now.
+    for (auto& [name, p] : peers_) {
+      if (!p.dialer) continue;
+      p.backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
+      if (!p.up && !p.conn && p.dial_timer) schedule_dial(p);
+    }
+  }
   for (const auto& pc : next.peers) {
     Peer* p = find(pc.name);
     if (p == nullptr || p->cfg.address.to_string() == pc.address.to_string()) continue;

@@ -271,6 +271,33 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
       },
       "ams's link to iad up again at once at the address set back by reload");
   ::close(hole_fd);
+
+  // The redial backoff: raised while the link is up, the next loss waits
+  // it (10-20 s); set back, the waiting redial starts over from the new
+  // minimum at once (it used to wait out the old one).
+  f.daemon.config().link_extra = "handshake_timeout = \"60s\"\nbackoff_min = \"20s\"\nbackoff_max = \"40s\"";
+  f.daemon.write_config();
+  reload(f, "reloaded: link.backoff_min, link.backoff_max");
+  l.daemon.restart();
+  check_stays(
+      2s,
+      [&](std::string& st) {
+        json p = link_to(f, kLeader);
+        st = p.dump();
+        return p.value("state", "") != "up";
+      },
+      "ams waits out the raised backoff before it dials iad again");
+  f.daemon.config().link_extra = "handshake_timeout = \"60s\"";
+  f.daemon.write_config();
+  reload(f, "reloaded: link.backoff_min, link.backoff_max");
+  check_for(
+      5s,
+      [&](std::string& st) {
+        json p = link_to(f, kLeader);
+        st = p.dump();
+        return p.value("state", "") == "up";
+      },
+      "ams's link to iad up again soon after the backoff was set back by reload");
   // The level: debug lines (connection attempts) since it was set.
   CHECK(read_file(f.daemon.log_path()).find("\"level\":\"debug\"") != std::string::npos);
   l.js().publish_bulk(messages("covenant.countries.updated", 71, 20));
