@@ -85,6 +85,14 @@ json link_to(Region& r, const std::string& peer) {
   throw std::runtime_error("no link to " + peer + " in " + res.body);
 }
 
+// Whether r's link to peer is up (`up`) or not, and, when `address` is
+// given, dialed at it; `st` says what was seen.
+bool link_is(Region& r, const std::string& peer, bool up, std::string& st, const std::string& address = "") {
+  json p = link_to(r, peer);
+  st = p.dump();
+  return (p.value("state", "") == "up") == up && (address.empty() || p.value("address", "") == address);
+}
+
 }  // namespace
 
 TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and replication goes on", "[reload]") {
@@ -243,32 +251,17 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
   f.daemon.write_config();
   reload(f, "peer iad is now at 127.0.0.1:" + std::to_string(hole));
   check_stays(
-      1s,
-      [&](std::string& st) {
-        json p = link_to(f, kLeader);
-        st = p.dump();
-        return p.value("state", "") == "up";
-      },
+      1s, [&](std::string& st) { return link_is(f, kLeader, true, st); },
       "the link that is up stays up after the address changed");
   l.daemon.restart();  // the link drops; iad listens again on its port
   check_stays(
-      3s,
-      [&](std::string& st) {
-        json p = link_to(f, kLeader);
-        st = p.dump();
-        return p.value("state", "") != "up" && p.value("address", "") == "127.0.0.1:" + std::to_string(hole);
-      },
+      3s, [&](std::string& st) { return link_is(f, kLeader, false, st, "127.0.0.1:" + std::to_string(hole)); },
       "ams keeps trying the address the reload gave it");
   f.daemon.config().peers[0].address.clear();
   f.daemon.write_config();
   reload(f, "peer iad is now at 127.0.0.1:" + std::to_string(l.daemon.config().link_port));
   check_for(
-      10s,
-      [&](std::string& st) {
-        json p = link_to(f, kLeader);
-        st = p.dump();
-        return p.value("state", "") == "up";
-      },
+      10s, [&](std::string& st) { return link_is(f, kLeader, true, st); },
       "ams's link to iad up again at once at the address set back by reload");
   ::close(hole_fd);
 
@@ -280,23 +273,13 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
   reload(f, "reloaded: link.backoff_min, link.backoff_max");
   l.daemon.restart();
   check_stays(
-      2s,
-      [&](std::string& st) {
-        json p = link_to(f, kLeader);
-        st = p.dump();
-        return p.value("state", "") != "up";
-      },
+      2s, [&](std::string& st) { return link_is(f, kLeader, false, st); },
       "ams waits out the raised backoff before it dials iad again");
   f.daemon.config().link_extra = "handshake_timeout = \"60s\"";
   f.daemon.write_config();
   reload(f, "reloaded: link.backoff_min, link.backoff_max");
   check_for(
-      5s,
-      [&](std::string& st) {
-        json p = link_to(f, kLeader);
-        st = p.dump();
-        return p.value("state", "") == "up";
-      },
+      5s, [&](std::string& st) { return link_is(f, kLeader, true, st); },
       "ams's link to iad up again soon after the backoff was set back by reload");
   // The level: debug lines (connection attempts) since it was set.
   CHECK(read_file(f.daemon.log_path()).find("\"level\":\"debug\"") != std::string::npos);
