@@ -12,23 +12,24 @@ namespace isthmus::link {
 
 namespace {
 
-Status resolve(const config::HostPort& hp, sockaddr_storage& out) {
+// An IP address literal, without asking a resolver.
+bool parse_literal(const config::HostPort& hp, sockaddr_storage& out) {
   std::memset(&out, 0, sizeof(out));
-  if (uv_ip4_addr(hp.host.c_str(), hp.port, reinterpret_cast<sockaddr_in*>(&out)) == 0) {
-    return Status::ok();
-  }
-  if (uv_ip6_addr(hp.host.c_str(), hp.port, reinterpret_cast<sockaddr_in6*>(&out)) == 0) {
-    return Status::ok();
-  }
-  // Host names: resolve synchronously once per dial; links are few and
-  // dials are rare. (getaddrinfo on the loop is acceptable at this rate.)
+  if (uv_ip4_addr(hp.host.c_str(), hp.port, reinterpret_cast<sockaddr_in*>(&out)) == 0) return true;
+  return uv_ip6_addr(hp.host.c_str(), hp.port, reinterpret_cast<sockaddr_in6*>(&out)) == 0;
+}
+
+// The listen address, once at start-up (a host name is resolved in place:
+// nothing runs yet that a slow resolver could stall).
+Status resolve_listen(const config::HostPort& hp, sockaddr_storage& out) {
+  if (parse_literal(hp, out)) return Status::ok();
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   int rc = getaddrinfo(hp.host.c_str(), std::to_string(hp.port).c_str(), &hints, &res);
   if (rc != 0 || res == nullptr) return Status(Code::kIo, "cannot resolve " + hp.host);
-  std::memcpy(&out, res->ai_addr, res->ai_addrlen);
+  std::memcpy(&out, res->ai_addr, std::min<size_t>(res->ai_addrlen, sizeof(out)));
   freeaddrinfo(res);
   return Status::ok();
 }
@@ -108,6 +109,7 @@ void Manager::reconfigure(const config::Config& next) {
         link_closed(*p, CloseReason::kReplaced, "address changed by reload");
       }
       if (p->dial_timer) p->dial_timer->stop();
+      abandon_resolve(*p);  // the old name's answer is of no use now
       dial(*p);
     }
   }
@@ -133,7 +135,7 @@ Status Manager::start() {
     }
   }
   sockaddr_storage addr{};
-  Status st = resolve(cfg_.link.listen, addr);
+  Status st = resolve_listen(cfg_.link.listen, addr);
   if (!st) return st;
   server_ = new uv_tcp_t;
   uv_tcp_init(loop_, server_);
@@ -167,6 +169,8 @@ void Manager::shutdown() {
   if (tick_) tick_->stop();
   for (auto& [name, p] : peers_) {
     if (p.dial_timer) p.dial_timer->stop();
+    abandon_resolve(p);
+    p.addrs.clear();
     if (p.conn) {
       bool was_up = p.up;
       p.conn->close(CloseReason::kShutdown, "", true);
@@ -245,32 +249,110 @@ void Manager::accept_one() {
   pending_.push_back(std::move(c));
 }
 
+// A peer's address that is a host name is resolved on libuv's thread pool
+// (a slow resolver must not stall the loop: links, replication and the
+// HTTP API all run on it); each address it gives is then tried in turn
+// ("localhost" may give ::1 first while the peer listens on 127.0.0.1).
+struct Manager::Resolving {
+  uv_getaddrinfo_t req{};
+  Manager* self = nullptr;  // null: abandoned (shutdown, address changed)
+  std::string peer;
+};
+
 void Manager::dial(Peer& p) {
-  if (shutting_down_ || p.conn) return;
+  if (shutting_down_ || p.conn || p.resolving != nullptr) return;
+  p.addrs.clear();
   sockaddr_storage addr{};
-  Status st = resolve(p.cfg.address, addr);
-  if (!st) {
-    p.st.last_close_reason = close_reason_name(CloseReason::kConnectFailed);
-    p.st.last_close_detail = st.message();
-    schedule_dial(p);
+  if (parse_literal(p.cfg.address, addr)) {
+    p.addrs.push_back(addr);
+    connect_next(p);
     return;
   }
-  p.conn = std::make_unique<Connection>(loop_, this, cfg_.link.max_frame_bytes);
-  p.conn->peer_name = p.cfg.name;
-  p.conn->remote_address = p.cfg.address.to_string();
-  if (tls_) {
-    auto layer = make_tls(true, p.cfg.name);
-    p.conn->tls = static_cast<tls::TlsLayer*>(layer.get());
-    p.conn->push_bottom(std::move(layer));
+  auto* r = new Resolving;
+  r->req.data = r;
+  r->self = this;
+  r->peer = p.cfg.name;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  int rc = uv_getaddrinfo(loop_, &r->req, &Manager::on_resolved, p.cfg.address.host.c_str(),
+                          std::to_string(p.cfg.address.port).c_str(), &hints);
+  if (rc != 0) {
+    delete r;
+    dial_failed(p, "cannot resolve " + p.cfg.address.host + ": " + uv_strerror(rc));
+    return;
   }
-  st = p.conn->connect(reinterpret_cast<sockaddr*>(&addr));
-  if (!st) {
+  p.resolving = r;
+  set_state(p, "connecting");
+}
+
+void Manager::on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
+  auto* r = static_cast<Resolving*>(req->data);
+  Manager* self = r->self;
+  std::string name = std::move(r->peer);
+  delete r;
+  Peer* p = self != nullptr ? self->find(name) : nullptr;
+  if (p == nullptr) {
+    uv_freeaddrinfo(res);
+    return;
+  }
+  p->resolving = nullptr;
+  if (status != 0 || res == nullptr) {
+    uv_freeaddrinfo(res);
+    self->dial_failed(*p, "cannot resolve " + p->cfg.address.host + ": " + uv_strerror(status));
+    return;
+  }
+  p->addrs.clear();
+  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
+    if (a->ai_addrlen > sizeof(sockaddr_storage)) continue;
+    sockaddr_storage ss{};
+    std::memcpy(&ss, a->ai_addr, a->ai_addrlen);
+    p->addrs.push_back(ss);
+  }
+  uv_freeaddrinfo(res);
+  if (self->shutting_down_) return;
+  self->connect_next(*p);
+}
+
+void Manager::abandon_resolve(Peer& p) {
+  if (p.resolving == nullptr) return;
+  p.resolving->self = nullptr;  // on_resolved frees it
+  uv_cancel(reinterpret_cast<uv_req_t*>(&p.resolving->req));
+  p.resolving = nullptr;
+}
+
+void Manager::dial_failed(Peer& p, const std::string& detail) {
+  p.st.last_close_reason = close_reason_name(CloseReason::kConnectFailed);
+  p.st.last_close_detail = detail;
+  p.st.last_close_ns = loop::wall_ns();
+  p.st.closes[close_reason_name(CloseReason::kConnectFailed)]++;
+  spdlog::debug("links: connection to {} failed: {}", p.cfg.name, detail);
+  schedule_dial(p);
+}
+
+void Manager::connect_next(Peer& p) {
+  std::string last_error = "no address";
+  while (!p.addrs.empty()) {
+    sockaddr_storage addr = p.addrs.front();
+    p.addrs.erase(p.addrs.begin());
+    p.conn = std::make_unique<Connection>(loop_, this, cfg_.link.max_frame_bytes);
+    p.conn->peer_name = p.cfg.name;
+    p.conn->remote_address = p.cfg.address.to_string();
+    if (tls_) {
+      auto layer = make_tls(true, p.cfg.name);
+      p.conn->tls = static_cast<tls::TlsLayer*>(layer.get());
+      p.conn->push_bottom(std::move(layer));
+    }
+    Status st = p.conn->connect(reinterpret_cast<sockaddr*>(&addr));
+    if (st) {
+      set_state(p, "connecting");
+      return;
+    }
+    last_error = st.message();
     p.conn->close(CloseReason::kConnectFailed, st.message(), false);
     bury(std::move(p.conn));
-    schedule_dial(p);
-    return;
   }
-  set_state(p, "connecting");
+  dial_failed(p, last_error);
 }
 
 void Manager::schedule_dial(Peer& p) {
@@ -531,6 +613,14 @@ void Manager::link_closed(Peer& p, CloseReason reason, const std::string& detail
   }
   set_state(p, p.dialer ? "connecting" : "waiting");
   if (was_up) listener_->on_link_down(p.cfg.name);
+  // A connection that never came up at one of a host name's addresses:
+  // the next one now. Anything else waits out the backoff.
+  if (!was_up && !shutting_down_ && !p.addrs.empty() &&
+      (reason == CloseReason::kConnectFailed || reason == CloseReason::kHandshakeTimeout)) {
+    connect_next(p);
+    return;
+  }
+  p.addrs.clear();
   schedule_dial(p);
 }
 

@@ -3,7 +3,9 @@
 // Who dials: the region whose name sorts first dials; the other listens.
 // So two regions never hold two links, and an incoming connection from a
 // peer we should dial is refused (kWrongDirection). Dials back off
-// exponentially with jitter between backoff_min and backoff_max.
+// exponentially with jitter between backoff_min and backoff_max. A peer's
+// address that is a host name is resolved at each dial on libuv's thread
+// pool, never on the loop, and its addresses are tried in turn.
 //
 // Security and compression: every connection runs TLS 1.3 with mutual
 // authentication (tls/tls_layer.h); the dialer checks the certificate names
@@ -134,10 +136,14 @@ class Manager : public ConnectionHandler {
   const Refusal& last_refused() const { return last_refused_; }
 
  private:
+  struct Resolving;  // a host name being resolved (manager.cpp)
   struct Peer {
     config::Peer cfg;
     bool dialer = false;
     std::unique_ptr<Connection> conn;  // current connection, maybe not hello'd yet
+    Resolving* resolving = nullptr;    // the address's host name, being resolved
+    // Addresses of this dial not tried yet (a host name may give several).
+    std::vector<sockaddr_storage> addrs;
     bool up = false;                   // hello exchanged
     std::unique_ptr<loop::Timer> dial_timer;
     uint64_t backoff_ms = 0;
@@ -160,6 +166,10 @@ class Manager : public ConnectionHandler {
   static void on_accept(uv_stream_t* server, int status);
   void accept_one();
   void dial(Peer& p);
+  static void on_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res);
+  void abandon_resolve(Peer& p);
+  void connect_next(Peer& p);  // the next of p.addrs, or the backoff when none is left
+  void dial_failed(Peer& p, const std::string& detail);
   void schedule_dial(Peer& p);
   void send_hello(Connection& c, bool compress);
   // Closes a connection from inside its own handling, with a goodbye, and

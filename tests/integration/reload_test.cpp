@@ -1,7 +1,7 @@
 // SIGHUP reload (docs/configuration.md, "Reload"): two regions (iad leads,
 // ams follows), each a real nats-server and a real isthmusd. A reload
 // applies the reloadable keys (log format and level, a stream added, a
-// peer's address), refuses a file with errors or with a change that needs a
+// peer's address, also a host name resolved slowly), refuses a file with errors or with a change that needs a
 // restart (naming the file and line, or the keys) and then changes nothing;
 // replication goes on through all of it.
 #include <catch2/catch.hpp>
@@ -112,6 +112,15 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
                         {"num_replicas", 1}});
   l.js().publish_bulk(messages("covenant.countries.created", 1, 50));
   l.js().publish_bulk(messages("alerts.incidents.opened", 1, 30));  // history before it is configured
+  // ams resolves *.slow.test slowly (tests/tools/slowresolve), for the
+  // host-name address below.
+  {
+    Process::Env env = {{"LD_PRELOAD", env_or("ISTHMUS_BUILD_DIR", "") + "/tests/tools/slowresolve/libslowresolve.so"},
+                        {"SLOWRESOLVE_MS", "3000"}};
+    const std::string asan = env_or("ASAN_OPTIONS", "");
+    if (!asan.empty()) env.push_back({"ASAN_OPTIONS", asan + ":verify_asan_link_order=0"});
+    f.daemon.set_env(env);
+  }
   mesh.start_daemons();
   replicated(l, f, kFirst, "at start");
   REQUIRE_FALSE(f.js().stream_info(kAdded).has_value());
@@ -257,13 +266,60 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
   check_stays(
       3s, [&](std::string& st) { return link_is(f, kLeader, false, st, "127.0.0.1:" + std::to_string(hole)); },
       "ams keeps trying the address the reload gave it");
+  // A host name, resolved off the loop thread: one that does not resolve
+  // says so in the link's last close (and the daemon keeps answering);
+  // "localhost" links.
+  const std::string port = std::to_string(l.daemon.config().link_port);
+  f.daemon.config().peers[0].address = "no-such-region.invalid:" + port;
+  f.daemon.write_config();
+  reload(f, "peer iad is now at no-such-region.invalid:" + port);
+  check_for(
+      40s,
+      [&](std::string& st) {
+        json p = link_to(f, kLeader);
+        st = p.dump();
+        return p.value("state", "") != "up" &&
+               p.value("last_close_detail", "").find("cannot resolve no-such-region.invalid") != std::string::npos;
+      },
+      "ams's link to iad at a name that does not resolve says so");
+  f.daemon.config().peers[0].address = "localhost:" + port;
+  f.daemon.write_config();
+  reload(f, "peer iad is now at localhost:" + port);
+  check_for(
+      10s, [&](std::string& st) { return link_is(f, kLeader, true, st, "localhost:" + port); },
+      "ams's link to iad up at once at localhost, the address set by reload");
+  // A resolver that takes 3 s for each answer: the link comes up at the
+  // name once it answers, and the daemon's HTTP API (on the loop thread,
+  // like the links) answers promptly all along (a blocking lookup held the
+  // loop for the whole 3 s at every dial).
+  f.daemon.config().peers[0].address = "iad.slow.test:" + port;
+  f.daemon.write_config();
+  reload(f, "peer iad is now at iad.slow.test:" + port);
+  l.daemon.restart();  // the link drops; ams dials the slow name
+  {
+    int64_t slowest_ms = 0, polls_while_down = 0;
+    check_for(
+        20s,
+        [&](std::string& st) {
+          const auto t0 = std::chrono::steady_clock::now();
+          auto res = f.daemon.http_get("/healthz");
+          const auto ms =
+              std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+          slowest_ms = std::max<int64_t>(slowest_ms, ms);
+          bool up = link_is(f, kLeader, true, st, "iad.slow.test:" + port);
+          if (!up) ++polls_while_down;
+          st += "; /healthz " + std::to_string(res.status) + " in " + std::to_string(ms) + " ms";
+          return up;
+        },
+        "ams's link to iad up at a name that takes 3 s to resolve");
+    INFO("polls while the link was down: " << polls_while_down);
+    CHECK(polls_while_down >= 10);
+    CHECK(slowest_ms < 1000);
+  }
+  ::close(hole_fd);
   f.daemon.config().peers[0].address.clear();
   f.daemon.write_config();
-  reload(f, "peer iad is now at 127.0.0.1:" + std::to_string(l.daemon.config().link_port));
-  check_for(
-      10s, [&](std::string& st) { return link_is(f, kLeader, true, st); },
-      "ams's link to iad up again at once at the address set back by reload");
-  ::close(hole_fd);
+  reload(f, "peer iad is now at 127.0.0.1:" + port);
 
   // The redial backoff: raised while the link is up, the next loss waits
   // it (10-20 s); set back, the waiting redial starts over from the new
