@@ -12,6 +12,7 @@
 #include "replication/lag_json.h"
 #include "replication/replica_config.h"
 #include "replication/side_stream.h"
+#include "util/rfc3339.h"
 
 namespace isthmus::replication {
 
@@ -105,7 +106,15 @@ struct PrepResult {
   uint64_t late_checked = 0;   // late writes checked (check_own_writes()), all Isthmus's own
   uint64_t late_fillers = 0;   // fillers among them, deleted
   uint64_t verify_next = 0;    // the check stopped after a chunk: go on from here
+  // The replica's creation time (its nats-server's clock; 0: unknown):
+  // messages stored at the leader before it are history, not lag samples.
+  int64_t created_ns = 0;
 };
+
+int64_t created_ns_of(const Json& info) {
+  auto t = util::parse_rfc3339_ns(info.value("created", std::string()));
+  return t ? *t : 0;
+}
 
 // Worker thread: keeps the foreign messages aside, then deletes the replica
 // and recreates it empty (marked "syncing"). `sinfo` is the replica's
@@ -217,6 +226,7 @@ void rebuild_replica(natsConnection* nc, const std::string& stream, const std::s
     return;
   }
   r.storage = fresh.value("storage", std::string("file"));
+  r.created_ns = created_ns_of(*c);
   if (needs_retention_anchor(want)) {
     // Before anything is published (see the normal preparation).
     auto ci = nats::durable_create(nc, stream, retention_anchor_config(), tmo);
@@ -772,6 +782,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           }
         }
         const Json& state = (*sinfo)["state"];
+        r.created_ns = created_ns_of(*sinfo);
         r.last_seq = state.value("last_seq", uint64_t{0});
         r.first_seq = state.value("first_seq", uint64_t{0});
         r.messages = state.value("messages", uint64_t{0});
@@ -862,6 +873,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         if (g != gen_ || (phase_ != Phase::kPreparing && phase_ != Phase::kRebuilding)) return;
         conflict_ = r.conflict;
         if (!r.storage.empty()) storage_ = r.storage;
+        if (r.st && r.created_ns > 0) replica_created_ns_ = r.created_ns;
         if (r.scanned) {
           // Counts of the scan (a part of it when it goes in parts); a
           // scan that starts over counts over.
@@ -1915,6 +1927,22 @@ void Follower::record_apply(uint64_t seq, const Inflight& in, const ApplyClock& 
   // apply time (our clock) - origin store time (the leader's clock), plus
   // (leader's clock - ours): both ends on the leader's clock.
   time_lag_uncorrected_ns_ = c.wall_ns - in.origin_time_ns;
+  // History: stored at the leader before this replica was created (an
+  // initial sync into a new replica, a rebuild's copy). Its difference is
+  // its age, not a replication delay: it stays out of the window and the
+  // histogram, which would otherwise show that history's age for a minute
+  // after the replica is current (and fire a time-lag alert on it).
+  // The replica's creation time is its nats-server's clock, the origin
+  // time the leader's: compared as they are, and also corrected by the
+  // daemons' offset estimate when that is good to 100 ms (hosts whose
+  // clocks differ); both must say "before" (a message near the boundary
+  // counts as lag).
+  const bool offset_good = c.offset_known && c.offset_error_ns >= 0 && c.offset_error_ns <= 100'000'000;
+  if (replica_created_ns_ > 0 && in.origin_time_ns > 0 && in.origin_time_ns < replica_created_ns_ &&
+      (!offset_good || in.origin_time_ns < replica_created_ns_ + c.offset_ns)) {
+    ++history_applied_;
+    return;
+  }
   if (!c.offset_known) {
     if (deferred_lag_uncorrected_.size() < kMaxDeferredLagSamples) {
       deferred_lag_uncorrected_.push_back(time_lag_uncorrected_ns_);
@@ -2245,6 +2273,7 @@ nlohmann::json Follower::lag_json() const {
   tl["uncorrected_ms"] = last_apply_wall_ns_ > 0 ? Json(ns_to_ms(time_lag_uncorrected_ns_)) : Json(nullptr);
   tl["clamped"] = fg.time_lag_clamped;
   tl["unrecorded_without_offset"] = lag_samples_unrecorded_ + deferred_lag_uncorrected_.size();
+  tl["history_not_sampled"] = history_applied_;
   tl["histogram"] = histogram_json(lag_hist_.total());
   f["time_lag"] = tl;
   f["newest_applied_age_ms"] = fg.newest_applied_age_ns < 0 ? Json(nullptr) : Json(ns_to_ms(fg.newest_applied_age_ns));

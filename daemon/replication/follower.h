@@ -328,6 +328,11 @@ class Follower {
   // that they are only counted.
   std::vector<int64_t> deferred_lag_uncorrected_;
   uint64_t lag_samples_unrecorded_ = 0;
+  // The replica's creation time (its nats-server's clock, from the last
+  // preparation; 0: unknown), and the messages applied that the leader had
+  // stored before it: history copied, not lag samples (record_apply()).
+  int64_t replica_created_ns_ = 0;
+  uint64_t history_applied_ = 0;
   void record_deferred_lag(const ApplyClock& c);
   LagHistogram lag_hist_;
   SyncProgress sync_;

@@ -742,6 +742,33 @@ TEST_CASE("c: initial sync progress: syncing with done, to go, rate and estimate
         return f.at("time_lag")["current_ms"] == 0.0 && l.contains("time_lag") && l["time_lag"]["current_ms"] == 0.0;
       },
       "current time lag 0 at both ends once the sync is over and the stream idle");
+  // The history the sync copied (stored before the replica was created) is
+  // no lag sample: the window is empty at both ends, not seconds of age
+  // for a minute after the replica is current. Messages published now are.
+  const json& ft = f.at("time_lag");
+  CHECK(num(ft, "history_not_sampled", 0) == static_cast<double>(kTotal));
+  CHECK(num(ft, "window_samples", -1) == 0);
+  CHECK(ft["p99_ms"].is_null());
+  CHECK(num(l.at("time_lag"), "window_samples", -1) == 0);
+  std::vector<OutMsg> live;
+  for (size_t i = 0; i < 20; ++i) {
+    OutMsg m;
+    m.subject = kSubject;
+    m.payload = "{\"live\":" + std::to_string(i) + "}";
+    live.push_back(std::move(m));
+  }
+  su.leader().js().publish_bulk(live, 20);
+  check_for(
+      10s,
+      [&](std::string& st) {
+        read_both(su, f, l, st);
+        return num(f.at("time_lag"), "window_samples", 0) == 20 && num(l.at("time_lag"), "window_samples", 0) == 20;
+      },
+      "the 20 live messages in the window at both ends");
+  std::printf("[figures] c: live after the sync: p99 %.1f ms at ams, history not sampled %.0f\n",
+              num(f.at("time_lag"), "p99_ms"), num(f.at("time_lag"), "history_not_sampled"));
+  CHECK(num(f.at("time_lag"), "p99_ms") < 1000);
+  CHECK(num(f.at("time_lag"), "history_not_sampled") == static_cast<double>(kTotal));
   std::fflush(stdout);
 }
 
