@@ -1187,7 +1187,13 @@ void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
         fv.lookup_pending = false;
         if (from - 1 != fv.acked_seq) return;  // the follower moved on meanwhile: ask again
         if (!r) {
-          if (r.status().code() == Code::kNotFound) {
+          // Only "no message found" (10037) says nothing is stored above:
+          // a stream not found (10059: its server restarting, the stream
+          // being created again) says nothing of the kind, and was read as
+          // "nothing missing": an oldest-unreplicated age of 0 with
+          // thousands of messages to go (operator trial).
+          if (r.status().code() == Code::kNotFound &&
+              r.status().message().find("(err_code 10037)") != std::string::npos) {
             fv.lookup_for = from - 1;
             fv.lookup_time_ns = -1;  // nothing stored above: nothing missing
             fv.lookup_last_seq = asked_at_last;
