@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ctl/http_client.h"
-#include "ctl/render.h"
+#include "report/render.h"
 #include "ctl/url.h"
 #include "isthmus_build.h"
 
@@ -129,11 +129,11 @@ int fetch_once(const Options& o, const Command& cmd, std::string& out, std::stri
   }
   try {
     if (is_health) {
-      out = isthmus::ctl::render_health(doc);
+      out = isthmus::report::render_health(doc);
     } else if (std::string(cmd.name) == "lag") {
-      out = isthmus::ctl::render_lag(doc);
+      out = isthmus::report::render_lag(doc);
     } else {
-      out = isthmus::ctl::render_links(doc, wall_ns());
+      out = isthmus::report::render_links(doc, wall_ns());
     }
   } catch (const Json::exception& e) {
     err = "isthmusctl: unexpected JSON from " + o.url.to_string() + cmd.path + ": " + e.what() + "\n";
@@ -264,7 +264,7 @@ int rebuild(const Options& o) {
       bool finished = false, failed = false;
       std::string line;
       try {
-        line = isthmus::ctl::render_rebuild(j, o.stream, finished, failed);
+        line = isthmus::report::render_rebuild(j, o.stream, finished, failed);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "isthmusctl: unexpected answer from %s/v1/lag: %s\n", o.url.to_string().c_str(),
                      e.what());
@@ -332,7 +332,7 @@ int main(int argc, char** argv) {
     } else if (take_value(a, "--interval", argc, argv, i, value, missing) ||
                take_value(a, "--timeout", argc, argv, i, value, missing)) {
       if (!missing.empty()) return usage_error(missing);
-      auto d = isthmus::ctl::parse_duration_ms(value);
+      auto d = isthmus::report::parse_duration_ms(value);
       if (!d) return usage_error(d.status().message());
       if (a.rfind("--interval", 0) == 0) {
         o.interval_ms = std::max<int64_t>(*d, 100);

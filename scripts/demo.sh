@@ -177,7 +177,7 @@ done
 for r in "${REGIONS[@]}"; do start_daemon "$r"; done
 echo "== three regions up (full mesh of TLS+S2 links):"
 for r in "${REGIONS[@]}"; do
-  echo "   $r: nats :${NATS_PORT[$r]}, api http://127.0.0.1:${HTTP_PORT[$r]}, config $DEMO/$r/isthmus.toml"
+  echo "   $r: nats :${NATS_PORT[$r]}, api and status page http://127.0.0.1:${HTTP_PORT[$r]}/, config $DEMO/$r/isthmus.toml"
 done
 for r in "${REGIONS[@]}"; do wait_for 30 "$r healthy" ctl "$r" health; done
 ctl ams health || true

@@ -1,6 +1,9 @@
 #include "app/api.h"
 
+#include <charconv>
+
 #include "app/metrics.h"
+#include "app/status_page.h"
 #include "isthmus_build.h"
 #include "loop/timer.h"
 
@@ -182,6 +185,32 @@ void register_api(http::Router& router, const ApiSources& src) {
       Json health = health_report(s, healthy);
       std::string text = render_metrics(s.replicator->lag_json(), links_report(s), health);
       respond(http::Response::text(200, std::move(text), "text/plain; version=0.0.4; charset=utf-8"));
+    });
+  });
+  router.add_async("GET", "/", [s](const http::Request& req, http::Responder respond) {
+    // ?refresh=N: reload every N s (0: never; default 2, at most 3600).
+    int refresh_s = 2;
+    if (auto r = req.query_param("refresh")) {
+      int v = -1;
+      auto [p, ec] = std::from_chars(r->data(), r->data() + r->size(), v);
+      if (ec != std::errc() || p != r->data() + r->size() || v < 0 || v > 3600) {
+        respond(http::Response::error(400, "refresh: a number of seconds from 0 to 3600"));
+        return;
+      }
+      refresh_s = v;
+    }
+    s.replicator->refresh([s, respond, refresh_s] {
+      bool healthy = false;
+      Json health = health_report(s, healthy);
+      // The renderers throw on a field of an unexpected type: never out of
+      // this callback (it runs from the loop, not from the router's guard).
+      try {
+        std::string page =
+            render_status_page(health, s.replicator->lag_json(), links_report(s), refresh_s, loop::wall_ns());
+        respond(http::Response::text(200, std::move(page), "text/html; charset=utf-8"));
+      } catch (const std::exception& e) {
+        respond(http::Response::error(500, std::string("status page: ") + e.what()));
+      }
     });
   });
   router.add("GET", "/v1/links", [s](const http::Request&) {

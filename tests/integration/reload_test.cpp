@@ -125,6 +125,19 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
   replicated(l, f, kFirst, "at start");
   REQUIRE_FALSE(f.js().stream_info(kAdded).has_value());
 
+  // The status page (GET /): the health, lag and links tables as HTML.
+  {
+    auto page = f.daemon.http_get("/");
+    CHECK(page.status == 200);
+    CHECK(page.header("Content-Type") == "text/html; charset=utf-8");
+    CHECK(page.body.find("<title>isthmusd ams: ok</title>") != std::string::npos);
+    CHECK(page.body.find(kFirst + "  follower  iad") != std::string::npos);
+    CHECK(page.body.find("replicating") != std::string::npos);
+    CHECK(page.body.find("<meta http-equiv=\"refresh\" content=\"2\">") != std::string::npos);
+    CHECK(f.daemon.http_get("/?refresh=0").body.find("http-equiv") == std::string::npos);
+    CHECK(f.daemon.http_get("/?refresh=soon").status == 400);
+  }
+
   // Nothing changed.
   reload(f, "reloaded: nothing changed");
 

@@ -1,10 +1,10 @@
 // isthmusctl's tables and formatting helpers, from JSON shaped like the
 // daemon's (daemon/app/api.cpp, daemon/replication/{leader,follower}.cpp).
-#include "ctl/render.h"
+#include "report/render.h"
 
 #include <catch2/catch.hpp>
 
-using namespace isthmus::ctl;
+using namespace isthmus::report;
 using Json = nlohmann::json;
 
 TEST_CASE("table: aligned columns, numbers right-aligned, no trailing spaces", "[ctl][render]") {
@@ -202,7 +202,7 @@ TEST_CASE("health", "[ctl][render]") {
 }
 
 TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
-  using isthmus::ctl::render_rebuild;
+  using isthmus::report::render_rebuild;
   nlohmann::json lag = nlohmann::json::parse(R"({"region":"ams","streams":[
     {"stream":"S","role":"follower","leader":"iad","state":"rebuilding","detail":"syncing from iad",
      "followers":[{"region":"ams","sync":{"kind":"rebuild","state":"syncing","done":20297,"to_go":40211,

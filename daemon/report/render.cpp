@@ -1,4 +1,4 @@
-#include "ctl/render.h"
+#include "report/render.h"
 
 #include <algorithm>
 #include <charconv>
@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <stdexcept>
 
-namespace isthmus::ctl {
+namespace isthmus::report {
 
 namespace {
 
@@ -371,4 +371,4 @@ std::string render_health(const Json& health) {
   return out;
 }
 
-}  // namespace isthmus::ctl
+}  // namespace isthmus::report

@@ -1,6 +1,8 @@
-// What isthmusctl shows people: aligned tables built from the daemon's JSON
+// What people are shown, by isthmusctl and by the daemon's status page
+// (app/status_page.h): aligned tables built from the daemon's JSON
 // (docs/http-api.md), and the small formatting helpers they use. Pure
-// functions of their arguments, so they are unit-tested without a daemon.
+// functions of their arguments (no libuv, no NATS), so they are
+// unit-tested without a daemon (tests/unit/ctl). Any thread.
 // Renderers tolerate missing fields (shown as "-") but throw
 // nlohmann::json::exception when a field has the wrong type.
 #pragma once
@@ -14,7 +16,7 @@
 
 #include "util/status.h"
 
-namespace isthmus::ctl {
+namespace isthmus::report {
 
 // Columns separated by two spaces, padded to the widest cell; numeric
 // columns are right-aligned. No trailing spaces. Every line ends in '\n'.
@@ -71,4 +73,4 @@ std::string render_rebuild(const nlohmann::json& lag, const std::string& stream,
 // GET /healthz: status, region, version, uptime, NATS, links, reasons.
 std::string render_health(const nlohmann::json& health);
 
-}  // namespace isthmus::ctl
+}  // namespace isthmus::report
