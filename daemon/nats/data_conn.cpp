@@ -169,6 +169,9 @@ void DataConn::on_connect(uv_connect_t* req, int status) {
     return;
   }
   uv_tcp_nodelay(self->tcp_, 1);
+  int len = sizeof(self->peer_);
+  self->peer_known_ =
+      uv_tcp_getpeername(self->tcp_, reinterpret_cast<sockaddr*>(&self->peer_), &len) == 0;
   self->state_ = State::kHandshake;
   int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(self->tcp_), &DataConn::on_alloc, &DataConn::on_read);
   if (rc != 0) self->fail(std::string("read: ") + uv_strerror(rc));
@@ -422,10 +425,7 @@ Status DataConn::publish(std::string_view subject, std::string_view reply, std::
   if (!wire::valid_subject(subject) || (!reply.empty() && !wire::valid_subject(reply))) {
     return Status(Code::kInvalid, "cannot publish to '" + std::string(subject) + "'");
   }
-  if (payload.size() > max_payload_) {
-    return Status(Code::kTooLarge, "a message of " + std::to_string(payload.size()) +
-                                       " bytes, more than the server's max_payload " + std::to_string(max_payload_));
-  }
+  if (payload.size() > max_payload_) return too_large(payload.size(), " bytes");
   wire::append_pub(out_, subject, reply, payload);
   ++msgs_out_;
   return Status::ok();
@@ -438,11 +438,7 @@ Status DataConn::publish(std::string_view subject, std::string_view reply, wire:
     return Status(Code::kInvalid, "cannot publish to '" + std::string(subject) + "'");
   }
   std::string_view h = headers.finish();
-  if (h.size() + payload.size() > max_payload_) {
-    return Status(Code::kTooLarge, "a message of " + std::to_string(h.size() + payload.size()) +
-                                       " bytes with headers, more than the server's max_payload " +
-                                       std::to_string(max_payload_));
-  }
+  if (h.size() + payload.size() > max_payload_) return too_large(h.size() + payload.size(), " bytes with headers");
   wire::append_hpub(out_, subject, reply, h, payload);
   ++msgs_out_;
   return Status::ok();
@@ -522,6 +518,30 @@ void DataConn::ping_tick() {
   flush();
 }
 
+Status DataConn::too_large(size_t bytes, const char* what) {
+  Status st(Code::kTooLarge, "a message of " + std::to_string(bytes) + what +
+                                 ", more than the server's max_payload " + std::to_string(max_payload_));
+  const int64_t now = loop::mono_ns();
+  if (peer_known_ && !probe_ && now - last_probe_mono_ns_ >= kProbeIntervalMs * 1'000'000) {
+    last_probe_mono_ns_ = now;
+    probe_ = std::make_unique<InfoProbe>(loop_, peer_, 2'000, [this](Result<nlohmann::json> r) {
+      probe_.reset();  // (the probe is done with itself: see InfoProbe)
+      if (!r) {
+        spdlog::debug("nats data connection: reading the server's INFO again: {}", r.status().message());
+        return;
+      }
+      if (!r->contains("max_payload") || !(*r)["max_payload"].is_number_unsigned()) return;
+      const size_t now_max = (*r)["max_payload"].get<size_t>();
+      if (now_max == max_payload_) return;
+      spdlog::info("nats data connection: the server's max_payload is now {} (was {}; its configuration was "
+                   "reloaded)",
+                   now_max, max_payload_);
+      max_payload_ = now_max;
+    });
+  }
+  return st;
+}
+
 void DataConn::fail(const std::string& reason) {
   if (state_ == State::kClosed || state_ == State::kIdle) return;
   close();
@@ -538,6 +558,7 @@ void DataConn::close() {
   }
   subs_.clear();
   publish_watches_.clear();
+  probe_.reset();
   if (tcp_ != nullptr) {
     tcp_->data = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });

@@ -23,6 +23,12 @@
 // Liveness: a PING every kPingInterval; two unanswered close the
 // connection. No reconnect here: the owner opens a new DataConn.
 //
+// max_payload: from the INFO at connect. A publish above it is refused
+// here (kTooLarge), and then, at most every kProbeIntervalMs, a fresh
+// connection to the same server reads its INFO again (nats/info_probe.h):
+// a server reload that raised max_payload tells the open connections
+// nothing, yet accepts their larger messages.
+//
 // Permissions: nats-server answers a subscription or a publish the user
 // may not make with -ERR 'Permissions Violation ...' and keeps the
 // connection; so does DataConn. The subject is read from the text
@@ -48,6 +54,7 @@
 #include <vector>
 
 #include "loop/timer.h"
+#include "nats/info_probe.h"
 #include "nats/url.h"
 #include "nats/wire.h"
 #include "util/status.h"
@@ -135,8 +142,9 @@ class DataConn {
   void flush();
   // Bytes appended and not yet written to the kernel.
   size_t pending_bytes() const { return out_.size() + queued_in_uv_; }
-  // The server's max_payload (INFO).
+  // The server's max_payload (INFO at connect; a probe's after a refusal).
   size_t max_payload() const { return max_payload_; }
+  static constexpr int64_t kProbeIntervalMs = 5'000;
 
   uint64_t msgs_in() const { return msgs_in_; }
   // -ERR 'Permissions Violation ...' answers (logged; the connection stays).
@@ -162,6 +170,7 @@ class DataConn {
   void write_app(std::string_view bytes);
   void fail(const std::string& reason);
   void ping_tick();
+  Status too_large(size_t bytes, const char* what);  // kTooLarge, and a probe of the server's INFO
 
   uv_loop_t* loop_;
   Options opts_;
@@ -179,6 +188,10 @@ class DataConn {
   std::string tls_out_;  // write_app's scratch for TLS records
   size_t queued_in_uv_ = 0;
   size_t max_payload_ = 1024 * 1024;
+  sockaddr_storage peer_{};               // the server's address, once connected
+  bool peer_known_ = false;
+  std::unique_ptr<InfoProbe> probe_;      // reading the server's INFO again
+  int64_t last_probe_mono_ns_ = 0;
   std::string nonce_;
   bool info_seen_ = false;
   bool connect_sent_ = false;

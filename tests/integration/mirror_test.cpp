@@ -1527,3 +1527,43 @@ TEST_CASE("o: a follower whose local nats-server is down shows in error at the l
       "iad's row for ams out of error once ams's nats-server is back");
   verify_mirror(s.mesh);
 }
+
+TEST_CASE("p: a message over the follower server's max_payload stops the stream, named; raised by a nats-server "
+          "reload, replication resumes without restarting the daemon",
+          "[mirror]") {
+  Setup s;
+  // ams's server takes 4 KiB; iad's the default 1 MiB.
+  s.follower().nats.append_config("max_payload: 4096");
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  publish_events(s.leader().js(), 0, 100, 1);
+  {
+    OutMsg big;
+    big.subject = "covenant.countries.created";
+    big.payload = std::string(6000, 'x');
+    s.leader().js().publish_bulk({big});
+  }
+  publish_events(s.leader().js(), 101, 50, 102);
+  s.mesh.start_daemons();
+  check_for(
+      20s,
+      [&](std::string& state) {
+        int status = 0;
+        state = health_reasons(s.follower(), status);
+        return status == 503 && state.find("sequence 101 cannot be written") != std::string::npos &&
+               state.find("max_payload 4096") != std::string::npos;
+      },
+      "ams /healthz names sequence 101 and max_payload 4096");
+  CHECK(s.follower().js().require_stream_info(kStream).last_seq == 100);
+  // The operator raises it and reloads nats-server: the open connection
+  // accepts larger messages but is not told; the daemon reads the server's
+  // INFO again and the stream's retry goes through.
+  s.follower().nats.append_config("max_payload: 65536");
+  s.follower().nats.reload();
+  await_replica(s.mesh, 151, 30s);
+  verify_mirror(s.mesh);
+  CHECK(read_file(s.follower().daemon.log_path()).find("the server's max_payload is now 65536 (was 4096") !=
+        std::string::npos);
+  check_for(
+      10s, [&] { return s.follower().daemon.http_get("/healthz").status == 200; }, "ams /healthz 200 again");
+}
