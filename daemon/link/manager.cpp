@@ -482,6 +482,14 @@ Status Manager::handle_hello(Connection& c, std::span<const uint8_t> body) {
   c.hello_received = true;
   p->up = true;
   if (p->established++ > 0) p->st.reconnects++;
+  // A heartbeat on this link echoes only what was received on it: the
+  // peer's last heartbeat on an earlier link may be a process that has
+  // since restarted with another clock (an echo of it read as a 15 s
+  // offset sample, and every message's lag with it; operator trial).
+  p->peer_hb_send_ns = 0;
+  p->peer_hb_recv_ns = 0;
+  p->link_up_wall_ns = loop::wall_ns();
+  p->samples_before_link = p->samples.size();
   p->backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
   set_state(*p, "up");
   spdlog::info("links: link to {} up ({}, tls 1.3, {})", p->cfg.name, c.remote_address,
@@ -520,7 +528,9 @@ Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t>
         int64_t now = loop::wall_ns();
         p->peer_hb_send_ns = hb.send_ns;
         p->peer_hb_recv_ns = now;
-        if (hb.echo_send_ns != 0) {
+        // Only an echo of a heartbeat we sent on this link (its time on our
+        // clock, since the link came up) makes a sample.
+        if (hb.echo_send_ns != 0 && hb.echo_send_ns >= p->link_up_wall_ns && hb.echo_send_ns <= now) {
           // NTP-style, t1 = our send, t2 = peer's receive, t3 = peer's send,
           // t4 = our receive: rtt = (t4 - t1) - (t3 - t2),
           // offset (peer - us) = ((t2 - t1) + (t3 - t4)) / 2, error <= rtt / 2.
@@ -528,15 +538,44 @@ Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t>
           int64_t rtt = (t4 - t1) - (t3 - t2);
           if (rtt >= 0) {
             p->st.rtt_ns = rtt;
-            p->samples.push_back({rtt, ((t2 - t1) + (t3 - t4)) / 2});
+            const int64_t offset = ((t2 - t1) + (t3 - t4)) / 2;
+            if (p->samples_before_link > 0) {
+              // The first sample of a new link: the estimate outlives link
+              // drops (clocks do not jump when a link does), but not a peer
+              // whose clock did (a restart after an NTP step): samples that
+              // disagree with it beyond both error bounds go.
+              const int64_t old_offset = p->st.clock_offset_ns, old_err = p->st.clock_offset_error_ns;
+              if (old_err >= 0 && std::llabs(offset - old_offset) > old_err + rtt / 2 + 1'000'000) {
+                spdlog::info("links: the clock offset to {} moved from {:.3f} ms to {:.3f} ms since the last link: "
+                             "earlier estimates dropped",
+                             p->cfg.name, old_offset / 1e6, offset / 1e6);
+                p->samples.clear();
+              }
+              p->samples_before_link = 0;
+            }
+            p->samples.push_back({rtt, offset});
             constexpr size_t kClockSamples = 8;
             if (p->samples.size() > kClockSamples) p->samples.erase(p->samples.begin());
             const auto* best = &p->samples.front();
             for (const auto& smp : p->samples) {
               if (smp.rtt_ns < best->rtt_ns) best = &smp;
             }
-            p->st.clock_offset_ns = best->offset_ns;
-            p->st.clock_offset_error_ns = best->rtt_ns / 2;
+            // The offset lies within rtt/2 of the estimate, which splits
+            // the round trip evenly; a path slower one way than the other
+            // (a congested direction, a queue) moves the estimate by half
+            // the difference. When 0 lies within that bound too the clocks
+            // may well agree (hosts kept by NTP): 0 is used, with a bound
+            // that still holds every offset the estimate allows. A 200 ms
+            // delay in one direction otherwise read as a 100 ms offset, and
+            // every time lag 100 ms short (operator trial).
+            const int64_t half_rtt = best->rtt_ns / 2;
+            if (std::llabs(best->offset_ns) <= half_rtt) {
+              p->st.clock_offset_ns = 0;
+              p->st.clock_offset_error_ns = std::llabs(best->offset_ns) + half_rtt;
+            } else {
+              p->st.clock_offset_ns = best->offset_ns;
+              p->st.clock_offset_error_ns = half_rtt;
+            }
           }
         }
         if (p->st.clock_offset_error_ns >= 0) {

@@ -150,7 +150,9 @@ class Manager : public ConnectionHandler {
     PeerStatus st;
     uint64_t established = 0;
     int64_t last_hb_send_ns = 0;
-    int64_t peer_hb_send_ns = 0, peer_hb_recv_ns = 0;
+    int64_t peer_hb_send_ns = 0, peer_hb_recv_ns = 0;  // the peer's last heartbeat on the current link
+    int64_t link_up_wall_ns = 0;       // when the current link came up (our clock)
+    size_t samples_before_link = 0;    // samples kept from earlier links, until this one's first
     int64_t inbound_delay_ns = -1;  // the last heartbeat's transit (inbound_delay_ns())
     struct ClockSample {
       int64_t rtt_ns, offset_ns;
