@@ -239,8 +239,12 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
         m.add("isthmus_lag_leader_last_sequence", "gauge", "the leader stream's last sequence", fb,
               as_num(f, "leader_last_seq"));
       }
-      m.add("isthmus_lag_applied_sequence", "gauge", "highest sequence stored in the replica, nothing missing below",
-            fb, as_num(f, "applied_seq"));
+      // (A leader restarted since it last heard from a follower does not
+      // know what that follower holds until it subscribes again: no sample.)
+      if (has_num(f, "applied_seq")) {
+        m.add("isthmus_lag_applied_sequence", "gauge",
+              "highest sequence stored in the replica, nothing missing below", fb, as_num(f, "applied_seq"));
+      }
       if (has_num(f, "seq_lag")) {
         m.add("isthmus_lag_messages", "gauge", "sequence lag: leader last sequence minus applied sequence", fb,
               as_num(f, "seq_lag"));

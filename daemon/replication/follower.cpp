@@ -1039,6 +1039,9 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   // probation checks it before anything is pipelined.
   if (last_seq == 0) guard_offset_ = 0;
   probation_ = true;
+  // A replica that holds less than was applied before (recreated: a
+  // rebuild, deleted outside Isthmus) was not current as of then.
+  if (last_seq < applied_) current_as_of_wall_ns_ = 0;
   applied_ = last_seq;
   // Deletes of sequences not applied yet: the leader's reconcile on this
   // SUBSCRIBE names again those that still hold (and a gap met while
@@ -1248,6 +1251,12 @@ void Follower::on_state(const link::State& st) {
   leader_last_seq_ = st.last_seq;
   leader_last_time_ns_ = st.last_time_ns;
   leader_heard_mono_ns_ = loop::mono_ns();
+  // When the leader held what this STATE says (about when it left: it
+  // travels ahead of data), on our clock.
+  if (phase_ == Phase::kReplicating) {
+    state_wall_ns_ = loop::wall_ns() - std::max<int64_t>(0, ctx_.links->inbound_delay_ns(cfg_.leader));
+    note_current();
+  }
   leader_first_ = std::max(leader_first_, st.first_seq);
   trim();
 }
@@ -1914,6 +1923,13 @@ bool Follower::caught_up_now() const {
 
 void Follower::note_caught_up() {
   if (last_apply_backlog_ && caught_up_now()) caught_up_after_backlog_ = true;
+  note_current();
+}
+
+void Follower::note_current() {
+  if (state_wall_ns_ > 0 && applied_ >= state_last_seq_ && phase_ == Phase::kReplicating) {
+    current_as_of_wall_ns_ = std::max(current_as_of_wall_ns_, state_wall_ns_);
+  }
 }
 
 void Follower::record_apply(uint64_t seq, const Inflight& in, const ApplyClock& c) {
@@ -2033,6 +2049,14 @@ Follower::LagFigures Follower::figures() const {
   } else if (last_applied_origin_ns_ > 0) {
     int64_t now_leader = loop::wall_ns() + (f.offset_known ? f.offset_ns : 0);
     f.newest_applied_age_ns = std::max<int64_t>(0, now_leader - last_applied_origin_ns_);
+    // Nor more than the time since the replica was last known to hold all
+    // the leader held (a STATE whose last sequence it had applied): an
+    // idle stream read the time since its last message, minutes, as soon
+    // as the link blipped (operator trial). It rises from that moment.
+    if (current_as_of_wall_ns_ > 0) {
+      f.newest_applied_age_ns =
+          std::min(f.newest_applied_age_ns, std::max<int64_t>(0, loop::wall_ns() - current_as_of_wall_ns_));
+    }
   }
   return f;
 }

@@ -130,7 +130,8 @@ class Follower {
   };
   ApplyClock apply_clock() const;
   void record_apply(uint64_t seq, const Inflight& in, const ApplyClock& c);
-  void note_caught_up();  // latches caught_up_after_backlog_
+  void note_caught_up();  // latches caught_up_after_backlog_; note_current()
+  void note_current();    // advances current_as_of_wall_ns_ when the last STATE's sequence is applied
   bool caught_up_now() const;  // applied all the leader is known to hold, nothing queued or in flight
   bool leader_fresh(int64_t now_mono) const;
   void send_lag_report();
@@ -332,6 +333,13 @@ class Follower {
   // preparation; 0: unknown), and the messages applied that the leader had
   // stored before it: history copied, not lag samples (record_apply()).
   int64_t replica_created_ns_ = 0;
+  // When the leader sent the last STATE (our clock: arrival minus the
+  // heartbeats' transit; its sequence is state_last_seq_); and the latest
+  // such time at which the replica held all that STATE named: the replica
+  // was current then. It bounds the newest-applied age from above while
+  // the leader is out of sight (figures()). 0: unknown.
+  int64_t state_wall_ns_ = 0;
+  int64_t current_as_of_wall_ns_ = 0;
   uint64_t history_applied_ = 0;
   void record_deferred_lag(const ApplyClock& c);
   LagHistogram lag_hist_;

@@ -1475,8 +1475,12 @@ nlohmann::json Leader::lag_json() const {
       f["detail"] = "region " + peer + " reports that it cannot apply this stream now (its /v1/lag and log say why)";
     }
     f["leader_last_seq"] = std::max(last_seq_, v.acked_seq);
-    f["applied_seq"] = v.acked_seq;
-    f["seq_lag"] = last_seq_ > v.acked_seq ? last_seq_ - v.acked_seq : 0;
+    // Not known until the follower subscribes after this daemon started
+    // (its position comes with the subscription): null, not 0 (a leader
+    // restarted while a follower was away read the whole stream as its
+    // lag: operator trial). The ages are null then too.
+    f["applied_seq"] = v.seen ? Json(v.acked_seq) : Json(nullptr);
+    f["seq_lag"] = !v.seen ? Json(nullptr) : Json(last_seq_ > v.acked_seq ? last_seq_ - v.acked_seq : 0);
     f["messages_sent"] = v.msgs_sent;
     f["bytes_sent"] = v.bytes_sent;
     int64_t now_wall = loop::wall_ns();
@@ -1485,8 +1489,11 @@ nlohmann::json Leader::lag_json() const {
     f["oldest_unreplicated_age_ms"] =
         oldest < 0 ? Json(nullptr) : Json(oldest == 0 ? 0.0 : ns_to_ms(std::max<int64_t>(0, now_wall - oldest)));
     // Newest applied, on our own clock: the follower acknowledges the origin
-    // time of what it stored. Caught up while subscribed: 0.
-    if (v.subscribed && v.acked_seq >= last_seq_) {
+    // time of what it stored. Caught up: 0, also while the link is down (it
+    // holds everything this stream holds: nothing is missing however long
+    // the link stays down; an idle stream read the time since its last
+    // message at every link blip, an alert's worth: operator trial).
+    if (v.seen && v.acked_seq >= last_seq_) {
       f["newest_applied_age_ms"] = 0.0;
     } else if (v.acked_time_ns > 0) {
       f["newest_applied_age_ms"] = ns_to_ms(std::max<int64_t>(0, now_wall - v.acked_time_ns));

@@ -1010,3 +1010,96 @@ TEST_CASE("f: a follower restarted three times, its clock 30 s further ahead eac
   CHECK(worst_p99 < 2000);
   CHECK(worst_current < 2000);
 }
+
+TEST_CASE("g: an idle stream's link blips: the ages rise from the blip, not from the last message; a leader "
+          "restarted while its follower is away does not know its position",
+          "[lag][down]") {
+  ProxiedPair su(pair_options());
+  su.start();
+  JetStream& js = su.leader().js();
+  std::vector<OutMsg> msgs;
+  for (int i = 0; i < 10; ++i) {
+    OutMsg m;
+    m.subject = kSubject;
+    m.payload = "{\"idle\":" + std::to_string(i) + "}";
+    msgs.push_back(std::move(m));
+  }
+  js.publish_bulk(msgs, 10);
+  su.await_replica(10);
+  // Idle for 6 s: every age 0 at both ends all along.
+  auto ages = [&](double& f_age, double& l_newest, double& l_oldest, double& l_seq_lag, std::string& st) {
+    json f = su.lag_entry(kFollower), l = su.lag_entry(kLeader);
+    st = "ams " + f.dump() + "\niad " + l.dump();
+    f_age = num(f, "newest_applied_age_ms");
+    l_newest = num(l, "newest_applied_age_ms");
+    l_oldest = num(l, "oldest_unreplicated_age_ms");
+    l_seq_lag = num(l, "seq_lag");
+  };
+  auto all_zero = [&](std::string& st) {
+    double fa, ln, lo, lq;
+    ages(fa, ln, lo, lq, st);
+    return fa == 0 && ln == 0 && lo == 0 && lq == 0;
+  };
+  check_for(10s, all_zero, "every age 0 once the leader has been heard from");
+  check_stays(6s, all_zero, "every age 0 on the idle stream");
+  // The link down for 3 s: the leader knows ams holds everything (ages 0);
+  // ams's age rises from the last STATE it had (at most about a second
+  // before the drop), not from the last message (6+ s before).
+  REQUIRE(su.proxy->down().is_ok());
+  const auto down_at = Clock::now();
+  double last_f_age = 0;
+  check_stays(
+      3s,
+      [&](std::string& st) {
+        double fa, ln, lo, lq;
+        ages(fa, ln, lo, lq, st);
+        last_f_age = fa;
+        const double since_down = ms_since(down_at, Clock::now());
+        st += "\n" + std::to_string(since_down) + " ms since the link went down";
+        return ln == 0 && lo == 0 && lq == 0 && fa <= since_down + 1600;
+      },
+      "leader ages 0, ams's age at most the time since the drop plus a STATE period");
+  std::printf("[figures] g: ams's newest-applied age after 3 s of link down on an idle stream: %.0f ms\n",
+              last_f_age);
+  CHECK(last_f_age >= 1000);  // it does rise while the leader is out of sight
+  REQUIRE(su.proxy->up().is_ok());
+  check_for(
+      15s,
+      [&](std::string& st) {
+        double fa, ln, lo, lq;
+        ages(fa, ln, lo, lq, st);
+        return fa == 0;
+      },
+      "ams's age 0 again once the link is back");
+
+  // ams's daemon away while iad's restarts: iad does not know what ams
+  // holds until ams subscribes (null, not the whole stream as lag).
+  su.follower().daemon.terminate();
+  su.leader().daemon.restart();
+  {
+    json l;
+    check_for(
+        15s,
+        [&](std::string& st) {
+          l = su.lag_entry(kLeader);
+          st = l.dump();
+          return l.contains("leader_last_seq") && l["leader_last_seq"] == 10;
+        },
+        "iad's row for ams after iad's restart");
+    INFO(l.dump());
+    CHECK(l["applied_seq"].is_null());
+    CHECK(l["seq_lag"].is_null());
+    const std::string metrics = su.leader().daemon.http_get("/metrics").body;
+    CHECK(metrics.find("isthmus_lag_messages{") == std::string::npos);
+    CHECK(metrics.find("isthmus_lag_applied_sequence{") == std::string::npos);
+  }
+  su.follower().daemon.start();
+  check_for(
+      15s,
+      [&](std::string& st) {
+        json l = su.lag_entry(kLeader);
+        st = l.dump();
+        return l["applied_seq"] == 10 && l["seq_lag"] == 0;
+      },
+      "iad knows ams's position once ams subscribes");
+}
