@@ -1917,6 +1917,11 @@ bool Follower::leader_fresh(int64_t now_mono) const {
          now_mono - leader_heard_mono_ns_ < kLeaderFreshNs && delay >= 0 && delay < kCongestedPathNs;
 }
 
+bool Follower::leader_in_sight(int64_t now_mono) const {
+  return ctx_.links->is_up(cfg_.leader) && leader_heard_mono_ns_ > 0 &&
+         now_mono - leader_heard_mono_ns_ < kLeaderFreshNs;
+}
+
 bool Follower::caught_up_now() const {
   return applied_ >= leader_last_seq_ && queue_.empty() && inflight_.empty();
 }
@@ -1998,7 +2003,11 @@ Follower::LagFigures Follower::figures() const {
     // Not replicating (the link or the leader away, an error): nothing
     // moves, so no estimate (the smoothed rate only decays meanwhile).
     if (phase_ != Phase::kReplicating && f.sync.to_go > 0) f.sync.eta_s = -1;
+    // Nor with the leader out of sight: to go is unknown then (it read 0,
+    // "caught up in 0 s", through a partition).
+    if (!leader_in_sight(now_mono)) f.sync.eta_s = -1;
   }
+  f.leader_in_sight = leader_in_sight(now_mono);
   // Newest-applied age. Caught up with a leader heard from in the last few
   // seconds: 0 (an idle leader has nothing newer). Otherwise the time since
   // the newest applied message's origin store time, on the leader's clock
@@ -2023,6 +2032,14 @@ Follower::LagFigures Follower::figures() const {
     const bool idle = fresh && now_mono - last_apply_mono_ns_ >= kIdleLagZeroNs;
     if (caught_up_now() && ((last_apply_backlog_ && caught_up_after_backlog_) || idle)) {
       f.time_lag_ns = 0;
+      f.time_lag_clamped = false;
+    }
+    // With the leader out of sight (the link down, no STATE for 3 s) the
+    // last applied message's lag says nothing of now: unknown (it read a
+    // millisecond or so through a partition), unless a message held or
+    // dropped unapplied gives a lower bound (below).
+    if (!f.leader_in_sight) {
+      f.time_lag_ns = -1;
       f.time_lag_clamped = false;
     }
   }
@@ -2288,7 +2305,9 @@ nlohmann::json Follower::lag_json() const {
   const bool leader_known = leader_heard_mono_ns_ > 0;
   f["leader_last_seq"] = leader_known ? Json(leader_last) : Json();
   f["applied_seq"] = applied_;
-  f["seq_lag"] = leader_known ? Json(leader_last - applied_) : Json();
+  // And while the leader is out of sight: its last sequence as last heard
+  // is not its last sequence now (a partition read seq lag 0).
+  f["seq_lag"] = leader_known && leader_in_sight(loop::mono_ns()) ? Json(leader_last - applied_) : Json();
   f["last_applied_origin_time_ns"] = last_applied_origin_ns_;
   f["last_apply_time_ns"] = last_apply_wall_ns_;
   LagFigures fg = figures();

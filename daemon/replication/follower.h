@@ -120,6 +120,7 @@ class Follower {
     bool time_lag_clamped = false;  // the corrected value was negative, shown as 0
     LagQuantiles window;
     SyncSnapshot sync;
+    bool leader_in_sight = false;   // leader_in_sight() when read
   };
   LagFigures figures() const;
   // What one checkpoint's confirmation applies: the time and offset, read
@@ -134,6 +135,10 @@ class Follower {
   void note_current();    // advances current_as_of_wall_ns_ when the last STATE's sequence is applied
   bool caught_up_now() const;  // applied all the leader is known to hold, nothing queued or in flight
   bool leader_fresh(int64_t now_mono) const;
+  // The link is up and the leader was heard from (a STATE) within
+  // kLeaderFreshNs: what the follower knows of the leader's stream is
+  // about now. (leader_fresh() asks more: no congested path either.)
+  bool leader_in_sight(int64_t now_mono) const;
   void send_lag_report();
 
   void maybe_start();
