@@ -521,7 +521,17 @@ void Leader::create_consumer(Sender& s) {
         if (!r.st) {
           auto& v = views_[sp->peer];
           v.detail = "cannot create consumer: " + r.st.message();
-          spdlog::warn("stream {}: follower {}: {}", cfg_.name, sp->peer, v.detail);
+          // With the NATS connection closing (its server restarting) every
+          // reader of every stream fails alike, and the connection's loss is
+          // logged once: not a warning per stream and follower (a burst of
+          // hundreds at 250 streams: operator trial).
+          const bool conn_closed =
+              r.st.message().find("Connection Closed") != std::string::npos || !ctx_.conn;
+          if (conn_closed) {
+            spdlog::debug("stream {}: follower {}: {}", cfg_.name, sp->peer, v.detail);
+          } else {
+            spdlog::warn("stream {}: follower {}: {}", cfg_.name, sp->peer, v.detail);
+          }
           sp->last_activity_mono_ns = loop::mono_ns();  // retried by tick()
           return;
         }
