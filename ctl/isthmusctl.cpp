@@ -1,5 +1,5 @@
 // isthmusctl: the operator's view of one isthmusd over its HTTP API.
-//   isthmusctl [--url URL] [--json] [--timeout D] health|lag|links [--watch [--interval D]]
+//   isthmusctl [--url URL] [--json] [--timeout D] health|lag [--problems]|links [--watch [--interval D]]
 //   isthmusctl [--url URL] [--json] rebuild STREAM [--watch [--interval D]]
 // Exit codes: 0 ok, 1 unhealthy (health) or a rebuild that stopped
 // (diverged/error), 2 usage, 3 cannot reach the daemon, 4 the daemon
@@ -41,7 +41,9 @@ void usage(FILE* out) {
                "  lag      replication position and lag per stream and follower (GET /v1/lag):\n"
                "           sequence lag, time lag now and p99 over a minute, AGE (leader: oldest\n"
                "           message not yet stored by the follower; follower: since the newest\n"
-               "           applied message was stored at the leader), sync PROGRESS\n"
+               "           applied message was stored at the leader), sync PROGRESS;\n"
+               "           --problems: only the rows that need a look (not replicating, AGE 1s or\n"
+               "           more, syncing, no recent report from the follower)\n"
                "  links    links to the other regions (GET /v1/links)\n"
                "  rebuild STREAM\n"
                "           rebuild this region's replica of STREAM from its leader\n"
@@ -73,6 +75,7 @@ struct Options {
   std::string url_text = kDefaultUrl;
   Url url;
   bool json = false;
+  bool problems = false;  // lag: only the rows that need a look
   bool watch = false;
   std::string command;
   std::string stream;  // rebuild
@@ -131,7 +134,7 @@ int fetch_once(const Options& o, const Command& cmd, std::string& out, std::stri
     if (is_health) {
       out = isthmus::report::render_health(doc);
     } else if (std::string(cmd.name) == "lag") {
-      out = isthmus::report::render_lag(doc);
+      out = isthmus::report::render_lag(doc, o.problems);
     } else {
       out = isthmus::report::render_links(doc, wall_ns());
     }
@@ -324,6 +327,8 @@ int main(int argc, char** argv) {
     }
     if (a == "--json") {
       o.json = true;
+    } else if (a == "--problems") {
+      o.problems = true;
     } else if (a == "--watch" || a == "-w") {
       o.watch = true;
     } else if (take_value(a, "--url", argc, argv, i, value, missing)) {
@@ -362,6 +367,7 @@ int main(int argc, char** argv) {
     return usage_error("unknown command '" + o.command + "' (health, lag, links, rebuild)");
   }
   if (o.interval_given && !o.watch) return usage_error("--interval needs --watch");
+  if (o.problems && o.command != "lag") return usage_error("--problems is an option of lag");
   auto url = isthmus::ctl::parse_url(o.url_text);
   if (!url) return usage_error(url.status().message());
   o.url = *url;

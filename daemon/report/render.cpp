@@ -184,7 +184,7 @@ Result<int64_t> parse_duration_ms(std::string_view text) {
   return static_cast<int64_t>(std::llround(ms));
 }
 
-std::string render_lag(const Json& lag) {
+std::string render_lag(const Json& lag, bool problems_only) {
   Table t({{"STREAM"},
            {"ROLE"},
            {"LEADER"},
@@ -212,6 +212,7 @@ std::string render_lag(const Json& lag) {
     return format_lag_ms(num_or(f, key, -1));
   };
   std::vector<std::string> notes;
+  size_t all_rows = 0;
   for (const Json& s : array_field(lag, "streams")) {
     std::string stream = cell(s, "stream");
     std::string stream_state = cell(s, "state");
@@ -223,6 +224,8 @@ std::string render_lag(const Json& lag) {
     }
     const Json& followers = array_field(s, "followers");
     if (followers.empty()) {
+      ++all_rows;
+      if (problems_only && stream_state == "replicating") continue;
       t.add_row({stream, cell(s, "role"), cell(s, "leader"), kNone, stream_state, cell(s, "last_seq"), kNone, kNone,
                  kNone, kNone, kNone, kNone});
       continue;
@@ -250,13 +253,25 @@ std::string render_lag(const Json& lag) {
       if (progress == "caught up" && num_or(f, "seq_lag", 0) > 0 && (behind_ms < 0 || behind_ms >= 100)) {
         progress = "synced";
       }
+      ++all_rows;
+      // (No age: nothing applied yet, e.g. an empty stream; fine when
+      // nothing is behind either.)
+      const bool age_fine = behind_ms >= 0 ? behind_ms < 1000 : num_or(f, "seq_lag", -1) == 0;
+      const bool fine = state == "replicating" && !stale && age_fine &&
+                        (progress == "caught up" || progress == "synced" || progress == kNone);
+      if (problems_only && fine) continue;
       t.add_row({stream, cell(s, "role"), cell(s, "leader"), cell(f, "region"), state, cell(f, "leader_last_seq"),
                  cell(f, "applied_seq"), cell(f, "seq_lag"), cur, p99, age(s, f), progress});
     }
   }
   std::string out = "region " + cell(lag, "region") + "\n\n";
-  if (t.rows() == 0) return out + "no replicated streams\n";
-  out += t.render();
+  if (all_rows == 0) return out + "no replicated streams\n";
+  if (problems_only) {
+    out += std::to_string(t.rows()) + " of " + std::to_string(all_rows) +
+           " rows need a look (not replicating, AGE 1s or more, syncing, or no recent report)\n";
+    if (t.rows() > 0) out += "\n";
+  }
+  if (t.rows() > 0) out += t.render();
   if (!notes.empty()) {
     out += "\n";
     for (const auto& n : notes) out += n + "\n";

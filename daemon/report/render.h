@@ -60,7 +60,10 @@ Result<int64_t> parse_duration_ms(std::string_view text);
 // clock-corrected time lag ("?" after it while no clock offset is known),
 // P99 the window's 99th percentile, AGE the oldest unreplicated message's age
 // on a leader row and the newest applied message's age on a follower row.
-std::string render_lag(const nlohmann::json& lag);
+// With `problems_only`, only the rows that need a look: a state other than
+// replicating, an AGE of a second or more, a sync not caught up, a stale
+// report; with a line saying how many of how many rows are shown.
+std::string render_lag(const nlohmann::json& lag, bool problems_only = false);
 // GET /v1/links: one row per peer; `now_ns` (wall clock) turns since_ns
 // into an age.
 std::string render_links(const nlohmann::json& links, int64_t now_ns);

@@ -90,6 +90,27 @@ TEST_CASE("lag table: leader with two followers, follower diverged", "[ctl][rend
 
   CHECK(render_lag(Json::parse(R"({"region":"syd","streams":[]})")) == "region syd\n\nno replicated streams\n");
   CHECK_THROWS_AS(render_lag(Json::parse(R"({"region":"x","streams":{}})")), Json::exception);
+
+  // --problems: the syncing follower only (ams is replicating, caught up,
+  // age 0; the stream without followers is replicating).
+  CHECK(render_lag(leader, true) ==
+        "region iad\n"
+        "\n"
+        "1 of 3 rows need a look (not replicating, AGE 1s or more, syncing, or no recent report)\n"
+        "\n"
+        "STREAM          ROLE    LEADER  FOLLOWER  STATE    LEADER SEQ  APPLIED SEQ  SEQ LAG  TIME LAG    P99    AGE  PROGRESS\n"
+        "COVENANT_USERS  leader  iad     syd       syncing      120345        98000    22345    1.25s?  1.40s  1m05s  syncing 81.4% 12.3k/s eta 1s\n");
+  // Every row fine: the count alone.
+  Json fine = leader;
+  fine["streams"][0]["followers"].erase(1);
+  CHECK(render_lag(fine, true) ==
+        "region iad\n\n0 of 2 rows need a look (not replicating, AGE 1s or more, syncing, or no recent report)\n");
+  // A row whose AGE is a second or more, though replicating, needs a look.
+  Json slow = fine;
+  slow["streams"][0]["followers"][0]["oldest_unreplicated_age_ms"] = 1500.0;
+  slow["streams"][0]["followers"][0]["seq_lag"] = 30;
+  CHECK(render_lag(slow, true).find("1 of 2 rows need a look") != std::string::npos);
+  CHECK(render_lag(follower, true).find("1 of 1 rows need a look") != std::string::npos);
 }
 
 TEST_CASE("lag table: a follower away, its last lag report stale", "[ctl][render]") {
