@@ -200,11 +200,11 @@ void register_api(http::Router& router, const ApiSources& src) {
       refresh_s = v;
     }
     s.replicator->refresh([s, respond, refresh_s] {
-      bool healthy = false;
-      Json health = health_report(s, healthy);
       // The renderers throw on a field of an unexpected type: never out of
       // this callback (it runs from the loop, not from the router's guard).
       try {
+        bool healthy = false;
+        Json health = health_report(s, healthy);
         std::string page =
             render_status_page(health, s.replicator->lag_json(), links_report(s), refresh_s, loop::wall_ns());
         respond(http::Response::text(200, std::move(page), "text/html; charset=utf-8"));

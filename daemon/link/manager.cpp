@@ -490,6 +490,7 @@ Status Manager::handle_hello(Connection& c, std::span<const uint8_t> body) {
   p->peer_hb_recv_ns = 0;
   p->link_up_wall_ns = loop::wall_ns();
   p->samples_before_link = p->samples.size();
+  p->inbound_delay_ns = -1;  // of this link's heartbeats, from its first one
   p->backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
   set_state(*p, "up");
   spdlog::info("links: link to {} up ({}, tls 1.3, {})", p->cfg.name, c.remote_address,
@@ -578,9 +579,11 @@ Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t>
             }
           }
         }
-        if (p->st.clock_offset_error_ns >= 0) {
+        if (p->st.clock_offset_error_ns >= 0 && p->samples_before_link == 0) {
           // Its send time on our clock is t3 - offset (offset = peer - us).
           p->inbound_delay_ns = std::max<int64_t>(0, now - (hb.send_ns - p->st.clock_offset_ns));
+        } else {
+          p->inbound_delay_ns = -1;  // unknown until this link's first sample
         }
       }
       return Status::ok();
@@ -652,10 +655,12 @@ void Manager::link_closed(Peer& p, CloseReason reason, const std::string& detail
   }
   set_state(p, p.dialer ? "connecting" : "waiting");
   if (was_up) listener_->on_link_down(p.cfg.name);
-  // A connection that never came up at one of a host name's addresses:
-  // the next one now. Anything else waits out the backoff.
-  if (!was_up && !shutting_down_ && !p.addrs.empty() &&
-      (reason == CloseReason::kConnectFailed || reason == CloseReason::kHandshakeTimeout)) {
+  // A connection that never came up at one of a host name's addresses
+  // (refused, timed out, closed or refused in the handshake: another
+  // service may hold that address): the next one now. A link that was up
+  // waits out the backoff, and the next dial resolves the name again.
+  if (!was_up && !shutting_down_ && !p.addrs.empty() && reason != CloseReason::kShutdown &&
+      reason != CloseReason::kReplaced) {
     connect_next(p);
     return;
   }
@@ -758,7 +763,10 @@ size_t Manager::pending_bytes(const std::string& peer) const {
 
 bool Manager::clock_offset(const std::string& peer, int64_t& offset_ns, int64_t& error_ns) const {
   const Peer* p = find(peer);
-  if (p == nullptr || p->st.clock_offset_error_ns < 0) return false;
+  // Not until the current link's first sample has confirmed the standing
+  // estimate (or replaced it): the peer may have restarted with its clock
+  // stepped, and a lag measured meanwhile would carry the whole step.
+  if (p == nullptr || p->st.clock_offset_error_ns < 0 || p->samples_before_link > 0) return false;
   offset_ns = p->st.clock_offset_ns;
   error_ns = p->st.clock_offset_error_ns;
   return true;

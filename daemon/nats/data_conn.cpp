@@ -527,7 +527,17 @@ Status DataConn::too_large(size_t bytes, const char* what) {
     probe_ = std::make_unique<InfoProbe>(loop_, peer_, 2'000, [this](Result<nlohmann::json> r) {
       probe_.reset();  // (the probe is done with itself: see InfoProbe)
       if (!r) {
-        spdlog::debug("nats data connection: reading the server's INFO again: {}", r.status().message());
+        // Once per connection at warning: a server that sends no INFO in
+        // clear text first (TLS before anything, or a proxy in front) cannot
+        // be asked; a raised max_payload then needs a daemon restart.
+        if (!probe_warned_) {
+          spdlog::warn("nats data connection: cannot read the server's INFO again to see whether max_payload was "
+                       "raised: {} (a restart of the daemon picks up a new limit)",
+                       r.status().message());
+          probe_warned_ = true;
+        } else {
+          spdlog::debug("nats data connection: reading the server's INFO again: {}", r.status().message());
+        }
         return;
       }
       if (!r->contains("max_payload") || !(*r)["max_payload"].is_number_unsigned()) return;

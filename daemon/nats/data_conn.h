@@ -192,6 +192,7 @@ class DataConn {
   bool peer_known_ = false;
   std::unique_ptr<InfoProbe> probe_;      // reading the server's INFO again
   int64_t last_probe_mono_ns_ = 0;
+  bool probe_warned_ = false;             // a failed probe was logged at warning
   std::string nonce_;
   bool info_seen_ = false;
   bool connect_sent_ = false;

@@ -1918,8 +1918,11 @@ bool Follower::leader_fresh(int64_t now_mono) const {
 }
 
 bool Follower::leader_in_sight(int64_t now_mono) const {
+  // STATEs come only while subscribed: a stream diverged, in error or
+  // preparing hears none and reads its figures as last heard, with the
+  // link up (its state says it is not applying).
   return ctx_.links->is_up(cfg_.leader) && leader_heard_mono_ns_ > 0 &&
-         now_mono - leader_heard_mono_ns_ < kLeaderFreshNs;
+         (phase_ != Phase::kReplicating || now_mono - leader_heard_mono_ns_ < kLeaderFreshNs);
 }
 
 bool Follower::caught_up_now() const {
@@ -1953,35 +1956,46 @@ void Follower::record_apply(uint64_t seq, const Inflight& in, const ApplyClock& 
   // its age, not a replication delay: it stays out of the window and the
   // histogram, which would otherwise show that history's age for a minute
   // after the replica is current (and fire a time-lag alert on it).
-  // The replica's creation time is its nats-server's clock, the origin
-  // time the leader's: compared as they are, and also corrected by the
-  // daemons' offset estimate when that is good to 100 ms (hosts whose
-  // clocks differ); both must say "before" (a message near the boundary
-  // counts as lag).
-  const bool offset_good = c.offset_known && c.offset_error_ns >= 0 && c.offset_error_ns <= 100'000'000;
-  if (replica_created_ns_ > 0 && in.origin_time_ns > 0 && in.origin_time_ns < replica_created_ns_ &&
-      (!offset_good || in.origin_time_ns < replica_created_ns_ + c.offset_ns)) {
-    ++history_applied_;
-    return;
-  }
+  // Without an offset estimate the decision waits with the sample (the
+  // replica's host may be ahead: see is_history()).
   if (!c.offset_known) {
     if (deferred_lag_uncorrected_.size() < kMaxDeferredLagSamples) {
-      deferred_lag_uncorrected_.push_back(time_lag_uncorrected_ns_);
+      deferred_lag_uncorrected_.push_back({time_lag_uncorrected_ns_, in.origin_time_ns});
     } else {
       ++lag_samples_unrecorded_;
     }
     return;
   }
   record_deferred_lag(c);
+  record_lag(time_lag_uncorrected_ns_, in.origin_time_ns, c);
+}
+
+bool Follower::is_history(int64_t origin_ns, const ApplyClock& c) const {
+  // The replica's creation time is its nats-server's clock, the origin
+  // time the leader's: compared as they are, and also corrected by the
+  // daemons' offset estimate when that is good to 100 ms (hosts whose
+  // clocks differ: a replica host X ahead read the messages of the X after
+  // its creation as history by the first comparison alone); both must say
+  // "before" (a message near the boundary counts as lag).
+  const bool offset_good = c.offset_known && c.offset_error_ns >= 0 && c.offset_error_ns <= 100'000'000;
+  return replica_created_ns_ > 0 && origin_ns > 0 && origin_ns < replica_created_ns_ &&
+         (!offset_good || origin_ns < replica_created_ns_ + c.offset_ns);
+}
+
+void Follower::record_lag(int64_t uncorrected_ns, int64_t origin_ns, const ApplyClock& c) {
+  if (is_history(origin_ns, c)) {
+    ++history_applied_;
+    return;
+  }
   // Never negative: a message cannot be applied before it was stored; a
   // negative value is the offset estimate's error (at most err) showing.
-  lag_hist_.record_ns(c.mono_ns, std::max<int64_t>(0, time_lag_uncorrected_ns_ + c.offset_ns));
+  lag_hist_.record_ns(c.mono_ns, std::max<int64_t>(0, uncorrected_ns + c.offset_ns));
 }
 
 void Follower::record_deferred_lag(const ApplyClock& c) {
   if (deferred_lag_uncorrected_.empty() || !c.offset_known) return;
   // Recorded now (a second or so after they were applied: the same window).
-  for (int64_t raw : deferred_lag_uncorrected_) lag_hist_.record_ns(c.mono_ns, std::max<int64_t>(0, raw + c.offset_ns));
+  for (const DeferredLag& d : deferred_lag_uncorrected_) record_lag(d.uncorrected_ns, d.origin_ns, c);
   deferred_lag_uncorrected_.clear();
   deferred_lag_uncorrected_.shrink_to_fit();
 }

@@ -131,13 +131,17 @@ class Follower {
   };
   ApplyClock apply_clock() const;
   void record_apply(uint64_t seq, const Inflight& in, const ApplyClock& c);
+  // One lag sample into the window and histogram, unless it is history
+  // (stored at the leader before the replica was created: counted apart).
+  void record_lag(int64_t uncorrected_ns, int64_t origin_ns, const ApplyClock& c);
+  bool is_history(int64_t origin_ns, const ApplyClock& c) const;
   void note_caught_up();  // latches caught_up_after_backlog_; note_current()
   void note_current();    // advances current_as_of_wall_ns_ when the last STATE's sequence is applied
   bool caught_up_now() const;  // applied all the leader is known to hold, nothing queued or in flight
   bool leader_fresh(int64_t now_mono) const;
-  // The link is up and the leader was heard from (a STATE) within
-  // kLeaderFreshNs: what the follower knows of the leader's stream is
-  // about now. (leader_fresh() asks more: no congested path either.)
+  // The link is up and, while replicating, the leader was heard from (a
+  // STATE) within kLeaderFreshNs: what the follower knows of the leader's
+  // stream is about now. (leader_fresh() asks more: no congested path.)
   bool leader_in_sight(int64_t now_mono) const;
   void send_lag_report();
 
@@ -332,7 +336,10 @@ class Follower {
   // kMaxDeferredLagSamples, and go into the histograms with the first
   // estimate (a restart's catch-up, the largest lags, is not lost); beyond
   // that they are only counted.
-  std::vector<int64_t> deferred_lag_uncorrected_;
+  struct DeferredLag {
+    int64_t uncorrected_ns, origin_ns;
+  };
+  std::vector<DeferredLag> deferred_lag_uncorrected_;
   uint64_t lag_samples_unrecorded_ = 0;
   // The replica's creation time (its nats-server's clock, from the last
   // preparation; 0: unknown), and the messages applied that the leader had

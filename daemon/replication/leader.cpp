@@ -1141,7 +1141,9 @@ void Leader::note_last_seq(uint64_t read, uint64_t deliveries_then) {
 }
 
 int64_t Leader::oldest_unreplicated_time(const std::string& peer, const FollowerView& v) const {
-  if (!v.seen) return -1;
+  // (A follower whose acknowledgements are of a stream since deleted and
+  // created again: what it lacks of this one is not known from them.)
+  if (!v.seen || v.replaced) return -1;
   if (v.acked_seq >= last_seq_) return 0;
   auto it = senders_.find(peer);
   if (it != senders_.end() && !it->second->unacked.empty() && it->second->unacked.front().seq > v.acked_seq) {
@@ -1489,8 +1491,11 @@ nlohmann::json Leader::lag_json() const {
     // (its position comes with the subscription): null, not 0 (a leader
     // restarted while a follower was away read the whole stream as its
     // lag: operator trial). The ages are null then too.
-    f["applied_seq"] = v.seen ? Json(v.acked_seq) : Json(nullptr);
-    f["seq_lag"] = !v.seen ? Json(nullptr) : Json(last_seq_ > v.acked_seq ? last_seq_ - v.acked_seq : 0);
+    // So while its position is of a stream since deleted and created again
+    // (it was away then): not a position in this one (review).
+    const bool position_known = v.seen && !v.replaced;
+    f["applied_seq"] = position_known ? Json(v.acked_seq) : Json(nullptr);
+    f["seq_lag"] = !position_known ? Json(nullptr) : Json(last_seq_ > v.acked_seq ? last_seq_ - v.acked_seq : 0);
     f["messages_sent"] = v.msgs_sent;
     f["bytes_sent"] = v.bytes_sent;
     int64_t now_wall = loop::wall_ns();
@@ -1503,7 +1508,7 @@ nlohmann::json Leader::lag_json() const {
     // holds everything this stream holds: nothing is missing however long
     // the link stays down; an idle stream read the time since its last
     // message at every link blip, an alert's worth: operator trial).
-    if (v.seen && v.acked_seq >= last_seq_) {
+    if (position_known && v.acked_seq >= last_seq_) {
       f["newest_applied_age_ms"] = 0.0;
     } else if (v.acked_time_ns > 0) {
       f["newest_applied_age_ms"] = ns_to_ms(std::max<int64_t>(0, now_wall - v.acked_time_ns));

@@ -578,6 +578,16 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
       },
       "iad holds a fresh lag report from ams again");
 
+  // The clock offset is confirmed by the new link's first heartbeat sample
+  // (until then the current time lag is unknown at both ends).
+  check_for(
+      10s,
+      [&](std::string& s) {
+        json f = su.lag_entry(kFollower), l = su.lag_entry(kLeader);
+        s = "ams " + f.dump() + "\niad " + l.dump();
+        return f.at("time_lag")["current_ms"].is_number() && l.at("time_lag")["current_ms"].is_number();
+      },
+      "a current time lag at both ends again");
   // The metric families are exposed.
   auto m = su.follower().daemon.http_get("/metrics");
   REQUIRE(m.status == 200);
@@ -968,7 +978,12 @@ TEST_CASE("e: a delay one way only (200 ms leader to follower): the time lag is 
 TEST_CASE("f: a follower restarted three times, its clock 30 s further ahead each time: no lag from a stale "
           "heartbeat, and the leader's offset follows",
           "[lag][truth]") {
-  ProxiedPair su(pair_options());
+  // Heartbeats a second apart: the leader's 8 samples of the previous
+  // process would take 8 s to roll out; its offset must follow within 5 s
+  // (the new link's first sample drops them).
+  ProxiedPairOptions o = pair_options();
+  o.link_extra = "heartbeat_interval = \"1s\"\nbackoff_max = \"1s\"";
+  ProxiedPair su(o);
   su.start();
   SteadyPublisher pub(su.leader().nats.url(), 100);
   double worst_p99 = 0, worst_current = 0;
@@ -980,7 +995,7 @@ TEST_CASE("f: a follower restarted three times, its clock 30 s further ahead eac
     // The follower's estimate (iad - ams) about -shift, the leader's about
     // +shift: the leader's samples of the previous process are dropped.
     check_for(
-        20s,
+        5s,
         [&](std::string& st) {
           json a = su.links(kFollower), i = su.links(kLeader);
           st = "ams " + a.dump() + "; iad " + i.dump();

@@ -327,7 +327,7 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
         "ams's link to iad up at a name that takes 3 s to resolve");
     INFO("polls while the link was down: " << polls_while_down);
     CHECK(polls_while_down >= 10);
-    CHECK(slowest_ms < 1000);
+    CHECK(slowest_ms < 2000);  // (it took the whole 3 s when the loop resolved)
   }
   ::close(hole_fd);
   f.daemon.config().peers[0].address.clear();
