@@ -208,6 +208,21 @@ class SteadyPublisher {
   std::thread thread_;
 };
 
+// The true lag of every message the publisher sent, by one clock: its
+// send time to the probe's receipt of the replica's write (each must have
+// been received).
+std::vector<double> true_lags_ms(SteadyPublisher& pub, Probe& probe) {
+  auto sent = pub.sent();
+  auto recv = probe.received();
+  std::vector<double> truth;
+  for (const auto& [i, t] : sent) {
+    auto it = recv.find(i);
+    REQUIRE(it != recv.end());
+    truth.push_back(ms_since(t, it->second));
+  }
+  return truth;
+}
+
 }  // namespace
 
 TEST_CASE("a: lag truth: 20 ms each way, follower clock +30 s; corrected lag matches a one-clock probe",
@@ -278,14 +293,7 @@ TEST_CASE("a: lag truth: 20 ms each way, follower clock +30 s; corrected lag mat
       "all " + std::to_string(n) + " messages applied, probed and reported to the leader");
 
   // The truth, with one clock.
-  auto sent = pub.sent();
-  auto recv = probe.received();
-  std::vector<double> truth;
-  for (const auto& [i, t] : sent) {
-    auto it = recv.find(i);
-    REQUIRE(it != recv.end());
-    truth.push_back(ms_since(t, it->second));
-  }
+  std::vector<double> truth = true_lags_ms(pub, probe);
   double probe_p50 = median(truth);
   double probe_last = truth.back();
   double probe_min = *std::min_element(truth.begin(), truth.end());
@@ -956,14 +964,7 @@ TEST_CASE("e: a delay one way only (200 ms leader to follower): the time lag is 
         return f.value("applied_seq", 0L) == n && static_cast<long>(probe.received().size()) >= n;
       },
       "all messages applied and probed");
-  auto sent = pub.sent();
-  auto recv = probe.received();
-  std::vector<double> truth;
-  for (const auto& [i, t] : sent) {
-    auto it = recv.find(i);
-    REQUIRE(it != recv.end());
-    truth.push_back(ms_since(t, it->second));
-  }
+  std::vector<double> truth = true_lags_ms(pub, probe);
   const double probe_p50 = median(truth);
   const json& tl = f.at("time_lag");
   INFO("ams " << f.dump() << "\nlinks " << su.links(kFollower).dump());
