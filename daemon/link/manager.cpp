@@ -772,6 +772,13 @@ bool Manager::clock_offset(const std::string& peer, int64_t& offset_ns, int64_t&
   return true;
 }
 
+bool Manager::clock_offset_unconfirmed(const std::string& peer, int64_t& offset_ns) const {
+  const Peer* p = find(peer);
+  if (p == nullptr || p->st.clock_offset_error_ns < 0) return false;
+  offset_ns = p->st.clock_offset_ns;
+  return true;
+}
+
 int64_t Manager::inbound_delay_ns(const std::string& peer) const {
   const Peer* p = find(peer);
   return p == nullptr ? -1 : p->inbound_delay_ns;

@@ -112,8 +112,14 @@ class Manager : public ConnectionHandler {
   size_t pending_bytes(const std::string& peer) const;
   // The peer's clock minus ours and its error bound (see PeerStatus), without
   // building a whole status report. False while there is no estimate. The
-  // estimate outlives link drops (clocks do not jump when a link does).
+  // estimate outlives link drops (clocks do not jump when a link does), but
+  // is not given out again until the new link's first sample confirms it
+  // (a peer may have restarted with its clock stepped).
   bool clock_offset(const std::string& peer, int64_t& offset_ns, int64_t& error_ns) const;
+  // The standing estimate, also while a new link has not confirmed it yet:
+  // for a figure that is better off with the last known offset than with
+  // none (an age on a clock that is 30 s off). False while there is none.
+  bool clock_offset_unconfirmed(const std::string& peer, int64_t& offset_ns) const;
   // How long the peer's last heartbeat took to reach us (its send time on
   // our clock via the offset; within the offset's error): what a frame
   // arriving from that peer now has waited, e.g. in a congested path's

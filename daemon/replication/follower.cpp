@@ -2078,7 +2078,12 @@ Follower::LagFigures Follower::figures() const {
   if (fresh && applied_ >= leader_last_seq_) {
     f.newest_applied_age_ns = 0;
   } else if (last_applied_origin_ns_ > 0) {
-    int64_t now_leader = loop::wall_ns() + (f.offset_known ? f.offset_ns : 0);
+    // On the leader's clock: by the offset, or the last one known while a
+    // new link has not confirmed it; with none at all (the first heartbeats
+    // after a start), uncorrected.
+    int64_t offset = f.offset_ns;
+    if (!f.offset_known && !ctx_.links->clock_offset_unconfirmed(cfg_.leader, offset)) offset = 0;
+    int64_t now_leader = loop::wall_ns() + offset;
     f.newest_applied_age_ns = std::max<int64_t>(0, now_leader - last_applied_origin_ns_);
     // Nor more than the time since the replica was last known to hold all
     // the leader held (a STATE whose last sequence it had applied): an

@@ -375,6 +375,19 @@ TEST_CASE("a: lag truth: 20 ms each way, follower clock +30 s; corrected lag mat
                f["seq_lag"].is_null() && f.at("sync")["eta_s"].is_null();
       },
       "ams's current time lag, seq lag and eta unknown once the link is down");
+  // Back up: until the new link's first heartbeat sample confirms the
+  // offset it is not used for the lag; the newest-applied age never reads
+  // the 30 s shift meanwhile (it is capped by the time since ams was last
+  // known current, and takes the last offset known).
+  REQUIRE(su.proxy->up().is_ok());
+  check_stays(
+      3s,
+      [&](std::string& st) {
+        f = su.lag_entry(kFollower);
+        st = "ams " + f.dump();
+        return num(f, "newest_applied_age_ms", 0) < 10'000;
+      },
+      "ams's newest-applied age never reads the clock shift while the link comes back");
   std::fflush(stdout);
 }
 
