@@ -28,24 +28,48 @@ uint64_t LogLinearHistogram::bucket_high(size_t i) {
   return bucket_low(i) + (uint64_t{1} << shift) - 1;
 }
 
+void LogLinearHistogram::cover(size_t lo, size_t hi) {
+  size_t cur_hi = lo_ + counts_.size();
+  if (!counts_.empty() && lo >= lo_ && hi <= cur_hi) return;
+  if (!counts_.empty()) {
+    lo = std::min(lo, lo_);
+    hi = std::max(hi, cur_hi);
+  }
+  lo = lo / kSub * kSub;
+  hi = std::min<size_t>((hi + kSub - 1) / kSub * kSub, kBuckets);
+  std::vector<uint64_t> grown(hi - lo, 0);
+  std::copy(counts_.begin(), counts_.end(), grown.begin() + static_cast<std::ptrdiff_t>(lo_ - lo));
+  counts_ = std::move(grown);
+  lo_ = lo;
+}
+
 void LogLinearHistogram::record_ns(int64_t ns, uint64_t n) {
   if (ns < 0) ns = 0;
   uint64_t us = static_cast<uint64_t>(ns) / 1000;
   if (us > kMaxMicros) overflow_ += n;
-  counts_[bucket_of(us)] += n;
+  size_t b = bucket_of(us);
+  if (counts_.empty() || b < lo_ || b >= lo_ + counts_.size()) cover(b, b + 1);
+  counts_[b - lo_] += n;
   count_ += n;
   max_ns_ = std::max(max_ns_, ns);
 }
 
 void LogLinearHistogram::merge(const LogLinearHistogram& o) {
-  for (size_t i = 0; i < kBuckets; ++i) counts_[i] += o.counts_[i];
+  if (o.count_ == 0) return;
+  cover(o.lo_, o.lo_ + o.counts_.size());
+  for (size_t i = 0; i < o.counts_.size(); ++i) counts_[o.lo_ - lo_ + i] += o.counts_[i];
   count_ += o.count_;
   overflow_ += o.overflow_;
   max_ns_ = std::max(max_ns_, o.max_ns_);
 }
 
 void LogLinearHistogram::clear() {
-  std::fill(counts_.begin(), counts_.end(), 0);
+  if (counts_.size() > kKeepBuckets) {
+    std::vector<uint64_t>().swap(counts_);
+    lo_ = 0;
+  } else {
+    std::fill(counts_.begin(), counts_.end(), 0);
+  }
   count_ = 0;
   overflow_ = 0;
   max_ns_ = -1;
@@ -57,9 +81,10 @@ int64_t LogLinearHistogram::quantile_ns(double q) const {
   auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(count_)));
   if (rank == 0) rank = 1;
   uint64_t seen = 0;
-  for (size_t i = 0; i < kBuckets; ++i) {
-    seen += counts_[i];
+  for (size_t k = 0; k < counts_.size(); ++k) {
+    seen += counts_[k];
     if (seen >= rank) {
+      size_t i = lo_ + k;
       // Midpoint in ns; the exact buckets (< 128 µs) hold [i, i+1) µs.
       double lo = static_cast<double>(bucket_low(i)) * 1000.0;
       double hi = static_cast<double>(bucket_high(i) + 1) * 1000.0;

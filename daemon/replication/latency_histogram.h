@@ -7,11 +7,15 @@
 // its lower bound wide and a quantile read at the bucket's midpoint is within
 // 0.8% of the true value. Range 0 .. 2^35 µs (about 9.5 hours); larger values
 // land in the last bucket and are counted as overflow. Histograms of the same
-// layout merge by adding counts.
+// layout merge by adding counts. Storage covers only the run of buckets from
+// the lowest to the highest recorded, in whole octaves (64 buckets, 512
+// bytes): nothing while empty, a few KiB for lags within two decades (all
+// 1,920 buckets, 15 KiB, only when values span 1 µs to hours).
 //
 // WindowedHistogram: a sliding window of about one minute made of 12
-// sub-windows of 5 s (each a LogLinearHistogram: 12 x 1920 x 8 bytes, about
-// 180 KiB per (stream, follower)).
+// sub-windows of 5 s, each a LogLinearHistogram (an idle stream's costs
+// nothing; a sub-window whose values spanned more than 8 octaves gives its
+// storage back when it is reused).
 // Recording rotates out sub-windows older than the window; quantiles merge
 // the live ones. Times are the caller's monotonic nanoseconds.
 //
@@ -39,12 +43,14 @@ class LogLinearHistogram {
   static constexpr uint64_t kMaxMicros = (uint64_t{1} << kMaxBits) - 1;
   static constexpr size_t kBuckets = 2 * kSub + (kMaxBits - kSubBits - 1) * kSub;
 
-  LogLinearHistogram() : counts_(kBuckets, 0) {}
-
   // Records a value in nanoseconds (negative: as 0).
   void record_ns(int64_t ns, uint64_t n = 1);
   void merge(const LogLinearHistogram& other);
+  // Zeroes the counts; keeps the storage unless it spans more than
+  // kKeepBuckets (then frees it).
   void clear();
+  static constexpr size_t kKeepBuckets = 8 * kSub;
+  size_t buckets_held() const { return counts_.size(); }  // storage, for tests
 
   uint64_t count() const { return count_; }
   uint64_t overflow() const { return overflow_; }
@@ -60,7 +66,11 @@ class LogLinearHistogram {
   static uint64_t bucket_high(size_t index);  // largest µs in the bucket
 
  private:
-  std::vector<uint64_t> counts_;
+  // Makes counts_ cover bucket indices [lo, hi), octave-aligned.
+  void cover(size_t lo, size_t hi);
+
+  std::vector<uint64_t> counts_;  // counts_[i] is bucket lo_ + i
+  size_t lo_ = 0;
   uint64_t count_ = 0;
   uint64_t overflow_ = 0;
   int64_t max_ns_ = -1;

@@ -98,6 +98,45 @@ TEST_CASE("merging histograms equals recording everything in one", "[histogram]"
   for (double q : {0.1, 0.5, 0.9, 0.99}) CHECK(a.quantile_ns(q) == all.quantile_ns(q));
 }
 
+TEST_CASE("storage covers only the recorded buckets; merges of disjoint ranges are exact", "[histogram]") {
+  using H = LogLinearHistogram;
+  H empty;
+  CHECK(empty.buckets_held() == 0);
+  // Lags from 1 to 50 ms touch 7 octaves: 7 x 64 buckets, not all 1,920.
+  H live;
+  for (int i = 1; i <= 50; ++i) live.record_ns(i * kMs);
+  CHECK(live.buckets_held() > 0);
+  CHECK(live.buckets_held() <= 7 * H::kSub);
+  // Disjoint ranges, merged either way round, equal one histogram of all.
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<int64_t> low(1'000, 900'000), high(2 * kSec, 3600 * kSec);
+  H a, b, all;
+  for (int i = 0; i < 5000; ++i) {
+    int64_t x = (i % 2 == 0) ? low(rng) : high(rng);
+    (i % 2 == 0 ? a : b).record_ns(x);
+    all.record_ns(x);
+  }
+  H ab = a, ba = b, into_empty;
+  ab.merge(b);
+  ba.merge(a);
+  into_empty.merge(all);
+  for (const H* h : {&ab, &ba, &into_empty}) {
+    CHECK(h->count() == all.count());
+    CHECK(h->max_ns() == all.max_ns());
+    for (double q : {0.001, 0.25, 0.5, 0.51, 0.75, 0.99, 1.0}) CHECK(h->quantile_ns(q) == all.quantile_ns(q));
+  }
+  // clear() keeps a narrow range's storage and frees a wide one's.
+  live.clear();
+  CHECK(live.count() == 0);
+  CHECK(live.quantile_ns(0.5) == -1);
+  CHECK(live.buckets_held() > 0);
+  ab.clear();
+  CHECK(ab.buckets_held() == 0);
+  ab.record_ns(3 * kMs);
+  CHECK(ab.count() == 1);
+  CHECK(std::abs(ab.quantile_ns(0.5) - 3 * kMs) <= 3 * kMs / 100);
+}
+
 TEST_CASE("the sliding window forgets values older than a minute", "[histogram][window]") {
   WindowedHistogram w;
   int64_t t0 = 1000 * kSec;
