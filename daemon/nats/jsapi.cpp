@@ -41,6 +41,11 @@ Result<Json> stream_info(natsConnection* nc, const std::string& stream, bool del
   return api_request(nc, "$JS.API.STREAM.INFO." + stream, b.dump(), timeout_ms);
 }
 
+Result<Json> stream_list(natsConnection* nc, uint64_t offset, int64_t timeout_ms) {
+  Json b = {{"offset", offset}};
+  return api_request(nc, "$JS.API.STREAM.LIST", b.dump(), timeout_ms);
+}
+
 Result<Json> stream_update(natsConnection* nc, const Json& config, int64_t timeout_ms) {
   return api_request(nc, "$JS.API.STREAM.UPDATE." + config.value("name", std::string()), config.dump(),
                      timeout_ms);

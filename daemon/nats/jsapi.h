@@ -29,6 +29,10 @@ Result<Json> stream_info(natsConnection* nc, const std::string& stream, int64_t 
 // between first_seq and last_seq.
 Result<Json> stream_info(natsConnection* nc, const std::string& stream, bool deleted_details,
                          int64_t timeout_ms);
+// One page of $JS.API.STREAM.LIST from `offset`: {"total", "offset",
+// "limit", "streams": [stream info, as STREAM.INFO answers without deleted
+// details, ...]} (nats-server 2.9 pages at 256).
+Result<Json> stream_list(natsConnection* nc, uint64_t offset, int64_t timeout_ms);
 Result<Json> stream_create(natsConnection* nc, const Json& config, int64_t timeout_ms);
 Result<Json> stream_update(natsConnection* nc, const Json& config, int64_t timeout_ms);
 // Purge everything below `seq` (on an empty stream: the next message gets seq).

@@ -17,6 +17,8 @@
 
 namespace isthmus::replication {
 
+class StreamInfoReader;
+
 struct Context {
   uv_loop_t* loop = nullptr;
   const config::Config* cfg = nullptr;
@@ -29,6 +31,8 @@ struct Context {
   std::shared_ptr<nats::DataConn> data;  // current data connection (null when down)
   uint64_t nats_gen = 0;     // grows with every new pair of connections
   std::function<void()> request_flush;  // ask for a flush of links soon
+  // Reads local streams' info, many streams per request (info_reader.h).
+  StreamInfoReader* infos = nullptr;
   // Bytes in flight to each peer over every stream this region leads: sent
   // and not yet acknowledged, plus what outstanding pull requests may still
   // deliver (estimated). link.peer_window_bytes bounds it (Leader::pull).

@@ -9,6 +9,7 @@
 #include "nats/jsapi.h"
 #include "replication/foreign.h"
 #include "replication/headers.h"
+#include "replication/info_reader.h"
 #include "replication/lag_json.h"
 #include "replication/replica_config.h"
 #include "replication/side_stream.h"
@@ -23,6 +24,12 @@ namespace {
 // Publishes awaiting acknowledgement, per stream. Bounds what one stream can
 // have outstanding at its local nats-server.
 constexpr size_t kMaxInflight = 4096;
+// Replica writes made and not yet taken by the socket (the data connection's
+// buffer, shared by every stream): past this a follower publishes no more
+// than one checkpoint and goes on when it is acknowledged. Without it a
+// catch-up of hundreds of streams serialised every window's messages into
+// that buffer in one loop iteration (and its TLS copy): 215 MB at 200 streams.
+constexpr size_t kWriteBudgetBytes = 2 * 1024 * 1024;
 // A checkpoint (a publish that asks for an acknowledgement) at least every
 // this many messages or bytes, and at the end of every burst.
 constexpr uint32_t kCheckpointEvery = 64;
@@ -1466,6 +1473,10 @@ void Follower::pump() {
       queue_.pop_front();
       continue;
     }
+    // The shared write budget spent: wait for the checkpoint in flight, or
+    // make this publish one (every burst ends with a checkpoint).
+    const bool over_budget = ctx_.data && ctx_.data->pending_bytes() >= kWriteBudgetBytes;
+    if (over_budget && !inflight_.empty() && last_publish_checkpoint_) return;
     if (m.seq > next_) {
       // Everything below m.seq is gone at the leader: position rather than
       // fill (the expected-last-sequence check goes stale, see below).
@@ -1482,16 +1493,19 @@ void Follower::pump() {
       filler.subject = m.subject;
       filler.time_ns = m.time_ns;
       // The loop goes on after a filler unless the window is full.
-      if (!publish(filler, true, inflight_.size() + 1 >= kMaxInflight)) return;
+      if (!publish(filler, true, inflight_.size() + 1 >= kMaxInflight || over_budget)) return;
+      if (over_budget) return;
       continue;
     }
     // The last publish of a burst is always a checkpoint: the loop stops
-    // after it when the queue is empty or the window full (a message behind
-    // it is at or above next_, so it would be published or filled).
-    bool last = queue_.size() == 1 || inflight_.size() + 1 >= kMaxInflight;
+    // after it when the queue is empty, the window full or the write budget
+    // spent (a message behind it is at or above next_, so it would be
+    // published or filled).
+    bool last = queue_.size() == 1 || inflight_.size() + 1 >= kMaxInflight || over_budget;
     if (!publish(m, false, last)) return;
     queue_bytes_ -= m.wire_size();
     queue_.pop_front();
+    if (over_budget) return;
   }
 }
 
@@ -1632,6 +1646,7 @@ bool Follower::publish(const link::Message& m, bool filler, bool checkpoint) {
   in.bytes = m.payload.size();
   in.filler = filler;
   inflight_.push_back(in);
+  last_publish_checkpoint_ = checkpoint;
   next_ = m.seq + 1;
   written_high_ = std::max(written_high_, m.seq);
   replica_empty_ = false;
@@ -2181,41 +2196,38 @@ void Follower::check_replica() {
   if (check_pending_ || purge_pending_) return;
   check_pending_ = true;
   uint64_t g = gen_;
-  std::string stream = cfg_.name;
-  int64_t tmo = ctx_.timeout_ms();
-  ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
-                           [this, g](Result<Json> r) {
-                             if (g != gen_) return;
-                             check_pending_ = false;
-                             if (phase_ != Phase::kReplicating || purge_pending_) return;
-                             if (!r) {
-                               if (r.status().code() == Code::kNotFound) {
-                                 reset("the replica is gone (deleted outside Isthmus?) and is created again from the "
-                                       "leader's configuration");
-                               }
-                               return;
-                             }
-                             uint64_t last = (*r)["state"].value("last_seq", uint64_t{0});
-                             const uint64_t count = (*r)["state"].value("messages", uint64_t{0});
-                             const uint64_t first =
-                                 count > 0 ? (*r)["state"].value("first_seq", uint64_t{0}) : last + 1;
-                             if (check_front(first)) return;
-                             // Everything at or below next_-1 is ours (published or
-                             // positioned); anything beyond came from elsewhere.
-                             if (last > next_ - 1 && late_writes_suspected(last, applied_ + 1)) {
-                               // No higher than this daemon wrote: an earlier
-                               // pipeline's writes stored late? The start checks them.
-                               suspect_late_writes(applied_ + 1);
-                               reset("the replica's last sequence is " + std::to_string(last) +
-                                     ", beyond this pipeline's writes (up to " + std::to_string(next_ - 1) +
-                                     "): checking for writes of an earlier pipeline stored late");
-                             } else if (last > next_ - 1) {
-                               diverge("a message was written into the replica from outside Isthmus "
-                                       "(replica last sequence " + std::to_string(last) +
-                                           ", Isthmus wrote up to " + std::to_string(next_ - 1) + ")",
-                                       applied_ + 1);
-                             }
-                           });
+  ctx_.infos->read(cfg_.name, [this, g](Result<Json> r) {
+    if (g != gen_) return;
+    check_pending_ = false;
+    if (phase_ != Phase::kReplicating || purge_pending_) return;
+    if (!r) {
+      if (r.status().code() == Code::kNotFound) {
+        reset("the replica is gone (deleted outside Isthmus?) and is created again from the "
+              "leader's configuration");
+      }
+      return;
+    }
+    uint64_t last = (*r)["state"].value("last_seq", uint64_t{0});
+    const uint64_t count = (*r)["state"].value("messages", uint64_t{0});
+    const uint64_t first =
+        count > 0 ? (*r)["state"].value("first_seq", uint64_t{0}) : last + 1;
+    if (check_front(first)) return;
+    // Everything at or below next_-1 is ours (published or
+    // positioned); anything beyond came from elsewhere.
+    if (last > next_ - 1 && late_writes_suspected(last, applied_ + 1)) {
+      // No higher than this daemon wrote: an earlier
+      // pipeline's writes stored late? The start checks them.
+      suspect_late_writes(applied_ + 1);
+      reset("the replica's last sequence is " + std::to_string(last) +
+            ", beyond this pipeline's writes (up to " + std::to_string(next_ - 1) +
+            "): checking for writes of an earlier pipeline stored late");
+    } else if (last > next_ - 1) {
+      diverge("a message was written into the replica from outside Isthmus "
+              "(replica last sequence " + std::to_string(last) +
+                  ", Isthmus wrote up to " + std::to_string(next_ - 1) + ")",
+              applied_ + 1);
+    }
+  });
 }
 
 // The leader's first sequence is a message it holds; once applied, the

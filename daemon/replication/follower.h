@@ -217,6 +217,7 @@ class Follower {
   // Published, not yet confirmed: sequences next_ - size() .. next_ - 1.
   std::deque<Inflight> inflight_;
   uint32_t since_checkpoint_ = 0;  // published since the last checkpoint
+  bool last_publish_checkpoint_ = false;  // the newest of inflight_ asked for an acknowledgement
   size_t since_checkpoint_bytes_ = 0;
   bool ack_dirty_ = false;
   bool check_pending_ = false;

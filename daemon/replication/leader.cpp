@@ -8,6 +8,7 @@
 #include "loop/timer.h"
 #include "nats/jsapi.h"
 #include "replication/lag_json.h"
+#include "replication/info_reader.h"
 #include "replication/replica_config.h"
 #include "util/rfc3339.h"
 
@@ -23,6 +24,13 @@ constexpr int64_t kReportStaleNs = 3'000'000'000;
 namespace {
 
 constexpr uint64_t kMaxPullBatch = 4000;
+// What a message costs in memory beyond its bytes (subject, headers,
+// payload) until the follower has stored it: its place in the follower's
+// queue and the allocations behind it (about 130 bytes), and only then its
+// serialised write. Counted in the windows (window_bytes,
+// peer_window_bytes) so that they bound memory for small messages too: a
+// window of 128-byte messages held 1.7 times its size counted by bytes.
+constexpr size_t kWindowMessageOverhead = 128;
 // The longest run of deleted sequences at the end of a stream sent to
 // followers that were not sent those sequences (send_deleted): what one
 // follower fills at once.
@@ -932,13 +940,14 @@ void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
   }
   m.payload.assign(msg.payload);
 
-  size_t sz = m.wire_size();
+  const size_t sz = m.wire_size();
+  const size_t cost = sz + kWindowMessageOverhead;  // what the windows count
   s->sent_seq = sseq;
-  s->unacked.push_back(Sender::Unacked{sseq, sz, std::move(ack_reply), ts});
-  s->unacked_bytes += sz;
-  s->last_msg_bytes = sz;
-  s->avg_msg_bytes = s->avg_msg_bytes > 0 ? 0.9 * s->avg_msg_bytes + 0.1 * static_cast<double>(sz)
-                                          : static_cast<double>(sz);
+  s->unacked.push_back(Sender::Unacked{sseq, cost, std::move(ack_reply), ts});
+  s->unacked_bytes += cost;
+  s->last_msg_bytes = cost;
+  s->avg_msg_bytes = s->avg_msg_bytes > 0 ? 0.9 * s->avg_msg_bytes + 0.1 * static_cast<double>(cost)
+                                          : static_cast<double>(cost);
   s->batch_bytes += sz;
   if (s->batch.msgs.empty()) s->batch_started_mono_ns = loop::mono_ns();
   s->batch.msgs.push_back(std::move(m));
@@ -1020,94 +1029,91 @@ void Leader::refresh_state(std::function<void()> done) {
   if (done) refresh_waiters_.push_back(std::move(done));
   if (refresh_pending_) return;
   refresh_pending_ = true;
-  std::string stream = cfg_.name;
-  int64_t tmo = ctx_.timeout_ms();
   const uint64_t deliveries_then = deliveries_;
-  ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
-                           [this, deliveries_then](Result<Json> r) {
-                             refresh_pending_ = false;
-                             auto waiters = std::move(refresh_waiters_);
-                             refresh_waiters_.clear();
-                             struct RunAtEnd {
-                               std::vector<std::function<void()>>& w;
-                               ~RunAtEnd() {
-                                 for (auto& f : w) f();
-                               }
-                             } run_at_end{waiters};
-                             if (!r) {
-                               const std::string was = error_;
-                               error_ = "cannot read local stream: " + r.status().message();
-                               // Once per cause (read every second); /healthz has it throughout.
-                               if (error_ != was) spdlog::warn("stream {}: {}", cfg_.name, error_);
-                               return;
-                             }
-                             if (error_.rfind("cannot read local stream", 0) == 0) {
-                               spdlog::info("stream {}: the local stream can be read again", cfg_.name);
-                             }
-                             error_.clear();
-                             if (note_created(r->value("created", std::string()))) on_recreated();
-                             const Json& st = (*r)["state"];
-                             first_seq_ = st.value("first_seq", uint64_t{0});
-                             // Never below what was already delivered (this reading may
-                             // have been taken before it was stored): a follower takes
-                             // a STATE ending below its replica's last message for a
-                             // stream created again. But below an estimate from a
-                             // delivery's pending count, which nats-server 2.9 may
-                             // overstate by a few (a reader started below the stream's
-                             // first sequence): a last sequence nothing will ever reach
-                             // read as a lag that never cleared on an idle stream.
-                             note_last_seq(st.value("last_seq", uint64_t{0}), deliveries_then);
-                             num_deleted_ = st.value("num_deleted", uint64_t{0});
-                             // Across the limit either way: reconcile, which decides (not
-                             // more often than every 10 s, e.g. when reading the list fails).
-                             // Back under it, what waited is reconciled; over it, the state
-                             // says so without waiting for the 30 s reconcile.
-                             const bool crossed =
-                                 deletes_over_limit_
-                                     ? num_deleted_ <= under_limit()
-                                     : num_deleted_ > static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted);
-                             if (crossed && !reconcile_pending_ &&
-                                 loop::mono_ns() - last_reconcile_mono_ns_ >= 10'000'000'000) {
-                               reconcile();
-                             }
-                             while (!live_deletes_.empty() && live_deletes_.front() < first_seq_) {
-                               live_deletes_.pop_front();
-                             }
-                             // (A stream recreated, emptied of its last message's time, or
-                             // without one: no time known for its last sequence.)
-                             last_time_ns_ = 0;
-                             last_time_seq_ = 0;
-                             if (last_seq_ > 0) {
-                               if (auto lt = util::parse_rfc3339_ns(st.value("last_ts", std::string()))) {
-                                 last_time_ns_ = *lt;
-                                 last_time_seq_ = last_seq_;
-                               }
-                             }
-                             link::State s;
-                             s.stream = cfg_.name;
-                             s.first_seq = first_seq_;
-                             s.last_seq = last_seq_;
-                             s.last_time_ns = last_time_ns_;
-                             for (auto& [peer, v] : views_) {
-                               if (!v.subscribed) continue;
-                               std::vector<uint8_t> f;
-                               encode(s, f);
-                               // Ahead of data: on a congested link a STATE behind the
-                               // backlog left the follower believing it was caught up
-                               // (newest-applied age 0). Safe out of order: the follower
-                               // trims no higher than it applied, takes DATA's last
-                               // sequence as a maximum, and a rebuild waits for this one.
-                               ctx_.links->send_priority(peer, std::move(f));
-                               if (v.state == "syncing" && v.acked_seq >= v.sync_target) v.state = "replicating";
-                             }
-                             ctx_.request_flush();
-                             // The stream's limits may have removed the message whose time
-                             // a view holds; followers that are away may have been passed.
-                             for (auto& [peer, v] : views_) {
-                               if (v.lookup_time_ns >= 0 && v.lookup_seq < first_seq_) recheck_oldest(v);
-                               if (!v.subscribed) lookup_oldest(peer, v);
-                             }
-                           });
+  ctx_.infos->read(cfg_.name, [this, deliveries_then](Result<Json> r) {
+    refresh_pending_ = false;
+    auto waiters = std::move(refresh_waiters_);
+    refresh_waiters_.clear();
+    struct RunAtEnd {
+      std::vector<std::function<void()>>& w;
+      ~RunAtEnd() {
+        for (auto& f : w) f();
+      }
+    } run_at_end{waiters};
+    if (!r) {
+      const std::string was = error_;
+      error_ = "cannot read local stream: " + r.status().message();
+      // Once per cause (read every second); /healthz has it throughout.
+      if (error_ != was) spdlog::warn("stream {}: {}", cfg_.name, error_);
+      return;
+    }
+    if (error_.rfind("cannot read local stream", 0) == 0) {
+      spdlog::info("stream {}: the local stream can be read again", cfg_.name);
+    }
+    error_.clear();
+    if (note_created(r->value("created", std::string()))) on_recreated();
+    const Json& st = (*r)["state"];
+    first_seq_ = st.value("first_seq", uint64_t{0});
+    // Never below what was already delivered (this reading may
+    // have been taken before it was stored): a follower takes
+    // a STATE ending below its replica's last message for a
+    // stream created again. But below an estimate from a
+    // delivery's pending count, which nats-server 2.9 may
+    // overstate by a few (a reader started below the stream's
+    // first sequence): a last sequence nothing will ever reach
+    // read as a lag that never cleared on an idle stream.
+    note_last_seq(st.value("last_seq", uint64_t{0}), deliveries_then);
+    num_deleted_ = st.value("num_deleted", uint64_t{0});
+    // Across the limit either way: reconcile, which decides (not
+    // more often than every 10 s, e.g. when reading the list fails).
+    // Back under it, what waited is reconciled; over it, the state
+    // says so without waiting for the 30 s reconcile.
+    const bool crossed =
+        deletes_over_limit_
+            ? num_deleted_ <= under_limit()
+            : num_deleted_ > static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted);
+    if (crossed && !reconcile_pending_ &&
+        loop::mono_ns() - last_reconcile_mono_ns_ >= 10'000'000'000) {
+      reconcile();
+    }
+    while (!live_deletes_.empty() && live_deletes_.front() < first_seq_) {
+      live_deletes_.pop_front();
+    }
+    // (A stream recreated, emptied of its last message's time, or
+    // without one: no time known for its last sequence.)
+    last_time_ns_ = 0;
+    last_time_seq_ = 0;
+    if (last_seq_ > 0) {
+      if (auto lt = util::parse_rfc3339_ns(st.value("last_ts", std::string()))) {
+        last_time_ns_ = *lt;
+        last_time_seq_ = last_seq_;
+      }
+    }
+    link::State s;
+    s.stream = cfg_.name;
+    s.first_seq = first_seq_;
+    s.last_seq = last_seq_;
+    s.last_time_ns = last_time_ns_;
+    for (auto& [peer, v] : views_) {
+      if (!v.subscribed) continue;
+      std::vector<uint8_t> f;
+      encode(s, f);
+      // Ahead of data: on a congested link a STATE behind the
+      // backlog left the follower believing it was caught up
+      // (newest-applied age 0). Safe out of order: the follower
+      // trims no higher than it applied, takes DATA's last
+      // sequence as a maximum, and a rebuild waits for this one.
+      ctx_.links->send_priority(peer, std::move(f));
+      if (v.state == "syncing" && v.acked_seq >= v.sync_target) v.state = "replicating";
+    }
+    ctx_.request_flush();
+    // The stream's limits may have removed the message whose time
+    // a view holds; followers that are away may have been passed.
+    for (auto& [peer, v] : views_) {
+      if (v.lookup_time_ns >= 0 && v.lookup_seq < first_seq_) recheck_oldest(v);
+      if (!v.subscribed) lookup_oldest(peer, v);
+    }
+  });
 }
 
 Status Leader::on_lag_report(const std::string& peer, const link::LagReport& r) {
@@ -1244,78 +1250,87 @@ void Leader::reconcile() {
   }
   reconcile_pending_ = true;
   last_reconcile_mono_ns_ = loop::mono_ns();
-  std::string stream = cfg_.name;
-  int64_t tmo = ctx_.timeout_ms();
   const uint64_t limit = static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted);
   // Hysteresis: once over the limit, back only at 90% of it.
   const uint64_t threshold = deletes_over_limit_ ? under_limit() : limit;
-  struct Read {
-    uint64_t num_deleted = 0;
-    bool over_limit = false;  // the list was not read
-    Json state;
-    std::string created;  // the stream's, when the list was read
-  };
-  ctx_.async<Result<Read>>(
-      [stream, tmo, threshold](natsConnection* nc) -> Result<Read> {
-        // The count first: the list is a JSON number per delete, which the
-        // server builds and both daemons parse on every reconcile.
-        auto brief = nats::stream_info(nc, stream, false, tmo);
-        if (!brief) return brief.status();
-        Read out;
-        out.num_deleted = (*brief)["state"].value("num_deleted", uint64_t{0});
-        out.created = brief->value("created", std::string());
-        if (out.num_deleted > threshold) {
-          out.over_limit = true;
-          return out;
-        }
-        auto full = nats::stream_info(nc, stream, true, tmo);
-        if (!full) return full.status();
-        out.state = std::move((*full)["state"]);
-        return out;
-      },
-      [this, limit](Result<Read> r) {
-        reconcile_pending_ = false;
-        if (!r) {
-          // (A missing stream is the stream's error, from refresh_state().)
-          if (r.status().code() != Code::kNotFound) {
-            spdlog::warn("stream {}: cannot read deleted sequences: {}", cfg_.name, r.status().message());
+  // The count first (read with the other streams' states): the list is a
+  // JSON number per delete, which the server builds and both daemons parse
+  // on every reconcile; with no interior delete there is none to read.
+  ctx_.infos->read(cfg_.name, [this, threshold, limit](Result<Json> brief) {
+    if (!brief) {
+      on_reconcile_read(brief.status(), limit);
+      return;
+    }
+    ReconcileRead out;
+    out.num_deleted = (*brief)["state"].value("num_deleted", uint64_t{0});
+    out.created = brief->value("created", std::string());
+    if (out.num_deleted > threshold) {
+      out.over_limit = true;
+      on_reconcile_read(std::move(out), limit);
+      return;
+    }
+    if (out.num_deleted == 0) {
+      out.state = std::move((*brief)["state"]);
+      on_reconcile_read(std::move(out), limit);
+      return;
+    }
+    std::string stream = cfg_.name;
+    int64_t tmo = ctx_.timeout_ms();
+    ctx_.async<Result<Json>>(
+        [stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, true, tmo); },
+        [this, out = std::move(out), limit](Result<Json> full) mutable {
+          if (!full) {
+            on_reconcile_read(full.status(), limit);
+            return;
           }
-        } else if (r->over_limit) {
-          num_deleted_ = r->num_deleted;
-          if (!deletes_over_limit_) {
-            spdlog::warn("stream {}: {} interior deletes exceed nats.reconcile_max_deleted ({}): deletes are not "
-                         "reconciled until {} remain; removals from the front and API deletes seen live still replicate",
-                         cfg_.name, r->num_deleted, limit, under_limit());
-          }
-          deletes_over_limit_ = true;
-          // Followers that subscribed since: the live deletes they missed.
-          std::vector<uint64_t> live(live_deletes_.begin(), live_deletes_.end());
-          std::sort(live.begin(), live.end());
-          for (auto& [peer, sp] : senders_) {
-            if (sp->live_deletes_sent) continue;
-            sp->live_deletes_sent = true;
-            send_seqs(*sp, live, first_seq_);
-          }
-          ctx_.request_flush();
-        } else if (!created_.empty() && r->created != created_) {
-          // Another stream than the one the followers are told of (created
-          // again meanwhile): its deletes are not theirs. The next state
-          // read notices it (on_recreated); the followers' next SUBSCRIBE,
-          // or the next pass (30 s), reconciles the new one.
-        } else {
-          if (deletes_over_limit_) {
-            spdlog::info("stream {}: {} interior deletes, back under nats.reconcile_max_deleted: reconciling",
-                         cfg_.name, r->num_deleted);
-          }
-          deletes_over_limit_ = false;
-          num_deleted_ = r->num_deleted;
-          send_deleted(r->state);
-        }
-        if (reconcile_again_) {
-          reconcile_again_ = false;
-          reconcile();
-        }
-      });
+          out.state = std::move((*full)["state"]);
+          on_reconcile_read(std::move(out), limit);
+        });
+  });
+}
+
+void Leader::on_reconcile_read(Result<ReconcileRead> r, uint64_t limit) {
+  reconcile_pending_ = false;
+  if (!r) {
+    // (A missing stream is the stream's error, from refresh_state().)
+    if (r.status().code() != Code::kNotFound) {
+      spdlog::warn("stream {}: cannot read deleted sequences: {}", cfg_.name, r.status().message());
+    }
+  } else if (r->over_limit) {
+    num_deleted_ = r->num_deleted;
+    if (!deletes_over_limit_) {
+      spdlog::warn("stream {}: {} interior deletes exceed nats.reconcile_max_deleted ({}): deletes are not "
+                   "reconciled until {} remain; removals from the front and API deletes seen live still replicate",
+                   cfg_.name, r->num_deleted, limit, under_limit());
+    }
+    deletes_over_limit_ = true;
+    // Followers that subscribed since: the live deletes they missed.
+    std::vector<uint64_t> live(live_deletes_.begin(), live_deletes_.end());
+    std::sort(live.begin(), live.end());
+    for (auto& [peer, sp] : senders_) {
+      if (sp->live_deletes_sent) continue;
+      sp->live_deletes_sent = true;
+      send_seqs(*sp, live, first_seq_);
+    }
+    ctx_.request_flush();
+  } else if (!created_.empty() && r->created != created_) {
+    // Another stream than the one the followers are told of (created
+    // again meanwhile): its deletes are not theirs. The next state
+    // read notices it (on_recreated); the followers' next SUBSCRIBE,
+    // or the next pass (30 s), reconciles the new one.
+  } else {
+    if (deletes_over_limit_) {
+      spdlog::info("stream {}: {} interior deletes, back under nats.reconcile_max_deleted: reconciling", cfg_.name,
+                   r->num_deleted);
+    }
+    deletes_over_limit_ = false;
+    num_deleted_ = r->num_deleted;
+    send_deleted(r->state);
+  }
+  if (reconcile_again_) {
+    reconcile_again_ = false;
+    reconcile();
+  }
 }
 
 // Sends the stream state's deleted sequences to every follower, up to what

@@ -125,8 +125,8 @@ class Leader {
     link::Data batch;
     size_t batch_bytes = 0;
     int64_t batch_started_mono_ns = 0;  // when the first message of batch arrived
-    double avg_msg_bytes = 0;     // recent message size (wire_size), for pull sizes; 0: none yet
-    size_t last_msg_bytes = 0;    // size of the latest message
+    double avg_msg_bytes = 0;     // recent message's window cost, for pull sizes; 0: none yet
+    size_t last_msg_bytes = 0;    // window cost of the latest message
     uint64_t pull_cap = 16;       // slow start: doubles with each pull served in full
     ReadMode mode = ReadMode::kBacklog;
     int64_t next_pull_mono_ns = 0;  // kLive: no pull before this
@@ -196,6 +196,13 @@ class Leader {
   void start_sender(const std::string& peer, uint64_t sub_id, uint64_t from);
   void restart_consumer(Sender& s, const std::string& why);
   void reconcile();
+  struct ReconcileRead {
+    uint64_t num_deleted = 0;
+    bool over_limit = false;  // the list was not read
+    nlohmann::json state;
+    std::string created;  // the stream's, when the list was read
+  };
+  void on_reconcile_read(Result<ReconcileRead> r, uint64_t limit);
   void cleanup_stale_durables();
   void create_consumer(Sender& s);
   void drop_sender(const std::string& peer);

@@ -13,6 +13,8 @@ Replicator::Replicator(uv_loop_t* loop, const config::Config& cfg, loop::Mailbox
   ctx_.cfg = &cfg_;
   ctx_.mailbox = mailbox;
   ctx_.request_flush = [this] { schedule_flush(); };
+  infos_ = std::make_unique<StreamInfoReader>(ctx_);
+  ctx_.infos = infos_.get();
   std::vector<std::string> others;
   for (const auto& p : cfg_.peers) others.push_back(p.name);
   for (const auto& s : cfg_.streams) {
@@ -96,6 +98,7 @@ void Replicator::stop() {
   if (tick_timer_) tick_timer_->stop();
   if (pump_timer_) pump_timer_->stop();
   if (state_timer_) state_timer_->stop();
+  infos_->stop();
   advisory_sub_.reset();
   if (flush_timer_) flush_timer_->stop();
   if (data_retry_timer_) data_retry_timer_->stop();

@@ -19,6 +19,7 @@
 #include "nats/client.h"
 #include "replication/context.h"
 #include "replication/follower.h"
+#include "replication/info_reader.h"
 #include "replication/leader.h"
 
 namespace isthmus::replication {
@@ -92,6 +93,7 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
 
   config::Config cfg_;
   Context ctx_;
+  std::unique_ptr<StreamInfoReader> infos_;  // ctx_.infos
   std::map<std::string, std::unique_ptr<Leader>> leaders_;
   std::map<std::string, std::unique_ptr<Follower>> followers_;
   std::unique_ptr<loop::Timer> flush_timer_;
