@@ -15,15 +15,18 @@ namespace {
 
 // From this many streams read together, one listing serves them.
 constexpr size_t kListMin = 8;
-// A listing failed: streams are read one by one this long, doubling with
-// each further failure up to the maximum (a user that may not list waits
-// out a request timeout at each try).
+// After this many listings in a row failed (a user that may not list waits
+// out a request timeout at each try; one timeout under load is not that),
+// streams are read one by one for a while: 60 s, doubling with each further
+// failure up to 15 min.
+constexpr uint64_t kListFailuresToBackOff = 3;
 constexpr int64_t kListOffNs = 60'000'000'000;
 constexpr int64_t kListOffMaxNs = 900'000'000'000;
-// Listing stops (the rest read one by one) when the server holds more than
-// this many times the streams asked for: most of the pages would be other
-// streams' information.
+// A batch is not listed when the server held more than this many times its
+// streams at the last listing: most of the pages would be other streams'
+// information (decided per batch; other batches still list).
 constexpr uint64_t kListMaxFactor = 4;
+constexpr int64_t kRecountNs = 600'000'000'000;
 
 }  // namespace
 
@@ -52,23 +55,34 @@ void StreamInfoReader::run() {
   std::vector<std::string> names;
   names.reserve(batch->size());
   for (const auto& [n, _] : *batch) names.push_back(n);
-  const bool use_list = names.size() >= kListMin && loop::mono_ns() >= list_off_until_mono_ns_;
+  const int64_t now = loop::mono_ns();
+  // (The server's count is looked at again every 10 min: other streams may
+  // have gone.)
+  const bool use_list = names.size() >= kListMin && now >= list_off_until_mono_ns_ &&
+                        (server_streams_ == 0 || server_streams_ <= kListMaxFactor * names.size() ||
+                         now - last_list_mono_ns_ >= kRecountNs);
+  if (use_list) last_list_mono_ns_ = now;
   const int64_t tmo = ctx_.timeout_ms();
   in_flight_ = true;
   ctx_.async<Outcome>(
       [names = std::move(names), use_list, tmo](natsConnection* nc) { return read_all(nc, names, use_list, tmo); },
       [this, batch](Outcome o) {
         in_flight_ = false;
-        list_requests_ += o.list_requests;
-        single_requests_ += o.single_requests;
+        if (o.server_streams > 0) server_streams_ = o.server_streams;
         if (o.list_failed) {
-          list_off_ns_ = list_off_ns_ == 0 ? kListOffNs : std::min(2 * list_off_ns_, kListOffMaxNs);
-          list_off_until_mono_ns_ = loop::mono_ns() + list_off_ns_;
-          // Once at info (an operator may want to allow it), then at debug.
-          const auto level = list_failures_++ == 0 ? spdlog::level::info : spdlog::level::debug;
-          spdlog::log(level, "stream states: $JS.API.STREAM.LIST failed ({}); each stream is read on its own for {} s",
-                      o.list_error, list_off_ns_ / 1'000'000'000);
+          if (++list_failures_in_row_ >= kListFailuresToBackOff) {
+            list_failures_in_row_ = 0;
+            list_off_ns_ = list_off_ns_ == 0 ? kListOffNs : std::min(2 * list_off_ns_, kListOffMaxNs);
+            list_off_until_mono_ns_ = loop::mono_ns() + list_off_ns_;
+            // Once at info (an operator may want to allow it), then at debug.
+            const auto level = back_offs_++ == 0 ? spdlog::level::info : spdlog::level::debug;
+            spdlog::log(level,
+                        "stream states: $JS.API.STREAM.LIST failed {} times in a row (last: {}); each stream is read "
+                        "on its own for {} s",
+                        kListFailuresToBackOff, o.list_error, list_off_ns_ / 1'000'000'000);
+          }
         } else if (o.list_requests > 0) {
+          list_failures_in_row_ = 0;
           list_off_ns_ = 0;
         }
         for (auto& [name, dones] : *batch) {
@@ -97,21 +111,25 @@ StreamInfoReader::Outcome StreamInfoReader::read_all(natsConnection* nc, const s
         break;
       }
       const Json& streams = (*page)["streams"];
+      const uint64_t total = page->value("total", uint64_t{0});
+      o.server_streams = total;
       if (!streams.is_array() || streams.empty()) break;
+      // A clustered server lists a stream whose replicas did not answer in
+      // time with its configuration only, and names it in "missing": such
+      // a stream is read on its own.
+      std::set<std::string> missing;
+      if (page->contains("missing") && (*page)["missing"].is_array()) {
+        for (const Json& m : (*page)["missing"])
+          if (m.is_string()) missing.insert(m.get<std::string>());
+      }
       for (const Json& si : streams) {
         if (!si.is_object() || !si.contains("config") || !si["config"].is_object() || !si.contains("state")) continue;
         std::string n = si["config"].value("name", std::string());
-        if (want.erase(n) > 0) o.infos.emplace(std::move(n), si);
+        if (missing.count(n) == 0 && want.erase(n) > 0) o.infos.emplace(std::move(n), si);
       }
       offset += streams.size();
-      const uint64_t total = page->value("total", uint64_t{0});
       if (offset >= total) break;
-      if (total > kListMaxFactor * names.size()) {
-        o.list_failed = true;
-        o.list_error = "the server holds " + std::to_string(total) + " streams, " + std::to_string(names.size()) +
-                       " of them read here";
-        break;
-      }
+      if (total > kListMaxFactor * names.size()) break;  // the rest one by one
     }
   }
   for (const auto& n : names) {

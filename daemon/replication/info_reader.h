@@ -7,11 +7,13 @@
 // one loop iteration are served together: from eight streams up, by
 // $JS.API.STREAM.LIST (256 streams per page: one request for a few hundred
 // streams) and STREAM.INFO for the rest; fewer are read one by one. A
-// stream the list does not show is read on its own, so a stream missing is
-// never concluded from the list (a page can shift while streams are created
-// or deleted). Where listing is not possible (it fails: the daemon's user
-// may not publish to $JS.API.STREAM.LIST, or the server holds many more
-// streams than Isthmus replicates) streams are read one by one for a while.
+// stream the list does not show (or names as "missing": a clustered
+// server's stream whose replicas did not answer) is read on its own, so a
+// stream missing is never concluded from the list (a page can shift while
+// streams are created or deleted). A batch is read one by one when the
+// server held over four times its streams at the last listing; all are for
+// a while after three listings in a row failed (the daemon's user may not
+// publish to $JS.API.STREAM.LIST, the server is overloaded).
 //
 // Loop thread only; the requests run on the NATS worker (Context::async).
 // Owned by the Replicator, which outlives its streams; callbacks run on the
@@ -42,15 +44,12 @@ class StreamInfoReader {
   void read(const std::string& stream, Done done);
   void stop();
 
-  // Counts, for /debug and tests.
-  uint64_t list_requests() const { return list_requests_; }
-  uint64_t single_requests() const { return single_requests_; }
-
  private:
   struct Outcome {
     std::map<std::string, Result<Json>> infos;
     uint64_t list_requests = 0;
     uint64_t single_requests = 0;
+    uint64_t server_streams = 0;  // "total" of the last page read (0: none)
     bool list_failed = false;
     std::string list_error;
   };
@@ -66,8 +65,10 @@ class StreamInfoReader {
   bool stopped_ = false;
   int64_t list_off_until_mono_ns_ = 0;  // read one by one until then
   int64_t list_off_ns_ = 0;             // the last such spell (0: listing works)
-  uint64_t list_failures_ = 0;
-  uint64_t list_requests_ = 0, single_requests_ = 0;
+  uint64_t list_failures_in_row_ = 0;
+  uint64_t back_offs_ = 0;
+  uint64_t server_streams_ = 0;  // streams the server held at the last listing
+  int64_t last_list_mono_ns_ = 0;
 };
 
 }  // namespace isthmus::replication

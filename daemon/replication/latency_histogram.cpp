@@ -38,7 +38,7 @@ void LogLinearHistogram::cover(size_t lo, size_t hi) {
   lo = lo / kSub * kSub;
   hi = std::min<size_t>((hi + kSub - 1) / kSub * kSub, kBuckets);
   std::vector<uint64_t> grown(hi - lo, 0);
-  std::copy(counts_.begin(), counts_.end(), grown.begin() + static_cast<std::ptrdiff_t>(lo_ - lo));
+  if (!counts_.empty()) std::copy(counts_.begin(), counts_.end(), grown.begin() + static_cast<std::ptrdiff_t>(lo_ - lo));
   counts_ = std::move(grown);
   lo_ = lo;
 }

@@ -1283,6 +1283,8 @@ void Leader::reconcile() {
             on_reconcile_read(full.status(), limit);
             return;
           }
+          // The list belongs to the stream this reply describes.
+          out.created = full->value("created", std::string());
           out.state = std::move((*full)["state"]);
           on_reconcile_read(std::move(out), limit);
         });
