@@ -59,7 +59,14 @@ void Client::on_closed_cb(natsConnection* nc, void* closure) {
   self->cv_.notify_all();
 }
 
-void Client::on_error_cb(natsConnection*, natsSubscription*, natsStatus err, void*) {
+void Client::on_error_cb(natsConnection* nc, natsSubscription*, natsStatus err, void*) {
+  // The server's words (e.g. the subject of a permissions violation) are the
+  // connection's last error (cnats calls this without holding its lock).
+  const char* text = nullptr;
+  if (nc != nullptr && natsConnection_GetLastError(nc, &text) == err && text != nullptr && *text != '\0') {
+    spdlog::warn("nats: asynchronous error: {}: {}", natsStatus_GetText(err), text);
+    return;
+  }
   spdlog::warn("nats: asynchronous error: {}", natsStatus_GetText(err));
 }
 

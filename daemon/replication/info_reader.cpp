@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -69,7 +70,17 @@ void StreamInfoReader::run() {
       [this, batch](Outcome o) {
         in_flight_ = false;
         if (o.server_streams > 0) server_streams_ = o.server_streams;
-        if (o.list_failed) {
+        if (o.list_denied) {
+          // Configuration, not load: no use trying again soon.
+          list_failures_in_row_ = 0;
+          list_off_ns_ = kListOffMaxNs;
+          list_off_until_mono_ns_ = loop::mono_ns() + list_off_ns_;
+          const auto level = back_offs_++ == 0 ? spdlog::level::info : spdlog::level::debug;
+          spdlog::log(level,
+                      "stream states: the daemon's NATS user may not publish to $JS.API.STREAM.LIST ({}); each "
+                      "stream is read on its own (a request per stream a second) for {} s: grant it to save them",
+                      o.list_error, list_off_ns_ / 1'000'000'000);
+        } else if (o.list_failed) {
           if (++list_failures_in_row_ >= kListFailuresToBackOff) {
             list_failures_in_row_ = 0;
             list_off_ns_ = list_off_ns_ == 0 ? kListOffNs : std::min(2 * list_off_ns_, kListOffMaxNs);
@@ -108,6 +119,16 @@ StreamInfoReader::Outcome StreamInfoReader::read_all(natsConnection* nc, const s
         // Not for a connection lost meanwhile (the next batch lists again).
         o.list_failed = page.status().code() != Code::kUnavailable;
         o.list_error = page.status().message();
+        // A request the server refuses for permissions is not answered
+        // (cnats waits out the timeout); the server's -ERR is the
+        // connection's last error.
+        const char* last = nullptr;
+        if (page.status().code() == Code::kTimeout &&
+            natsConnection_GetLastError(nc, &last) == NATS_NOT_PERMITTED && last != nullptr &&
+            std::string_view(last).find("$JS.API.STREAM.LIST") != std::string_view::npos) {
+          o.list_denied = true;
+          o.list_error = last;
+        }
         break;
       }
       const Json& streams = (*page)["streams"];

@@ -12,8 +12,9 @@
 // stream missing is never concluded from the list (a page can shift while
 // streams are created or deleted). A batch is read one by one when the
 // server held over four times its streams at the last listing; all are for
-// a while after three listings in a row failed (the daemon's user may not
-// publish to $JS.API.STREAM.LIST, the server is overloaded).
+// a while after three listings in a row failed (the server is overloaded),
+// and for 15 min at once when the daemon's user may not publish to
+// $JS.API.STREAM.LIST (each try waits out a request timeout).
 //
 // Loop thread only; the requests run on the NATS worker (Context::async).
 // Owned by the Replicator, which outlives its streams; callbacks run on the
@@ -51,6 +52,7 @@ class StreamInfoReader {
     uint64_t single_requests = 0;
     uint64_t server_streams = 0;  // "total" of the last page read (0: none)
     bool list_failed = false;
+    bool list_denied = false;  // refused for permissions
     std::string list_error;
   };
   void run();

@@ -149,8 +149,11 @@ void Leader::on_nats_up() {
 // after what was already sent; a durable one after what the follower has
 // stored, so the stream keeps interest in everything still in flight (what
 // was already sent is skipped when read again).
-void Leader::restart_consumer(Sender& s, const std::string& why) {
-  if (!why.empty()) spdlog::warn("stream {}: reader for {}: {}; recreating", cfg_.name, s.peer, why);
+void Leader::restart_consumer(Sender& s, const std::string& why, bool expected) {
+  if (!why.empty()) {
+    spdlog::log(expected ? spdlog::level::debug : spdlog::level::warn, "stream {}: reader for {}: {}; recreating",
+                cfg_.name, s.peer, why);
+  }
   s.sub.reset();
   s.pull_watch.reset();
   forget_acks(s);
@@ -855,8 +858,11 @@ void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
       ctx_.request_flush();
     }
     if (code == "409" && description.find("Exceeded") == std::string::npos) {
-      // The consumer is gone: recreate it.
-      restart_consumer(*s, "consumer lost (" + description + ")");
+      // The consumer is gone: recreate it. Every reader hears "Server
+      // Shutdown" when the local nats-server stops: the lost connection is
+      // logged once (a warning per stream was noise: 197 lines at 200
+      // streams).
+      restart_consumer(*s, "consumer lost (" + description + ")", description == "Server Shutdown");
       return;
     }
     pull(*s);

@@ -194,7 +194,8 @@ class Leader {
   void send_deleted(const nlohmann::json& stream_state);
 
   void start_sender(const std::string& peer, uint64_t sub_id, uint64_t from);
-  void restart_consumer(Sender& s, const std::string& why);
+  // why empty: not logged; expected: logged at debug (else warn).
+  void restart_consumer(Sender& s, const std::string& why, bool expected = false);
   void reconcile();
   struct ReconcileRead {
     uint64_t num_deleted = 0;

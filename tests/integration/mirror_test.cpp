@@ -1669,3 +1669,49 @@ TEST_CASE("q: 60 streams: a follower's catch-up stays within its windows' memory
   CHECK(lr < 10.0);
   CHECK(fr < 10.0);
 }
+
+TEST_CASE("r: a NATS user that may not list streams: the daemons read each stream on their own and say why once; "
+          "replication goes on",
+          "[mirror][config]") {
+  // 12 streams (listing starts at 8). Every client of both servers is one
+  // user denied $JS.API.STREAM.LIST.
+  constexpr int kStreams = 11;
+  std::vector<IsthmusdConfig::Stream> extra;
+  for (int i = 1; i <= kStreams; ++i) extra.push_back({"LISTED_" + std::to_string(i), kLeader});
+  Setup s(extra);
+  for (Region* r : {&s.leader(), &s.follower()}) {
+    r->nats.append_config(
+        "no_auth_user: isthmus\nauthorization { users = [ { user: isthmus, password: s3cret, permissions: { "
+        "publish: { deny: [\"$JS.API.STREAM.LIST\"] } } } ] }");
+    r->daemon.config().nats_extra = "request_timeout = \"1s\"";
+    r->daemon.write_config();
+  }
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  for (int i = 1; i <= kStreams; ++i) make_stream(s.leader().js(), "LISTED_" + std::to_string(i), "listed" + std::to_string(i), 30);
+  s.mesh.start_daemons();
+  const std::string said = "the daemon's NATS user may not publish to $JS.API.STREAM.LIST";
+  for (Region* r : {&s.leader(), &s.follower()}) {
+    check_for(
+        30s,
+        [&](std::string& st) {
+          st = r->daemon.log_tail(10);
+          return read_file(r->daemon.log_path()).find(said) != std::string::npos;
+        },
+        r->daemon.region() + " logs that it may not list streams");
+  }
+  for (int i = 1; i <= kStreams; ++i) await_same(s, "LISTED_" + std::to_string(i), 30, 30s);
+  // More traffic, read as usual; the reason is given once per daemon, at
+  // info, naming the refused subject.
+  for (int i = 1; i <= kStreams; ++i) publish_to(s.leader().js(), "LISTED_" + std::to_string(i), "listed" + std::to_string(i), 5);
+  for (int i = 1; i <= kStreams; ++i) await_same(s, "LISTED_" + std::to_string(i), 35, 30s);
+  for (Region* r : {&s.leader(), &s.follower()}) {
+    const std::string log = read_file(r->daemon.log_path());
+    size_t at = log.find(said), n = 0;
+    for (size_t p = at; p != std::string::npos; p = log.find(said, p + 1)) ++n;
+    INFO(r->daemon.region() << " log:\n" << r->daemon.log_tail(30));
+    CHECK(n == 1);
+    CHECK(log.find("Permissions Violation for Publish to \"$JS.API.STREAM.LIST\"", at) != std::string::npos);
+    CHECK(r->daemon.http_get("/healthz").status == 200);
+  }
+}
