@@ -156,7 +156,6 @@ StreamInfoReader::Outcome StreamInfoReader::read_all(natsConnection* nc, const s
   for (const auto& n : names) {
     if (o.infos.count(n) > 0) continue;
     o.infos.emplace(n, nats::stream_info(nc, n, timeout_ms));
-    ++o.single_requests;
   }
   return o;
 }

@@ -49,7 +49,6 @@ class StreamInfoReader {
   struct Outcome {
     std::map<std::string, Result<Json>> infos;
     uint64_t list_requests = 0;
-    uint64_t single_requests = 0;
     uint64_t server_streams = 0;  // "total" of the last page read (0: none)
     bool list_failed = false;
     bool list_denied = false;  // refused for permissions
