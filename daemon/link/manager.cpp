@@ -491,10 +491,21 @@ Status Manager::handle_hello(Connection& c, std::span<const uint8_t> body) {
   p->link_up_wall_ns = loop::wall_ns();
   p->samples_before_link = p->samples.size();
   p->inbound_delay_ns = -1;  // of this link's heartbeats, from its first one
+  p->link_sampled = false;
+  p->quick_heartbeats = 0;
+  p->peer_hb_sent_local_ns = 0;
+  p->peer_hb_spacing_ns.fill(0);
   p->backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
   set_state(*p, "up");
   spdlog::info("links: link to {} up ({}, tls 1.3, {})", p->cfg.name, c.remote_address,
                compress ? "s2" : "uncompressed");
+  // The clock offset is unused until this link's first sample (a
+  // heartbeat of ours echoed back): a heartbeat now, and (on_frame) one in
+  // answer to each of the peer's while this link has no sample, so both
+  // ends have one within a round trip or two of the link coming up, not a
+  // heartbeat interval or two later (the current time lag is unknown
+  // meanwhile).
+  send_heartbeat(*p, loop::wall_ns());
   listener_->on_link_up(p->cfg.name);
   return Status::ok();
 }
@@ -527,6 +538,10 @@ Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t>
       Peer* p = find(c.peer_name);
       if (p != nullptr) {
         int64_t now = loop::wall_ns();
+        if (p->peer_hb_send_ns != 0 && hb.send_ns > p->peer_hb_send_ns) {
+          p->peer_hb_spacing_ns[p->peer_hb_spacing_next++ % p->peer_hb_spacing_ns.size()] =
+              hb.send_ns - p->peer_hb_send_ns;
+        }
         p->peer_hb_send_ns = hb.send_ns;
         p->peer_hb_recv_ns = now;
         // Only an echo of a heartbeat we sent on this link (its time on our
@@ -554,6 +569,7 @@ Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t>
               }
               p->samples_before_link = 0;
             }
+            p->link_sampled = true;
             p->samples.push_back({rtt, offset});
             constexpr size_t kClockSamples = 8;
             if (p->samples.size() > kClockSamples) p->samples.erase(p->samples.begin());
@@ -582,8 +598,17 @@ Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t>
         if (p->st.clock_offset_error_ns >= 0 && p->samples_before_link == 0) {
           // Its send time on our clock is t3 - offset (offset = peer - us).
           p->inbound_delay_ns = std::max<int64_t>(0, now - (hb.send_ns - p->st.clock_offset_ns));
+          p->peer_hb_sent_local_ns = hb.send_ns - p->st.clock_offset_ns;
         } else {
           p->inbound_delay_ns = -1;  // unknown until this link's first sample
+        }
+        // Answered at once while this link has no sample of ours: the
+        // answer echoes this heartbeat, so the peer's next one (its own
+        // answer, or its regular one) gives us ours. Bounded, in case a
+        // peer's answers never make one (a clock read going backwards).
+        if (!p->link_sampled && p->quick_heartbeats < 4 && p->conn.get() == &c) {
+          ++p->quick_heartbeats;
+          send_heartbeat(*p, now);
         }
       }
       return Status::ok();
@@ -698,17 +723,7 @@ void Manager::tick() {
       link_closed(p, CloseReason::kSendStalled, detail);
       continue;
     }
-    if (now - p.last_hb_send_ns >= hb_ns) {
-      Heartbeat hb;
-      hb.send_ns = now;
-      hb.echo_send_ns = p.peer_hb_send_ns;
-      hb.echo_recv_ns = p.peer_hb_recv_ns;
-      std::vector<uint8_t> f;
-      encode(hb, f);
-      p.conn->queue_priority(std::move(f));
-      p.conn->flush();
-      p.last_hb_send_ns = now;
-    }
+    if (now - p.last_hb_send_ns >= hb_ns) send_heartbeat(p, now);
   }
   // Unidentified accepted connections get the same handshake deadline.
   for (size_t i = 0; i < pending_.size();) {
@@ -723,6 +738,18 @@ void Manager::tick() {
       ++i;
     }
   }
+}
+
+void Manager::send_heartbeat(Peer& p, int64_t now_wall_ns) {
+  Heartbeat hb;
+  hb.send_ns = now_wall_ns;
+  hb.echo_send_ns = p.peer_hb_send_ns;
+  hb.echo_recv_ns = p.peer_hb_recv_ns;
+  std::vector<uint8_t> f;
+  encode(hb, f);
+  p.conn->queue_priority(std::move(f));
+  p.conn->flush();
+  p.last_hb_send_ns = now_wall_ns;
 }
 
 bool Manager::is_up(const std::string& peer) const {
@@ -781,7 +808,19 @@ bool Manager::clock_offset_unconfirmed(const std::string& peer, int64_t& offset_
 
 int64_t Manager::inbound_delay_ns(const std::string& peer) const {
   const Peer* p = find(peer);
-  return p == nullptr ? -1 : p->inbound_delay_ns;
+  if (p == nullptr || p->inbound_delay_ns < 0) return -1;
+  // The peer's next heartbeat left about an interval after its last one
+  // (its interval as its send times space them, at least ours: the quick
+  // answers at a link's start are closer); if it has not arrived since,
+  // it has waited at least the rest of the time. On a path whose queue
+  // grows (traffic beyond a link's rate) every heartbeat waits longer than
+  // the one before, and a frame arriving now waited about that long: the
+  // last heartbeat's transit alone read as a fresh path while the queue
+  // held seconds (a follower seconds behind read itself caught up).
+  int64_t interval = static_cast<int64_t>(cfg_.link.heartbeat_interval.count()) * 1000000;
+  for (int64_t s : p->peer_hb_spacing_ns) interval = std::max(interval, s);
+  const int64_t overdue = loop::wall_ns() - (p->peer_hb_sent_local_ns + interval);
+  return std::max(p->inbound_delay_ns, overdue);
 }
 
 size_t Manager::frame_limit(const std::string& peer, size_t fallback) const {

@@ -27,6 +27,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -120,10 +121,12 @@ class Manager : public ConnectionHandler {
   // for a figure that is better off with the last known offset than with
   // none (an age on a clock that is 30 s off). False while there is none.
   bool clock_offset_unconfirmed(const std::string& peer, int64_t& offset_ns) const;
-  // How long the peer's last heartbeat took to reach us (its send time on
-  // our clock via the offset; within the offset's error): what a frame
-  // arriving from that peer now has waited, e.g. in a congested path's
-  // queues. -1 while unknown (no offset estimate, no heartbeat yet).
+  // How long a frame arriving from that peer now has waited, e.g. in a
+  // congested path's queues: the peer's last heartbeat's transit (its send
+  // time on our clock via the offset; within the offset's error), or more
+  // once its next heartbeat is overdue (a queue that grows holds it: the
+  // last one's transit would understate the wait). -1 while unknown (no
+  // offset estimate, no heartbeat yet on this link).
   int64_t inbound_delay_ns(const std::string& peer) const;
   // Largest DATA frame worth building for a peer now: the connection's
   // group_limit() (small on a slow link so a heartbeat never waits behind a
@@ -159,7 +162,14 @@ class Manager : public ConnectionHandler {
     int64_t peer_hb_send_ns = 0, peer_hb_recv_ns = 0;  // the peer's last heartbeat on the current link
     int64_t link_up_wall_ns = 0;       // when the current link came up (our clock)
     size_t samples_before_link = 0;    // samples kept from earlier links, until this one's first
+    bool link_sampled = false;         // the current link has given a clock sample
+    int quick_heartbeats = 0;          // sent at once on this link while it has none (at most 4)
     int64_t inbound_delay_ns = -1;  // the last heartbeat's transit (inbound_delay_ns())
+    int64_t peer_hb_sent_local_ns = 0;  // the peer's last heartbeat's send time on our clock
+    // Spacing of the peer's last heartbeats' send times (its clock): its
+    // interval, whatever its configuration says.
+    std::array<int64_t, 4> peer_hb_spacing_ns{};
+    size_t peer_hb_spacing_next = 0;
     struct ClockSample {
       int64_t rtt_ns, offset_ns;
     };
@@ -180,6 +190,8 @@ class Manager : public ConnectionHandler {
   void dial_failed(Peer& p, const std::string& detail);
   void schedule_dial(Peer& p);
   void send_hello(Connection& c, bool compress);
+  // Queues a heartbeat ahead of data, echoing the peer's last one on this link.
+  void send_heartbeat(Peer& p, int64_t now_wall_ns);
   // Closes a connection from inside its own handling, with a goodbye, and
   // settles its slot (pending or peer) at once.
   void refuse(Connection& c, CloseReason reason, const std::string& detail);

@@ -1547,10 +1547,13 @@ void Follower::fill_deleted_tail() {
     filler.seq = next_;
     filler.subject = subject;
     filler.time_ns = leader_last_time_ns_;
-    if (!publish(filler, true, next_ == to)) return;
+    // The shared write budget spent: this one a checkpoint, the rest after
+    // its acknowledgement (which calls this again).
+    const bool over_budget = ctx_.data && ctx_.data->pending_bytes() >= kWriteBudgetBytes;
+    if (!publish(filler, true, next_ == to || over_budget)) return;
     // On probation (a start) the first write is checked alone: the rest
     // follow its acknowledgement (confirm_through()).
-    if (probation_) return;
+    if (probation_ || over_budget) return;
   }
   spdlog::debug("stream {}: the leader's last message(s) {}..{} are deleted: filled", cfg_.name, from, to);
 }
