@@ -696,6 +696,18 @@ void Manager::link_closed(Peer& p, CloseReason reason, const std::string& detail
 void Manager::tick() {
   int64_t now_mono = loop::mono_ns();
   int64_t now = loop::wall_ns();
+  // This daemon itself did not run for a while (stopped, a paused VM, a
+  // starved host): what its peers sent waits unread in the sockets, and
+  // "nothing received" would blame them. One tick's grace: this loop
+  // iteration reads what came (or the peer's close).
+  const int64_t gap = last_tick_mono_ns_ > 0 ? now_mono - last_tick_mono_ns_ : 0;
+  last_tick_mono_ns_ = now_mono;
+  const bool self_stalled = gap > static_cast<int64_t>(cfg_.link.stale_after.count()) * 1000000 / 2;
+  if (self_stalled) {
+    spdlog::warn("links: this daemon did not run for {} ms (stopped or starved); link checks wait a tick",
+                 gap / 1000000);
+    return;
+  }
   auto hb_ns = static_cast<int64_t>(cfg_.link.heartbeat_interval.count()) * 1000000;
   auto stale_ns = static_cast<int64_t>(cfg_.link.stale_after.count()) * 1000000;
   auto hs_ns = static_cast<int64_t>(cfg_.link.handshake_timeout.count()) * 1000000;

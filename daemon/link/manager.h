@@ -192,6 +192,7 @@ class Manager : public ConnectionHandler {
   void send_hello(Connection& c, bool compress);
   // Queues a heartbeat ahead of data, echoing the peer's last one on this link.
   void send_heartbeat(Peer& p, int64_t now_wall_ns);
+  int64_t last_tick_mono_ns_ = 0;  // tick(): a gap means this daemon did not run
   // Closes a connection from inside its own handling, with a goodbye, and
   // settles its slot (pending or peer) at once.
   void refuse(Connection& c, CloseReason reason, const std::string& detail);

@@ -239,6 +239,12 @@ Status DataConn::handle_op(const wire::ServerOp& op) {
       return Status::ok();
     case wire::ServerOp::Kind::kPong:
       if (pings_out_ > 0) --pings_out_;
+      if (!pong_waiters_.empty()) {
+        auto cb = std::move(pong_waiters_.front());
+        pong_waiters_.pop_front();
+        if (cb) cb();  // may close(): nothing of this connection is touched after
+        if (state_ == State::kClosed) return Status::ok();
+      }
       if (state_ == State::kHandshake) {
         state_ = State::kUp;
         timer_->start(static_cast<uint64_t>(kPingIntervalMs), static_cast<uint64_t>(kPingIntervalMs),
@@ -347,6 +353,7 @@ Status DataConn::send_connect() {
   wire::append_connect(b, c.dump());
   wire::append_ping(b);
   ++pings_out_;
+  pong_waiters_.emplace_back();
   write_app(b);
   return Status::ok();
 }
@@ -514,8 +521,19 @@ void DataConn::ping_tick() {
     return;
   }
   ++pings_out_;
+  pong_waiters_.emplace_back();
   wire::append_ping(out_);
   flush();
+}
+
+Status DataConn::ping(std::function<void()> on_pong) {
+  if (state_ != State::kUp) return Status(Code::kUnavailable, "NATS data connection not up");
+  // (Not counted in pings_out_: the keep-alive's two-unanswered rule is
+  // about its own pings.)
+  pong_waiters_.push_back(std::move(on_pong));
+  wire::append_ping(out_);
+  flush();
+  return Status::ok();
 }
 
 Status DataConn::too_large(size_t bytes, const char* what) {
@@ -568,6 +586,7 @@ void DataConn::close() {
   }
   subs_.clear();
   publish_watches_.clear();
+  pong_waiters_.clear();
   probe_.reset();
   if (tcp_ != nullptr) {
     tcp_->data = nullptr;

@@ -46,6 +46,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -138,6 +139,10 @@ class DataConn {
   Status publish(std::string_view subject, std::string_view reply, std::string_view payload);
   Status publish(std::string_view subject, std::string_view reply, wire::HeaderBlock& headers,
                  std::string_view payload);
+  // Sends a PING now; on_pong runs when its PONG arrives (the server has
+  // read everything sent before it and is answering: a liveness check).
+  // Not after close(). kUnavailable when not up.
+  Status ping(std::function<void()> on_pong);
   // Writes what was appended (one socket write).
   void flush();
   // Bytes appended and not yet written to the kernel.
@@ -211,6 +216,8 @@ class DataConn {
   uint64_t next_watch_id_ = 1;
   uint64_t refused_publishes_claimed_ = 0;
   int pings_out_ = 0;
+  // One per PING awaiting its PONG, in order (empty: the keep-alive's).
+  std::deque<std::function<void()>> pong_waiters_;
   std::unique_ptr<loop::Timer> timer_;  // connect deadline, then pings
   uint64_t msgs_in_ = 0, msgs_out_ = 0;
   uint64_t permission_errors_ = 0;

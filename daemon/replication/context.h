@@ -17,6 +17,7 @@
 
 namespace isthmus::replication {
 
+class LogLimiter;
 class StreamInfoReader;
 
 struct Context {
@@ -33,6 +34,8 @@ struct Context {
   std::function<void()> request_flush;  // ask for a flush of links soon
   // Reads local streams' info, many streams per request (info_reader.h).
   StreamInfoReader* infos = nullptr;
+  // Warnings many streams give at once for one cause (log_limiter.h).
+  LogLimiter* warnings = nullptr;
   // Bytes in flight to each peer over every stream this region leads: sent
   // and not yet acknowledged, plus what outstanding pull requests may still
   // deliver (estimated). link.peer_window_bytes bounds it (Leader::pull).

@@ -332,6 +332,15 @@ class Follower {
   // acknowledgement timeout does not read as healthy.
   uint64_t dropped_seq_ = 0;
   int64_t dropped_origin_ns_ = 0;
+  // When the leader was first known to hold sequences beyond what is
+  // applied: (its last sequence, when it held it, on our clock), from its
+  // STATEs, ascending, at most kMaxHoldMarks (while full, new ones wait).
+  // A message this region lacks was stored no later than the first mark
+  // at or above it: while the stream cannot apply (its NATS down, an
+  // error, diverged) with the leader in sight, the current time lag is at
+  // least that long ago, as the leader's row for it says.
+  std::deque<std::pair<uint64_t, int64_t>> hold_marks_;
+  void note_leader_holds(uint64_t last_seq, int64_t as_of_wall_ns);
   // Applied while no clock offset estimate existed (after a start, the
   // first heartbeats): their raw differences wait here, at most
   // kMaxDeferredLagSamples, and go into the histograms with the first

@@ -129,6 +129,7 @@ StreamInfoReader::Outcome StreamInfoReader::read_all(natsConnection* nc, const s
           o.list_denied = true;
           o.list_error = last;
         }
+        o.list_timeout = page.status().code() == Code::kTimeout && !o.list_denied;
         break;
       }
       const Json& streams = (*page)["streams"];
@@ -153,9 +154,31 @@ StreamInfoReader::Outcome StreamInfoReader::read_all(natsConnection* nc, const s
       if (total > kListMaxFactor * names.size()) break;  // the rest one by one
     }
   }
+  // A server that answers nothing (stopped, starved) would hold the NATS
+  // worker a whole timeout per stream, one after the other (200 streams at
+  // 2 s: minutes, with every other request queued behind): after one
+  // request of this round timed out unanswered, the rest are not asked.
+  // (A refusal for permissions is unanswered too, but named in the
+  // connection's last error: not the server's silence.)
+  auto refused = [nc](const std::string& subject) {
+    const char* last = nullptr;
+    return natsConnection_GetLastError(nc, &last) == NATS_NOT_PERMITTED && last != nullptr &&
+           std::string_view(last).find(subject) != std::string_view::npos;
+  };
+  std::string silent;  // the request that went unanswered
+  if (o.list_timeout) silent = "$JS.API.STREAM.LIST";
   for (const auto& n : names) {
     if (o.infos.count(n) > 0) continue;
-    o.infos.emplace(n, nats::stream_info(nc, n, timeout_ms));
+    if (!silent.empty()) {
+      o.infos.emplace(n, Result<Json>(Status(Code::kTimeout, "$JS.API.STREAM.INFO." + n + ": not asked: " + silent +
+                                                               " went unanswered (timeout) this round")));
+      continue;
+    }
+    auto r = nats::stream_info(nc, n, timeout_ms);
+    if (!r && r.status().code() == Code::kTimeout && nc != nullptr && !refused("$JS.API.STREAM.INFO." + n)) {
+      silent = "$JS.API.STREAM.INFO." + n;
+    }
+    o.infos.emplace(n, std::move(r));
   }
   return o;
 }

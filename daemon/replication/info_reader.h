@@ -52,6 +52,7 @@ class StreamInfoReader {
     uint64_t server_streams = 0;  // "total" of the last page read (0: none)
     bool list_failed = false;
     bool list_denied = false;  // refused for permissions
+    bool list_timeout = false;  // unanswered (and not refused)
     std::string list_error;
   };
   void run();

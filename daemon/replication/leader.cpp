@@ -7,8 +7,9 @@
 
 #include "loop/timer.h"
 #include "nats/jsapi.h"
-#include "replication/lag_json.h"
 #include "replication/info_reader.h"
+#include "replication/lag_json.h"
+#include "replication/log_limiter.h"
 #include "replication/replica_config.h"
 #include "util/rfc3339.h"
 
@@ -65,6 +66,9 @@ constexpr int64_t kFrameHoldNs = 2'000'000;
 // without expiry): the consumer is recreated, since the one open pull would
 // otherwise hold the reader.
 constexpr int64_t kPullLostNs = 2'000'000'000;
+// A reader whose pull went unanswered is recreated once the server has
+// answered a PING and this long has passed with the pull still open.
+constexpr int64_t kServerAnsweringNs = 500'000'000;
 // After a pull request the server refused (permissions), the next one waits
 // this long: the retry that finds the permission granted.
 constexpr int64_t kPullRefusedRetryNs = 2'000'000'000;
@@ -150,8 +154,11 @@ void Leader::on_nats_up() {
 // stored, so the stream keeps interest in everything still in flight (what
 // was already sent is skipped when read again).
 void Leader::restart_consumer(Sender& s, const std::string& why, bool expected) {
+  s.liveness_ping_mono_ns = 0;
+  s.liveness_pong_mono_ns = 0;
   if (!why.empty()) {
-    spdlog::log(expected ? spdlog::level::debug : spdlog::level::warn, "stream {}: reader for {}: {}; recreating",
+    const bool warn = !expected && ctx_.warnings->allow("stream X: reader for R: ...; recreating", loop::mono_ns());
+    spdlog::log(warn ? spdlog::level::warn : spdlog::level::debug, "stream {}: reader for {}: {}; recreating",
                 cfg_.name, s.peer, why);
   }
   s.sub.reset();
@@ -175,6 +182,8 @@ void Leader::on_nats_down() {
     s->pulls.clear();
     s->outstanding = 0;
     s->mode = ReadMode::kBacklog;
+    s->liveness_ping_mono_ns = 0;
+    s->liveness_pong_mono_ns = 0;
   }
   error_ = "local NATS connection lost";
 }
@@ -538,11 +547,10 @@ void Leader::create_consumer(Sender& s) {
           // hundreds at 250 streams: operator trial).
           const bool conn_closed =
               r.st.message().find("Connection Closed") != std::string::npos || !ctx_.conn;
-          if (conn_closed) {
-            spdlog::debug("stream {}: follower {}: {}", cfg_.name, sp->peer, v.detail);
-          } else {
-            spdlog::warn("stream {}: follower {}: {}", cfg_.name, sp->peer, v.detail);
-          }
+          const bool warn =
+              !conn_closed && ctx_.warnings->allow("stream X: follower R: cannot create consumer", loop::mono_ns());
+          spdlog::log(warn ? spdlog::level::warn : spdlog::level::debug, "stream {}: follower {}: {}", cfg_.name,
+                      sp->peer, v.detail);
           sp->last_activity_mono_ns = loop::mono_ns();  // retried by tick()
           return;
         }
@@ -1050,7 +1058,12 @@ void Leader::refresh_state(std::function<void()> done) {
       const std::string was = error_;
       error_ = "cannot read local stream: " + r.status().message();
       // Once per cause (read every second); /healthz has it throughout.
-      if (error_ != was) spdlog::warn("stream {}: {}", cfg_.name, error_);
+      // Every stream at once when the server is stalled: a few lines,
+      // then a count (log_limiter.h).
+      if (error_ != was) {
+        const bool warn = ctx_.warnings->allow("stream X: cannot read local stream", loop::mono_ns());
+        spdlog::log(warn ? spdlog::level::warn : spdlog::level::debug, "stream {}: {}", cfg_.name, error_);
+      }
       return;
     }
     if (error_.rfind("cannot read local stream", 0) == 0) {
@@ -1453,6 +1466,25 @@ void Leader::tick() {
       // A no_wait pull is answered at once; a waiting one within its expiry.
       const int64_t limit = (p.no_wait ? 0 : kPullExpiresNs) + kPullLostNs;
       if (now - p.sent_mono_ns > limit && now - s->last_activity_mono_ns > limit) lost = true;
+    }
+    if (!lost) {
+      s->liveness_ping_mono_ns = 0;
+      s->liveness_pong_mono_ns = 0;
+    } else if (s->liveness_pong_mono_ns == 0 || now - s->liveness_pong_mono_ns < kServerAnsweringNs) {
+      // Is the server answering at all? (A nats-server stopped or starved
+      // answers neither the pull nor a PING: every reader would be
+      // recreated, with a warning each, and the recreations time out.)
+      if (s->liveness_ping_mono_ns == 0 && ctx_.data) {
+        const uint64_t id = s->id;
+        if (ctx_.data->ping([this, id] {
+              if (Sender* sp = find_sender(id); sp != nullptr && sp->liveness_ping_mono_ns != 0) {
+                sp->liveness_pong_mono_ns = loop::mono_ns();
+              }
+            })) {
+          s->liveness_ping_mono_ns = now;
+        }
+      }
+      lost = false;
     }
     if (lost) {
       std::string open;

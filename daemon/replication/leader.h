@@ -133,6 +133,12 @@ class Leader {
     uint64_t accounted = 0;       // this sender's share of ctx.peer_inflight_bytes
     int64_t last_activity_mono_ns = 0;
     bool live_deletes_sent = false;  // live_deletes_ sent since this sender started
+    // A pull gone unanswered: the server is asked for a PONG first, and the
+    // reader recreated only once it has answered for kServerAnsweringNs
+    // with the pull still open (a stalled server answers nothing: no
+    // reason to recreate every reader, each with a warning).
+    int64_t liveness_ping_mono_ns = 0;  // 0: none asked
+    int64_t liveness_pong_mono_ns = 0;  // 0: not answered yet
   };
   uint64_t inflight_bytes(const Sender& s) const;  // unacked + outstanding pulls (estimated)
   void account(Sender& s);                         // refresh s's share of the link's in-flight bytes

@@ -15,6 +15,8 @@ Replicator::Replicator(uv_loop_t* loop, const config::Config& cfg, loop::Mailbox
   ctx_.request_flush = [this] { schedule_flush(); };
   infos_ = std::make_unique<StreamInfoReader>(ctx_);
   ctx_.infos = infos_.get();
+  warnings_ = std::make_unique<LogLimiter>();
+  ctx_.warnings = warnings_.get();
   std::vector<std::string> others;
   for (const auto& p : cfg_.peers) others.push_back(p.name);
   for (const auto& s : cfg_.streams) {
@@ -363,6 +365,7 @@ void Replicator::flush_now() {
 void Replicator::tick() {
   for (auto& [n, l] : leaders_) l->tick();
   for (auto& [n, f] : followers_) f->tick();
+  warnings_->flush(loop::mono_ns());
   schedule_flush();
 }
 

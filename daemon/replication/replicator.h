@@ -21,6 +21,7 @@
 #include "replication/follower.h"
 #include "replication/info_reader.h"
 #include "replication/leader.h"
+#include "replication/log_limiter.h"
 
 namespace isthmus::replication {
 
@@ -94,6 +95,7 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   config::Config cfg_;
   Context ctx_;
   std::unique_ptr<StreamInfoReader> infos_;  // ctx_.infos
+  std::unique_ptr<LogLimiter> warnings_;     // ctx_.warnings
   std::map<std::string, std::unique_ptr<Leader>> leaders_;
   std::map<std::string, std::unique_ptr<Follower>> followers_;
   std::unique_ptr<loop::Timer> flush_timer_;

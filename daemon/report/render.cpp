@@ -250,7 +250,10 @@ std::string render_lag(const Json& lag, bool problems_only) {
       // stays under ~100 ms: the column would flicker from call to call.)
       const char* age_key = cell(s, "role") == "leader" ? "oldest_unreplicated_age_ms" : "newest_applied_age_ms";
       const double behind_ms = num_or(f, age_key, -1);
-      if (progress == "caught up" && num_or(f, "seq_lag", 0) > 0 && (behind_ms < 0 || behind_ms >= 100)) {
+      // Likewise with the seq lag unknown (a follower that cannot see its
+      // leader: the link down, the leader stalled) once its age says it is
+      // behind: "caught up" beside an age of 30 s misled (operator trial).
+      if (progress == "caught up" && num_or(f, "seq_lag", -1) != 0 && (behind_ms < 0 || behind_ms >= 100)) {
         progress = "synced";
       }
       ++all_rows;

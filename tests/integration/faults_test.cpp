@@ -19,6 +19,7 @@
 //   e  compression off (the smaller set): 50 ms round trip, then 3 resets
 // Each case prints "[figures]" lines.
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <vector>
@@ -419,4 +420,36 @@ TEST_CASE("e: compression off: 50 ms round trip and 3 resets mid-transfer, repli
   INFO("ams /v1/links " << a.dump());
   CHECK(a.value("reconnects", uint64_t{0}) >= 1);
   verify_mirror(s, kTotal);
+}
+
+TEST_CASE("f: the leader's daemon stopped 6 s (stale_after 3 s): continued, it says it did not run instead of "
+          "blaming its peer, and replication resumes",
+          "[faults]") {
+  ProxiedPair s(pair_options("heartbeat_interval = \"500ms\"\nstale_after = \"3s\"\nbackoff_max = \"1s\""));
+  s.start();
+  const size_t kTotal = 2000;
+  StreamPublisher pub(s.leader().nats.url(), events(), 50, 100ms, kTotal);  // ~500 msgs/s for ~4 s
+  s.await_replica_past(200);
+  const size_t log_at = read_file(s.leader().daemon.log_path()).size();
+  auto& iad = s.leader().daemon.process();
+  iad.signal(SIGSTOP);
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_until(t0 + 6s);  // the stop's length, not a wait for a condition
+  iad.signal(SIGCONT);
+  pub.join();
+  s.await_replica(kTotal, kCatchUp, kNoProgress);
+  verify_mirror(s, kTotal);
+  check_for(
+      10s,
+      [&](std::string& st) {
+        st = s.leader().daemon.log_tail(8);
+        return read_file(s.leader().daemon.log_path()).find("this daemon did not run for", log_at) !=
+               std::string::npos;
+      },
+      "iad says it did not run");
+  const std::string log = read_file(s.leader().daemon.log_path()).substr(log_at);
+  INFO("iad's log since the stop:\n" << log);
+  // Its peer stopped hearing from it and closed the link; iad itself
+  // received nothing because it did not run, not because ams went quiet.
+  CHECK(log.find("nothing received for") == std::string::npos);
 }

@@ -525,6 +525,20 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
           return cur >= 2500 && cur >= num(l, "oldest_unreplicated_age_ms", 1e9) - 1;
         },
         "iad: ams in error, its current time lag rising with the outage, while ams's nats-server is down");
+    // ams says the same of itself: the first message it lacks was held by
+    // iad since about the outage's start (its STATEs), so the next apply
+    // is at least that late (the last applied message's milliseconds stood
+    // through the outage).
+    check_for(
+        15s,
+        [&](std::string& st) {
+          pub.check();
+          json f = su.lag_entry(kFollower);
+          st = "ams " + f.dump();
+          const double cur = num(f.at("time_lag"), "current_ms", -1);
+          return cur >= 0.8 * ms_since(s0, Clock::now()) - 1500 && cur >= 2500;
+        },
+        "ams: its own current time lag rising with the outage of its nats-server");
     su.follower().nats.start();
     check_for(
         30s,

@@ -1715,3 +1715,52 @@ TEST_CASE("r: a NATS user that may not list streams: the daemons read each strea
     CHECK(r->daemon.http_get("/healthz").status == 200);
   }
 }
+
+TEST_CASE("s: the leader's nats-server stopped for 12 s: the readers wait for it (no reader recreated, the state "
+          "reads' warnings counted past a few), then replication goes on",
+          "[mirror][faults]") {
+  // Nine streams, idle (waiting pulls) when the server stops. A pull
+  // unanswered for 7 s used to recreate each stream's reader with a
+  // warning; the recreations then timed out, a warning each again.
+  constexpr int kStreams = 8;
+  std::vector<IsthmusdConfig::Stream> extra;
+  for (int i = 1; i <= kStreams; ++i) extra.push_back({"STALLED_" + std::to_string(i), kLeader});
+  Setup s(extra);
+  s.mesh.start_nats();
+  s.create_leader_stream();
+  for (int i = 1; i <= kStreams; ++i) make_stream(s.leader().js(), "STALLED_" + std::to_string(i), "stalled" + std::to_string(i), 20);
+  s.mesh.start_daemons();
+  for (int i = 1; i <= kStreams; ++i) await_same(s, "STALLED_" + std::to_string(i), 20, 30s);
+  const size_t log_at = read_file(s.leader().daemon.log_path()).size();
+  auto& leader_nats = s.leader().nats.process();
+  leader_nats.signal(SIGSTOP);
+  const auto t0 = Clock::now();
+  // The count of the state reads' warnings comes once their 10 s window is
+  // over: within the stall.
+  const std::string counted = "warning(s) \"stream X: cannot read local stream\" in 10 s not logged";
+  check_for(
+      20s,
+      [&](std::string& st) {
+        st = s.leader().daemon.log_tail(12);
+        return read_file(s.leader().daemon.log_path()).find(counted, log_at) != std::string::npos;
+      },
+      "iad counts the state reads' warnings it did not log");
+  // 12 s in all (past the 7 s after which an idle reader's pull counts as
+  // unanswered; within the data connection's 20-30 s keep-alive).
+  std::this_thread::sleep_until(t0 + 12s);  // the stall's length, not a wait for a condition
+  leader_nats.signal(SIGCONT);
+  for (int i = 1; i <= kStreams; ++i) publish_to(s.leader().js(), "STALLED_" + std::to_string(i), "stalled" + std::to_string(i), 5);
+  for (int i = 1; i <= kStreams; ++i) await_same(s, "STALLED_" + std::to_string(i), 25, 30s);
+  const std::string log = read_file(s.leader().daemon.log_path()).substr(log_at);
+  INFO("iad's log since the stop:\n" << log);
+  auto count = [&](const std::string& what) {
+    size_t n = 0;
+    for (size_t p = log.find(what); p != std::string::npos; p = log.find(what, p + 1)) ++n;
+    return n;
+  };
+  CHECK(count("; recreating") == 0);
+  CHECK(count("cannot create consumer") == 0);
+  CHECK(count(": cannot read local stream: ") <= 5);
+  CHECK(count(counted) >= 1);
+  CHECK(s.leader().daemon.http_get("/healthz").status == 200);
+}

@@ -285,3 +285,24 @@ TEST_CASE("lag table: a follower past its initial sync but behind now reads 'syn
   // A few messages in flight under steady traffic (4.5 ms old): still "caught up".
   CHECK(out.find("4.50ms  caught up\n") != std::string::npos);
 }
+
+TEST_CASE("lag table: a follower whose leader is out of sight (seq lag unknown) and whose age rises reads 'synced'",
+          "[ctl][render]") {
+  // The follower's own row while its link is down: seq lag and current
+  // time lag null, the newest-applied age rising.
+  Json lag = Json::parse(R"({"region":"ams","streams":[
+    {"stream":"ORDERS","leader":"iad","role":"follower","state":"replicating",
+     "followers":[
+       {"region":"ams","state":"replicating","leader_last_seq":7666,"applied_seq":7666,"seq_lag":null,
+        "newest_applied_age_ms":29900.0,
+        "time_lag":{"current_ms":null,"p99_ms":8.2,"clock_offset_known":true},
+        "sync":{"state":"caught_up","done":7666,"to_go":0,"rate_per_s":0,"eta_s":null}}]}]})");
+  std::string out = render_lag(lag);
+  INFO(out);
+  CHECK(out.find("29.9s  synced\n") != std::string::npos);
+  CHECK(out.find("caught up") == std::string::npos);
+  // Just after a blip (age under 100 ms): still "caught up".
+  lag["streams"][0]["followers"][0]["newest_applied_age_ms"] = 40.0;
+  out = render_lag(lag);
+  CHECK(out.find("caught up\n") != std::string::npos);
+}
