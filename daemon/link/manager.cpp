@@ -494,7 +494,6 @@ Status Manager::handle_hello(Connection& c, std::span<const uint8_t> body) {
   p->link_sampled = false;
   p->quick_heartbeats = 0;
   p->peer_hb_sent_local_ns = 0;
-  p->peer_hb_spacing_ns.fill(0);
   p->backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
   set_state(*p, "up");
   spdlog::info("links: link to {} up ({}, tls 1.3, {})", p->cfg.name, c.remote_address,
@@ -505,8 +504,10 @@ Status Manager::handle_hello(Connection& c, std::span<const uint8_t> body) {
   // ends have one within a round trip or two of the link coming up, not a
   // heartbeat interval or two later (the current time lag is unknown
   // meanwhile).
-  send_heartbeat(*p, loop::wall_ns());
   listener_->on_link_up(p->cfg.name);
+  // (After on_link_up: a write that fails at once closes the link, which
+  // must not then be reported up. Ahead of whatever on_link_up queued.)
+  if (p->up && p->conn.get() == &c) send_heartbeat(*p, loop::wall_ns());
   return Status::ok();
 }
 
@@ -538,7 +539,12 @@ Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t>
       Peer* p = find(c.peer_name);
       if (p != nullptr) {
         int64_t now = loop::wall_ns();
-        if (p->peer_hb_send_ns != 0 && hb.send_ns > p->peer_hb_send_ns) {
+        // The peer's interval, as its regular heartbeats are spaced (not
+        // its quick answers at a link's start, a round trip apart). Kept
+        // across links: a peer's interval changes only with its
+        // configuration, and then within four heartbeats here.
+        const int64_t ours = static_cast<int64_t>(cfg_.link.heartbeat_interval.count()) * 1000000;
+        if (p->peer_hb_send_ns != 0 && hb.send_ns - p->peer_hb_send_ns >= ours / 2) {
           p->peer_hb_spacing_ns[p->peer_hb_spacing_next++ % p->peer_hb_spacing_ns.size()] =
               hb.send_ns - p->peer_hb_send_ns;
         }
@@ -700,13 +706,14 @@ void Manager::tick() {
   // starved host): what its peers sent waits unread in the sockets, and
   // "nothing received" would blame them. One tick's grace: this loop
   // iteration reads what came (or the peer's close).
+  // (Beyond the tick's own period: a late timer is not a stall.)
   const int64_t gap = last_tick_mono_ns_ > 0 ? now_mono - last_tick_mono_ns_ : 0;
   last_tick_mono_ns_ = now_mono;
-  const bool self_stalled = gap > static_cast<int64_t>(cfg_.link.stale_after.count()) * 1000000 / 2;
+  const bool self_stalled = gap - static_cast<int64_t>(tick_period_ms_) * 1000000 >
+                            static_cast<int64_t>(cfg_.link.stale_after.count()) * 1000000 / 2;
   if (self_stalled) {
     spdlog::warn("links: this daemon did not run for {} ms (stopped or starved); link checks wait a tick",
                  gap / 1000000);
-    return;
   }
   auto hb_ns = static_cast<int64_t>(cfg_.link.heartbeat_interval.count()) * 1000000;
   auto stale_ns = static_cast<int64_t>(cfg_.link.stale_after.count()) * 1000000;
@@ -714,13 +721,13 @@ void Manager::tick() {
   for (auto& [name, p] : peers_) {
     if (!p.conn) continue;
     if (!p.up) {
-      if (now_mono - p.conn->created_mono_ns > hs_ns) {
+      if (!self_stalled && now_mono - p.conn->created_mono_ns > hs_ns) {
         p.conn->close(CloseReason::kHandshakeTimeout, "", true);
         link_closed(p, CloseReason::kHandshakeTimeout, "");
       }
       continue;
     }
-    if (now_mono - p.conn->last_recv_mono_ns() > stale_ns) {
+    if (!self_stalled && now_mono - p.conn->last_recv_mono_ns() > stale_ns) {
       p.conn->close(CloseReason::kStale, "", true);
       link_closed(p, CloseReason::kStale, "nothing received for " + std::to_string(stale_ns / 1000000) + " ms");
       continue;
@@ -728,7 +735,7 @@ void Manager::tick() {
     // The other way round: bytes wait for the socket and none could be
     // written (the peer stopped reading). Without this a peer that sends
     // heartbeats but never reads would hold the link, and its queues, forever.
-    if (int64_t since = p.conn->write_blocked_since_ns(); since != 0 && now_mono - since > stale_ns) {
+    if (int64_t since = p.conn->write_blocked_since_ns(); !self_stalled && since != 0 && now_mono - since > stale_ns) {
       std::string detail = "nothing could be written for " + std::to_string((now_mono - since) / 1000000) +
                            " ms (" + std::to_string(p.conn->pending_bytes()) + " bytes waiting)";
       p.conn->close(CloseReason::kSendStalled, detail, false);
@@ -739,7 +746,7 @@ void Manager::tick() {
   }
   // Unidentified accepted connections get the same handshake deadline.
   for (size_t i = 0; i < pending_.size();) {
-    if (now_mono - pending_[i]->created_mono_ns > hs_ns) {
+    if (!self_stalled && now_mono - pending_[i]->created_mono_ns > hs_ns) {
       spdlog::warn("links: refused connection from {}: {}", pending_[i]->remote_address,
                    close_reason_name(CloseReason::kHandshakeTimeout));
       note_refused(*pending_[i], CloseReason::kHandshakeTimeout, "");
@@ -829,9 +836,14 @@ int64_t Manager::inbound_delay_ns(const std::string& peer) const {
   // the one before, and a frame arriving now waited about that long: the
   // last heartbeat's transit alone read as a fresh path while the queue
   // held seconds (a follower seconds behind read itself caught up).
+  // (Before the first regular spacing since this daemon started, ours: a
+  // peer configured with a longer one reads as a slow path until then.)
+  // Slack: a timer a little late (the spacings seen already hold how late
+  // its tick makes them).
   int64_t interval = static_cast<int64_t>(cfg_.link.heartbeat_interval.count()) * 1000000;
   for (int64_t s : p->peer_hb_spacing_ns) interval = std::max(interval, s);
-  const int64_t overdue = loop::wall_ns() - (p->peer_hb_sent_local_ns + interval);
+  const int64_t slack = std::min<int64_t>(interval / 10, 100'000'000);
+  const int64_t overdue = loop::wall_ns() - (p->peer_hb_sent_local_ns + interval + slack);
   return std::max(p->inbound_delay_ns, overdue);
 }
 

@@ -166,8 +166,9 @@ class Manager : public ConnectionHandler {
     int quick_heartbeats = 0;          // sent at once on this link while it has none (at most 4)
     int64_t inbound_delay_ns = -1;  // the last heartbeat's transit (inbound_delay_ns())
     int64_t peer_hb_sent_local_ns = 0;  // the peer's last heartbeat's send time on our clock
-    // Spacing of the peer's last heartbeats' send times (its clock): its
-    // interval, whatever its configuration says.
+    // Spacing of the peer's last regular heartbeats' send times (its
+    // clock), kept across links: its interval, whatever our configuration
+    // says.
     std::array<int64_t, 4> peer_hb_spacing_ns{};
     size_t peer_hb_spacing_next = 0;
     struct ClockSample {

@@ -238,13 +238,15 @@ Status DataConn::handle_op(const wire::ServerOp& op) {
       wire::append_pong(out_);
       return Status::ok();
     case wire::ServerOp::Kind::kPong:
-      if (pings_out_ > 0) --pings_out_;
-      if (!pong_waiters_.empty()) {
+      if (!pong_waiters_.empty() && pong_waiters_.front()) {
+        // The answer to a ping(): not the keep-alive's (pings_out_).
         auto cb = std::move(pong_waiters_.front());
         pong_waiters_.pop_front();
-        if (cb) cb();  // may close(): nothing of this connection is touched after
-        if (state_ == State::kClosed) return Status::ok();
+        cb();  // may close(): nothing of this connection is touched after
+        return Status::ok();
       }
+      if (!pong_waiters_.empty()) pong_waiters_.pop_front();
+      if (pings_out_ > 0) --pings_out_;
       if (state_ == State::kHandshake) {
         state_ = State::kUp;
         timer_->start(static_cast<uint64_t>(kPingIntervalMs), static_cast<uint64_t>(kPingIntervalMs),
@@ -528,8 +530,8 @@ void DataConn::ping_tick() {
 
 Status DataConn::ping(std::function<void()> on_pong) {
   if (state_ != State::kUp) return Status(Code::kUnavailable, "NATS data connection not up");
-  // (Not counted in pings_out_: the keep-alive's two-unanswered rule is
-  // about its own pings.)
+  // (Not counted in pings_out_, nor is its PONG: the keep-alive's
+  // two-unanswered rule is about its own pings.)
   pong_waiters_.push_back(std::move(on_pong));
   wire::append_ping(out_);
   flush();

@@ -2124,8 +2124,12 @@ Follower::LagFigures Follower::figures() const {
   // replica's nats-server; operator trial.) Not in a rebuild, which copies
   // history.
   if (f.leader_in_sight && phase_ != Phase::kReplicating && phase_ != Phase::kRebuilding) {
+    // The first message it lacks that the leader still holds: the leader's
+    // limits may have removed the older ones meanwhile (their age would
+    // overstate how late the next apply is).
+    const uint64_t lacks = std::max(applied_ + 1, leader_first_);
     for (const auto& [seq, as_of] : hold_marks_) {
-      if (seq <= applied_) continue;
+      if (seq < lacks) continue;
       const int64_t waiting = loop::wall_ns() - as_of;
       if (waiting > std::max<int64_t>(f.time_lag_ns, 0)) {
         f.time_lag_ns = waiting;

@@ -28,6 +28,9 @@ constexpr int64_t kListOffMaxNs = 900'000'000'000;
 // information (decided per batch; other batches still list).
 constexpr uint64_t kListMaxFactor = 4;
 constexpr int64_t kRecountNs = 600'000'000'000;
+// After a request went unanswered: how long a PING may take for the server
+// to count as answering (the round goes on asking) rather than silent.
+constexpr int64_t kSilenceCheckMs = 1'000;
 
 }  // namespace
 
@@ -157,16 +160,22 @@ StreamInfoReader::Outcome StreamInfoReader::read_all(natsConnection* nc, const s
   // A server that answers nothing (stopped, starved) would hold the NATS
   // worker a whole timeout per stream, one after the other (200 streams at
   // 2 s: minutes, with every other request queued behind): after one
-  // request of this round timed out unanswered, the rest are not asked.
-  // (A refusal for permissions is unanswered too, but named in the
-  // connection's last error: not the server's silence.)
+  // request of this round timed out unanswered, and the server does not
+  // answer a PING either, the rest are not asked. (A server that answers
+  // the PING is not silent: one stream that does not answer, e.g. a
+  // clustered stream without a leader, or a listing slower than the
+  // timeout, must not fail the others. A refusal for permissions is
+  // unanswered too, but named in the connection's last error.)
   auto refused = [nc](const std::string& subject) {
     const char* last = nullptr;
     return natsConnection_GetLastError(nc, &last) == NATS_NOT_PERMITTED && last != nullptr &&
            std::string_view(last).find(subject) != std::string_view::npos;
   };
+  auto server_silent = [nc, timeout_ms] {
+    return natsConnection_FlushTimeout(nc, std::min<int64_t>(timeout_ms, kSilenceCheckMs)) != NATS_OK;
+  };
   std::string silent;  // the request that went unanswered
-  if (o.list_timeout) silent = "$JS.API.STREAM.LIST";
+  if (o.list_timeout && nc != nullptr && server_silent()) silent = "$JS.API.STREAM.LIST";
   for (const auto& n : names) {
     if (o.infos.count(n) > 0) continue;
     if (!silent.empty()) {
@@ -175,7 +184,8 @@ StreamInfoReader::Outcome StreamInfoReader::read_all(natsConnection* nc, const s
       continue;
     }
     auto r = nats::stream_info(nc, n, timeout_ms);
-    if (!r && r.status().code() == Code::kTimeout && nc != nullptr && !refused("$JS.API.STREAM.INFO." + n)) {
+    if (!r && r.status().code() == Code::kTimeout && nc != nullptr && !refused("$JS.API.STREAM.INFO." + n) &&
+        server_silent()) {
       silent = "$JS.API.STREAM.INFO." + n;
     }
     o.infos.emplace(n, std::move(r));
