@@ -1315,7 +1315,9 @@ void Leader::on_reconcile_read(Result<ReconcileRead> r, uint64_t limit) {
   if (!r) {
     // (A missing stream is the stream's error, from refresh_state().)
     if (r.status().code() != Code::kNotFound) {
-      spdlog::warn("stream {}: cannot read deleted sequences: {}", cfg_.name, r.status().message());
+      const bool warn = ctx_.warnings->allow("stream X: cannot read deleted sequences", loop::mono_ns());
+      spdlog::log(warn ? spdlog::level::warn : spdlog::level::debug, "stream {}: cannot read deleted sequences: {}",
+                  cfg_.name, r.status().message());
     }
   } else if (r->over_limit) {
     num_deleted_ = r->num_deleted;

@@ -154,6 +154,10 @@ void Replicator::on_data_up() {
   ctx_.data = data_;
   ctx_.nats_gen = ++gen_;
   data_backoff_ms_ = 0;
+  if (data_failures_ > 0) {
+    spdlog::info("replication: NATS data connection up (after {} failed attempt(s))", data_failures_);
+  }
+  data_failures_ = 0;
   data_error_.clear();
   advisory_sub_.reset();
   if (!leaders_.empty()) watch_advisories();
@@ -175,7 +179,12 @@ void Replicator::watch_advisories() {
 
 void Replicator::on_data_down(const std::string& reason) {
   const bool was_up = static_cast<bool>(ctx_.data);
-  spdlog::warn("replication: NATS data connection {} ({})", was_up ? "lost" : "failed", reason);
+  // A retry that fails as the one before it is not news (every 5 s while
+  // the server is away): at debug; the connection coming back is said.
+  const bool repeat = !was_up && data_failures_ > 0 && reason == data_error_;
+  spdlog::log(repeat ? spdlog::level::debug : spdlog::level::warn, "replication: NATS data connection {} ({})",
+              was_up ? "lost" : "failed", reason);
+  if (!was_up) ++data_failures_;
   data_error_ = reason;
   if (was_up) streams_down();
   dead_data_ = std::move(data_);

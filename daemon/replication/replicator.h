@@ -113,6 +113,7 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   std::unique_ptr<loop::Timer> data_retry_timer_;
   int64_t data_backoff_ms_ = 0;
   std::string data_error_;
+  uint64_t data_failures_ = 0;  // attempts failed since the data connection was last up
   uint64_t gen_ = 0;
   bool flush_scheduled_ = false;
   bool stopped_ = false;  // stop() ran: no more flushes

@@ -1139,6 +1139,16 @@ TEST_CASE("l: a data connection the server refuses (connection limit) shows in /
   check_for(
       10s, [&] { return s.follower().daemon.http_get("/healthz").status == 200; }, "ams /healthz 200 again");
   verify_mirror(s.mesh);
+  // Each retry was refused alike: said once (the rest at debug), and the
+  // connection coming back is said too.
+  const std::string log = read_file(s.follower().daemon.log_path());
+  INFO(log);
+  size_t n = 0;
+  for (size_t p = log.find("NATS data connection failed"); p != std::string::npos;
+       p = log.find("NATS data connection failed", p + 1))
+    ++n;
+  CHECK(n == 1);
+  CHECK(log.find("replication: NATS data connection up (after ") != std::string::npos);
 }
 
 namespace {
