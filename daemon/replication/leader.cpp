@@ -1056,11 +1056,15 @@ void Leader::refresh_state(std::function<void()> done) {
     } run_at_end{waiters};
     if (!r) {
       const std::string was = error_;
+      const bool was_timeout = read_error_timeout_;
       error_ = "cannot read local stream: " + r.status().message();
-      // Once per cause (read every second); /healthz has it throughout.
-      // Every stream at once when the server is stalled: a few lines,
-      // then a count (log_limiter.h).
-      if (error_ != was) {
+      read_error_timeout_ = r.status().code() == Code::kTimeout;
+      // Once per cause (read every second); /healthz has it throughout
+      // (the latest text). Every timeout is one cause, whichever request
+      // of the round went unanswered (the text changed 2-3 times within
+      // one stall, a warning each). Every stream at once when the server
+      // is stalled: a few lines, then a count (log_limiter.h).
+      if (error_ != was && !(read_error_timeout_ && was_timeout && was.rfind("cannot read local stream", 0) == 0)) {
         const bool warn = ctx_.warnings->allow("stream X: cannot read local stream", loop::mono_ns());
         spdlog::log(warn ? spdlog::level::warn : spdlog::level::debug, "stream {}: {}", cfg_.name, error_);
       }
@@ -1069,6 +1073,7 @@ void Leader::refresh_state(std::function<void()> done) {
     if (error_.rfind("cannot read local stream", 0) == 0) {
       spdlog::info("stream {}: the local stream can be read again", cfg_.name);
     }
+    read_error_timeout_ = false;
     error_.clear();
     if (note_created(r->value("created", std::string()))) on_recreated();
     const Json& st = (*r)["state"];

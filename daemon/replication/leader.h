@@ -265,6 +265,7 @@ class Leader {
   int64_t last_time_ns_ = 0;
   uint64_t last_time_seq_ = 0;  // the sequence last_time_ns_ is the store time of
   std::string error_;  // the local stream cannot be read
+  bool read_error_timeout_ = false;  // error_ is a state read that timed out
 };
 
 }  // namespace isthmus::replication
