@@ -211,6 +211,9 @@ void Replicator::streams_down() {
 
 void Replicator::on_nats_down(const std::string& reason) {
   spdlog::warn("replication: local NATS down ({})", reason);
+  // The data connection's failures start afresh with the next connection
+  // (its first refusal then is news again).
+  data_failures_ = 0;
   cnats_.reset();
   if (data_retry_timer_) data_retry_timer_->stop();
   if (ctx_.conn || ctx_.data) streams_down();
