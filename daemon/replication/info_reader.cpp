@@ -31,6 +31,10 @@ constexpr int64_t kRecountNs = 600'000'000'000;
 // After a request went unanswered: how long a PING may take for the server
 // to count as answering (the round goes on asking) rather than silent.
 constexpr int64_t kSilenceCheckMs = 1'000;
+// A stream whose own request went unanswered while its server answers is
+// asked again after this long, doubling up to the maximum.
+constexpr int64_t kQuietFirstNs = 5'000'000'000;
+constexpr int64_t kQuietMaxNs = 60'000'000'000;
 
 }  // namespace
 
@@ -56,10 +60,14 @@ void StreamInfoReader::run() {
   if (waiting_.empty() || in_flight_ || stopped_) return;
   auto batch = std::make_shared<std::map<std::string, std::vector<Done>>>(std::move(waiting_));
   waiting_.clear();
+  const int64_t now = loop::mono_ns();
   std::vector<std::string> names;
   names.reserve(batch->size());
-  for (const auto& [n, _] : *batch) names.push_back(n);
-  const int64_t now = loop::mono_ns();
+  for (const auto& [n, _] : *batch) {
+    auto q = quiet_.find(n);
+    if (q != quiet_.end() && now < q->second.until_mono_ns) continue;  // answered with its last error
+    names.push_back(n);
+  }
   // (The server's count is looked at again every 10 min: other streams may
   // have gone.)
   const bool use_list = names.size() >= kListMin && now >= list_off_until_mono_ns_ &&
@@ -99,11 +107,25 @@ void StreamInfoReader::run() {
           list_failures_in_row_ = 0;
           list_off_ns_ = 0;
         }
+        const int64_t done_at = loop::mono_ns();
+        for (const auto& [name, r] : o.infos) {
+          if (o.unanswered_alone.count(name) > 0) {
+            Quiet& q = quiet_[name];
+            q.backoff_ns = q.backoff_ns == 0 ? kQuietFirstNs : std::min(2 * q.backoff_ns, kQuietMaxNs);
+            q.until_mono_ns = done_at + q.backoff_ns;
+            q.last = Status(r.status().code(), r.status().message() + " (asked again in " +
+                                                   std::to_string(q.backoff_ns / 1'000'000'000) + " s)");
+          } else if (r) {
+            quiet_.erase(name);
+          }
+        }
         for (auto& [name, dones] : *batch) {
           auto it = o.infos.find(name);
-          for (auto& d : dones) {
-            d(it != o.infos.end() ? it->second : Result<Json>(Status(Code::kUnavailable, "not read")));
-          }
+          auto q = quiet_.find(name);
+          Result<Json> r = it != o.infos.end() ? it->second
+                           : q != quiet_.end() ? Result<Json>(q->second.last)
+                                               : Result<Json>(Status(Code::kUnavailable, "not read"));
+          for (auto& d : dones) d(r);
         }
         run();  // what was asked for meanwhile
       });
@@ -184,9 +206,12 @@ StreamInfoReader::Outcome StreamInfoReader::read_all(natsConnection* nc, const s
       continue;
     }
     auto r = nats::stream_info(nc, n, timeout_ms);
-    if (!r && r.status().code() == Code::kTimeout && nc != nullptr && !refused("$JS.API.STREAM.INFO." + n) &&
-        server_silent()) {
-      silent = "$JS.API.STREAM.INFO." + n;
+    if (!r && r.status().code() == Code::kTimeout && nc != nullptr) {
+      if (refused("$JS.API.STREAM.INFO." + n) || !server_silent()) {
+        o.unanswered_alone.insert(n);
+      } else {
+        silent = "$JS.API.STREAM.INFO." + n;
+      }
     }
     o.infos.emplace(n, std::move(r));
   }

@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,9 @@ class StreamInfoReader {
     bool list_denied = false;  // refused for permissions
     bool list_timeout = false;  // unanswered (and not refused)
     std::string list_error;
+    // Streams whose own request went unanswered while the server answered
+    // (a PING, or was refusing it for permissions): not the server's silence.
+    std::set<std::string> unanswered_alone;
   };
   void run();
   static Outcome read_all(natsConnection* nc, const std::vector<std::string>& names, bool use_list,
@@ -71,6 +75,17 @@ class StreamInfoReader {
   uint64_t back_offs_ = 0;
   uint64_t server_streams_ = 0;  // streams the server held at the last listing
   int64_t last_list_mono_ns_ = 0;
+  // A stream whose own request went unanswered while its server answers
+  // (a clustered stream without a leader, a user refused that one stream):
+  // each read waits out a request timeout on the NATS worker, with every
+  // other request of the daemon behind it, so it is not asked again for a
+  // while (5 s doubling to 60 s; answered meanwhile with its last error).
+  struct Quiet {
+    int64_t until_mono_ns = 0;
+    int64_t backoff_ns = 0;
+    Status last;
+  };
+  std::map<std::string, Quiet> quiet_;
 };
 
 }  // namespace isthmus::replication
