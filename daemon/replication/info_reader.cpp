@@ -110,21 +110,24 @@ void StreamInfoReader::run() {
         const int64_t done_at = loop::mono_ns();
         for (const auto& [name, r] : o.infos) {
           if (o.unanswered_alone.count(name) > 0) {
+            // Twice in a row: once may be a stalled server that answered
+            // the PING after it came back (the stream is read next round).
             Quiet& q = quiet_[name];
+            if (++q.strikes < 2) continue;
             q.backoff_ns = q.backoff_ns == 0 ? kQuietFirstNs : std::min(2 * q.backoff_ns, kQuietMaxNs);
             q.until_mono_ns = done_at + q.backoff_ns;
             q.last = Status(r.status().code(), r.status().message() + " (asked again in " +
                                                    std::to_string(q.backoff_ns / 1'000'000'000) + " s)");
-          } else if (r) {
-            quiet_.erase(name);
+          } else {
+            quiet_.erase(name);  // answered, or failed otherwise: not in a row
           }
         }
         for (auto& [name, dones] : *batch) {
           auto it = o.infos.find(name);
           auto q = quiet_.find(name);
-          Result<Json> r = it != o.infos.end() ? it->second
-                           : q != quiet_.end() ? Result<Json>(q->second.last)
-                                               : Result<Json>(Status(Code::kUnavailable, "not read"));
+          Result<Json> r = it != o.infos.end()                          ? it->second
+                           : q != quiet_.end() && q->second.until_mono_ns > 0 ? Result<Json>(q->second.last)
+                                                                        : Result<Json>(Status(Code::kUnavailable, "not read"));
           for (auto& d : dones) d(r);
         }
         run();  // what was asked for meanwhile

@@ -78,9 +78,11 @@ class StreamInfoReader {
   // A stream whose own request went unanswered while its server answers
   // (a clustered stream without a leader, a user refused that one stream):
   // each read waits out a request timeout on the NATS worker, with every
-  // other request of the daemon behind it, so it is not asked again for a
-  // while (5 s doubling to 60 s; answered meanwhile with its last error).
+  // other request of the daemon behind it, so from its second such round
+  // in a row it is not asked again for a while (5 s doubling to 60 s;
+  // answered meanwhile with its last error).
   struct Quiet {
+    int strikes = 0;  // unanswered in a row (quiet from the second)
     int64_t until_mono_ns = 0;
     int64_t backoff_ns = 0;
     Status last;
