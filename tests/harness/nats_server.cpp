@@ -71,9 +71,9 @@ void NatsServer::wait_ready(std::chrono::milliseconds timeout) {
           throw Fatal("nats-server " + name_ + " exited (" +
                       (proc_.status() ? proc_.status()->to_string() : "?") + "); log " + log_ +
                       ":\n" + tail_file(log_, 20));
-        auto h = http_get(monitor_port_, "/healthz", std::chrono::seconds(2));
+        auto h = http_get(monitor_port_, health_path_, std::chrono::seconds(2));
         if (h.status != 200) {
-          state = "/healthz " + std::to_string(h.status) + " " + h.body;
+          state = health_path_ + " " + std::to_string(h.status) + " " + h.body;
           return false;
         }
         JetStream js(url(), std::chrono::seconds(2), client_options_);

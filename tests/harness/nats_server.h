@@ -47,6 +47,11 @@ class NatsServer {
   // Starts without waiting.
   void spawn();
   void wait_ready(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // What wait_ready asks the monitoring port: "/healthz" (the default:
+  // every stream and consumer current) or e.g.
+  // "/healthz?js-server-only=true" (the server current with its cluster's
+  // meta leader, whatever its streams and consumers say).
+  void set_health_path(std::string path) { health_path_ = std::move(path); }
   // SIGTERM (graceful: flushes the store), waits for exit.
   void stop();
   // SIGKILL.
@@ -69,6 +74,7 @@ class NatsServer {
   std::string name_, dir_, conf_, log_;
   uint16_t port_, monitor_port_;
   ClientOptions client_options_;
+  std::string health_path_ = "/healthz";
   Process proc_;
 };
 

@@ -41,12 +41,13 @@ OutMsg seed_event(const PublishTarget& target, uint64_t i, uint64_t seq) {
 }
 
 StreamPublisher::StreamPublisher(const std::string& url, std::vector<PublishTarget> targets, unsigned per_tick,
-                                 std::chrono::milliseconds every, uint64_t limit)
+                                 std::chrono::milliseconds every, uint64_t limit, uint64_t first_index)
     : js_(std::make_unique<JetStream>(url)),
       targets_(std::move(targets)),
       per_tick_(per_tick),
       every_(every),
-      limit_(limit) {
+      limit_(limit),
+      first_index_(first_index) {
   for (const auto& t : targets_) {
     if (t.subjects.empty()) throw std::runtime_error("publish target " + t.stream + " has no subjects");
     next_seq_[t.stream] = js_->require_stream_info(t.stream).last_seq + 1;
@@ -80,7 +81,8 @@ uint64_t StreamPublisher::published(const std::string& stream) const {
 void StreamPublisher::run() {
   try {
     auto next = std::chrono::steady_clock::now();
-    std::map<std::string, uint64_t> index;  // events published per stream
+    std::map<std::string, uint64_t> index;  // the next event number per stream
+    for (const auto& t : targets_) index[t.stream] = first_index_;
     while (!stop_ && (limit_ == 0 || total_ < limit_)) {
       if (every_.count() > 0) {
         std::this_thread::sleep_until(next);  // pacing the load, not waiting for a condition

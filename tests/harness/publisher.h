@@ -50,8 +50,11 @@ class StreamPublisher {
   // the last one is acknowledged) until stop(), or until `limit` messages in
   // all are acknowledged (0: no limit; the last chunk is cut short). Each
   // stream's first event is expected at its current last_seq + 1.
+  // first_index: the first event number of each stream (a second publisher
+  // into the same streams within the 2-minute duplicate window starts past
+  // the first's: equal numbers carry equal Nats-Msg-Id values).
   StreamPublisher(const std::string& url, std::vector<PublishTarget> targets, unsigned per_tick,
-                  std::chrono::milliseconds every, uint64_t limit = 0);
+                  std::chrono::milliseconds every, uint64_t limit = 0, uint64_t first_index = 0);
   ~StreamPublisher();
   StreamPublisher(const StreamPublisher&) = delete;
   StreamPublisher& operator=(const StreamPublisher&) = delete;
@@ -79,6 +82,7 @@ class StreamPublisher {
   unsigned per_tick_;
   std::chrono::milliseconds every_;
   uint64_t limit_;
+  uint64_t first_index_;
   std::map<std::string, uint64_t> next_seq_;  // publisher thread only
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> published_;  // guarded by mu_
