@@ -42,6 +42,15 @@ void Client::run(std::function<void(natsConnection*)> job) {
   cv_.notify_all();
 }
 
+void Client::leave_server(std::string reason) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopping_) return;
+    leave_reason_ = reason.empty() ? std::string("left") : std::move(reason);
+  }
+  cv_.notify_all();
+}
+
 size_t Client::queued_jobs() const {
   std::lock_guard<std::mutex> lk(mu_);
   return jobs_.size();
@@ -123,7 +132,10 @@ bool Client::try_connect() {
   // Each configured URL once, from a random one on (cnats would shuffle its
   // server pool likewise); the first that connects wins.
   const size_t n = cfg_.urls.size();
-  const size_t first = n > 1 ? std::uniform_int_distribution<size_t>(0, n - 1)(rng_) : 0;
+  // After leave_server(): the URL after the one left first, that one last.
+  const size_t first = n <= 1            ? 0
+                       : next_after_     ? (url_index_ + 1) % n
+                                         : std::uniform_int_distribution<size_t>(0, n - 1)(rng_);
   // Each URL's reason, reported in the configured order: the same reasons
   // read the same whichever URL the round started from (the log warns
   // again only when they change).
@@ -136,6 +148,7 @@ bool Client::try_connect() {
     if (r) {
       nc = *r;
       url_used = cfg_.urls[k];
+      url_index_ = k;
     } else {
       reasons[k] = r.status().message();
     }
@@ -154,6 +167,7 @@ bool Client::try_connect() {
     return false;
   }
   warned_error_.clear();
+  next_after_ = false;
   // The closed callback counts from here; a close before this is seen by
   // natsConnection_IsClosed (cnats marks it closed before calling back).
   current_ = nc;
@@ -190,20 +204,47 @@ void Client::worker_main() {
     }
     std::function<void(natsConnection*)> job;
     bool lost = false;
+    std::string leave;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      auto wake = [&] { return stopping_ || lost_ || !jobs_.empty(); };
+      auto wake = [&] { return stopping_ || lost_ || !leave_reason_.empty() || !jobs_.empty(); };
       if (conn_) {
         cv_.wait(lk, wake);
       } else {
         cv_.wait_for(lk, backoff, wake);
       }
       if (stopping_) break;
+      leave = std::move(leave_reason_);
+      leave_reason_.clear();
+      if (!conn_) leave.clear();  // nothing to leave: already reconnecting
       lost = lost_ && conn_ != nullptr;
-      if (!lost && !jobs_.empty()) {
+      if (!lost && leave.empty() && !jobs_.empty()) {
         job = std::move(jobs_.front());
         jobs_.pop_front();
       }
+    }
+    if (!leave.empty() && !lost) {
+      // Not cnats' closed callback's to report: current_ is cleared first.
+      natsConnection* nc = conn_.get();
+      current_ = nullptr;
+      connected_ = false;
+      char url[256] = {0};
+      natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+      auto shown = parse_nats_url(url);
+      spdlog::warn("nats: leaving {}: {}; {}", shown ? shown->display() : std::string("?"), leave,
+                   cfg_.urls.size() > 1 ? "trying the other servers of nats.urls" : "connecting again");
+      natsConnection_Close(nc);
+      conn_.reset();
+      next_after_ = true;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        lost_ = false;
+      }
+      mailbox_->post([this, leave] {
+        last_error_ = leave;
+        listener_->on_nats_down(leave);
+      });
+      continue;
     }
     if (lost) {
       connected_ = false;

@@ -17,6 +17,7 @@ Replicator::Replicator(uv_loop_t* loop, const config::Config& cfg, loop::Mailbox
   ctx_.infos = infos_.get();
   warnings_ = std::make_unique<LogLimiter>();
   ctx_.warnings = warnings_.get();
+  server_watch_ = std::make_unique<ServerWatch>(ctx_);
   std::vector<std::string> others;
   for (const auto& p : cfg_.peers) others.push_back(p.name);
   for (const auto& s : cfg_.streams) {
@@ -101,6 +102,7 @@ void Replicator::stop() {
   if (pump_timer_) pump_timer_->stop();
   if (state_timer_) state_timer_->stop();
   infos_->stop();
+  server_watch_->stop();
   advisory_sub_.reset();
   if (flush_timer_) flush_timer_->stop();
   if (data_retry_timer_) data_retry_timer_->stop();
@@ -125,6 +127,7 @@ bool Replicator::drained() const {
 void Replicator::on_nats_up(nats::ConnPtr conn, uint64_t, const std::string& url) {
   cnats_ = std::move(conn);
   cnats_url_ = url;
+  server_watch_->on_nats_up();
   data_backoff_ms_ = 0;
   open_data();
 }
@@ -375,6 +378,7 @@ void Replicator::flush_now() {
 }
 
 void Replicator::tick() {
+  server_watch_->tick();
   for (auto& [n, l] : leaders_) l->tick();
   for (auto& [n, f] : followers_) f->tick();
   warnings_->flush(loop::mono_ns());

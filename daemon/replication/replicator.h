@@ -22,6 +22,7 @@
 #include "replication/info_reader.h"
 #include "replication/leader.h"
 #include "replication/log_limiter.h"
+#include "replication/server_watch.h"
 
 namespace isthmus::replication {
 
@@ -96,6 +97,7 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   Context ctx_;
   std::unique_ptr<StreamInfoReader> infos_;  // ctx_.infos
   std::unique_ptr<LogLimiter> warnings_;     // ctx_.warnings
+  std::unique_ptr<ServerWatch> server_watch_;
   std::map<std::string, std::unique_ptr<Leader>> leaders_;
   std::map<std::string, std::unique_ptr<Follower>> followers_;
   std::unique_ptr<loop::Timer> flush_timer_;

@@ -10,6 +10,10 @@
 //   1. ams: the node that leads ams's EVENTS replica (replica writes span a
 //      stream leader election)
 //   2. ams: the node ams's daemon is connected to (it moves to another)
+//   2b. ams: the node ams's daemon then uses cut off from the other two
+//      (ams's routes run through fault proxies): it stays up answering
+//      "JetStream temporarily unavailable", and the daemon must leave it
+//      for a node of the majority (replication/server_watch.h)
 //   3. iad: the node iad's daemon is connected to (reading moves to another
 //      node; the streams' leader stays on the publisher's node)
 //   4. iad, publishing paused: the node that leads both streams, then
@@ -21,36 +25,71 @@
 
 #include <catch2/catch.hpp>
 
+#include "faultproxy/proxy_client.h"
 #include "harness.h"
 
 using namespace harness;
+using isthmus::test::FaultProxy;
 using nlohmann::json;
 
 namespace {
 
 const std::vector<std::string> kStreams = {"EVENTS", "ORDERS"};
 
-// A region of three clustered nats-servers and its daemon.
+// A region of three clustered nats-servers and its daemon. With
+// `partitionable`, each node dials each other node's route port through a
+// fault proxy of its own (six in all) and advertises no address (so no
+// route bypasses the proxies): partition() cuts one node off from the
+// other two, whose route stays.
 struct ClusterRegion {
   std::string name;
   std::vector<std::unique_ptr<NatsServer>> nodes;
   std::unique_ptr<Isthmusd> daemon;
   std::map<std::string, std::unique_ptr<JetStream>> clients;  // per node name
+  std::map<std::pair<int, int>, std::unique_ptr<FaultProxy>> route_proxies;  // (from, to)
 
-  ClusterRegion(TempDir& tmp, const std::string& region) : name(region) {
+  ClusterRegion(TempDir& tmp, const std::string& region, bool partitionable = false) : name(region) {
     std::vector<uint16_t> route_ports;
     for (int i = 0; i < 3; ++i) route_ports.push_back(free_port());
+    if (partitionable) {
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) {
+          if (i == j) continue;
+          auto fp = FaultProxy::start(FaultProxy::default_executable(), "127.0.0.1:" + std::to_string(route_ports[j]));
+          if (!fp.is_ok()) throw Fatal("faultproxy: " + fp.status().message());
+          route_proxies[{i, j}] = std::move(*fp);
+        }
+    }
     for (int i = 0; i < 3; ++i) {
       std::string n = region + "-" + std::string(1, static_cast<char>('a' + i));
       auto s = std::make_unique<NatsServer>(n, tmp.subdir(n));
       std::string routes;
-      for (int j = 0; j < 3; ++j)
-        if (j != i) routes += std::string(routes.empty() ? "" : ", ") + "nats-route://127.0.0.1:" +
-                              std::to_string(route_ports[j]);
-      s->append_config("cluster {\n  name: " + region + "\n  listen: \"127.0.0.1:" +
-                       std::to_string(route_ports[i]) + "\"\n  routes: [" + routes + "]\n}");
+      for (int j = 0; j < 3; ++j) {
+        if (j == i) continue;
+        std::string target = partitionable ? route_proxies[{i, j}]->listen_address()
+                                           : "127.0.0.1:" + std::to_string(route_ports[j]);
+        routes += std::string(routes.empty() ? "" : ", ") + "nats-route://" + target;
+      }
+      s->append_config("cluster {\n  name: " + region + "\n  listen: \"127.0.0.1:" + std::to_string(route_ports[i]) +
+                       "\"\n  routes: [" + routes + "]\n" +
+                       (partitionable ? "  no_advertise: true\n  advertise: \"127.0.0.1:1\"\n" : "") + "}");
       nodes.push_back(std::move(s));
     }
+  }
+
+  // Cuts node k off from the other two (open routes reset, new ones
+  // refused), or joins it again.
+  void partition(int k, bool cut) {
+    for (auto& [pair, fp] : route_proxies)
+      if (pair.first == k || pair.second == k) {
+        isthmus::Status st = cut ? fp->down() : fp->up();
+        if (!st.ok()) throw Fatal("faultproxy: " + st.message());
+      }
+  }
+  int index_of(const std::string& n) const {
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (nodes[i]->name() == n) return static_cast<int>(i);
+    throw Fatal("no node " + n + " in " + name);
   }
 
   NatsServer& node(const std::string& n) {
@@ -102,7 +141,7 @@ struct ClusterRegion {
 TEST_CASE("clustered regions (R3): stream leader and connected node lost at both ends, every replica identical",
           "[cluster]") {
   TempDir tmp("isthmus-cluster");
-  ClusterRegion iad(tmp, "iad"), ams(tmp, "ams");
+  ClusterRegion iad(tmp, "iad"), ams(tmp, "ams", true);
 
   // The daemons: iad's lists b and c (a serves the publisher), ams's all three.
   const uint16_t iad_link = free_port(), ams_link = free_port();
@@ -287,6 +326,47 @@ TEST_CASE("clustered regions (R3): stream leader and connected node lost at both
   std::string ams_conn2;
   check_for(10s, [&] { return !(ams_conn2 = ams.node_serving("isthmusd-data")).empty(); },
             "ams's daemon's data connection on a node again");
+
+  // 2b. ams: the node ams's daemon uses cut off from the other two (its
+  // routes down: a network partition inside the cluster). It stays up and
+  // keeps the daemon's connections, answering JetStream requests with
+  // "temporarily unavailable"; the daemon must leave it for a node of the
+  // majority and replicate on while the partition lasts.
+  {
+    std::string cut;
+    check_for(10s, [&] { return !(cut = ams.node_serving("isthmusd-data")).empty(); },
+              "ams's daemon's data connection on some node");
+    std::printf("[cluster] partition: %s cut off from the rest of ams\n", cut.c_str());
+    ams.drop_client(cut);
+    ams.partition(ams.index_of(cut), true);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string via = other_than("ams", cut);
+    await_progress("with " + cut + " cut off", "iad-a", via, 300);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("[figures] cluster: ams replicating again %.1f s after its node was cut off\n", secs);
+    std::string now_on;
+    for (auto& n : ams.nodes)
+      if (n->name() != cut) {
+        json c = n->connz();
+        for (const auto& conn : c.value("connections", json::array()))
+          if (conn.value("name", "") == "isthmusd-data") now_on = n->name();
+      }
+    INFO("ams's daemon now on '" << now_on << "'");
+    CHECK(!now_on.empty());
+    CHECK(read_file(ams.daemon->log_path()).find("nats: leaving") != std::string::npos);
+    ams.partition(ams.index_of(cut), false);
+    ams.node(cut).set_health_path("/healthz");
+    check_for(
+        60s,
+        [&](std::string& st) {
+          auto h = http_get(ams.node(cut).monitor_port(), "/healthz?js-server-only=true", 2s);
+          st = h.body;
+          return h.status == 200;
+        },
+        cut + " back in ams's cluster");
+    ams.node(cut).set_health_path("/healthz?js-server-only=true");
+    await_progress("after " + cut + " rejoined", "iad-a", via, 300);
+  }
 
   // 3. iad: the node iad's daemon reads through (b or c; a leads).
   std::string iad_conn;
