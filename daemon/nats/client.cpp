@@ -42,11 +42,12 @@ void Client::run(std::function<void(natsConnection*)> job) {
   cv_.notify_all();
 }
 
-void Client::leave_server(std::string reason) {
+void Client::leave_server(uint64_t generation, std::string reason) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (stopping_) return;
     leave_reason_ = reason.empty() ? std::string("left") : std::move(reason);
+    leave_gen_ = generation;
   }
   cv_.notify_all();
 }
@@ -216,7 +217,8 @@ void Client::worker_main() {
       if (stopping_) break;
       leave = std::move(leave_reason_);
       leave_reason_.clear();
-      if (!conn_) leave.clear();  // nothing to leave: already reconnecting
+      // Only the connection it was meant for: not one made since (nor none).
+      if (!conn_ || leave_gen_ != generation_) leave.clear();
       lost = lost_ && conn_ != nullptr;
       if (!lost && leave.empty() && !jobs_.empty()) {
         job = std::move(jobs_.front());
@@ -247,6 +249,7 @@ void Client::worker_main() {
       continue;
     }
     if (lost) {
+      if (!leave.empty()) next_after_ = true;  // it was to be left anyway
       connected_ = false;
       current_ = nullptr;
       conn_.reset();

@@ -75,12 +75,15 @@ class Client {
   void run(std::function<void(natsConnection*)> job);
   size_t queued_jobs() const;
 
-  // Closes the current connection (reported through on_down with `reason`)
-  // and connects again, trying the other URLs of nats.urls first and the
-  // one left last: the server connected to can no longer serve (stalled,
-  // cut off from its cluster; replication/server_watch.h decides). With a
-  // single URL it is tried again. Any thread; the worker acts between jobs.
-  void leave_server(std::string reason);
+  // Closes connection `generation` (reported through on_down with
+  // `reason`) and connects again, trying the other URLs of nats.urls first
+  // and the one left last: that server no longer serves JetStream (cut off
+  // from its cluster; replication/server_watch.h decides). Ignored when
+  // that connection is gone already (the next one is not left for it; if
+  // it was lost meanwhile, the next round still starts after its URL).
+  // With a single URL it is tried again. Any thread; the worker acts
+  // between jobs.
+  void leave_server(uint64_t generation, std::string reason);
 
   bool connected() const { return connected_.load(); }
   const std::string& last_error() const { return last_error_; }  // loop thread
@@ -106,6 +109,7 @@ class Client {
   bool stopping_ = false;
   bool lost_ = false;  // closed callback fired for the current connection
   std::string leave_reason_;  // leave_server() asked (guarded by mu_)
+  uint64_t leave_gen_ = 0;    // of that connection (guarded by mu_)
   size_t url_index_ = 0;      // worker: the nats.urls entry connected to
   bool next_after_ = false;   // worker: the next round starts after url_index_
   ConnPtr conn_;       // worker's reference

@@ -124,10 +124,10 @@ bool Replicator::drained() const {
   return true;
 }
 
-void Replicator::on_nats_up(nats::ConnPtr conn, uint64_t, const std::string& url) {
+void Replicator::on_nats_up(nats::ConnPtr conn, uint64_t generation, const std::string& url) {
   cnats_ = std::move(conn);
   cnats_url_ = url;
-  server_watch_->on_nats_up();
+  server_watch_->on_nats_up(generation);
   data_backoff_ms_ = 0;
   open_data();
 }

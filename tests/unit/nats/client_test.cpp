@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <functional>
 #include <catch2/catch.hpp>
 #include <memory>
 #include <optional>
@@ -58,11 +59,31 @@ struct Cnats : isthmus::nats::ClientListener {
     mailbox->close();
     while (uv_loop_close(&loop) == UV_EBUSY) uv_run(&loop, UV_RUN_ONCE);
   }
-  void on_nats_up(ConnPtr c, uint64_t, const std::string&) override {
+  void on_nats_up(ConnPtr c, uint64_t g, const std::string& u) override {
     up = true;
     conn = std::move(c);
+    generation = g;
+    url = u;
   }
-  void on_nats_down(const std::string&) override { up = false; }
+  void on_nats_down(const std::string& why) override {
+    up = false;
+    ++downs;
+    down_reason = why;
+  }
+  uint64_t generation = 0;
+  std::string url;
+  int downs = 0;
+  std::string down_reason;
+
+  // Runs the loop until pred() or `ms` have passed; returns pred().
+  bool run_until(const std::function<bool()>& pred, int ms) {
+    auto deadline = harness::Clock::now() + std::chrono::milliseconds(ms);
+    while (!pred() && harness::Clock::now() < deadline) {
+      uv_run(&loop, UV_RUN_NOWAIT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return pred();
+  }
 
   // Runs the loop until the first attempt over every URL has ended: up, or
   // an error reported (last_error(), set on the loop thread).
@@ -319,7 +340,7 @@ TEST_CASE("cnats: a server that sends INFO and then never answers the CONNECT fa
   harness::ScopedEnv cert_file("SSL_CERT_FILE", certs.ca);
   SilentServer plain;
   SilentServer tls(&certs);
-  for (const std::string url : {"nats://127.0.0.1:" + std::to_string(plain.port()),
+  for (const std::string& url : {"nats://127.0.0.1:" + std::to_string(plain.port()),
                                 "tls://localhost:" + std::to_string(tls.port())}) {
     INFO(url);
     SilentServer& srv = url[0] == 'n' ? plain : tls;
@@ -354,4 +375,46 @@ TEST_CASE("cnats: a server that sends INFO and then never answers the CONNECT fa
         },
         "connected to the working server");
   }
+}
+
+TEST_CASE("cnats: leave_server moves to the next URL, the one left last; a stale generation is ignored",
+          "[nats][client]") {
+  harness::TempDir tmp("isthmus-cnats-leave");
+  harness::BareNatsServer a(tmp, "a", ""), b(tmp, "b", "");
+  const std::string ua = "nats://127.0.0.1:" + std::to_string(a.port());
+  const std::string ub = "nats://127.0.0.1:" + std::to_string(b.port());
+  Cnats c({ua, ub});
+  c.settle();
+  REQUIRE(c.up);
+  const std::string first = c.url;
+  const uint64_t g1 = c.generation;
+  c.client->leave_server(g1, "no JetStream there");
+  REQUIRE(c.run_until([&] { return c.downs == 1 && c.up; }, 5000));
+  CHECK(c.down_reason == "no JetStream there");
+  CHECK(c.url != first);  // the other server
+  CHECK(c.generation == g1 + 1);
+  // The server left has no connection of ours any more.
+  harness::BareNatsServer& left = first == ua ? a : b;
+  harness::check_for(std::chrono::seconds(5), [&] { return isthmusd_conns(left).empty(); },
+                     "no connection of the client's left at the server it left");
+  // A leave meant for the connection already left changes nothing.
+  c.client->leave_server(g1, "late");
+  CHECK_FALSE(c.run_until([&] { return c.downs > 1; }, 500));
+  CHECK(c.up);
+  // Leaving again goes back to the first (two URLs: the next is the other).
+  c.client->leave_server(c.generation, "again");
+  REQUIRE(c.run_until([&] { return c.downs == 2 && c.up; }, 5000));
+  CHECK(c.url == first);
+}
+
+TEST_CASE("cnats: leave_server with a single URL connects to it again", "[nats][client]") {
+  harness::TempDir tmp("isthmus-cnats-leave1");
+  harness::BareNatsServer a(tmp, "a", "");
+  Cnats c({"nats://127.0.0.1:" + std::to_string(a.port())});
+  c.settle();
+  REQUIRE(c.up);
+  const uint64_t g = c.generation;
+  c.client->leave_server(g, "test");
+  REQUIRE(c.run_until([&] { return c.downs == 1 && c.up; }, 5000));
+  CHECK(c.generation == g + 1);
 }

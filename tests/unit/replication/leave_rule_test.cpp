@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 #include <string>
+#include <vector>
 
 #include "replication/server_watch.h"
 
@@ -16,21 +17,30 @@ TEST_CASE("leave rule: a server without JetStream is left after 10 s of such ans
   CHECK(r.reason() == "no JetStream for 10 s");
 }
 
-TEST_CASE("leave rule: a good answer starts the count again; unknown results change nothing",
+TEST_CASE("leave rule: a good answer, or a long gap between bad ones, starts the count again",
           "[replication][server]") {
   LeaveRule r;
   CHECK_FALSE(r.observe(ServerProbe::kNoJetStream, 0, "x"));
-  CHECK_FALSE(r.observe(ServerProbe::kNoJetStream, 8000, "x"));
+  CHECK_FALSE(r.observe(ServerProbe::kNoJetStream, 6000, "x"));
   // A meta leader elected: the server serves again.
-  CHECK_FALSE(r.observe(ServerProbe::kServes, 9000, ""));
+  CHECK_FALSE(r.observe(ServerProbe::kServes, 8000, ""));
   CHECK_FALSE(r.observe(ServerProbe::kNoJetStream, 10'000, "x"));
-  CHECK_FALSE(r.observe(ServerProbe::kNoJetStream, 19'000, "x"));
-  // Timeouts (a slow or stalled server) neither count nor clear.
-  CHECK_FALSE(r.observe(ServerProbe::kUnknown, 19'500, ""));
+  CHECK_FALSE(r.observe(ServerProbe::kNoJetStream, 16'000, "x"));
+  // Unanswered probes (a slow server) neither count nor clear...
+  CHECK_FALSE(r.observe(ServerProbe::kUnknown, 17'000, ""));
+  CHECK_FALSE(r.observe(ServerProbe::kRefused, 18'000, ""));
   CHECK(r.observe(ServerProbe::kNoJetStream, 20'000, "x"));
-  // Only timeouts: never left.
+  // ...but a bad answer long after the last one starts a new run: a blip,
+  // then only timeouts, then one more bad answer is no 10 s of them.
   LeaveRule q;
-  for (int64_t t = 0; t < 600'000; t += 2000) CHECK_FALSE(q.observe(ServerProbe::kUnknown, t, ""));
+  CHECK_FALSE(q.observe(ServerProbe::kNoJetStream, 0, "x"));
+  for (int64_t t = 1000; t < 12'000; t += 1000) CHECK_FALSE(q.observe(ServerProbe::kUnknown, t, ""));
+  CHECK_FALSE(q.observe(ServerProbe::kNoJetStream, 12'000, "x"));
+  CHECK_FALSE(q.observe(ServerProbe::kNoJetStream, 20'000, "x"));
+  CHECK(q.observe(ServerProbe::kNoJetStream, 22'000, "x"));
+  // Only timeouts: never left.
+  LeaveRule z;
+  for (int64_t t = 0; t < 600'000; t += 2000) CHECK_FALSE(z.observe(ServerProbe::kUnknown, t, ""));
 }
 
 TEST_CASE("leave rule: with every server failing, each further leave waits twice as long, up to 120 s",
