@@ -3,10 +3,13 @@
 # three-region deployment on real nats-servers: iad leads the seed's four
 # streams (COVENANT_COUNTRIES, COVENANT_PROJECTS, COVENANT_USERS with
 # interest retention, ALERTS_INCIDENTS with limits/discard new), ams and syd
-# follow over mutual-TLS + S2 links in a full mesh. It publishes events into
-# all four streams in iad and shows the leader's lag table (every stream x
-# follower) while they replicate, then a kill -9 of syd's daemon and its
-# resume, then a foreign write into a replica: divergence and a rebuild. Stops everything it started on exit (Ctrl-C included), daemons
+# follow over mutual-TLS + S2 links in a full mesh; ams is a cluster of three
+# nats-servers holding R3 replicas. It publishes events into all four streams
+# in iad and shows the leader's lag table (every stream x follower) while they
+# replicate, then a kill -9 of syd's daemon and its resume, a kill -9 of the
+# ams node ams's daemon is connected to (it moves to another node), a foreign
+# write into a replica (divergence and a rebuild) and a stream added by
+# SIGHUP. Stops everything it started on exit (Ctrl-C included), daemons
 # first; removes its temporary directory unless it failed or --keep is given.
 #   scripts/demo.sh [--events N] [--rate MSGS_PER_S] [--keep]    (per stream)
 set -euo pipefail
@@ -50,7 +53,8 @@ declare -A SUBJECTS=(
   [COVENANT_PROJECTS]="covenant.projects.created,covenant.projects.updated,covenant.projects.deleted"
   [COVENANT_USERS]="covenant.users.created,covenant.users.updated,covenant.users.deleted"
   [ALERTS_INCIDENTS]="alerts.incidents.critical,alerts.incidents.warning,alerts.incidents.info")
-# The seed's stream definitions (num_replicas 1: one nats-server per region here).
+# The seed's stream definitions at the leader (num_replicas 1: iad is one
+# nats-server here; ams's daemon makes its replicas R3, `nats.replicas = 3`).
 declare -A LIMITS=(
   [COVENANT_COUNTRIES]='"retention":"interest","max_age":2592000000000000,"max_msgs":1000000,"discard":"old"'
   [COVENANT_PROJECTS]='"retention":"interest","max_age":2592000000000000,"max_msgs":1000000,"discard":"old"'
@@ -58,6 +62,10 @@ declare -A LIMITS=(
   [ALERTS_INCIDENTS]='"retention":"limits","max_age":86400000000000,"max_msgs":10000,"discard":"new"')
 PIDS=()
 declare -A DAEMON_PID NATS_PORT LINK_PORT HTTP_PORT
+# nats-servers: iad and syd one each, ams three joined by routes.
+AMS_NODES=(ams-a ams-b ams-c)
+NODES=(iad "${AMS_NODES[@]}" syd)
+declare -A NODE_PID NODE_PORT MON_PORT ROUTE_PORT
 
 cleanup() {
   local rc=$?
@@ -66,8 +74,8 @@ cleanup() {
   # then publishers and nats-servers.
   for r in "${!DAEMON_PID[@]}"; do kill "${DAEMON_PID[$r]}" 2>/dev/null || true; done
   for r in "${!DAEMON_PID[@]}"; do wait "${DAEMON_PID[$r]}" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}" "${NODE_PID[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}" "${NODE_PID[@]}"; do wait "$p" 2>/dev/null || true; done
   if [ "$rc" -eq 0 ] && [ "$KEEP" -eq 0 ]; then
     rm -rf "$DEMO"
     echo "== stopped everything"
@@ -92,22 +100,38 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 }
 ctl() { local r=$1; shift; "$CTL" --url "http://127.0.0.1:${HTTP_PORT[$r]}" "$@"; }
 
-for r in "${REGIONS[@]}"; do
-  NATS_PORT[$r]=$(free_port); LINK_PORT[$r]=$(free_port); HTTP_PORT[$r]=$(free_port)
-done
+for r in "${REGIONS[@]}"; do LINK_PORT[$r]=$(free_port); HTTP_PORT[$r]=$(free_port); done
+for n in "${NODES[@]}"; do NODE_PORT[$n]=$(free_port); done
+for n in "${AMS_NODES[@]}"; do MON_PORT[$n]=$(free_port); ROUTE_PORT[$n]=$(free_port); done
+# A region's own address for the demo's clients (any node of ams would do).
+NATS_PORT[iad]=${NODE_PORT[iad]}; NATS_PORT[syd]=${NODE_PORT[syd]}; NATS_PORT[ams]=${NODE_PORT[ams-a]}
 
-for r in "${REGIONS[@]}"; do
-  mkdir -p "$DEMO/$r"
-  cat > "$DEMO/$r/nats.conf" <<CONF
-server_name: $r
-listen: 127.0.0.1:${NATS_PORT[$r]}
-jetstream { store_dir: "$DEMO/$r/js" }
-CONF
+start_node() {  # start_node NODE: its configuration is written on first start
+  local n=$1
+  mkdir -p "$DEMO/$n"
+  if [ ! -f "$DEMO/$n/nats.conf" ]; then
+    printf 'server_name: %s\nlisten: 127.0.0.1:%s\njetstream { store_dir: "%s" }\n' \
+      "$n" "${NODE_PORT[$n]}" "$DEMO/$n/js" > "$DEMO/$n/nats.conf"
+    if [ -n "${ROUTE_PORT[$n]:-}" ]; then
+      local routes="" m
+      for m in "${AMS_NODES[@]}"; do
+        [ "$m" = "$n" ] || routes+="${routes:+, }nats-route://127.0.0.1:${ROUTE_PORT[$m]}"
+      done
+      printf 'http: 127.0.0.1:%s\ncluster {\n  name: ams\n  listen: 127.0.0.1:%s\n  routes: [%s]\n}\n' \
+        "${MON_PORT[$n]}" "${ROUTE_PORT[$n]}" "$routes" >> "$DEMO/$n/nats.conf"
+    fi
+  fi
   # Servers and daemons run in sessions of their own: a Ctrl-C in the
   # terminal reaches only this script, whose cleanup stops them in order.
-  setsid "$NATS_SERVER" -c "$DEMO/$r/nats.conf" >"$DEMO/$r/nats.log" 2>&1 &
-  PIDS+=($!)
-done
+  setsid "$NATS_SERVER" -c "$DEMO/$n/nats.conf" >>"$DEMO/$n/nats.log" 2>&1 &
+  NODE_PID[$n]=$!
+}
+# An ams node is ready once its JetStream is (the cluster has a meta leader).
+node_ready() {
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+    "http://127.0.0.1:${MON_PORT[$1]}/healthz?js-server-only=true"
+}
+for n in "${NODES[@]}"; do start_node "$n"; done
 
 # Links are mutual TLS: a demo CA and one certificate per region (DNS SAN =
 # region name), made with the openssl CLI (installed by install-deps.sh).
@@ -128,13 +152,19 @@ start_daemon() {  # start_daemon REGION
 }
 
 for r in "${REGIONS[@]}"; do
+  mkdir -p "$DEMO/$r"
   {
     cat <<CONF
 [region]
 name = "$r"
 
 [nats]
-urls = ["nats://127.0.0.1:${NATS_PORT[$r]}"]
+$(if [ "$r" = ams ]; then
+    printf 'urls = ["nats://127.0.0.1:%s", "nats://127.0.0.1:%s", "nats://127.0.0.1:%s"]\nreplicas = 3' \
+      "${NODE_PORT[ams-a]}" "${NODE_PORT[ams-b]}" "${NODE_PORT[ams-c]}"
+  else
+    printf 'urls = ["nats://127.0.0.1:%s"]' "${NATS_PORT[$r]}"
+  fi)
 
 [link]
 listen = "127.0.0.1:${LINK_PORT[$r]}"
@@ -157,7 +187,8 @@ CONF
   "$ISTHMUSD" --check-config "$DEMO/$r/isthmus.toml"
 done
 
-for r in "${REGIONS[@]}"; do wait_for 20 "nats-server $r" "$LOADGEN" ping --url "nats://127.0.0.1:${NATS_PORT[$r]}"; done
+for n in "${NODES[@]}"; do wait_for 20 "nats-server $n" "$LOADGEN" ping --url "nats://127.0.0.1:${NODE_PORT[$n]}"; done
+for n in "${AMS_NODES[@]}"; do wait_for 30 "$n's JetStream (ams's cluster)" node_ready "$n"; done
 echo "== creating the seed's four streams in iad; an application consumer (ANALYTICS) that has not"
 echo "   consumed yet holds the interest-retention streams' messages at the leader"
 for s in "${STREAMS[@]}"; do
@@ -177,14 +208,17 @@ done
 for r in "${REGIONS[@]}"; do start_daemon "$r"; done
 echo "== three regions up (full mesh of TLS+S2 links):"
 for r in "${REGIONS[@]}"; do
-  echo "   $r: nats :${NATS_PORT[$r]}, api and status page http://127.0.0.1:${HTTP_PORT[$r]}/, config $DEMO/$r/isthmus.toml"
+  nats=":${NATS_PORT[$r]}"
+  [ "$r" = ams ] && nats=":${NODE_PORT[ams-a]} :${NODE_PORT[ams-b]} :${NODE_PORT[ams-c]} (a cluster of three)"
+  echo "   $r: nats $nats, api and status page http://127.0.0.1:${HTTP_PORT[$r]}/, config $DEMO/$r/isthmus.toml"
 done
 for r in "${REGIONS[@]}"; do wait_for 30 "$r healthy" ctl "$r" health; done
 ctl ams health || true
 
-publish_all() {  # publish_all COUNT RATE LOGSUFFIX [ARGS]: one publisher per stream, in the background
+PUB_STREAMS=("${STREAMS[@]}")
+publish_all() {  # publish_all COUNT RATE LOGSUFFIX [ARGS]: one publisher per stream of PUB_STREAMS, in the background
   PUBS=()
-  for s in "${STREAMS[@]}"; do
+  for s in "${PUB_STREAMS[@]}"; do
     "$LOADGEN" publish --url "nats://127.0.0.1:${NATS_PORT[iad]}" --subjects "${SUBJECTS[$s]}" \
       --count "$1" --rate "$2" "${@:4}" >"$DEMO/publish-$s-$3.log" 2>&1 &
     PUBS+=($!)
@@ -195,7 +229,7 @@ publishers_running() { for p in "${PUBS[@]}"; do kill -0 "$p" 2>/dev/null && ret
 publishers_ok() {
   local rc=0
   for i in "${!PUBS[@]}"; do
-    wait "${PUBS[$i]}" || { echo "publisher for ${STREAMS[$i]} failed:"; cat "$DEMO/publish-${STREAMS[$i]}-$1.log"; rc=1; }
+    wait "${PUBS[$i]}" || { echo "publisher for ${PUB_STREAMS[$i]} failed:"; cat "$DEMO/publish-${PUB_STREAMS[$i]}-$1.log"; rc=1; }
   done
   return $rc
 }
@@ -249,6 +283,59 @@ ctl syd lag
 echo
 echo "== links (iad):"
 ctl iad links
+echo
+echo "== ams is a cluster of three nats-servers (${AMS_NODES[*]}) and its replicas are R3."
+echo "   kill -9 of the node ams's daemon is connected to, while 1000 more events per COVENANT stream"
+echo "   arrive in iad: the daemon connects to another node at once (it lists all three in nats.urls);"
+echo "   the replicas the node led elect new leaders among the two left (nats-server takes several"
+echo "   seconds, the lag rises meanwhile); the killed node catches up when it returns"
+ams_node() {  # the ams node ams's daemon last connected to (its log says which)
+  local port m
+  port=$(grep -h "nats: connected to" "$DEMO/ams/isthmusd.log" | tail -1 | sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p')
+  for m in "${AMS_NODES[@]}"; do if [ "${NODE_PORT[$m]}" = "$port" ]; then echo "$m"; fi; done
+}
+replica_state() {  # replica_state STREAM VIA_NODE: "R3, leader X, replicas Y (current), Z (current)"
+  "$LOADGEN" info --url "nats://127.0.0.1:${NODE_PORT[$2]}" --stream "$1" | python3 -c '
+import json, sys
+j = json.load(sys.stdin); c = j.get("cluster", {})
+reps = ", ".join("%s (%s)" % (r["name"], "current" if r.get("current") else "behind") for r in c.get("replicas", []))
+print("R%d, leader %s, replicas %s, last_seq %d" % (j["config"]["num_replicas"], c.get("leader", "none"), reps or "none",
+                                              j["state"]["last_seq"]))'
+}
+all_current() {  # every COVENANT replica at ams has a leader and two current replicas
+  local s
+  for s in COVENANT_COUNTRIES COVENANT_PROJECTS COVENANT_USERS; do
+    replica_state "$s" "$1" | grep -q "leader ams-.*replicas ams-. (current), ams-. (current)" || return 1
+  done
+}
+VICTIM=$(ams_node)
+[ -n "$VICTIM" ] || { echo "cannot tell which node ams's daemon is connected to" >&2; exit 1; }
+SURVIVOR=$(for m in "${AMS_NODES[@]}"; do if [ "$m" != "$VICTIM" ]; then echo "$m"; fi; done | head -1)
+echo "-- ams's daemon is connected to $VICTIM; COVENANT_USERS at ams: $(replica_state COVENANT_USERS "$SURVIVOR")"
+kill -9 "${NODE_PID[$VICTIM]}"; wait "${NODE_PID[$VICTIM]}" 2>/dev/null || true
+unset "NODE_PID[$VICTIM]"
+echo "-- $(date +%T): $VICTIM killed"
+PUB_STREAMS=(COVENANT_COUNTRIES COVENANT_PROJECTS COVENANT_USERS)
+publish_all 1000 500 3
+while publishers_running; do
+  sleep 1
+  echo "--- $(date +%T)"
+  ctl iad lag 2>/dev/null | grep -E "STREAM|ams" || true
+done
+publishers_ok 3 || exit 1
+PUB_STREAMS=("${STREAMS[@]}")
+wait_for 60 "ams to catch up on the two nodes left" caught_up
+echo "--- $(date +%T): caught up; ams's daemon is now connected to $(ams_node). Its log:"
+grep -h "nats:" "$DEMO/ams/isthmusd.log" | sed 's/^/   /'
+ctl iad lag | grep -E "STREAM|ams"
+echo "-- restarting $VICTIM"
+start_node "$VICTIM"
+wait_for 40 "$VICTIM back in ams's cluster" node_ready "$VICTIM"
+wait_for 60 "every R3 replica at ams current on all three nodes" all_current "$SURVIVOR"
+for s in COVENANT_COUNTRIES COVENANT_PROJECTS COVENANT_USERS ALERTS_INCIDENTS; do
+  printf "%-18s at ams: %s\n" "$s" "$(replica_state "$s" "$SURVIVOR")"
+done
+
 echo
 echo "== an application in ams publishes into its replica of COVENANT_COUNTRIES (a foreign write):"
 echo "   ams stops that stream (diverged), keeps the message aside, and an operator rebuilds the replica"
