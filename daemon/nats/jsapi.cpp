@@ -1,5 +1,7 @@
 #include "nats/jsapi.h"
 
+#include <algorithm>
+
 #include "nats/wire.h"
 
 namespace isthmus::nats {
@@ -28,6 +30,10 @@ Result<Json> api_request(natsConnection* nc, const std::string& subject, const s
     return Status(c, desc + " (err_code " + std::to_string(code) + ")");
   }
   return j;
+}
+
+bool answers_ping(natsConnection* nc, int64_t timeout_ms) {
+  return nc != nullptr && natsConnection_FlushTimeout(nc, std::min<int64_t>(timeout_ms, 1000)) == NATS_OK;
 }
 
 Result<Json> stream_info(natsConnection* nc, const std::string& stream, int64_t timeout_ms) {

@@ -24,6 +24,12 @@ using Json = nlohmann::json;
 Result<Json> api_request(natsConnection* nc, const std::string& subject, const std::string& body,
                          int64_t timeout_ms);
 
+// Whether the server answers a PING within timeout_ms (at most 1 s is
+// waited). After a request timed out: true when the server answers the
+// daemon otherwise (the request alone went unanswered: a clustered stream
+// without a leader, a refused subject), false when it is silent altogether.
+bool answers_ping(natsConnection* nc, int64_t timeout_ms);
+
 Result<Json> stream_info(natsConnection* nc, const std::string& stream, int64_t timeout_ms);
 // With deleted_details the state carries "deleted": the sequences missing
 // between first_seq and last_seq.

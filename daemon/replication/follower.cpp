@@ -112,6 +112,7 @@ struct PrepResult {
   uint64_t known_seq = 0;
   uint64_t late_checked = 0;   // late writes checked (check_own_writes()), all Isthmus's own
   uint64_t late_fillers = 0;   // fillers among them, deleted
+  bool unanswered_alone = false;  // timed out while the server answers (UnansweredPace)
   uint64_t verify_next = 0;    // the check stopped after a chunk: go on from here
   // The replica's creation time (its nats-server's clock; 0: unknown):
   // messages stored at the leader before it are history, not lag samples.
@@ -286,6 +287,7 @@ void Follower::maybe_start() {
 }
 
 void Follower::on_nats_up() {
+  prepare_pace_.reset();  // a new server may answer
   read_local();
   maybe_start();
 }
@@ -702,7 +704,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
   uint64_t verify_from = check_from();
   std::vector<uint64_t> late_fillers(late_fillers_pending_.begin(), late_fillers_pending_.end());
   Json want = *wanted;
-  ctx_.async<PrepResult>(
+  std::function<PrepResult(natsConnection*)> prepare =
       [stream, leader, tmo, want, rebuild, known_from, resume_from, replicas, verify_from,
        late_fillers](natsConnection* nc) {
         PrepResult r;
@@ -875,9 +877,16 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           }
         }
         return r;
+      };
+  ctx_.async<PrepResult>(
+      [prepare = std::move(prepare), tmo](natsConnection* nc) {
+        PrepResult r = prepare(nc);
+        r.unanswered_alone = !r.st && r.st.code() == Code::kTimeout && nats::answers_ping(nc, tmo);
+        return r;
       },
       [this, g, verify_from, leader_last = info.last_seq](PrepResult r) {
         if (g != gen_ || (phase_ != Phase::kPreparing && phase_ != Phase::kRebuilding)) return;
+        const int64_t pause = prepare_pace_.note(r.unanswered_alone, loop::mono_ns());
         conflict_ = r.conflict;
         if (!r.storage.empty()) storage_ = r.storage;
         if (r.st && r.created_ns > 0) replica_created_ns_ = r.created_ns;
@@ -931,10 +940,12 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         }
         if (!r.st) {
           phase_ = Phase::kError;
-          detail_ = r.st.message();
+          detail_ = r.st.message() +
+                    (pause > 0 ? " (asked again in " + std::to_string(pause / 1'000'000'000) + " s)" : "");
           phase_since_mono_ns_ = loop::mono_ns();
-          // Retried every 2 s: a persistent cause (e.g. a conflicting
-          // replica) is logged like any error the stream stops on.
+          // Retried every 2 s (later while the replica's requests go
+          // unanswered: prepare_pace_): a persistent cause (e.g. a
+          // conflicting replica) is logged like any error the stream stops on.
           warn_error("cannot prepare replica: " + detail_);
           return;
         }
@@ -2329,7 +2340,7 @@ void Follower::tick() {
       }
       break;
     case Phase::kError:
-      if (now - phase_since_mono_ns_ > kErrorRetryNs) {
+      if (now - phase_since_mono_ns_ > kErrorRetryNs && !prepare_pace_.holding(now)) {
         phase_ = Phase::kIdle;
         maybe_start();
       }

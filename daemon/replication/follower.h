@@ -61,6 +61,7 @@
 #include "link/frame.h"
 #include "nats/pub_ack.h"
 #include "replication/context.h"
+#include "replication/unanswered_pace.h"
 #include "replication/latency_histogram.h"
 #include "replication/rebuild_progress.h"
 #include "replication/sync_progress.h"
@@ -206,6 +207,10 @@ class Follower {
   uint64_t gen_ = 1;           // pipeline generation: bumps on every reset
   uint64_t sub_id_ = 0;        // id of our current SUBSCRIBE
   int64_t phase_since_mono_ns_ = 0;
+  // Preparing the replica is retried every 2 s after an error, less often
+  // while its requests go unanswered and the server answers otherwise (a
+  // clustered replica without a leader).
+  UnansweredPace prepare_pace_;
 
   // Positions. next_ is the sequence the next publish must land at.
   uint64_t applied_ = 0;       // highest sequence stored with nothing missing below

@@ -28,13 +28,6 @@ constexpr int64_t kListOffMaxNs = 900'000'000'000;
 // information (decided per batch; other batches still list).
 constexpr uint64_t kListMaxFactor = 4;
 constexpr int64_t kRecountNs = 600'000'000'000;
-// After a request went unanswered: how long a PING may take for the server
-// to count as answering (the round goes on asking) rather than silent.
-constexpr int64_t kSilenceCheckMs = 1'000;
-// A stream whose own request went unanswered while its server answers is
-// asked again after this long, doubling up to the maximum.
-constexpr int64_t kQuietFirstNs = 5'000'000'000;
-constexpr int64_t kQuietMaxNs = 60'000'000'000;
 
 }  // namespace
 
@@ -65,7 +58,7 @@ void StreamInfoReader::run() {
   names.reserve(batch->size());
   for (const auto& [n, _] : *batch) {
     auto q = quiet_.find(n);
-    if (q != quiet_.end() && now < q->second.until_mono_ns) continue;  // answered with its last error
+    if (q != quiet_.end() && q->second.pace.holding(now)) continue;  // answered with its last error
     names.push_back(n);
   }
   // (The server's count is looked at again every 10 min: other streams may
@@ -113,11 +106,10 @@ void StreamInfoReader::run() {
             // Twice in a row: once may be a stalled server that answered
             // the PING after it came back (the stream is read next round).
             Quiet& q = quiet_[name];
-            if (++q.strikes < 2) continue;
-            q.backoff_ns = q.backoff_ns == 0 ? kQuietFirstNs : std::min(2 * q.backoff_ns, kQuietMaxNs);
-            q.until_mono_ns = done_at + q.backoff_ns;
-            q.last = Status(r.status().code(), r.status().message() + " (asked again in " +
-                                                   std::to_string(q.backoff_ns / 1'000'000'000) + " s)");
+            const int64_t pause = q.pace.note(true, done_at);
+            if (pause == 0) continue;
+            q.last = Status(r.status().code(),
+                            r.status().message() + " (asked again in " + std::to_string(pause / 1'000'000'000) + " s)");
           } else {
             quiet_.erase(name);  // answered, or failed otherwise: not in a row
           }
@@ -126,7 +118,7 @@ void StreamInfoReader::run() {
           auto it = o.infos.find(name);
           auto q = quiet_.find(name);
           Result<Json> r = it != o.infos.end()                          ? it->second
-                           : q != quiet_.end() && q->second.until_mono_ns > 0 ? Result<Json>(q->second.last)
+                           : q != quiet_.end() && q->second.pace.pausing() ? Result<Json>(q->second.last)
                                                                         : Result<Json>(Status(Code::kUnavailable, "not read"));
           for (auto& d : dones) d(r);
         }
@@ -196,9 +188,7 @@ StreamInfoReader::Outcome StreamInfoReader::read_all(natsConnection* nc, const s
     return natsConnection_GetLastError(nc, &last) == NATS_NOT_PERMITTED && last != nullptr &&
            std::string_view(last).find(subject) != std::string_view::npos;
   };
-  auto server_silent = [nc, timeout_ms] {
-    return natsConnection_FlushTimeout(nc, std::min<int64_t>(timeout_ms, kSilenceCheckMs)) != NATS_OK;
-  };
+  auto server_silent = [nc, timeout_ms] { return !nats::answers_ping(nc, timeout_ms); };
   std::string silent;  // the request that went unanswered
   if (o.list_timeout && nc != nullptr && server_silent()) silent = "$JS.API.STREAM.LIST";
   for (const auto& n : names) {

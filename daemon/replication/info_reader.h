@@ -31,6 +31,7 @@
 
 #include "loop/timer.h"
 #include "replication/context.h"
+#include "replication/unanswered_pace.h"
 #include "util/status.h"
 
 namespace isthmus::replication {
@@ -79,12 +80,10 @@ class StreamInfoReader {
   // (a clustered stream without a leader, a user refused that one stream):
   // each read waits out a request timeout on the NATS worker, with every
   // other request of the daemon behind it, so from its second such round
-  // in a row it is not asked again for a while (5 s doubling to 60 s;
-  // answered meanwhile with its last error).
+  // in a row it is not asked again for a while (UnansweredPace; answered
+  // meanwhile with its last error).
   struct Quiet {
-    int strikes = 0;  // unanswered in a row (quiet from the second)
-    int64_t until_mono_ns = 0;
-    int64_t backoff_ns = 0;
+    UnansweredPace pace;
     Status last;
   };
   std::map<std::string, Quiet> quiet_;

@@ -93,6 +93,7 @@ struct ConsumerResult {
   bool reused = false;
   std::vector<std::string> removed;  // older durables of this follower, deleted
   std::string created;               // the stream's creation time (STREAM.INFO "created")
+  bool unanswered_alone = false;     // timed out while the server answers (UnansweredPace)
 };
 
 template <typename T>
@@ -142,6 +143,7 @@ void Leader::on_nats_up() {
   // already sent (the follower drops anything it already has).
   for (auto& [peer, s] : senders_) {
     s->creating = false;
+    s->create_pace.reset();  // a new server may answer
     restart_consumer(*s, "");
   }
   refresh_state();
@@ -299,37 +301,35 @@ Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
       return Status::ok();
     }
   }
-  std::string stream = cfg_.name;
-  int64_t tmo = ctx_.timeout_ms();
   const uint64_t deliveries_then = deliveries_;
-  ctx_.async<Result<Json>>([stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, tmo); },
-                           [this, peer, deliveries_then](Result<Json> r) {
-                             link::StreamInfo info;
-                             info.stream = cfg_.name;
-                             if (!r) {
-                               info.error = "cannot read stream " + cfg_.name + " at the leader: " +
-                                            r.status().message();
-                             } else if ((*r)["config"].value("retention", std::string()) == "workqueue") {
-                               info.error = "stream " + cfg_.name +
-                                            " has work-queue retention, which Isthmus does not replicate "
-                                            "(a reader would take messages from the application's consumers)";
-                             } else {
-                               if (note_created(r->value("created", std::string()))) on_recreated();
-                               retention_ = (*r)["config"].value("retention", std::string("limits"));
-                               info.config_json = (*r)["config"].dump();
-                               info.first_seq = (*r)["state"].value("first_seq", uint64_t{0});
-                               // Never below what was delivered (the follower takes a last
-                               // sequence below its replica's for a stream created again);
-                               // an estimate from a pending count may be lowered (above).
-                               note_last_seq((*r)["state"].value("last_seq", uint64_t{0}), deliveries_then);
-                               info.last_seq = last_seq_;
-                               first_seq_ = info.first_seq;
-                             }
-                             std::vector<uint8_t> f;
-                             encode(info, f);
-                             ctx_.links->send(peer, std::move(f));
-                             ctx_.request_flush();
-                           });
+  // Through the state reads: a stream whose requests go unanswered is not
+  // asked again at each follower's retry (UnansweredPace).
+  ctx_.infos->read(cfg_.name, [this, peer, deliveries_then](Result<Json> r) {
+    link::StreamInfo info;
+    info.stream = cfg_.name;
+    if (!r) {
+      info.error = "cannot read stream " + cfg_.name + " at the leader: " + r.status().message();
+    } else if ((*r)["config"].value("retention", std::string()) == "workqueue") {
+      info.error = "stream " + cfg_.name +
+                   " has work-queue retention, which Isthmus does not replicate "
+                   "(a reader would take messages from the application's consumers)";
+    } else {
+      if (note_created(r->value("created", std::string()))) on_recreated();
+      retention_ = (*r)["config"].value("retention", std::string("limits"));
+      info.config_json = (*r)["config"].dump();
+      info.first_seq = (*r)["state"].value("first_seq", uint64_t{0});
+      // Never below what was delivered (the follower takes a last
+      // sequence below its replica's for a stream created again);
+      // an estimate from a pending count may be lowered (above).
+      note_last_seq((*r)["state"].value("last_seq", uint64_t{0}), deliveries_then);
+      info.last_seq = last_seq_;
+      first_seq_ = info.first_seq;
+    }
+    std::vector<uint8_t> f;
+    encode(info, f);
+    ctx_.links->send(peer, std::move(f));
+    ctx_.request_flush();
+  });
   return Status::ok();
 }
 
@@ -423,7 +423,7 @@ void Leader::start_sender(const std::string& peer, uint64_t sub_id, uint64_t fro
 }
 
 void Leader::create_consumer(Sender& s) {
-  if (s.creating || !ctx_.conn) return;
+  if (s.creating || !ctx_.conn || s.create_pace.holding(loop::mono_ns())) return;  // tick() retries
   s.creating = true;
   uint64_t id = s.id;
   std::string stream = cfg_.name;
@@ -453,7 +453,7 @@ void Leader::create_consumer(Sender& s) {
   dc["max_waiting"] = 16;
   dc["description"] = "isthmus: keeps " + cfg_.name + " messages until region " + s.peer +
                       " has stored them (" + ctx_.cfg->region.name + " -> " + s.peer + ")";
-  ctx_.async<ConsumerResult>(
+  std::function<ConsumerResult(natsConnection*)> create =
       [stream, peer, start, cc, dc, tmo](natsConnection* nc) {
         ConsumerResult out;
         auto si = nats::stream_info(nc, stream, tmo);
@@ -520,6 +520,12 @@ void Leader::create_consumer(Sender& s) {
           if (nats::consumer_delete(nc, stream, old, tmo)) out.removed.push_back(old);
         }
         return out;
+      };
+  ctx_.async<ConsumerResult>(
+      [create = std::move(create), tmo](natsConnection* nc) {
+        ConsumerResult out = create(nc);
+        out.unanswered_alone = !out.st && out.st.code() == Code::kTimeout && nats::answers_ping(nc, tmo);
+        return out;
       },
       [this, id](ConsumerResult r) {
         Sender* sp = find_sender(id);
@@ -540,7 +546,9 @@ void Leader::create_consumer(Sender& s) {
         if (!r.retention.empty()) retention_ = r.retention;
         if (!r.st) {
           auto& v = views_[sp->peer];
-          v.detail = "cannot create consumer: " + r.st.message();
+          const int64_t pause = sp->create_pace.note(r.unanswered_alone, loop::mono_ns());
+          v.detail = "cannot create consumer: " + r.st.message() +
+                     (pause > 0 ? " (asked again in " + std::to_string(pause / 1'000'000'000) + " s)" : "");
           // With the NATS connection closing (its server restarting) every
           // reader of every stream fails alike, and the connection's loss is
           // logged once: not a warning per stream and follower (a burst of
@@ -555,6 +563,7 @@ void Leader::create_consumer(Sender& s) {
           return;
         }
         views_[sp->peer].detail.clear();
+        sp->create_pace.reset();
         sp->durable = r.durable;
         if (r.durable) {
           spdlog::info("stream {}: follower {} reads through durable {} ({}{})", cfg_.name, sp->peer, r.name,

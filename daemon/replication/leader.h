@@ -35,6 +35,7 @@
 #include "link/frame.h"
 #include "loop/timer.h"
 #include "replication/context.h"
+#include "replication/unanswered_pace.h"
 
 namespace isthmus::replication {
 
@@ -94,6 +95,9 @@ class Leader {
     uint64_t start_seq = 0;   // consumer start
     std::string consumer;     // empty until created
     bool creating = false;
+    // Reader creation asked again at the usual pace (tick(), every 2 s)
+    // unless the stream's requests go unanswered while the server answers.
+    UnansweredPace create_pace;
     std::string inbox;
     std::unique_ptr<nats::DataSub> sub;   // on the data connection (nats/data_conn.h)
     // Pull requests the server refuses (the daemon's user may not publish
