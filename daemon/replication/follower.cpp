@@ -2396,8 +2396,14 @@ nlohmann::json Follower::lag_json() const {
   f["leader_last_seq"] = leader_known ? Json(leader_last) : Json();
   f["applied_seq"] = applied_;
   // And while the leader is out of sight: its last sequence as last heard
-  // is not its last sequence now (a partition read seq lag 0).
-  f["seq_lag"] = leader_known && leader_in_sight(loop::mono_ns()) ? Json(leader_last - applied_) : Json();
+  // is not its last sequence now (a partition read seq lag 0). Nor is it
+  // while the follower does not replicate (starting: the replica being
+  // prepared; error; diverged): no STATE comes then, and a replica being
+  // created read "seq lag 0" against a leader taking in thousands
+  // (operator trial, R3 replicas); the leader's row has it.
+  f["seq_lag"] = leader_known && phase_ == Phase::kReplicating && leader_in_sight(loop::mono_ns())
+                     ? Json(leader_last - applied_)
+                     : Json();
   f["last_applied_origin_time_ns"] = last_applied_origin_ns_;
   f["last_apply_time_ns"] = last_apply_wall_ns_;
   LagFigures fg = figures();

@@ -804,6 +804,16 @@ TEST_CASE("f: a foreign write into the replica is reported as divergence and sto
               static_cast<unsigned long long>(stopped_at));
   INFO("replica last_seq after divergence: " << stopped_at);
   CHECK(stopped_at <= 600);  // nothing published after the divergence was applied
+  {
+    // Diverged, ams hears no more of iad's last sequence: its sequence lag
+    // is unknown (it read the figure of the last STATE it had, well below
+    // iad's 700), not a number.
+    auto st = f.daemon.lag_stream(kStream);
+    REQUIRE(st);
+    INFO(st->dump());
+    REQUIRE(!st->value("followers", json::array()).empty());
+    CHECK((*st)["followers"][0]["seq_lag"].is_null());
+  }
 
   // Nothing misaligned: every replica message below the foreign write matches
   // the leader at its sequence, the foreign message is kept where it landed,
@@ -1543,8 +1553,26 @@ TEST_CASE("o: a follower whose local nats-server is down shows in error at the l
     CHECK(status == 503);
     CHECK(reasons.find("local NATS connection down") != std::string::npos);
   }
+  // iad goes on taking messages: ams, not replicating, does not know how
+  // far behind it is (it read the figure of the last STATE or DATA frame it
+  // had, which iad stops sending once its window is full); iad does.
+  publish_events(s.leader().js(), 100, 20, 101);
+  check_for(
+      15s,
+      [&](std::string& state) {
+        auto l = s.leader().daemon.lag_stream(kStream);
+        auto f = s.follower().daemon.lag_stream(kStream);
+        state = "iad " + (l ? l->dump() : std::string("-")) + "\nams " + (f ? f->dump() : std::string("-"));
+        if (!l || !f || l->value("followers", json::array()).empty() || f->value("followers", json::array()).empty())
+          return false;
+        const json& lf = (*l)["followers"][0];
+        const json& ff = (*f)["followers"][0];
+        return lf.value("seq_lag", json()) == 20 && f->value("state", "") == "starting" && ff["seq_lag"].is_null() &&
+               ff.value("applied_seq", 0) == 100;
+      },
+      "iad's row for ams: seq_lag 20; ams's own: starting (waiting for its server), seq_lag null (unknown)");
   s.follower().nats.start();
-  publish_events(s.leader().js(), 100, 50, 101);
+  publish_events(s.leader().js(), 120, 30, 121);
   await_replica(s.mesh, 150);
   check_for(
       15s,
