@@ -311,29 +311,39 @@ all_current() {  # every COVENANT replica at ams has a leader and two current re
 VICTIM=$(ams_node)
 [ -n "$VICTIM" ] || { echo "cannot tell which node ams's daemon is connected to" >&2; exit 1; }
 SURVIVOR=$(for m in "${AMS_NODES[@]}"; do if [ "$m" != "$VICTIM" ]; then echo "$m"; fi; done | head -1)
-echo "-- ams's daemon is connected to $VICTIM; COVENANT_USERS at ams: $(replica_state COVENANT_USERS "$SURVIVOR")"
+echo "-- ams's daemon is connected to $VICTIM; the replicas at ams:"
+for s in COVENANT_COUNTRIES COVENANT_PROJECTS COVENANT_USERS; do
+  printf "   %-18s %s\n" "$s" "$(replica_state "$s" "$SURVIVOR")"
+done
 kill -9 "${NODE_PID[$VICTIM]}"; wait "${NODE_PID[$VICTIM]}" 2>/dev/null || true
 unset "NODE_PID[$VICTIM]"
-echo "-- $(date +%T): $VICTIM killed"
+echo "-- $(date +%T): $VICTIM killed. Every second: iad's rows for ams, and ams's /healthz (503 while"
+echo "   a replica has no leader: the daemon's requests for it time out; alert on it with a delay)"
 PUB_STREAMS=(COVENANT_COUNTRIES COVENANT_PROJECTS COVENANT_USERS)
 publish_all 1000 500 3
-while publishers_running; do
+deadline=$((SECONDS + 60))
+until ! publishers_running && caught_up 2>/dev/null; do
+  [ $SECONDS -lt $deadline ] || { echo "timed out waiting for ams to catch up on the two nodes left" >&2; exit 1; }
   sleep 1
   echo "--- $(date +%T)"
   ctl iad lag 2>/dev/null | grep -E "STREAM|ams" || true
+  ctl ams health 2>/dev/null | grep -E "^status|^  - " | cut -c1-150 | sed 's/^/   ams health: /' || true
 done
 publishers_ok 3 || exit 1
 PUB_STREAMS=("${STREAMS[@]}")
-wait_for 60 "ams to catch up on the two nodes left" caught_up
 echo "--- $(date +%T): caught up; ams's daemon is now connected to $(ams_node). Its log:"
 grep -h "nats:" "$DEMO/ams/isthmusd.log" | sed 's/^/   /'
 ctl iad lag | grep -E "STREAM|ams"
+for s in COVENANT_COUNTRIES COVENANT_PROJECTS COVENANT_USERS; do
+  printf "   %-18s %s\n" "$s" "$(replica_state "$s" "$SURVIVOR")"
+done
 echo "-- restarting $VICTIM"
 start_node "$VICTIM"
 wait_for 40 "$VICTIM back in ams's cluster" node_ready "$VICTIM"
 wait_for 60 "every R3 replica at ams current on all three nodes" all_current "$SURVIVOR"
+echo "-- $VICTIM is back, every replica current on all three nodes:"
 for s in COVENANT_COUNTRIES COVENANT_PROJECTS COVENANT_USERS ALERTS_INCIDENTS; do
-  printf "%-18s at ams: %s\n" "$s" "$(replica_state "$s" "$SURVIVOR")"
+  printf "   %-18s %s\n" "$s" "$(replica_state "$s" "$SURVIVOR")"
 done
 
 echo
@@ -359,7 +369,8 @@ ctl ams lag | grep -E "STREAM|COUNTRIES"
 
 echo
 echo "== a fifth stream, COVENANT_AUDIT, created in iad with 500 events of history, then added to"
-echo "   every region's configuration and applied with SIGHUP (systemctl reload): no restart"
+echo "   every region's configuration and applied with SIGHUP (systemctl reload): no restart;"
+echo "   the leader first, so that no follower asks iad for a stream it does not lead yet"
 "$LOADGEN" create-stream --url "nats://127.0.0.1:${NATS_PORT[iad]}" \
   --json '{"name":"COVENANT_AUDIT","subjects":["covenant.audit.>"],"storage":"file","num_replicas":1}' >/dev/null
 "$LOADGEN" publish --url "nats://127.0.0.1:${NATS_PORT[iad]}" --subjects covenant.audit.logged \
@@ -367,6 +378,8 @@ echo "   every region's configuration and applied with SIGHUP (systemctl reload)
 for r in "${REGIONS[@]}"; do
   printf '\n[[streams]]\nname = "COVENANT_AUDIT"\nleader = "iad"\n' >> "$DEMO/$r/isthmus.toml"
   kill -HUP "${DAEMON_PID[$r]}"
+  # (REGIONS starts with iad: the followers once it has applied it.)
+  [ "$r" != iad ] || wait_for 10 "iad to apply the reload" grep -q "reloaded: .*COVENANT_AUDIT" "$DEMO/iad/isthmusd.log"
 done
 audit_replicated() {  # both followers of COVENANT_AUDIT hold all 500
   ctl iad --json lag | python3 -c '

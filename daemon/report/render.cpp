@@ -353,7 +353,10 @@ std::string render_rebuild(const Json& lag, const std::string& stream, bool& fin
     if (rate > 0) line += ", " + sprintf_str("%.0f", rate) + " msg/s";
     auto eta = sync->find("eta_s");
     if (eta != sync->end() && eta->is_number()) {
-      line += ", about " + format_age(static_cast<int64_t>(eta->get<double>() * 1e9)) + " left";
+      // (Under a second reads "under 1s", not "about 0s" with thousands to go.)
+      const double e = eta->get<double>();
+      line += e < 1.0 && cell(*sync, "to_go") != "0" ? std::string(", under 1s left")
+                                                      : ", about " + format_age(static_cast<int64_t>(e * 1e9)) + " left";
     }
     return line + "\n";
   }

@@ -242,6 +242,14 @@ TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
         "S rebuilding: 20297 done, 40211 to go, 15640 msg/s, about 2s left\n");
   CHECK_FALSE(finished);
   CHECK_FALSE(failed);
+  {
+    // Under a second to go: not "about 0s left".
+    nlohmann::json fast = lag;
+    fast["streams"][0]["followers"][0]["sync"]["eta_s"] = 0.76;
+    fast["streams"][0]["followers"][0]["sync"]["to_go"] = 8312;
+    CHECK(render_rebuild(fast, "S", finished, failed) ==
+          "S rebuilding: 20297 done, 8312 to go, 15640 msg/s, under 1s left\n");
+  }
   CHECK_THAT(render_rebuild(lag, "T", finished, failed), Catch::Contains("keeping foreign messages aside"));
   CHECK_FALSE(finished);
   CHECK(render_rebuild(lag, "U", finished, failed) == "U replicating: rebuild done\n");
