@@ -210,7 +210,7 @@ class Follower {
   // Preparing the replica is retried every 2 s after an error, less often
   // while its requests go unanswered and the server answers otherwise (a
   // clustered replica without a leader).
-  UnansweredPace prepare_pace_;
+  UnansweredPace prepare_pace_{3};
 
   // Positions. next_ is the sequence the next publish must land at.
   uint64_t applied_ = 0;       // highest sequence stored with nothing missing below

@@ -97,7 +97,7 @@ class Leader {
     bool creating = false;
     // Reader creation asked again at the usual pace (tick(), every 2 s)
     // unless the stream's requests go unanswered while the server answers.
-    UnansweredPace create_pace;
+    UnansweredPace create_pace{3};
     std::string inbox;
     std::unique_ptr<nats::DataSub> sub;   // on the data connection (nats/data_conn.h)
     // Pull requests the server refuses (the daemon's user may not publish

@@ -6,11 +6,14 @@
 // wait out the whole nats.request_timeout on the NATS worker, with every
 // other request of the daemon queued behind it. Asked again at the usual
 // pace (every 1-2 s) such a stream would hold the worker most of the time.
-// So from the second unanswered attempt in a row the next one waits 5 s,
+// So past a few unanswered attempts in a row the next one waits 5 s,
 // doubling up to 60 s; any other outcome (an answer, an error answer, a
 // server silent altogether) starts over. Used by the state reads
-// (StreamInfoReader), a leader's reader creation and a follower's replica
-// preparation.
+// (StreamInfoReader: from the second unanswered in a row; once may be a
+// server that stalled and came back), and a leader's reader creation and a
+// follower's replica preparation (from the fourth: each is tried every
+// 2 s plus the timeout, about 10 s for three, which a stream leader's
+// election, 2-10 s on nats-server 2.9.10, should not be made to outlast).
 //
 // A plain value; loop thread only. nats::answers_ping() (worker thread)
 // tells an unanswered request of a server that answers from a silent one.
@@ -25,15 +28,18 @@ class UnansweredPace {
   static constexpr int64_t kFirstPauseNs = 5'000'000'000;
   static constexpr int64_t kMaxPauseNs = 60'000'000'000;
 
+  // free_in_row: unanswered attempts in a row that change nothing.
+  explicit UnansweredPace(int free_in_row = 1) : free_in_row_(free_in_row) {}
+
   // The outcome of one attempt, known at now_ns: unanswered while the
   // server answered otherwise, or not. Returns the pause before the next
   // attempt (0: none beyond the caller's usual pace).
   int64_t note(bool unanswered_alone, int64_t now_ns) {
     if (!unanswered_alone) {
-      *this = UnansweredPace();
+      reset();
       return 0;
     }
-    if (++strikes_ < 2) return 0;  // once may be a server that stalled and came back
+    if (++strikes_ <= free_in_row_) return 0;
     pause_ns_ = pause_ns_ == 0 ? kFirstPauseNs : (pause_ns_ >= kMaxPauseNs / 2 ? kMaxPauseNs : 2 * pause_ns_);
     until_ns_ = now_ns + pause_ns_;
     return pause_ns_;
@@ -43,9 +49,14 @@ class UnansweredPace {
   // Whether a pause was set (the stream is being asked less often).
   bool pausing() const { return until_ns_ > 0; }
   // A new connection: its server may answer; ask at the usual pace.
-  void reset() { *this = UnansweredPace(); }
+  void reset() {
+    strikes_ = 0;
+    pause_ns_ = 0;
+    until_ns_ = 0;
+  }
 
  private:
+  int free_in_row_;
   int strikes_ = 0;
   int64_t pause_ns_ = 0;
   int64_t until_ns_ = 0;

@@ -42,3 +42,16 @@ TEST_CASE("unanswered pace: an answer, or a failure of another kind, starts over
   CHECK_FALSE(p.holding(4 * kS));
   CHECK(p.note(true, 5 * kS) == 0);
 }
+
+TEST_CASE("unanswered pace: with three free in a row, the fourth unanswered attempt sets the first pause",
+          "[replication][pace]") {
+  UnansweredPace p(3);
+  CHECK(p.note(true, 0) == 0);
+  CHECK(p.note(true, 4 * kS) == 0);
+  CHECK(p.note(true, 8 * kS) == 0);
+  CHECK_FALSE(p.pausing());
+  CHECK(p.note(true, 12 * kS) == 5 * kS);
+  CHECK(p.holding(16 * kS));
+  CHECK(p.note(false, 17 * kS) == 0);
+  CHECK(p.note(true, 18 * kS) == 0);  // three free again
+}
