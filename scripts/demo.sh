@@ -213,6 +213,7 @@ for r in "${REGIONS[@]}"; do
   echo "   $r: nats $nats, api and status page http://127.0.0.1:${HTTP_PORT[$r]}/, config $DEMO/$r/isthmus.toml"
 done
 for r in "${REGIONS[@]}"; do wait_for 30 "$r healthy" ctl "$r" health; done
+echo "-- isthmusctl health at ams (healthy while its streams start: their R3 replicas are being created)"
 ctl ams health || true
 
 PUB_STREAMS=("${STREAMS[@]}")
