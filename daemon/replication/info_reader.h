@@ -46,6 +46,9 @@ class StreamInfoReader {
   // Reads `stream`'s info (no deleted details); done runs on the loop thread.
   void read(const std::string& stream, Done done);
   void stop();
+  // A new NATS connection: streams left quiet on the old server are asked
+  // again at once (the new server may answer them).
+  void on_nats_up() { quiet_.clear(); }
 
  private:
   struct Outcome {

@@ -146,6 +146,7 @@ void Leader::on_nats_up() {
     s->create_pace.reset();  // a new server may answer
     restart_consumer(*s, "");
   }
+  info_req_pace_.reset();
   refresh_state();
   cleanup_stale_durables();
   reconcile();
@@ -279,7 +280,8 @@ void Leader::on_link_down(const std::string& peer) {
 
 std::string Leader::not_asked(const std::string& peer, const FollowerView& v, int64_t now_mono) const {
   // A follower asks within a second of its link coming up (and every 2-5 s
-  // while it cannot prepare the replica), unless its own NATS is down.
+  // while it cannot prepare the replica, up to a minute apart while its
+  // replica's requests go unanswered), unless its own NATS is down.
   constexpr int64_t kNotAskedNs = 15'000'000'000;
   if (v.asked || v.link_up_mono_ns == 0 || now_mono - v.link_up_mono_ns < kNotAskedNs) return "";
   const int64_t s = (now_mono - v.link_up_mono_ns) / 1'000'000'000;
@@ -301,35 +303,68 @@ Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
       return Status::ok();
     }
   }
-  const uint64_t deliveries_then = deliveries_;
-  // Through the state reads: a stream whose requests go unanswered is not
-  // asked again at each follower's retry (UnansweredPace).
-  ctx_.infos->read(cfg_.name, [this, peer, deliveries_then](Result<Json> r) {
+  // Asked for each request (a follower asks again every 2 s while it cannot
+  // prepare), except while this stream's requests go unanswered with the
+  // server answering otherwise: then, from the fourth such request in a
+  // row (a stream leader's election is waited out), answered with the last
+  // error until the pause ends (UnansweredPace).
+  const int64_t now = loop::mono_ns();
+  if (info_req_pace_.holding(now)) {
     link::StreamInfo info;
     info.stream = cfg_.name;
-    if (!r) {
-      info.error = "cannot read stream " + cfg_.name + " at the leader: " + r.status().message();
-    } else if ((*r)["config"].value("retention", std::string()) == "workqueue") {
-      info.error = "stream " + cfg_.name +
-                   " has work-queue retention, which Isthmus does not replicate "
-                   "(a reader would take messages from the application's consumers)";
-    } else {
-      if (note_created(r->value("created", std::string()))) on_recreated();
-      retention_ = (*r)["config"].value("retention", std::string("limits"));
-      info.config_json = (*r)["config"].dump();
-      info.first_seq = (*r)["state"].value("first_seq", uint64_t{0});
-      // Never below what was delivered (the follower takes a last
-      // sequence below its replica's for a stream created again);
-      // an estimate from a pending count may be lowered (above).
-      note_last_seq((*r)["state"].value("last_seq", uint64_t{0}), deliveries_then);
-      info.last_seq = last_seq_;
-      first_seq_ = info.first_seq;
-    }
+    info.error = info_req_error_;
     std::vector<uint8_t> f;
     encode(info, f);
     ctx_.links->send(peer, std::move(f));
     ctx_.request_flush();
-  });
+    return Status::ok();
+  }
+  struct Answer {
+    Result<Json> r = Status(Code::kUnavailable, "not read");
+    bool unanswered_alone = false;
+  };
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  const uint64_t deliveries_then = deliveries_;
+  ctx_.async<Answer>(
+      [stream, tmo](natsConnection* nc) {
+        Answer a;
+        a.r = nats::stream_info(nc, stream, tmo);
+        a.unanswered_alone = !a.r && a.r.status().code() == Code::kTimeout && nats::answers_ping(nc, tmo);
+        return a;
+      },
+      [this, peer, deliveries_then](Answer a) {
+        Result<Json>& r = a.r;
+        link::StreamInfo info;
+        info.stream = cfg_.name;
+        const int64_t pause = info_req_pace_.note(a.unanswered_alone, loop::mono_ns());
+        if (!r) {
+          info.error = "cannot read stream " + cfg_.name + " at the leader: " + r.status().message();
+          if (pause > 0) {
+            info_req_error_ = info.error + " (asked again in " + std::to_string(pause / 1'000'000'000) + " s)";
+            info.error = info_req_error_;
+          }
+        } else if ((*r)["config"].value("retention", std::string()) == "workqueue") {
+          info.error = "stream " + cfg_.name +
+                       " has work-queue retention, which Isthmus does not replicate "
+                       "(a reader would take messages from the application's consumers)";
+        } else {
+          if (note_created(r->value("created", std::string()))) on_recreated();
+          retention_ = (*r)["config"].value("retention", std::string("limits"));
+          info.config_json = (*r)["config"].dump();
+          info.first_seq = (*r)["state"].value("first_seq", uint64_t{0});
+          // Never below what was delivered (the follower takes a last
+          // sequence below its replica's for a stream created again);
+          // an estimate from a pending count may be lowered (above).
+          note_last_seq((*r)["state"].value("last_seq", uint64_t{0}), deliveries_then);
+          info.last_seq = last_seq_;
+          first_seq_ = info.first_seq;
+        }
+        std::vector<uint8_t> f;
+        encode(info, f);
+        ctx_.links->send(peer, std::move(f));
+        ctx_.request_flush();
+      });
   return Status::ok();
 }
 

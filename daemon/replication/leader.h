@@ -270,6 +270,11 @@ class Leader {
   uint64_t last_time_seq_ = 0;  // the sequence last_time_ns_ is the store time of
   std::string error_;  // the local stream cannot be read
   bool read_error_timeout_ = false;  // error_ is a state read that timed out
+  // A follower's request for the stream (on_stream_req) is asked at once,
+  // except while the stream's requests go unanswered (from the fourth in a
+  // row): answered with the last error meanwhile.
+  UnansweredPace info_req_pace_{3};
+  std::string info_req_error_;
 };
 
 }  // namespace isthmus::replication

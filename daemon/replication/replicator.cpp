@@ -128,6 +128,7 @@ void Replicator::on_nats_up(nats::ConnPtr conn, uint64_t generation, const std::
   cnats_ = std::move(conn);
   cnats_url_ = url;
   server_watch_->on_nats_up(generation);
+  infos_->on_nats_up();
   data_backoff_ms_ = 0;
   open_data();
 }

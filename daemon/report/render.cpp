@@ -330,9 +330,10 @@ std::string render_rebuild(const Json& lag, const std::string& stream, bool& fin
       return line + ": rebuild done\n";
     }
     if (state == "error" && s.contains("rebuild")) {
-      // The daemon retries every 2 s and the rebuild goes on once the
-      // error clears: keep watching, and say so.
-      return line + ": " + cell(s, "detail") + " (retried every 2 s; the rebuild goes on once it clears)\n";
+      // The daemon retries (every 2 s; later while the replica's requests
+      // go unanswered, as the detail then says) and the rebuild goes on
+      // once the error clears: keep watching, and say so.
+      return line + ": " + cell(s, "detail") + " (retried; the rebuild goes on once it clears)\n";
     }
     if (state == "diverged" || state == "error") {
       failed = true;
