@@ -685,15 +685,15 @@ TEST_CASE("b: link down for 10 s: both ages rise by about 10 s, then fall back",
   {
     auto& iad_nats = su.leader().nats.process();
     iad_nats.signal(SIGSTOP);
-    auto t0 = Clock::now();
+    auto c0 = Clock::now();
     auto lag = su.leader().daemon.http_get("/v1/lag", 10s);
-    const double lag_ms = ms_since(t0, Clock::now());
-    t0 = Clock::now();
+    const double lag_ms = ms_since(c0, Clock::now());
+    c0 = Clock::now();
     auto met = su.leader().daemon.http_get("/metrics", 10s);
-    const double met_ms = ms_since(t0, Clock::now());
-    t0 = Clock::now();
+    const double met_ms = ms_since(c0, Clock::now());
+    c0 = Clock::now();
     auto lag2 = su.leader().daemon.http_get("/v1/lag", 10s);
-    const double lag2_ms = ms_since(t0, Clock::now());
+    const double lag2_ms = ms_since(c0, Clock::now());
     iad_nats.signal(SIGCONT);
     std::printf("[figures] b: iad's nats-server stopped: /v1/lag answered in %.0f ms, /metrics in %.0f ms, "
                 "/v1/lag again in %.0f ms\n",
