@@ -244,6 +244,17 @@ n = sum(len(s.get("followers", [])) for s in j["streams"])
 sys.exit(0 if ok and n == 8 else 1)'
 }
 
+all_subscribed() {  # every follower of every stream reading from iad (its replica made)
+  ctl iad --json lag | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+f = [f for s in j["streams"] for f in s.get("followers", [])]
+sys.exit(0 if len(f) == 8 and all(x["state"] in ("syncing", "replicating") for x in f) else 1)'
+}
+# (ams's R3 replicas take a few seconds each to create; messages published
+# meanwhile would wait for them, and their lag would count.)
+wait_for 60 "every follower to subscribe" all_subscribed
+
 echo "== publishing $EVENTS events into each stream in iad at $RATE msg/s each;"
 echo "   the leader's lag table (iad: every stream x follower) refreshes every second"
 # Every 10th event carries a Nats-Msg-Id: it travels as Isthmus-Orig-Nats-Msg-Id.
