@@ -314,9 +314,9 @@ reps = ", ".join("%s (%s)" % (r["name"], "current" if r.get("current") else "beh
 print("R%d, leader %s, replicas %s, last_seq %d" % (j["config"]["num_replicas"], c.get("leader", "none"), reps or "none",
                                               j["state"]["last_seq"]))'
 }
-all_current() {  # every COVENANT replica at ams has a leader and two current replicas
+all_current() {  # every replica at ams has a leader and two current replicas
   local s
-  for s in COVENANT_COUNTRIES COVENANT_PROJECTS COVENANT_USERS; do
+  for s in "${STREAMS[@]}"; do
     replica_state "$s" "$1" | grep -q "leader ams-.*replicas ams-. (current), ams-. (current)" || return 1
   done
 }

@@ -11,9 +11,10 @@
 // server silent altogether) starts over. Used by the state reads
 // (StreamInfoReader: from the second unanswered in a row; once may be a
 // server that stalled and came back), and a leader's reader creation and a
-// follower's replica preparation (from the fourth: each is tried every
-// 2 s plus the timeout, about 10 s for three, which a stream leader's
-// election, 2-10 s on nats-server 2.9.10, should not be made to outlast).
+// follower's replica preparation (from the fourth: each is tried 2-3 s
+// after the last one failed, plus the timeout, 12-15 s for three with the
+// default 2 s timeout, which a stream leader's election, 2-10 s on
+// nats-server 2.9.10, should not be made to outlast).
 //
 // A plain value; loop thread only. nats::answers_ping() (worker thread)
 // tells an unanswered request of a server that answers from a silent one.
