@@ -254,14 +254,14 @@ std::string render_lag(const Json& lag, bool problems_only) {
       // leader: the link down, the leader stalled) once its age says it is
       // behind: "caught up" beside an age of 30 s misled (operator trial).
       if (progress == "caught up" && num_or(f, "seq_lag", -1) != 0 && (behind_ms < 0 || behind_ms >= 100)) {
-        progress = "synced";
+        progress = "behind";
       }
       ++all_rows;
       // (No age: nothing applied yet, e.g. an empty stream; fine when
       // nothing is behind either.)
       const bool age_fine = behind_ms >= 0 ? behind_ms < 1000 : num_or(f, "seq_lag", -1) == 0;
       const bool fine = state == "replicating" && !stale && age_fine &&
-                        (progress == "caught up" || progress == "synced" || progress == kNone);
+                        (progress == "caught up" || progress == "behind" || progress == kNone);
       if (problems_only && fine) continue;
       t.add_row({stream, cell(s, "role"), cell(s, "leader"), cell(f, "region"), state, cell(f, "leader_last_seq"),
                  cell(f, "applied_seq"), cell(f, "seq_lag"), cur, p99, age(s, f), progress});

@@ -268,7 +268,7 @@ TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
   CHECK_THROWS(render_rebuild(lag, "W", finished, failed));
 }
 
-TEST_CASE("lag table: a follower past its initial sync but behind now reads 'synced', not 'caught up'",
+TEST_CASE("lag table: a follower past its initial sync but behind now reads 'behind', not 'caught up'",
           "[ctl][render]") {
   Json lag = Json::parse(R"({"region":"iad","streams":[
     {"stream":"ORDERS","leader":"iad","role":"leader","state":"replicating","first_seq":1,"last_seq":8000,
@@ -288,13 +288,13 @@ TEST_CASE("lag table: a follower past its initial sync but behind now reads 'syn
   const std::string out = render_lag(lag);
   INFO(out);
   CHECK(out.find("3824") != std::string::npos);
-  CHECK(out.find("321ms  synced\n") != std::string::npos);
+  CHECK(out.find("321ms  behind\n") != std::string::npos);
   CHECK(out.find("0  caught up\n") != std::string::npos);
   // A few messages in flight under steady traffic (4.5 ms old): still "caught up".
   CHECK(out.find("4.50ms  caught up\n") != std::string::npos);
 }
 
-TEST_CASE("lag table: a follower whose leader is out of sight (seq lag unknown) and whose age rises reads 'synced'",
+TEST_CASE("lag table: a follower whose leader is out of sight (seq lag unknown) and whose age rises reads 'behind'",
           "[ctl][render]") {
   // The follower's own row while its link is down: seq lag and current
   // time lag null, the newest-applied age rising.
@@ -307,7 +307,7 @@ TEST_CASE("lag table: a follower whose leader is out of sight (seq lag unknown) 
         "sync":{"state":"caught_up","done":7666,"to_go":0,"rate_per_s":0,"eta_s":null}}]}]})");
   std::string out = render_lag(lag);
   INFO(out);
-  CHECK(out.find("29.9s  synced\n") != std::string::npos);
+  CHECK(out.find("29.9s  behind\n") != std::string::npos);
   CHECK(out.find("caught up") == std::string::npos);
   // Just after a blip (age under 100 ms): still "caught up".
   lag["streams"][0]["followers"][0]["newest_applied_age_ms"] = 40.0;
