@@ -263,6 +263,11 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
                 as_num(f, "skipped"));
         }
       }
+      if (f.contains("missing") && f["missing"].is_object()) {
+        m.add("isthmus_replica_missing_messages", "gauge",
+              "messages the leader holds that the replica lost at its end (repair: rebuild)", fb,
+              as_num(f["missing"], "messages"));
+      }
       if (f.contains("foreign_found")) {
         m.add("isthmus_foreign_messages_found", "gauge", "foreign messages found in the diverged replica", fb,
               as_num(f, "foreign_found"));

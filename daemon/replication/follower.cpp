@@ -57,11 +57,13 @@ constexpr int64_t kErrorClearedNs = 10'000'000'000;
 constexpr int64_t kWriteRefusedHoldNs = 10'000'000'000;
 // JetStream's error code for a failed Nats-Expected-Last-Sequence check.
 constexpr int kErrWrongLastSequence = 10071;
+// How far below the replica's last sequence a start looks for the last
+// message it holds, past deleted ones (a filled deleted tail, or writes
+// nats-server dropped while it shut down): one MSG.GET each, only while
+// they are not found.
+constexpr uint64_t kTailProbe = 1024;
 // A gap at least this long, entirely below the leader's first sequence, is
 // crossed with one positioning purge rather than a filler per sequence.
-// How far below the replica's last sequence a start looks for the last
-// message it holds, past deleted ones (a filled deleted tail).
-constexpr uint64_t kTailProbe = 64;
 constexpr uint64_t kPositionGapMin = 16;
 // Deletions remembered for sequences not yet applied here.
 constexpr size_t kMaxPendingDeletes = 1'000'000;
@@ -916,8 +918,10 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         if (r.rebuilt && (r.scan_done || r.deleted)) rebuild_resume_from_ = 0;
         if (r.rebuilt && r.deleted) rebuild_known_from_ = 0;
         if (r.rebuilt && r.st) {
-          // A new replica: nothing written into it yet, nothing dropped.
+          // A new replica: nothing written into it yet, nothing dropped,
+          // nothing missing.
           written_high_ = 0;
+          missing_ = missing_first_ = missing_last_ = 0;
           forget_late_writes();
           dropped_seq_ = 0;
           dropped_origin_ns_ = 0;
@@ -1095,6 +1099,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   if (known_seq_ == 0 || known_seq_ > last_seq || last_seq + 1 != next_) known_seq_ = known_time_ns_ = 0;
   s.from_seq = known_seq_ > 0 ? known_seq_ : next_;
   awaiting_overlap_ = known_seq_ > 0 && leader_first_ <= known_seq_;
+  deleted_tail_above_ = known_seq_ > 0 && known_seq_ + 1 < next_ ? known_seq_ : 0;
   s.sub_id = sub_id_;
   std::vector<uint8_t> f;
   encode(s, f);
@@ -1235,6 +1240,9 @@ Status Follower::on_data(link::Data&& d) {
   // a STATE, sent ahead of data about once a second, says the leader's
   // last sequence is recent enough to call a follower that holds it
   // caught up.)
+  struct {
+    uint64_t first = 0, last = 0, count = 0;
+  } lost;
   for (auto& m : d.msgs) {
     if (awaiting_overlap_ && m.seq >= known_seq_) awaiting_overlap_ = false;  // compared below, or gone
     // The replica's last confirmed message, sent again (at a SUBSCRIBE, or
@@ -1247,13 +1255,30 @@ Status Follower::on_data(link::Data&& d) {
               m.seq + 1);
       return Status::ok();
     }
-    if (m.seq < next_) continue;
+    if (m.seq < next_) {
+      if (deleted_tail_above_ > 0 && m.seq > deleted_tail_above_) {
+        lost.first = lost.first == 0 ? m.seq : lost.first;
+        lost.last = m.seq;
+        ++lost.count;
+      }
+      continue;
+    }
     if (!queue_.empty() && m.seq <= queue_.back().seq) {
       return Status(Code::kInvalid, "data: sequences out of order");
     }
     leader_last_seq_ = std::max(leader_last_seq_, m.seq);
     queue_bytes_ += m.wire_size();
     queue_.push_back(std::move(m));
+  }
+  if (lost.count > 0) {
+    missing_ += lost.count;
+    missing_first_ = missing_first_ == 0 ? lost.first : std::min(missing_first_, lost.first);
+    missing_last_ = std::max(missing_last_, lost.last);
+    spdlog::warn("stream {}: the replica lacks {} message(s) the leader holds, sequences {}..{} (deleted at the "
+                 "replica's end: nats-server 2.9 drops what is written into an interest stream while it shuts "
+                 "down, acknowledging it, or they were deleted by hand); a sequence cannot be written again: "
+                 "rebuild the replica to repair (isthmusctl rebuild {})",
+                 cfg_.name, lost.count, lost.first, lost.last, cfg_.name);
   }
   pump();
   return Status::ok();
@@ -2427,6 +2452,9 @@ nlohmann::json Follower::lag_json() const {
   f["pipeline_resets"] = resets_;
   f["queued"] = queue_.size();
   f["inflight"] = inflight_.size();
+  if (missing_ > 0) {
+    f["missing"] = Json{{"messages", missing_}, {"first_seq", missing_first_}, {"last_seq", missing_last_}};
+  }
   if (phase_ == Phase::kDiverged || foreign_found_ > 0) {
     f["foreign_found"] = foreign_found_;
     f["foreign_kept"] = foreign_kept_;
@@ -2472,6 +2500,11 @@ std::string Follower::problem() const {
   }
   if (phase_ == Phase::kError) return "stream " + cfg_.name + ": " + detail_;
   if (write_refused_now()) return "stream " + cfg_.name + ": " + write_refused_;
+  if (missing_ > 0 && rebuild_ == Rebuild::kNone) {
+    return "stream " + cfg_.name + ": the replica lacks " + std::to_string(missing_) +
+           " message(s) the leader holds (sequences " + std::to_string(missing_first_) + ".." +
+           std::to_string(missing_last_) + "); repair with POST /v1/streams/" + cfg_.name + "/rebuild";
+  }
   if (rebuild_ != Rebuild::kNone) {
     uint64_t leader_last = std::max(leader_last_seq_, applied_);
     return "stream " + cfg_.name + " rebuilding" +

@@ -312,6 +312,15 @@ class Follower {
   uint64_t known_seq_ = 0;
   int64_t known_time_ns_ = 0;
   bool awaiting_overlap_ = false;  // subscribed from known_seq_, not yet received: no trim()
+  // Subscribed from known_seq_ below a deleted tail of the replica (its
+  // sequences up to next_ - 1 were probed, none held): whatever of it the
+  // leader sends again is a message the leader holds and the replica lost
+  // (nats-server 2.9 drops writes into an interest stream while it shuts
+  // down, each acknowledged; or deleted by hand). A sequence cannot be
+  // written again: counted (missing_*), reported until a rebuild recreates
+  // the replica (or the daemon restarts: the log line stays).
+  uint64_t deleted_tail_above_ = 0;
+  uint64_t missing_ = 0, missing_first_ = 0, missing_last_ = 0;
   uint64_t states_seen_ = 0;           // STATE frames received
   bool front_suspect_ = false;         // check_front() found the replica short once
   uint64_t front_suspect_states_ = 0;  // states_seen_ then

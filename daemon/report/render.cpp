@@ -235,6 +235,12 @@ std::string render_lag(const Json& lag, bool problems_only) {
       // is itself, whose state is the stream's.
       std::string state = f.contains("state") ? cell(f, "state") : stream_state;
       if (f.contains("detail")) notes.push_back(stream + " -> " + cell(f, "region") + ": " + state + ": " + cell(f, "detail"));
+      const bool missing = f.contains("missing") && f["missing"].is_object();
+      if (missing) {
+        notes.push_back(stream + " -> " + cell(f, "region") + ": the replica lacks " + cell(f["missing"], "messages") +
+                        " message(s) the leader holds (sequences " + cell(f["missing"], "first_seq") + ".." +
+                        cell(f["missing"], "last_seq") + "): rebuild to repair");
+      }
       auto [cur, p99] = time_lag(f);
       // The sync progress comes in the same report.
       bool stale = f.contains("time_lag") && num_or(f["time_lag"], "report_age_ms", -1) > kStaleReportMs;
@@ -260,7 +266,7 @@ std::string render_lag(const Json& lag, bool problems_only) {
       // (No age: nothing applied yet, e.g. an empty stream; fine when
       // nothing is behind either.)
       const bool age_fine = behind_ms >= 0 ? behind_ms < 1000 : num_or(f, "seq_lag", -1) == 0;
-      const bool fine = state == "replicating" && !stale && age_fine &&
+      const bool fine = state == "replicating" && !stale && age_fine && !missing &&
                         (progress == "caught up" || progress == "behind" || progress == kNone);
       if (problems_only && fine) continue;
       t.add_row({stream, cell(s, "role"), cell(s, "leader"), cell(f, "region"), state, cell(f, "leader_last_seq"),

@@ -314,3 +314,20 @@ TEST_CASE("lag table: a follower whose leader is out of sight (seq lag unknown) 
   out = render_lag(lag);
   CHECK(out.find("caught up\n") != std::string::npos);
 }
+
+TEST_CASE("lag table: a replica missing messages gets a note and counts as needing a look", "[ctl][render]") {
+  Json lag = Json::parse(R"({"region":"ams","streams":[
+    {"stream":"ORDERS","leader":"iad","role":"follower","state":"replicating",
+     "followers":[
+       {"region":"ams","leader_last_seq":250,"applied_seq":250,"seq_lag":0,"newest_applied_age_ms":0,
+        "time_lag":{"current_ms":1.0,"p99_ms":6.2,"clock_offset_known":true},
+        "missing":{"messages":3,"first_seq":198,"last_seq":200},
+        "sync":{"state":"caught_up","done":250,"to_go":0,"rate_per_s":0,"eta_s":0}}]}]})");
+  const std::string out = render_lag(lag);
+  INFO(out);
+  CHECK(out.find("ORDERS -> ams: the replica lacks 3 message(s) the leader holds (sequences 198..200): rebuild to "
+                 "repair") != std::string::npos);
+  const std::string problems = render_lag(lag, true);
+  INFO(problems);
+  CHECK(problems.find("1 of 1 rows need a look") != std::string::npos);
+}
