@@ -13,5 +13,6 @@
 #include "process.h"
 #include "proxied_pair.h"
 #include "publisher.h"
+#include "seed_streams.h"
 #include "topology.h"
 #include "util.h"

@@ -31,38 +31,6 @@ namespace {
 const std::string kLeader = "iad";
 const std::vector<std::string> kFollowers = {"ams", "syd"};
 
-struct SeedStream {
-  std::string name;
-  std::vector<std::string> subjects;
-  std::string retention;
-  int64_t max_age_ns;
-  int64_t max_msgs;
-  std::string discard;
-  unsigned weight;  // messages per publishing round
-};
-
-const std::vector<SeedStream>& seed_streams() {
-  static const std::vector<SeedStream> s = {
-      {"COVENANT_COUNTRIES",
-       {"covenant.countries.created", "covenant.countries.updated", "covenant.countries.deleted"},
-       "interest", 2592000000LL * 1000000, 1000000, "old", 3},
-      {"COVENANT_PROJECTS",
-       {"covenant.projects.created", "covenant.projects.updated", "covenant.projects.deleted"},
-       "interest", 2592000000LL * 1000000, 1000000, "old", 2},
-      {"COVENANT_USERS", {"covenant.users.created", "covenant.users.updated", "covenant.users.deleted"},
-       "interest", 604800000LL * 1000000, 100000, "old", 2},
-      {"ALERTS_INCIDENTS", {"alerts.incidents.critical", "alerts.incidents.warning", "alerts.incidents.info"},
-       "limits", 86400000LL * 1000000, 10000, "new", 1},
-  };
-  return s;
-}
-
-json stream_config(const SeedStream& s) {
-  return {{"name", s.name},        {"subjects", s.subjects}, {"retention", s.retention},
-          {"max_age", s.max_age_ns}, {"max_msgs", s.max_msgs}, {"discard", s.discard},
-          {"storage", "file"},     {"num_replicas", 1}};
-}
-
 std::vector<IsthmusdConfig::Stream> mesh_streams() {
   std::vector<IsthmusdConfig::Stream> v;
   for (const auto& s : seed_streams()) v.push_back({s.name, kLeader});
@@ -99,7 +67,7 @@ TEST_CASE("three regions, four seed streams, kill -9, nats restart and a link dr
   mesh.start_nats();
   std::vector<PublishTarget> targets;
   for (const auto& s : seed_streams()) {
-    iad.js().create_stream(stream_config(s));
+    iad.js().create_stream(seed_stream_config(s));
     if (s.retention == "interest")
       iad.js().api("$JS.API.CONSUMER.DURABLE.CREATE." + s.name + ".ANALYTICS",
                    {{"stream_name", s.name},
