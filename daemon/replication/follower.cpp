@@ -57,11 +57,6 @@ constexpr int64_t kErrorClearedNs = 10'000'000'000;
 constexpr int64_t kWriteRefusedHoldNs = 10'000'000'000;
 // JetStream's error code for a failed Nats-Expected-Last-Sequence check.
 constexpr int kErrWrongLastSequence = 10071;
-// How far below the replica's last sequence a start looks for the last
-// message it holds, past deleted ones (a filled deleted tail, or writes
-// nats-server dropped while it shut down): one MSG.GET each, only while
-// they are not found.
-constexpr uint64_t kTailProbe = 1024;
 // A gap at least this long, entirely below the leader's first sequence, is
 // crossed with one positioning purge rather than a filler per sequence.
 constexpr uint64_t kPositionGapMin = 16;
@@ -807,12 +802,36 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         }
         r.syncing = mk.kind == Marker::Kind::kRebuildSyncing;
         if (r.messages > 0 && r.last_seq > 0) {
-          // The replica's last message; past a short deleted tail (fillers,
-          // the leader's deletes), the last one it holds.
+          // The replica's last message; past a deleted tail (fillers, the
+          // leader's deletes, writes nats-server dropped while it shut
+          // down), the last one it holds: found by halving, "is anything
+          // held at or above s" (a message at or above first_seq is; none
+          // at or above last_seq is), about log2(last - first) requests.
           uint64_t at = r.last_seq;
           auto m = nats::msg_get(nc, stream, at, tmo);
-          while (!m && m.status().code() == Code::kNotFound && at > r.first_seq && r.last_seq - at < kTailProbe) {
-            m = nats::msg_get(nc, stream, --at, tmo);
+          if (!m && m.status().code() == Code::kNotFound && r.first_seq < r.last_seq) {
+            uint64_t lo = r.first_seq, hi = r.last_seq;
+            m = nats::msg_get(nc, stream, lo, tmo);
+            while (m && hi - lo > 1) {
+              const uint64_t mid = lo + (hi - lo) / 2;
+              auto n = nats::msg_get_next(nc, stream, mid, tmo);
+              if (n) {
+                const uint64_t q = (*n).value("seq", uint64_t{0});
+                if (q < mid || q >= hi) {
+                  // A write landed above meanwhile (not Isthmus's: its
+                  // pipeline is stopped): no tail to go by.
+                  m = Status(Code::kNotFound, "the replica's end moved while it was read");
+                  break;
+                }
+                lo = q;
+                m = std::move(n);
+              } else if (n.status().code() == Code::kNotFound) {
+                hi = mid;
+              } else {
+                m = std::move(n);  // the error
+              }
+            }
+            at = lo;
           }
           if (m) {
             Origin o;
@@ -1067,6 +1086,9 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
     current_as_of_wall_ns_ = 0;
     hold_marks_.clear();
   }
+  // A replica that ends below what it was missing was created again (by
+  // hand: a rebuild clears it earlier): none of it is missing any more.
+  if (missing_ > 0 && last_seq < missing_first_) missing_ = missing_first_ = missing_last_ = 0;
   applied_ = last_seq;
   // Deletes of sequences not applied yet: the leader's reconcile on this
   // SUBSCRIBE names again those that still hold (and a gap met while
@@ -1256,13 +1278,16 @@ Status Follower::on_data(link::Data&& d) {
       return Status::ok();
     }
     if (m.seq < next_) {
-      if (deleted_tail_above_ > 0 && m.seq > deleted_tail_above_) {
+      // (Counted once: a pipeline started again over the same tail, with
+      // nothing written above it yet, is sent the same messages again.)
+      if (deleted_tail_above_ > 0 && m.seq > std::max(deleted_tail_above_, missing_last_)) {
         lost.first = lost.first == 0 ? m.seq : lost.first;
         lost.last = m.seq;
         ++lost.count;
       }
       continue;
     }
+    deleted_tail_above_ = 0;  // past the tail: later resends are not about it
     if (!queue_.empty() && m.seq <= queue_.back().seq) {
       return Status(Code::kInvalid, "data: sequences out of order");
     }
@@ -1369,6 +1394,13 @@ void Follower::trim() {
     }
     ++trims_;
     replica_first_ = target;
+    // The leader no longer holds what was missing: the replica matches it
+    // again there.
+    if (missing_ > 0 && target > missing_last_) {
+      spdlog::info("stream {}: the messages the replica lacked ({}..{}) are gone at the leader too", cfg_.name,
+                   missing_first_, missing_last_);
+      missing_ = missing_first_ = missing_last_ = 0;
+    }
     to_delete_.erase(to_delete_.begin(), to_delete_.lower_bound(target));
     spdlog::debug("stream {}: replica trimmed below {} in step with the leader", cfg_.name, target);
     pump();

@@ -640,6 +640,23 @@ TEST_CASE("a replica missing its last messages: reported at start, replication g
   CHECK(metrics.body.find("isthmus_replica_missing_messages{region=\"ams\",stream=\"" + kCountries +
                           "\",role=\"follower\",follower=\"ams\"} 3\n") != std::string::npos);
 
+  // The pipeline starts again over the same tail (the link drops: the
+  // leader's daemon is killed and restarted): counted once.
+  l.daemon.kill9();
+  l.daemon.start();
+  check_for(
+      30s,
+      [&](std::string& state) {
+        auto r = f.daemon.http_get("/v1/links");
+        state = r.body;
+        return r.status == 200 && json::parse(r.body)["links"][0].value("state", "") == "up" &&
+               f.daemon.lag_stream(kCountries)->value("state", "") == "replicating";
+      },
+      "ams replicating again after the link came back");
+  fe = follower_entry(f, kCountries);
+  REQUIRE(fe);
+  CHECK((*fe)["missing"] == json({{"messages", 3}, {"first_seq", 198}, {"last_seq", 200}}));
+
   // Replication goes on meanwhile.
   {
     std::vector<OutMsg> c;
