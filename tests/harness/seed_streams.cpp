@@ -24,4 +24,14 @@ nlohmann::json seed_stream_config(const SeedStream& s) {
           {"storage", "file"},       {"num_replicas", 1}};
 }
 
+void create_seed_streams(JetStream& js) {
+  for (const auto& s : seed_streams()) {
+    js.create_stream(seed_stream_config(s));
+    if (s.retention == "interest")
+      js.api("$JS.API.CONSUMER.DURABLE.CREATE." + s.name + ".ANALYTICS",
+             {{"stream_name", s.name},
+              {"config", {{"durable_name", "ANALYTICS"}, {"ack_policy", "explicit"}, {"deliver_policy", "all"}}}});
+  }
+}
+
 }  // namespace harness

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "jetstream.h"
+
 namespace harness {
 
 struct SeedStream {
@@ -26,5 +28,10 @@ const std::vector<SeedStream>& seed_streams();
 
 // The $JS.API.STREAM.CREATE body of `s`.
 nlohmann::json seed_stream_config(const SeedStream& s);
+
+// Creates the four streams at a leader's server and, on each interest
+// stream, an application durable ANALYTICS that never reads: the interest
+// streams keep every message (trimmed by their limits only).
+void create_seed_streams(JetStream& js);
 
 }  // namespace harness

@@ -66,14 +66,8 @@ TEST_CASE("three regions, four seed streams, kill -9, nats restart and a link dr
 
   mesh.start_nats();
   std::vector<PublishTarget> targets;
-  for (const auto& s : seed_streams()) {
-    iad.js().create_stream(seed_stream_config(s));
-    if (s.retention == "interest")
-      iad.js().api("$JS.API.CONSUMER.DURABLE.CREATE." + s.name + ".ANALYTICS",
-                   {{"stream_name", s.name},
-                    {"config", {{"durable_name", "ANALYTICS"}, {"ack_policy", "explicit"}, {"deliver_policy", "all"}}}});
-    targets.push_back({s.name, s.subjects, s.weight});
-  }
+  create_seed_streams(iad.js());
+  for (const auto& s : seed_streams()) targets.push_back({s.name, s.subjects, s.weight});
   mesh.start_daemons();
 
   auto links_up = [&](Region& r, std::string& st) {

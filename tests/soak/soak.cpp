@@ -345,14 +345,9 @@ void Soak::setup() {
 
   mesh_->start_nats();
   Region& iad = region(kLeader);
-  for (const auto& s : seed_streams()) {
-    iad.js().create_stream(seed_stream_config(s));
-    if (s.retention == "interest")
-      iad.js().api("$JS.API.CONSUMER.DURABLE.CREATE." + s.name + ".ANALYTICS",
-                   {{"stream_name", s.name},
-                    {"config", {{"durable_name", "ANALYTICS"}, {"ack_policy", "explicit"}, {"deliver_policy", "all"}}}});
+  create_seed_streams(iad.js());
+  for (const auto& s : seed_streams())
     (s.discard == "new" ? alerts_targets_ : covenant_targets_).push_back({s.name, s.subjects, s.weight});
-  }
   mesh_->start_daemons();
   check_for(30s, [&](std::string& st) { return links_up(st); }, "full mesh of links up");
   // The proxies must carry the links, or every link fault would hit nothing.
