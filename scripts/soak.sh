@@ -3,11 +3,12 @@
 # links, cuts) on a local three-region mesh under continuous publishing, then
 # every replica compared with the leader's stream message for message.
 #   scripts/soak.sh [--minutes M (10)] [--seed N] [--rate MSGS_PER_S (800)]
-#                   [--recovery-limit S (120)] [--keep]
+#                   [--recovery-limit S (120)] [--only TEXT] [--keep]
 # Builds isthmusd, the fault proxy and isthmus-soak in $BUILD_DIR (default:
 # build-soak, its own build, so that rebuilding build/ meanwhile cannot swap
 # the daemon a fault restarts; -O2 with asserts on, like the test build) and
-# runs it. Summary on stdout, ending in "soak: PASS" or "soak: FAIL: ...";
+# runs it. Summary on stdout, ending in "soak: PASS", "soak: FAIL: ..." or
+# "soak: INTERRUPTED ..." (Ctrl-C);
 # exit status 0 (pass), 1 (fail or Ctrl-C), 2 (bad option), 3 (install or
 # build failed). Not part of the test suite (docs/benchmarks.md, "Soak").
 set -euo pipefail
