@@ -65,6 +65,10 @@ constexpr size_t kMaxPendingDeletes = 1'000'000;
 // Up to this many sequences to delete, the replica's deleted list is not read
 // first (see apply_deletes).
 constexpr size_t kDirectDeletes = 64;
+// Sequences kept for the hole check (a pass's list, this daemon's deletes)
+// and reported missing by sequence: beyond this a pass is not checked.
+constexpr size_t kMaxHoleCheckSeqs = 1'000'000;
+constexpr size_t kMaxMissingTracked = 1'000'000;
 
 // Foreign messages examined per worker job (while diverged, and by a
 // rebuild's scan), so one stream's backlog does not hold up the other
@@ -940,7 +944,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           // A new replica: nothing written into it yet, nothing dropped,
           // nothing missing.
           written_high_ = 0;
-          missing_ = missing_first_ = missing_last_ = 0;
+          forget_missing();
           forget_late_writes();
           dropped_seq_ = 0;
           dropped_origin_ns_ = 0;
@@ -1088,7 +1092,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   }
   // A replica that ends below what it was missing was created again (by
   // hand: a rebuild clears it earlier): none of it is missing any more.
-  if (missing_ > 0 && last_seq < missing_first_) missing_ = missing_first_ = missing_last_ = 0;
+  if (missing_ > 0 && last_seq < missing_first_) forget_missing();
   applied_ = last_seq;
   // Deletes of sequences not applied yet: the leader's reconcile on this
   // SUBSCRIBE names again those that still hold (and a gap met while
@@ -1280,7 +1284,8 @@ Status Follower::on_data(link::Data&& d) {
     if (m.seq < next_) {
       // (Counted once: a pipeline started again over the same tail, with
       // nothing written above it yet, is sent the same messages again.)
-      if (deleted_tail_above_ > 0 && m.seq > std::max(deleted_tail_above_, missing_last_)) {
+      if (deleted_tail_above_ > 0 && m.seq > deleted_tail_above_ && lost_.size() < kMaxMissingTracked &&
+          !std::binary_search(holes_.begin(), holes_.end(), m.seq) && lost_.insert(m.seq).second) {
         lost.first = lost.first == 0 ? m.seq : lost.first;
         lost.last = m.seq;
         ++lost.count;
@@ -1296,9 +1301,7 @@ Status Follower::on_data(link::Data&& d) {
     queue_.push_back(std::move(m));
   }
   if (lost.count > 0) {
-    missing_ += lost.count;
-    missing_first_ = missing_first_ == 0 ? lost.first : std::min(missing_first_, lost.first);
-    missing_last_ = std::max(missing_last_, lost.last);
+    update_missing();
     spdlog::warn("stream {}: the replica lacks {} message(s) the leader holds, sequences {}..{} (deleted at the "
                  "replica's end: nats-server 2.9 drops what is written into an interest stream while it shuts "
                  "down, acknowledging it, or they were deleted by hand); a sequence cannot be written again: "
@@ -1354,6 +1357,12 @@ void Follower::on_state(const link::State& st) {
 
 void Follower::on_deleted(link::Deleted&& d) {
   leader_first_ = std::max(leader_first_, d.first_seq);
+  if (pass_deleted_.size() + d.seqs.size() > kMaxHoleCheckSeqs) {
+    pass_overflow_ = true;
+    pass_deleted_.clear();
+  } else if (!pass_overflow_) {
+    pass_deleted_.insert(pass_deleted_.end(), d.seqs.begin(), d.seqs.end());
+  }
   for (uint64_t s : d.seqs) {
     if (s < replica_first_ || s < leader_first_) continue;  // gone anyway (trim)
     if (to_delete_.size() >= kMaxPendingDeletes) break;       // the next pass brings the rest
@@ -1362,6 +1371,163 @@ void Follower::on_deleted(link::Deleted&& d) {
   trim();
   apply_deletes();
   fill_deleted_tail();
+  if (d.seqs.empty()) on_pass_end(d.first_seq);
+}
+
+void Follower::note_self_deleted(uint64_t seq) {
+  if (self_deleted_cur_.size() >= kMaxHoleCheckSeqs) {
+    self_deleted_overflow_ = true;
+    return;
+  }
+  self_deleted_cur_.push_back(seq);
+}
+
+void Follower::on_pass_end(uint64_t leader_first) {
+  std::vector<uint64_t> listed = std::move(pass_deleted_);
+  pass_deleted_.clear();
+  const bool complete = !pass_overflow_;
+  pass_overflow_ = false;
+  // This daemon's deletes since the end before this one stay excluded
+  // until the check below has read the replica (and those made meanwhile).
+  self_deleted_prev_ = std::move(self_deleted_cur_);
+  self_deleted_cur_.clear();
+  const bool mine_complete = !self_deleted_overflow_;
+  self_deleted_overflow_ = false;
+  if (!complete || !mine_complete || hole_check_pending_ || phase_ != Phase::kReplicating ||
+      rebuild_ != Rebuild::kNone || draining_ || !ctx_.conn) {
+    return;
+  }
+  const uint64_t from = std::max({leader_first, leader_first_, replica_first_, uint64_t{1}});
+  const uint64_t upto = applied_;
+  if (upto < from) {
+    hole_candidates_.clear();
+    return;
+  }
+  std::sort(listed.begin(), listed.end());
+  hole_check_pending_ = true;
+  uint64_t g = gen_;
+  const uint64_t limit = static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted);
+  auto skipped = [this](const std::string& why) {
+    hole_check_pending_ = false;
+    spdlog::debug("stream {}: hole check skipped: {}", cfg_.name, why);
+  };
+  // The count first, with the other streams' states: the list only when
+  // there is one, and not a huge one.
+  ctx_.infos->read(cfg_.name, [this, g, from, upto, limit, skipped, listed = std::move(listed)](
+                                  Result<Json> brief) mutable {
+    if (g != gen_) {
+      hole_check_pending_ = false;
+      return;
+    }
+    if (!brief) return skipped(brief.status().message());
+    const uint64_t n = (*brief)["state"].value("num_deleted", uint64_t{0});
+    if (n == 0) return finish_hole_check(from, upto, listed, {});
+    if (n > limit) return skipped("the replica's deleted list is over nats.reconcile_max_deleted");
+    std::string stream = cfg_.name;
+    int64_t tmo = ctx_.timeout_ms();
+    ctx_.async<Result<std::vector<uint64_t>>>(
+        [stream, tmo](natsConnection* nc) -> Result<std::vector<uint64_t>> {
+          auto full = nats::stream_info(nc, stream, true, tmo);
+          if (!full) return full.status();
+          std::vector<uint64_t> deleted;
+          const Json& state = (*full)["state"];
+          if (state.contains("deleted") && state["deleted"].is_array()) {
+            deleted.reserve(state["deleted"].size());
+            for (const auto& x : state["deleted"]) {
+              if (x.is_number_unsigned()) deleted.push_back(x.get<uint64_t>());
+            }
+          }
+          std::sort(deleted.begin(), deleted.end());
+          return deleted;
+        },
+        [this, g, from, upto, skipped, listed = std::move(listed)](Result<std::vector<uint64_t>> r) {
+          if (g != gen_) {
+            hole_check_pending_ = false;
+            return;
+          }
+          if (!r) return skipped(r.status().message());
+          finish_hole_check(from, upto, listed, std::move(*r));
+        });
+  });
+}
+
+void Follower::finish_hole_check(uint64_t from, uint64_t upto, const std::vector<uint64_t>& listed,
+                                 std::vector<uint64_t> replica_deleted) {
+  hole_check_pending_ = false;
+  if (phase_ != Phase::kReplicating || rebuild_ != Rebuild::kNone) return;
+  ++hole_checks_;
+  std::vector<uint64_t> mine(self_deleted_prev_);
+  mine.insert(mine.end(), self_deleted_cur_.begin(), self_deleted_cur_.end());
+  std::sort(mine.begin(), mine.end());
+  auto has = [](const std::vector<uint64_t>& v, uint64_t x) { return std::binary_search(v.begin(), v.end(), x); };
+  std::vector<uint64_t> candidates;
+  for (uint64_t s : replica_deleted) {
+    if (s < from || s > upto) continue;
+    if (has(listed, s) || has(mine, s) || to_delete_.count(s) > 0) continue;
+    candidates.push_back(s);
+  }
+  // Lost tail sequences the leader has since deleted too: the replica
+  // matches it there again.
+  for (auto it = lost_.begin(); it != lost_.end();) {
+    it = has(listed, *it) ? lost_.erase(it) : std::next(it);
+  }
+  std::vector<uint64_t> confirmed;
+  std::set_intersection(candidates.begin(), candidates.end(), hole_candidates_.begin(), hole_candidates_.end(),
+                        std::back_inserter(confirmed));
+  hole_candidates_ = std::move(candidates);
+  if (confirmed != holes_) {
+    std::vector<uint64_t> added;
+    std::set_difference(confirmed.begin(), confirmed.end(), holes_.begin(), holes_.end(), std::back_inserter(added));
+    holes_ = std::move(confirmed);
+    if (!added.empty()) {
+      spdlog::warn("stream {}: the replica lacks {} message(s) the leader holds, between sequences {} and {} "
+                   "(deleted in the replica but not at the leader: by hand, or by nats-server; see "
+                   "docs/operations.md, \"A replica lacks messages\"); a sequence cannot be written again: "
+                   "rebuild the replica to repair (isthmusctl rebuild {})",
+                   cfg_.name, added.size(), added.front(), added.back(), cfg_.name);
+    }
+  }
+  update_missing();
+}
+
+void Follower::update_missing() {
+  const uint64_t before = missing_;
+  missing_ = missing_first_ = missing_last_ = 0;
+  auto a = lost_.begin();
+  auto b = holes_.begin();
+  while (a != lost_.end() || b != holes_.end()) {
+    uint64_t s;
+    if (b == holes_.end() || (a != lost_.end() && *a < *b)) {
+      s = *a++;
+    } else if (a == lost_.end() || *b < *a) {
+      s = *b++;
+    } else {
+      s = *a++;
+      ++b;
+    }
+    if (missing_first_ == 0) missing_first_ = s;
+    missing_last_ = s;
+    ++missing_;
+  }
+  if (before > 0 && missing_ == 0) {
+    spdlog::info("stream {}: the replica no longer lacks messages the leader holds", cfg_.name);
+  }
+}
+
+void Follower::forget_missing() {
+  lost_.clear();
+  holes_.clear();
+  hole_candidates_.clear();
+  update_missing();
+}
+
+void Follower::forget_missing_below(uint64_t seq) {
+  if (missing_ == 0 || seq <= missing_first_) return;
+  lost_.erase(lost_.begin(), lost_.lower_bound(seq));
+  holes_.erase(holes_.begin(), std::lower_bound(holes_.begin(), holes_.end(), seq));
+  hole_candidates_.erase(hole_candidates_.begin(),
+                         std::lower_bound(hole_candidates_.begin(), hole_candidates_.end(), seq));
+  update_missing();
 }
 
 // Purges the replica below the leader's first sequence, never above what is
@@ -1396,11 +1562,7 @@ void Follower::trim() {
     replica_first_ = target;
     // The leader no longer holds what was missing: the replica matches it
     // again there.
-    if (missing_ > 0 && target > missing_last_) {
-      spdlog::info("stream {}: the messages the replica lacked ({}..{}) are gone at the leader too", cfg_.name,
-                   missing_first_, missing_last_);
-      missing_ = missing_first_ = missing_last_ = 0;
-    }
+    forget_missing_below(target);
     to_delete_.erase(to_delete_.begin(), to_delete_.lower_bound(target));
     spdlog::debug("stream {}: replica trimmed below {} in step with the leader", cfg_.name, target);
     pump();
@@ -1433,6 +1595,7 @@ void Follower::apply_deletes() {
   std::vector<uint64_t> now;
   for (auto it = to_delete_.begin(); it != to_delete_.end() && *it <= applied_;) {
     now.push_back(*it);
+    note_self_deleted(*it);
     it = to_delete_.erase(it);
   }
   if (now.empty()) return;
@@ -1845,6 +2008,7 @@ void Follower::confirm_through(uint64_t seq) {
     inflight_.pop_front();
     if (in.filler) {
       ++fillers_;
+      note_self_deleted(s);
       std::string sname = cfg_.name;
       int64_t tmo = ctx_.timeout_ms();
       uint64_t fs = s;

@@ -320,6 +320,40 @@ class Follower {
   // written again: counted (missing_*), reported until a rebuild recreates
   // the replica (or the daemon restarts: the log line stays).
   uint64_t deleted_tail_above_ = 0;
+  std::set<uint64_t> lost_;  // such sequences, found so (at most kMaxMissingTracked)
+  // Holes: sequences the replica lacks although the leader held them,
+  // anywhere (a lost tail once written above, a message deleted by hand,
+  // nats-server 2.9.10 dropping what an application consumer acknowledged
+  // on an interest replica at a restart). The leader ends each complete
+  // reconcile pass with an empty DELETED; the frames since the previous end
+  // listed every sequence it lacked from its first to what it had sent us.
+  // At that end the follower reads its replica's deleted list: a sequence
+  // deleted here, at or below what was applied then, that the pass did not
+  // list, and that this daemon did not delete itself since the previous end
+  // (a leader's delete or gap made after its read: the leader reads each
+  // pass after sending the one before, so anything it deleted earlier is
+  // listed), is one the leader held and the replica lacks. Reported once two
+  // checks in a row find it (holes_); recomputed at every pass, so it
+  // outlives a restart of the daemon and clears when the leader removes it
+  // too.
+  std::vector<uint64_t> pass_deleted_;  // listed since the last end (unsorted)
+  bool pass_overflow_ = false;          // too many to keep: this pass is not checked
+  // Sequences this daemon deleted from the replica (the leader's deletes,
+  // fillers) since the end before the last one, and since the last one.
+  std::vector<uint64_t> self_deleted_prev_, self_deleted_cur_;
+  bool self_deleted_overflow_ = false;
+  bool hole_check_pending_ = false;
+  std::vector<uint64_t> hole_candidates_;  // the last check's, sorted
+  std::vector<uint64_t> holes_;            // reported: in the last two checks, sorted
+  uint64_t hole_checks_ = 0;
+  void on_pass_end(uint64_t leader_first);
+  void finish_hole_check(uint64_t from, uint64_t upto, const std::vector<uint64_t>& listed,
+                         std::vector<uint64_t> replica_deleted);
+  void note_self_deleted(uint64_t seq);
+  // missing_*: lost_ and holes_ together (what /v1/lag reports), after a change.
+  void update_missing();
+  void forget_missing();                   // a new replica lacks nothing
+  void forget_missing_below(uint64_t seq);  // the leader no longer holds these either
   uint64_t missing_ = 0, missing_first_ = 0, missing_last_ = 0;
   uint64_t states_seen_ = 0;           // STATE frames received
   bool front_suspect_ = false;         // check_front() found the replica short once

@@ -1446,8 +1446,21 @@ void Leader::send_deleted(const Json& st) {
     if (end < tail_from) end = tail_from;
     seqs.insert(seqs.end(), end, deleted.end());
     send_seqs(*sp, seqs, first);
+    // The end of a complete pass (an empty DELETED): what the follower's
+    // hole check compares its replica with (Follower::on_pass_end). A
+    // follower built before it applies an empty list: nothing.
+    send_seqs_end(*sp, first);
   }
   ctx_.request_flush();
+}
+
+void Leader::send_seqs_end(Sender& s, uint64_t first) {
+  link::Deleted d;
+  d.stream = cfg_.name;
+  d.first_seq = first;
+  std::vector<uint8_t> f;
+  encode(d, f);
+  ctx_.links->send(s.peer, std::move(f));
 }
 
 void Leader::send_seqs(Sender& s, const std::vector<uint64_t>& seqs, uint64_t first) {

@@ -258,6 +258,10 @@ class Leader {
   std::deque<uint64_t> live_deletes_;
   uint64_t under_limit() const;  // the count at which reconciling resumes
   void send_seqs(Sender& s, const std::vector<uint64_t>& sorted_seqs, uint64_t first);
+  // An empty DELETED after a reconcile's complete list: the frames since the
+  // previous one listed every sequence the stream lacked from `first` to
+  // what was sent to that follower (docs/wire-format.md).
+  void send_seqs_end(Sender& s, uint64_t first);
   uint64_t cleaned_nats_gen_ = 0;
   uint64_t first_seq_ = 0;
   uint64_t last_seq_ = 0;

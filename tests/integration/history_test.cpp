@@ -131,9 +131,11 @@ struct AppConsumer {
   natsSubscription* sub = nullptr;
   std::string inbox;
 
-  AppConsumer(JetStream& j, std::string s, std::string n) : js(j), stream(std::move(s)), name(std::move(n)) {
+  AppConsumer(JetStream& j, std::string s, std::string n, const std::string& filter = "")
+      : js(j), stream(std::move(s)), name(std::move(n)) {
     json c = {{"durable_name", name}, {"deliver_policy", "all"}, {"ack_policy", "explicit"},
               {"max_ack_pending", -1}};
+    if (!filter.empty()) c["filter_subject"] = filter;
     js.api("$JS.API.CONSUMER.DURABLE.CREATE." + stream + "." + name, {{"stream_name", stream}, {"config", c}});
     inbox = "_INBOX.app." + name;
     if (natsConnection_SubscribeSync(&sub, js.connection(), inbox.c_str()) != NATS_OK)
@@ -1001,4 +1003,81 @@ TEST_CASE("catch-up rate: ephemeral reader vs durable reader", "[.][perf]") {
     std::printf("[figures] catch-up of %zu x ~100 B, %s retention: %.2f s = %.0f msgs/s\n", n, retention, secs,
                 static_cast<double>(n) / secs);
   }
+}
+
+TEST_CASE("interest retention, nats-server 2.9.10: what an application acknowledged on a replica and its server "
+          "removed at a restart is reported, and a rebuild restores it",
+          "[history][interest][restart-loss]") {
+  const std::string kStream = "COVENANT_USERS";
+  TempDir tmp("isthmus-anchor-loss");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  l.js().create_stream({{"name", kStream},
+                        {"subjects", {"covenant.users.>"}},
+                        {"retention", "interest"},
+                        {"max_age", int64_t{7} * 86400 * 1'000'000'000},
+                        {"max_msgs", 100'000},
+                        {"discard", "old"},
+                        {"storage", "file"},
+                        {"num_replicas", 1}});
+  AppConsumer billing(l.js(), kStream, "billing");  // at the leader: keeps everything there
+  l.js().publish_bulk(messages("covenant.users.created", 0, 100), 256);
+  l.js().publish_bulk(messages("covenant.users.updated", 100, 100), 256);
+  l.js().publish_bulk(messages("covenant.users.created", 200, 100), 256);
+  mesh.start_daemons();
+  match(l, f, kStream);
+
+  // In ams an application reads the updates (101..200) from the replica
+  // and acknowledges them; the retention anchor keeps them.
+  {
+    AppConsumer audit(f.js(), kStream, "audit", "covenant.users.updated");
+    auto got = audit.consume(100);
+    REQUIRE(got.front() == 101);
+    REQUIRE(got.back() == 200);
+  }
+  check_for(
+      10s, [&] { return f.js().require_stream_info(kStream).messages == 300; },
+      "ams's replica keeps what its application acknowledged");
+
+  // ams's nats-server restarted (the daemon stopped first, as the unit's
+  // PartOf= does): 2.9.10 recovers the anchor, which never acknowledged
+  // anything, as if it had acknowledged everything, and removes what the
+  // application's acknowledgement floor covers, 1..200 (its filter skipped
+  // 1..100).
+  REQUIRE(f.daemon.terminate().exited);
+  f.nats.restart();
+  StreamInfo after = f.js().require_stream_info(kStream);
+  std::printf("[figures] restart-loss: ams's replica after its server's restart: %llu messages, %llu..%llu\n",
+              static_cast<unsigned long long>(after.messages), static_cast<unsigned long long>(after.first_seq),
+              static_cast<unsigned long long>(after.last_seq));
+  CHECK(after.messages < 300);  // (the defect this case is about; fixed in a later nats-server)
+  f.daemon.start();
+  std::string detail;
+  check_for(
+      30s,
+      [&](std::string& state) {
+        auto s = f.daemon.lag_stream(kStream);
+        state = s ? s->dump() : "no entry";
+        if (!s) return false;
+        detail = s->value("detail", "");
+        if (s->value("state", "") == "diverged") return true;
+        for (const auto& e : s->value("followers", json::array()))
+          if (e.value("region", "") == kFollower && e.contains("missing")) return true;
+        return false;
+      },
+      "ams /v1/lag: the messages its server removed reported");
+  // At the replica's front: diverged, naming them.
+  CHECK(detail == "messages the leader holds are missing from the replica: sequences " +
+                      std::to_string(l.js().require_stream_info(kStream).first_seq) + " to " +
+                      std::to_string(after.first_seq - 1) +
+                      " (purged or deleted outside Isthmus); only a rebuild brings them back");
+  CHECK(f.daemon.http_get("/healthz").status == 503);
+  auto r = f.daemon.http_post("/v1/streams/" + kStream + "/rebuild");
+  INFO(r.status << " " << r.body);
+  REQUIRE(r.status == 202);
+  await_follower_state(f, kStream, "replicating", "", 60s, "again after the rebuild");
+  match(l, f, kStream);
+  CHECK(f.js().require_stream_info(kStream).messages == 300);
 }
