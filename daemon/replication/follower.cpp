@@ -65,9 +65,15 @@ constexpr size_t kMaxPendingDeletes = 1'000'000;
 // Up to this many sequences to delete, the replica's deleted list is not read
 // first (see apply_deletes).
 constexpr size_t kDirectDeletes = 64;
-// Sequences kept for the hole check (a pass's list, this daemon's deletes)
-// and reported missing by sequence: beyond this a pass is not checked.
-constexpr size_t kMaxHoleCheckSeqs = 1'000'000;
+// Sequences kept for the hole check (a pass's list, this daemon's deletes
+// between two ends of a pass): a complete pass lists at most
+// nats.reconcile_max_deleted, plus a deleted tail and the live deletes sent
+// meanwhile; beyond this margin over it, a pass is not checked.
+constexpr size_t kHoleCheckMargin = 65'536;
+// At most one hole check in this long (each may read the replica's deleted
+// list; a leader ends a pass after every delete advisory).
+constexpr int64_t kHoleCheckEveryNs = 2'000'000'000;
+// Lost tail sequences kept by sequence (a lost tail is tens of messages).
 constexpr size_t kMaxMissingTracked = 1'000'000;
 
 // Foreign messages examined per worker job (while diverged, and by a
@@ -1124,6 +1130,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   // stream is still the one the replica copies.
   if (known_seq_ == 0 || known_seq_ > last_seq || last_seq + 1 != next_) known_seq_ = known_time_ns_ = 0;
   s.from_seq = known_seq_ > 0 ? known_seq_ : next_;
+  received_high_ = s.from_seq - 1;
   awaiting_overlap_ = known_seq_ > 0 && leader_first_ <= known_seq_;
   deleted_tail_above_ = known_seq_ > 0 && known_seq_ + 1 < next_ ? known_seq_ : 0;
   s.sub_id = sub_id_;
@@ -1270,6 +1277,7 @@ Status Follower::on_data(link::Data&& d) {
     uint64_t first = 0, last = 0, count = 0;
   } lost;
   for (auto& m : d.msgs) {
+    received_high_ = std::max(received_high_, m.seq);
     if (awaiting_overlap_ && m.seq >= known_seq_) awaiting_overlap_ = false;  // compared below, or gone
     // The replica's last confirmed message, sent again (at a SUBSCRIBE, or
     // by a leader that found its stream created again): the same message,
@@ -1357,11 +1365,15 @@ void Follower::on_state(const link::State& st) {
 
 void Follower::on_deleted(link::Deleted&& d) {
   leader_first_ = std::max(leader_first_, d.first_seq);
-  if (pass_deleted_.size() + d.seqs.size() > kMaxHoleCheckSeqs) {
-    pass_overflow_ = true;
-    pass_deleted_.clear();
-  } else if (!pass_overflow_) {
-    pass_deleted_.insert(pass_deleted_.end(), d.seqs.begin(), d.seqs.end());
+  // (Only from a leader that ends its passes: one built before that never
+  // would, and the list would only grow.)
+  if (pass_ends_seen_ > 0 && !pass_overflow_) {
+    if (pass_deleted_.size() + d.seqs.size() > hole_check_cap()) {
+      pass_overflow_ = true;
+      std::vector<uint64_t>().swap(pass_deleted_);
+    } else {
+      pass_deleted_.insert(pass_deleted_.end(), d.seqs.begin(), d.seqs.end());
+    }
   }
   for (uint64_t s : d.seqs) {
     if (s < replica_first_ || s < leader_first_) continue;  // gone anyway (trim)
@@ -1374,36 +1386,77 @@ void Follower::on_deleted(link::Deleted&& d) {
   if (d.seqs.empty()) on_pass_end(d.first_seq);
 }
 
+size_t Follower::hole_check_cap() const {
+  return static_cast<size_t>(ctx_.cfg->nats.reconcile_max_deleted) + kHoleCheckMargin;
+}
+
 void Follower::note_self_deleted(uint64_t seq) {
-  if (self_deleted_cur_.size() >= kMaxHoleCheckSeqs) {
-    self_deleted_overflow_ = true;
+  if (pass_ends_seen_ == 0) return;
+  if (self_deleted_.size() >= hole_check_cap()) {
+    // Too many to keep: the checks that would need these are skipped.
+    std::deque<std::pair<uint64_t, uint64_t>>().swap(self_deleted_);
+    self_deleted_valid_from_ = pass_ends_seen_ + 1;
     return;
   }
-  self_deleted_cur_.push_back(seq);
+  self_deleted_.emplace_back(pass_ends_seen_, seq);
+}
+
+void Follower::prune_self_deleted() {
+  uint64_t needed = pass_ends_seen_;
+  if (deferred_pass_) needed = std::min(needed, deferred_pass_->end - 1);
+  if (hole_check_pending_) needed = std::min(needed, hole_check_end_ - 1);
+  while (!self_deleted_.empty() && self_deleted_.front().first < needed) self_deleted_.pop_front();
 }
 
 void Follower::on_pass_end(uint64_t leader_first) {
-  std::vector<uint64_t> listed = std::move(pass_deleted_);
-  pass_deleted_.clear();
-  const bool complete = !pass_overflow_;
+  const bool first_end = pass_ends_seen_++ == 0;  // the list before it was not kept
+  prune_self_deleted();
+  HolePass p;
+  p.end = pass_ends_seen_;
+  p.listed.swap(pass_deleted_);
+  const bool complete = !pass_overflow_ && !first_end;
   pass_overflow_ = false;
-  // This daemon's deletes since the end before this one stay excluded
-  // until the check below has read the replica (and those made meanwhile).
-  self_deleted_prev_ = std::move(self_deleted_cur_);
-  self_deleted_cur_.clear();
-  const bool mine_complete = !self_deleted_overflow_;
-  self_deleted_overflow_ = false;
-  if (!complete || !mine_complete || hole_check_pending_ || phase_ != Phase::kReplicating ||
-      rebuild_ != Rebuild::kNone || draining_ || !ctx_.conn) {
-    return;
-  }
-  const uint64_t from = std::max({leader_first, leader_first_, replica_first_, uint64_t{1}});
-  const uint64_t upto = applied_;
-  if (upto < from) {
+  if (!complete || phase_ != Phase::kReplicating || rebuild_ != Rebuild::kNone) return;
+  // Up to what this subscription received: the pass lists the leader's
+  // deletes up to what it sent (a deleted tail beyond that only when short),
+  // and a replica filled beyond what it received (a long deleted tail)
+  // is not compared. Fixed now: a check run later compares with this pass.
+  p.from = std::max({leader_first, leader_first_, replica_first_, uint64_t{1}});
+  p.upto = std::min(applied_, received_high_);
+  p.gen = gen_;
+  if (p.upto < p.from) {
     hole_candidates_.clear();
+    deferred_pass_.reset();
     return;
   }
-  std::sort(listed.begin(), listed.end());
+  std::sort(p.listed.begin(), p.listed.end());
+  // One check at a time, at most one every kHoleCheckEveryNs: a pass that
+  // comes sooner waits (tick()), replaced by any newer one.
+  deferred_pass_ = std::move(p);
+  start_hole_check();
+}
+
+void Follower::start_hole_check() {
+  const int64_t now = loop::mono_ns();
+  if (!deferred_pass_ || hole_check_pending_ || now < next_hole_check_mono_ns_) return;
+  HolePass p = std::move(*deferred_pass_);
+  deferred_pass_.reset();
+  if (p.gen != gen_ || phase_ != Phase::kReplicating || rebuild_ != Rebuild::kNone || draining_ || !ctx_.conn) {
+    return;
+  }
+  next_hole_check_mono_ns_ = now + kHoleCheckEveryNs;
+  // This daemon's deletes since the end before this pass's are excluded,
+  // through the replica's read below; when some of them were not kept, no
+  // check.
+  if (p.end - 1 < self_deleted_valid_from_) {
+    hole_candidates_.clear();
+    prune_self_deleted();
+    return;
+  }
+  hole_check_end_ = p.end;
+  const uint64_t from = p.from;
+  const uint64_t upto = p.upto;
+  std::vector<uint64_t> listed = std::move(p.listed);
   hole_check_pending_ = true;
   uint64_t g = gen_;
   const uint64_t limit = static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted);
@@ -1455,9 +1508,19 @@ void Follower::finish_hole_check(uint64_t from, uint64_t upto, const std::vector
                                  std::vector<uint64_t> replica_deleted) {
   hole_check_pending_ = false;
   if (phase_ != Phase::kReplicating || rebuild_ != Rebuild::kNone) return;
+  const uint64_t end = hole_check_end_;
+  // (Whole only if nothing was dropped since that end.)
+  if (end - 1 < self_deleted_valid_from_) {
+    prune_self_deleted();
+    return;
+  }
   ++hole_checks_;
-  std::vector<uint64_t> mine(self_deleted_prev_);
-  mine.insert(mine.end(), self_deleted_cur_.begin(), self_deleted_cur_.end());
+  hole_checked_to_ = upto;
+  std::vector<uint64_t> mine;
+  for (const auto& [e, seq] : self_deleted_) {
+    if (e + 1 >= end) mine.push_back(seq);
+  }
+  prune_self_deleted();
   std::sort(mine.begin(), mine.end());
   auto has = [](const std::vector<uint64_t>& v, uint64_t x) { return std::binary_search(v.begin(), v.end(), x); };
   std::vector<uint64_t> candidates;
@@ -1595,7 +1658,6 @@ void Follower::apply_deletes() {
   std::vector<uint64_t> now;
   for (auto it = to_delete_.begin(); it != to_delete_.end() && *it <= applied_;) {
     now.push_back(*it);
-    note_self_deleted(*it);
     it = to_delete_.erase(it);
   }
   if (now.empty()) return;
@@ -1606,6 +1668,7 @@ void Follower::apply_deletes() {
   struct Out {
     Status st;
     uint64_t deleted = 0;
+    std::vector<uint64_t> deleted_seqs;  // (for the hole check: this daemon's deletes)
     std::vector<uint64_t> failed;  // to try again
   };
   ctx_.async<Out>(
@@ -1640,6 +1703,7 @@ void Follower::apply_deletes() {
           auto r = nats::msg_delete(nc, stream, s, tmo);
           if (r) {
             ++out.deleted;
+            out.deleted_seqs.push_back(s);
           } else if (r.status().code() != Code::kNotFound) {  // not found: not held, done
             out.st = r.status();
             out.failed.push_back(s);
@@ -1649,6 +1713,10 @@ void Follower::apply_deletes() {
         return out;
       },
       [this, g, now](Out out) {
+        // Recorded here, on the loop: the NATS worker runs jobs in order, so
+        // a hole check's read made after these deletes is answered after
+        // this runs.
+        for (uint64_t s : out.deleted_seqs) note_self_deleted(s);
         if (g != gen_) {
           // The pipeline was reset meanwhile (its own pass may be running
           // now): these are still the leader's deletes, queued again.
@@ -2547,6 +2615,7 @@ std::string Follower::replaced_detail(uint64_t seq, const std::string& evidence)
 void Follower::tick() {
   int64_t now = loop::mono_ns();
   if (!deferred_lag_uncorrected_.empty()) record_deferred_lag(apply_clock());
+  start_hole_check();
   sync_.update(now, applied_, leader_last_seq_);
   note_caught_up();
   send_lag_report();
@@ -2645,6 +2714,7 @@ nlohmann::json Follower::lag_json() const {
   f["skipped"] = skipped_;
   f["trims"] = trims_;
   f["deletes_applied"] = deletes_applied_;
+  f["hole_checks"] = Json{{"count", hole_checks_}, {"to_seq", hole_checked_to_}};
   f["pipeline_resets"] = resets_;
   f["queued"] = queue_.size();
   f["inflight"] = inflight_.size();

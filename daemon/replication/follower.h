@@ -55,6 +55,7 @@
 #include <set>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -328,28 +329,49 @@ class Follower {
   // reconcile pass with an empty DELETED; the frames since the previous end
   // listed every sequence it lacked from its first to what it had sent us.
   // At that end the follower reads its replica's deleted list: a sequence
-  // deleted here, at or below what was applied then, that the pass did not
-  // list, and that this daemon did not delete itself since the previous end
-  // (a leader's delete or gap made after its read: the leader reads each
-  // pass after sending the one before, so anything it deleted earlier is
-  // listed), is one the leader held and the replica lacks. Reported once two
-  // checks in a row find it (holes_); recomputed at every pass, so it
-  // outlives a restart of the daemon and clears when the leader removes it
-  // too.
+  // deleted here, at or below what was applied and received on this
+  // subscription then, that the pass did not list, and that this daemon did
+  // not delete itself since the check before began (a leader's delete or gap
+  // made after its read: the leader reads each pass after sending the one
+  // before, so anything it deleted earlier is listed), is one the leader
+  // held and the replica lacks. Reported once two checks in a row find it
+  // (holes_); recomputed at every check, so it outlives a restart of the
+  // daemon and clears when the leader removes it too.
+  // The check covers what this subscription received (received_high_):
+  // the pass lists the leader's deletes only up to what it sent. At most one
+  // check every kHoleCheckEveryNs.
   std::vector<uint64_t> pass_deleted_;  // listed since the last end (unsorted)
   bool pass_overflow_ = false;          // too many to keep: this pass is not checked
+  uint64_t pass_ends_seen_ = 0;         // none: a leader built before ends; nothing is kept
   // Sequences this daemon deleted from the replica (the leader's deletes,
-  // fillers) since the end before the last one, and since the last one.
-  std::vector<uint64_t> self_deleted_prev_, self_deleted_cur_;
-  bool self_deleted_overflow_ = false;
+  // fillers), each with the number of ends received when it did
+  // (pass_ends_seen_): a check of the pass ended by end e excludes those
+  // from e - 1 on. Kept only as long as a check may need them.
+  std::deque<std::pair<uint64_t, uint64_t>> self_deleted_;  // (ends seen, sequence)
+  uint64_t self_deleted_valid_from_ = 0;  // complete from this many ends on (an overflow cleared them)
   bool hole_check_pending_ = false;
+  uint64_t hole_check_end_ = 0;  // the end number of the pass being checked
+  void prune_self_deleted();
+  int64_t next_hole_check_mono_ns_ = 0;
+  uint64_t received_high_ = 0;             // highest DATA sequence of the current subscription
   std::vector<uint64_t> hole_candidates_;  // the last check's, sorted
   std::vector<uint64_t> holes_;            // reported: in the last two checks, sorted
-  uint64_t hole_checks_ = 0;
+  uint64_t hole_checks_ = 0;               // since the daemon started (/v1/lag)
+  uint64_t hole_checked_to_ = 0;           // the last check's highest sequence
   void on_pass_end(uint64_t leader_first);
+  // A complete pass to compare with, and the range it covers.
+  struct HolePass {
+    std::vector<uint64_t> listed;  // sorted
+    uint64_t from = 0, upto = 0;
+    uint64_t gen = 0;  // the pipeline it came in
+    uint64_t end = 0;  // its end's number (pass_ends_seen_)
+  };
+  std::optional<HolePass> deferred_pass_;
+  void start_hole_check();  // the deferred pass, when the pace allows
   void finish_hole_check(uint64_t from, uint64_t upto, const std::vector<uint64_t>& listed,
                          std::vector<uint64_t> replica_deleted);
   void note_self_deleted(uint64_t seq);
+  size_t hole_check_cap() const;
   // missing_*: lost_ and holes_ together (what /v1/lag reports), after a change.
   void update_missing();
   void forget_missing();                   // a new replica lacks nothing

@@ -1007,7 +1007,7 @@ TEST_CASE("catch-up rate: ephemeral reader vs durable reader", "[.][perf]") {
 
 TEST_CASE("interest retention, nats-server 2.9.10: what an application acknowledged on a replica and its server "
           "removed at a restart is reported, and a rebuild restores it",
-          "[history][interest][restart-loss]") {
+          "[.][history][interest][restart-loss]") {
   const std::string kStream = "COVENANT_USERS";
   TempDir tmp("isthmus-anchor-loss");
   Mesh mesh(tmp, {kLeader, kFollower}, {{kStream, kLeader}});
@@ -1042,17 +1042,23 @@ TEST_CASE("interest retention, nats-server 2.9.10: what an application acknowled
       "ams's replica keeps what its application acknowledged");
 
   // ams's nats-server restarted (the daemon stopped first, as the unit's
-  // PartOf= does): 2.9.10 recovers the anchor, which never acknowledged
-  // anything, as if it had acknowledged everything, and removes what the
+  // PartOf= does): 2.9.10 may recover the anchor, which never acknowledged
+  // anything, as if it had acknowledged everything, and remove what the
   // application's acknowledgement floor covers, 1..200 (its filter skipped
-  // 1..100).
+  // 1..100). Not at every restart (the order it recovers the two consumers
+  // in, it seems): restarted until it does, at most 12 times.
   REQUIRE(f.daemon.terminate().exited);
-  f.nats.restart();
-  StreamInfo after = f.js().require_stream_info(kStream);
-  std::printf("[figures] restart-loss: ams's replica after its server's restart: %llu messages, %llu..%llu\n",
-              static_cast<unsigned long long>(after.messages), static_cast<unsigned long long>(after.first_seq),
-              static_cast<unsigned long long>(after.last_seq));
-  CHECK(after.messages < 300);  // (the defect this case is about; fixed in a later nats-server)
+  StreamInfo after;
+  int restarts = 0;
+  do {
+    f.nats.restart();
+    ++restarts;
+    after = f.js().require_stream_info(kStream);
+  } while (after.messages == 300 && restarts < 12);
+  std::printf("[figures] restart-loss: ams's replica after %d restart(s) of its server: %llu messages, %llu..%llu\n",
+              restarts, static_cast<unsigned long long>(after.messages),
+              static_cast<unsigned long long>(after.first_seq), static_cast<unsigned long long>(after.last_seq));
+  REQUIRE(after.messages < 300);  // (the defect this case is about; fixed in a later nats-server)
   f.daemon.start();
   std::string detail;
   check_for(
