@@ -1410,7 +1410,6 @@ void Follower::prune_self_deleted() {
 
 void Follower::on_pass_end(uint64_t leader_first) {
   const bool first_end = pass_ends_seen_++ == 0;  // the list before it was not kept
-  prune_self_deleted();
   HolePass p;
   p.end = pass_ends_seen_;
   p.listed.swap(pass_deleted_);
@@ -1433,6 +1432,7 @@ void Follower::on_pass_end(uint64_t leader_first) {
   // One check at a time, at most one every kHoleCheckEveryNs: a pass that
   // comes sooner waits (tick()), replaced by any newer one.
   deferred_pass_ = std::move(p);
+  prune_self_deleted();  // (keeps what this pass's check needs: from the end before it)
   start_hole_check();
 }
 
@@ -1523,9 +1523,11 @@ void Follower::finish_hole_check(uint64_t from, uint64_t upto, const std::vector
   prune_self_deleted();
   std::sort(mine.begin(), mine.end());
   auto has = [](const std::vector<uint64_t>& v, uint64_t x) { return std::binary_search(v.begin(), v.end(), x); };
+  // (The leader may have trimmed past some of it meanwhile.)
+  const uint64_t lowest = std::max({from, leader_first_, replica_first_});
   std::vector<uint64_t> candidates;
   for (uint64_t s : replica_deleted) {
-    if (s < from || s > upto) continue;
+    if (s < lowest || s > upto) continue;
     if (has(listed, s) || has(mine, s) || to_delete_.count(s) > 0) continue;
     candidates.push_back(s);
   }
@@ -1537,6 +1539,7 @@ void Follower::finish_hole_check(uint64_t from, uint64_t upto, const std::vector
   std::vector<uint64_t> confirmed;
   std::set_intersection(candidates.begin(), candidates.end(), hole_candidates_.begin(), hole_candidates_.end(),
                         std::back_inserter(confirmed));
+  hole_candidate_seqs_ += candidates.size();
   hole_candidates_ = std::move(candidates);
   if (confirmed != holes_) {
     std::vector<uint64_t> added;
@@ -1668,7 +1671,7 @@ void Follower::apply_deletes() {
   struct Out {
     Status st;
     uint64_t deleted = 0;
-    std::vector<uint64_t> deleted_seqs;  // (for the hole check: this daemon's deletes)
+    std::vector<uint64_t> deleted_seqs;  // (for the hole check: this daemon's deletes, maybe)
     std::vector<uint64_t> failed;  // to try again
   };
   ctx_.async<Out>(
@@ -1707,6 +1710,9 @@ void Follower::apply_deletes() {
           } else if (r.status().code() != Code::kNotFound) {  // not found: not held, done
             out.st = r.status();
             out.failed.push_back(s);
+            out.deleted_seqs.push_back(s);  // (a timeout may still delete it)
+          } else {
+            out.deleted_seqs.push_back(s);  // (a timed-out earlier try may have)
           }
         }
         if (!out.st && out.failed.empty()) out.failed = now;  // the list could not be read
@@ -2714,7 +2720,7 @@ nlohmann::json Follower::lag_json() const {
   f["skipped"] = skipped_;
   f["trims"] = trims_;
   f["deletes_applied"] = deletes_applied_;
-  f["hole_checks"] = Json{{"count", hole_checks_}, {"to_seq", hole_checked_to_}};
+  f["hole_checks"] = Json{{"count", hole_checks_}, {"to_seq", hole_checked_to_}, {"candidates", hole_candidate_seqs_}};
   f["pipeline_resets"] = resets_;
   f["queued"] = queue_.size();
   f["inflight"] = inflight_.size();

@@ -331,8 +331,8 @@ class Follower {
   // At that end the follower reads its replica's deleted list: a sequence
   // deleted here, at or below what was applied and received on this
   // subscription then, that the pass did not list, and that this daemon did
-  // not delete itself since the check before began (a leader's delete or gap
-  // made after its read: the leader reads each pass after sending the one
+  // not delete itself since the end before that pass's (a leader's delete or
+  // gap made after its read: the leader reads each pass after sending the one
   // before, so anything it deleted earlier is listed), is one the leader
   // held and the replica lacks. Reported once two checks in a row find it
   // (holes_); recomputed at every check, so it outlives a restart of the
@@ -358,6 +358,7 @@ class Follower {
   std::vector<uint64_t> holes_;            // reported: in the last two checks, sorted
   uint64_t hole_checks_ = 0;               // since the daemon started (/v1/lag)
   uint64_t hole_checked_to_ = 0;           // the last check's highest sequence
+  uint64_t hole_candidate_seqs_ = 0;       // candidates found, summed over the checks (/v1/lag)
   void on_pass_end(uint64_t leader_first);
   // A complete pass to compare with, and the range it covers.
   struct HolePass {

@@ -730,7 +730,13 @@ TEST_CASE("a hole in a replica: found by the leader's reconcile passes, again af
   verify_identical(mesh, kCountries, 60s);
   REQUIRE(!follower_entry(f, kCountries)->contains("missing"));
   REQUIRE(file_contains(f.daemon.log_path(), "deleted at the leader"));  // the deletes did replicate
-  std::printf("[figures] hole: no hole reported in %zu samples while the leader deleted 24 messages\n", sampled);
+  // (Compared meanwhile: a check needs a pass, each delete starts one.)
+  const json hc = (*follower_entry(f, kCountries))["hole_checks"];
+  const uint64_t checked = hc.value("count", uint64_t{0});
+  CHECK(checked >= 2);
+  CHECK(hc.value("candidates", uint64_t{1}) == 0);  // not even once
+  std::printf("[figures] hole: no hole reported in %zu samples (%llu checks) while the leader deleted 24 messages\n",
+              sampled, static_cast<unsigned long long>(checked));
 
   // A hole: a message deleted in the replica by hand. Found once two passes
   // in a row see it (each delete at the leader starts one).
