@@ -595,6 +595,22 @@ TEST_CASE("divergence: a foreign publish stored among late writes after a replic
   trickle.stop();
 }
 
+namespace {
+
+// Starts both regions with COVENANT_COUNTRIES led by iad, 200 messages,
+// replicated.
+void start_with_countries(Mesh& mesh) {
+  mesh.start_nats();
+  mesh[kLeader].js().create_stream(countries_config());
+  mesh.start_daemons();
+  std::vector<OutMsg> c;
+  for (size_t i = 0; i < 200; ++i) c.push_back(country(i));
+  mesh[kLeader].js().publish_bulk(c, 256);
+  verify_identical(mesh, kCountries, 60s);
+}
+
+}  // namespace
+
 // A replica that lost its last messages while the leader still holds them
 // (nats-server 2.9 drops writes into an interest stream while it shuts
 // down, acknowledging each: soak, 2026-11-29; here deleted by hand while the
@@ -607,15 +623,7 @@ TEST_CASE("a replica missing its last messages: reported at start, replication g
   Mesh mesh(tmp, {kLeader, kFollower}, {{kCountries, kLeader}});
   Region& l = mesh[kLeader];
   Region& f = mesh[kFollower];
-  mesh.start_nats();
-  l.js().create_stream(countries_config());
-  mesh.start_daemons();
-  {
-    std::vector<OutMsg> c;
-    for (size_t i = 0; i < 200; ++i) c.push_back(country(i));
-    l.js().publish_bulk(c, 256);
-  }
-  verify_identical(mesh, kCountries, 60s);
+  start_with_countries(mesh);
 
   REQUIRE(f.daemon.terminate().exited);
   for (uint64_t s = 198; s <= 200; ++s) f.js().delete_msg(kCountries, s);
@@ -691,15 +699,7 @@ TEST_CASE("a hole in a replica: found by the leader's reconcile passes, again af
   Mesh mesh(tmp, {kLeader, kFollower}, {{kCountries, kLeader}});
   Region& l = mesh[kLeader];
   Region& f = mesh[kFollower];
-  mesh.start_nats();
-  l.js().create_stream(countries_config());
-  mesh.start_daemons();
-  {
-    std::vector<OutMsg> c;
-    for (size_t i = 0; i < 200; ++i) c.push_back(country(i));
-    l.js().publish_bulk(c, 256);
-  }
-  verify_identical(mesh, kCountries, 60s);
+  start_with_countries(mesh);
 
   // The leader deletes while it is written: messages the follower holds
   // (replicated deletes) and the newest ones (often not read yet: gaps the

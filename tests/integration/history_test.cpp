@@ -840,6 +840,22 @@ TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica nev
   CHECK_FALSE(f.js().stream_info(kQueue));                   // no replica created
 }
 
+namespace {
+
+// COVENANT_USERS as the seed has it (interest retention), at R1.
+json users_config(const std::string& name) {
+  return {{"name", name},
+          {"subjects", {"covenant.users.>"}},
+          {"retention", "interest"},
+          {"max_age", int64_t{7} * 86400 * 1'000'000'000},
+          {"max_msgs", 100'000},
+          {"discard", "old"},
+          {"storage", "file"},
+          {"num_replicas", 1}};
+}
+
+}  // namespace
+
 TEST_CASE("interest retention: the replica keeps what nobody in its region consumes, follows the leader's "
           "consumption, and the leader keeps what the follower has not stored",
           "[history][interest]") {
@@ -849,14 +865,7 @@ TEST_CASE("interest retention: the replica keeps what nobody in its region consu
   Region& l = mesh[kLeader];
   Region& f = mesh[kFollower];
   mesh.start_nats();
-  l.js().create_stream({{"name", kStream},
-                        {"subjects", {"covenant.users.>"}},
-                        {"retention", "interest"},
-                        {"max_age", int64_t{7} * 86400 * 1'000'000'000},
-                        {"max_msgs", 100'000},
-                        {"discard", "old"},
-                        {"storage", "file"},
-                        {"num_replicas", 1}});
+  l.js().create_stream(users_config(kStream));
   AppConsumer app(l.js(), kStream, "billing");
   // The durable of a region that is no longer a peer (syd): it would pin
   // the stream forever; the leader's daemon deletes it.
@@ -1014,14 +1023,7 @@ TEST_CASE("interest retention, nats-server 2.9.10: what an application acknowled
   Region& l = mesh[kLeader];
   Region& f = mesh[kFollower];
   mesh.start_nats();
-  l.js().create_stream({{"name", kStream},
-                        {"subjects", {"covenant.users.>"}},
-                        {"retention", "interest"},
-                        {"max_age", int64_t{7} * 86400 * 1'000'000'000},
-                        {"max_msgs", 100'000},
-                        {"discard", "old"},
-                        {"storage", "file"},
-                        {"num_replicas", 1}});
+  l.js().create_stream(users_config(kStream));
   AppConsumer billing(l.js(), kStream, "billing");  // at the leader: keeps everything there
   l.js().publish_bulk(messages("covenant.users.created", 0, 100), 256);
   l.js().publish_bulk(messages("covenant.users.updated", 100, 100), 256);
