@@ -319,7 +319,8 @@ class Follower {
   // (nats-server 2.9 drops writes into an interest stream while it shuts
   // down, each acknowledged; or deleted by hand). A sequence cannot be
   // written again: counted (missing_*), reported until a rebuild recreates
-  // the replica (or the daemon restarts: the log line stays).
+  // the replica or the leader removes them too (after a restart of the
+  // daemon the hole check below finds them again).
   uint64_t deleted_tail_above_ = 0;
   std::set<uint64_t> lost_;  // such sequences, found so (at most kMaxMissingTracked)
   // Holes: sequences the replica lacks although the leader held them,

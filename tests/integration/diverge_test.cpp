@@ -741,16 +741,20 @@ TEST_CASE("a hole in a replica: found by the leader's reconcile passes, again af
   // A hole: a message deleted in the replica by hand. Found once two passes
   // in a row see it (each delete at the leader starts one).
   f.js().delete_msg(kCountries, 100);
+  // A delete at the leader about once a second: each starts a pass.
   uint64_t trigger = 10;
+  auto next_trigger = Clock::now();
+  auto trigger_passes = [&] {
+    if (Clock::now() < next_trigger) return;
+    l.js().delete_msg(kCountries, trigger++);
+    next_trigger = Clock::now() + 1000ms;
+  };
   auto await_hole = [&](const std::string& what) {
-    auto next_trigger = Clock::now();
+    next_trigger = Clock::now();
     check_for(
         30s,
         [&](std::string& state) {
-          if (Clock::now() >= next_trigger) {
-            l.js().delete_msg(kCountries, trigger++);
-            next_trigger = Clock::now() + 1000ms;
-          }
+          trigger_passes();
           auto fe = follower_entry(f, kCountries);
           state = fe ? fe->dump() : "no entry";
           return fe && fe->contains("missing");
@@ -814,15 +818,12 @@ TEST_CASE("a hole in a replica: found by the leader's reconcile passes, again af
       "ams's replica purged as the leader's");
   REQUIRE(f.daemon.terminate().exited);
   f.daemon.start();
-  auto next_trigger = Clock::now();
+  next_trigger = Clock::now();
   uint64_t checks = 0;
   check_for(
       40s,
       [&](std::string& state) {
-        if (Clock::now() >= next_trigger) {
-          l.js().delete_msg(kCountries, trigger++);
-          next_trigger = Clock::now() + 1000ms;
-        }
+        trigger_passes();
         auto fe = follower_entry(f, kCountries);
         state = fe ? fe->dump() : "no entry";
         REQUIRE(fe);
