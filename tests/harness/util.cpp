@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -129,21 +131,53 @@ int ephemeral_low() {
   return 32768;
 }
 
+// Claims one block of kPortBlock ports for this process: an exclusive
+// flock on /tmp/isthmus-test-ports.<block>.lock, held until the process
+// exits (the kernel drops it then, also after a crash). Test processes that
+// run at the same time (meson runs two integration tests at once) thus hand
+// out disjoint ports, and a port a test's server gives up while it restarts
+// cannot be taken by another test meanwhile. Returns the block's index, or
+// -1 when every block is held (or /tmp refuses the files).
+constexpr uint32_t kPortBlock = 500;
+
+int claim_port_block(uint32_t blocks, uint32_t start, std::set<uint32_t>& mine) {
+  for (uint32_t i = 0; i < blocks; ++i) {
+    const uint32_t b = (start + i) % blocks;
+    if (mine.count(b) != 0) continue;
+    const std::string path = "/tmp/isthmus-test-ports." + std::to_string(b) + ".lock";
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) return -1;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      mine.insert(b);  // the descriptor stays open: the lock lives with the process
+      return static_cast<int>(b);
+    }
+    ::close(fd);
+  }
+  return -1;
+}
+
 }  // namespace
 
 uint16_t free_port() {
   static std::mutex mu;
   static std::set<uint16_t> handed_out;
-  static uint32_t next = 0;
+  static std::set<uint32_t> blocks_held;
+  static int block = -1;
+  static uint32_t next_in_block = 0;
   std::lock_guard<std::mutex> lock(mu);
-  // Below the ephemeral range, from a start that differs between processes.
+  // Below the ephemeral range, in blocks claimed by this process.
   const int low = ephemeral_low();
   const int first = 10000;
-  if (low - first >= 1000) {
-    const uint32_t span = static_cast<uint32_t>(low - first);
-    if (next == 0) next = static_cast<uint32_t>(::getpid()) * 7919u % span + 1;
-    for (uint32_t tries = 0; tries < span; ++tries) {
-      const auto port = static_cast<uint16_t>(first + (next++ % span));
+  if (low - first >= static_cast<int>(kPortBlock)) {
+    const uint32_t blocks = static_cast<uint32_t>(low - first) / kPortBlock;
+    const uint32_t start = static_cast<uint32_t>(::getpid()) % blocks;
+    for (;;) {
+      if (block < 0 || next_in_block >= kPortBlock) {
+        block = claim_port_block(blocks, start, blocks_held);
+        next_in_block = 0;
+        if (block < 0) break;
+      }
+      const auto port = static_cast<uint16_t>(first + static_cast<uint32_t>(block) * kPortBlock + next_in_block++);
       if (handed_out.count(port) != 0) continue;
       if (try_bind(port) == port) {
         handed_out.insert(port);
@@ -151,7 +185,7 @@ uint16_t free_port() {
       }
     }
   }
-  // No room below it: any free port.
+  // No room below it, or no block to be had: any free port.
   for (int attempt = 0; attempt < 100; ++attempt) {
     uint16_t port = try_bind(0);
     if (port != 0 && handed_out.insert(port).second) return port;

@@ -54,7 +54,9 @@ void check_stays(std::chrono::milliseconds duration,
 // is room: there, no outgoing connection can take it before the process it
 // is meant for binds it (a port from bind(0) could be, and a daemon then
 // failed with "address already in use"). Ports handed out by this process
-// are never handed out twice.
+// are never handed out twice, and come from blocks of 500 that the process
+// holds an flock on (/tmp/isthmus-test-ports.N.lock) until it exits, so test
+// processes running side by side never hand out the same port.
 uint16_t free_port();
 
 // A listening TCP socket on 127.0.0.1:port (SO_REUSEADDR), for the tests'
