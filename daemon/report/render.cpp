@@ -356,6 +356,12 @@ std::string render_rebuild(const Json& lag, const std::string& stream, bool& fin
     }
     if (sync == nullptr) return line + (s.contains("detail") ? ": " + cell(s, "detail") : std::string()) + "\n";
     line += ": " + cell(*sync, "done") + " done, " + cell(*sync, "to_go") + " to go";
+    if (cell(*sync, "to_go") == "0") {
+      // Everything copied; the daemon is switching the stream back to
+      // replicating. One line for it, not one per interval as the smoothed
+      // rate falls.
+      return line + ", finishing\n";
+    }
     double rate = sync->value("rate_per_s", 0.0);
     if (rate > 0) line += ", " + sprintf_str("%.0f", rate) + " msg/s";
     auto eta = sync->find("eta_s");

@@ -249,6 +249,16 @@ TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
     fast["streams"][0]["followers"][0]["sync"]["to_go"] = 8312;
     CHECK(render_rebuild(fast, "S", finished, failed) ==
           "S rebuilding: 20297 done, 8312 to go, 15640 msg/s, under 1s left\n");
+    // All copied, the switch back pending: the same line while the rate
+    // decays, so --watch prints it once.
+    fast["streams"][0]["followers"][0]["sync"]["to_go"] = 0;
+    fast["streams"][0]["followers"][0]["sync"]["done"] = 60508;
+    fast["streams"][0]["followers"][0]["sync"]["eta_s"] = 0;
+    const std::string done = render_rebuild(fast, "S", finished, failed);
+    CHECK(done == "S rebuilding: 60508 done, 0 to go, finishing\n");
+    fast["streams"][0]["followers"][0]["sync"]["rate_per_s"] = 3120.5;
+    CHECK(render_rebuild(fast, "S", finished, failed) == done);
+    CHECK_FALSE(finished);
   }
   CHECK_THAT(render_rebuild(lag, "T", finished, failed), Catch::Contains("keeping foreign messages aside"));
   CHECK_FALSE(finished);
