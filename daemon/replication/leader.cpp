@@ -887,12 +887,10 @@ void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
   }
   // Pulled messages arrive with their original subject (the subscription is
   // matched by sid); status messages arrive on <inbox>.<pull id>.
-  s->last_activity_mono_ns = loop::mono_ns();
-
   const std::string_view reply = msg.reply;
   if (reply.rfind("$JS.ACK.", 0) != 0) {
     // A status message: 408 (request expired), 404 (no messages), 409
-    // (consumer deleted, max waiting exceeded...), 100 (heartbeat).
+    // (consumer deleted, max waiting exceeded...), 100 (heartbeat), 503.
     std::string code, description;
     if (!msg.headers.empty()) {
       auto hv = nats::wire::parse_headers(msg.headers, [](std::string_view, std::string_view) {});
@@ -901,6 +899,17 @@ void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
         description = std::string(hv->description);
       }
     }
+    if (code == "503") {
+      // No responders: nothing subscribes to the consumer's request subject,
+      // so the consumer is gone (nats-server 2.9 says nothing then, because
+      // its JetStream API import takes the request; later versions answer
+      // 503 at once). Treated like 2.9's silence: the pull stays open and
+      // counts as no activity, so tick() finds it unanswered and recreates
+      // the reader a few seconds later, paced, instead of pulling again
+      // into the same 503 at once.
+      return;
+    }
+    s->last_activity_mono_ns = loop::mono_ns();
     uint64_t rid = 0;
     size_t dot = msg.subject.rfind('.');
     if (dot != std::string_view::npos) parse_num(msg.subject.substr(dot + 1), rid);
@@ -925,6 +934,7 @@ void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
     return;
   }
 
+  s->last_activity_mono_ns = loop::mono_ns();
   uint64_t sseq = 0, dseq = 0, pending = 0;
   int64_t ts = 0;
   if (!parse_ack_subject(reply, sseq, dseq, ts, pending)) return;
