@@ -40,6 +40,15 @@ struct Context {
   // and not yet acknowledged, plus what outstanding pull requests may still
   // deliver (estimated). link.peer_window_bytes bounds it (Leader::pull).
   std::map<std::string, uint64_t> peer_inflight_bytes;
+  // When a pull for each peer last found its link full (peer_inflight_bytes
+  // at link.peer_window_bytes, or the link's send queue at its high-water
+  // mark). While that is recent, room that an acknowledgement frees is
+  // handed out by pump_in_turn, a different stream first each time
+  // (Replicator), instead of being taken at once by the stream whose
+  // acknowledgement freed it: on a saturated link every stream gets its
+  // turn, rather than the first few starving the rest until they are done.
+  std::map<std::string, int64_t> peer_full_mono_ns;
+  std::function<void()> pump_in_turn;  // every stream's pull(), in turn
   int64_t timeout_ms() const { return cfg->nats.request_timeout.count(); }
   // Runs job on the NATS worker and then done(result) on the loop thread.
   template <typename R>

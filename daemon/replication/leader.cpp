@@ -82,6 +82,9 @@ constexpr int64_t kPullRefusedRetryNs = 2'000'000'000;
 constexpr int64_t kAckRefusedRetryNs = 2'000'000'000;
 // Bytes queued on a link above which we stop pulling for it.
 constexpr size_t kLinkHighWater = 4 * 1024 * 1024;
+// How long after a pull last found a peer's link full the room freed by an
+// acknowledgement is shared out in turn (on_ack).
+constexpr int64_t kLinkFullRecentNs = 100'000'000;
 // A durable (interest) reader's unacknowledged deliveries are redelivered
 // after this; the follower normally acknowledges within a round trip.
 constexpr int64_t kDurableAckWaitNs = int64_t{30} * 60 * 1'000'000'000;
@@ -428,7 +431,16 @@ Status Leader::on_ack(const std::string& peer, const link::Ack& ack) {
       s.last_ack_reply = std::move(ack_reply);
       v.ack_sent_mono_ns = loop::mono_ns();
     }
-    pull(s);
+    // On a link that was full a moment ago, the room this acknowledgement
+    // frees goes round the streams, a different one first each time, so
+    // this stream does not take it all again at once.
+    auto full = ctx_.peer_full_mono_ns.find(peer);
+    if (full != ctx_.peer_full_mono_ns.end() && loop::mono_ns() - full->second <= kLinkFullRecentNs &&
+        ctx_.pump_in_turn) {
+      ctx_.pump_in_turn();
+    } else {
+      pull(s);
+    }
   }
   return Status::ok();
 }
@@ -699,7 +711,11 @@ Leader::Sender* Leader::find_sender(uint64_t id) {
 void Leader::pull(Sender& s) {
   if (draining_ || s.consumer.empty() || !s.sub || !ctx_.data) return;
   if (!s.pull_refused.empty() && loop::mono_ns() - s.pull_refused_mono_ns < kPullRefusedRetryNs) return;
-  if (!ctx_.links->is_up(s.peer) || ctx_.links->pending_bytes(s.peer) > kLinkHighWater) return;
+  if (!ctx_.links->is_up(s.peer)) return;
+  if (ctx_.links->pending_bytes(s.peer) > kLinkHighWater) {
+    ctx_.peer_full_mono_ns[s.peer] = loop::mono_ns();
+    return;
+  }
   const auto& lc = ctx_.cfg->link;
   account(s);
   if (static_cast<int>(s.pulls.size()) >= kMaxOpenPulls) return;
@@ -715,7 +731,11 @@ void Leader::pull(Sender& s) {
   // the smaller room at the recent message size.
   const uint64_t mine = inflight_bytes(s);
   const uint64_t link_used = ctx_.peer_inflight_bytes[s.peer];
-  if (mine >= lc.window_bytes || link_used >= lc.peer_window_bytes) return;
+  if (mine >= lc.window_bytes) return;
+  if (link_used >= lc.peer_window_bytes) {
+    ctx_.peer_full_mono_ns[s.peer] = loop::mono_ns();
+    return;
+  }
   const uint64_t room = std::min(lc.window_bytes - mine, lc.peer_window_bytes - link_used);
   // Message sizes are estimated (the larger of the recent average and the
   // latest size), and pull sizes start small and double with each pull

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <iterator>
 
 namespace isthmus::replication {
 
@@ -13,6 +14,7 @@ Replicator::Replicator(uv_loop_t* loop, const config::Config& cfg, loop::Mailbox
   ctx_.cfg = &cfg_;
   ctx_.mailbox = mailbox;
   ctx_.request_flush = [this] { schedule_flush(); };
+  ctx_.pump_in_turn = [this] { pump_round(); };
   infos_ = std::make_unique<StreamInfoReader>(ctx_);
   ctx_.infos = infos_.get();
   warnings_ = std::make_unique<LogLimiter>();
@@ -44,9 +46,21 @@ void Replicator::start() {
   tick_timer_->start(1000, 1000, [this] { tick(); });
   start_state_timer();
   // Re-check windows that were blocked on link backpressure.
-  pump_timer_->start(20, 20, [this] {
-    for (auto& [n, l] : leaders_) l->pump();
-  });
+  pump_timer_->start(20, 20, [this] { pump_round(); });
+}
+
+// Every stream's pull() in turn, from a different stream each round: on a
+// full link the first to pull takes the room acknowledgements freed since
+// the last round, so each stream comes first in its turn.
+void Replicator::pump_round() {
+  if (leaders_.empty()) return;
+  pump_first_ %= leaders_.size();
+  auto it = std::next(leaders_.begin(), static_cast<std::ptrdiff_t>(pump_first_));
+  for (size_t i = 0; i < leaders_.size(); ++i) {
+    it->second->pump();
+    if (++it == leaders_.end()) it = leaders_.begin();
+  }
+  ++pump_first_;
 }
 
 void Replicator::start_state_timer() {

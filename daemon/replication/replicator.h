@@ -83,6 +83,7 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   void open_data();
   void watch_advisories();  // on the current connection, while this region leads a stream
   void start_state_timer();
+  void pump_round();
   void streams_down();
   void refresh_deadlines();  // runs the refresh waits that are due
 
@@ -99,6 +100,7 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   std::unique_ptr<LogLimiter> warnings_;     // ctx_.warnings
   std::unique_ptr<ServerWatch> server_watch_;
   std::map<std::string, std::unique_ptr<Leader>> leaders_;
+  size_t pump_first_ = 0;  // the stream (index in leaders_) the pump serves first next time
   std::map<std::string, std::unique_ptr<Follower>> followers_;
   std::unique_ptr<loop::Timer> flush_timer_;
   std::unique_ptr<loop::Timer> tick_timer_;

@@ -5,13 +5,23 @@
 
 namespace harness {
 
+namespace {
+
+std::vector<IsthmusdConfig::Stream> pair_streams(const ProxiedPairOptions& o) {
+  std::vector<IsthmusdConfig::Stream> streams{{o.stream, o.leader}};
+  for (const auto& name : o.extra_streams) streams.push_back({name, o.leader});
+  return streams;
+}
+
+}  // namespace
+
 using isthmus::test::FaultProxy;
 using nlohmann::json;
 
 ProxiedPair::ProxiedPair(ProxiedPairOptions options)
     : opt(std::move(options)),
       tmp(opt.tmp_prefix),
-      mesh(tmp, {opt.leader, opt.follower}, {{opt.stream, opt.leader}}) {
+      mesh(tmp, {opt.leader, opt.follower}, pair_streams(opt)) {
   if (!(opt.follower < opt.leader)) throw Fatal("ProxiedPair: the follower must sort first (it dials)");
   uint16_t leader_link = leader().daemon.config().link_port;
   std::vector<std::string> args;

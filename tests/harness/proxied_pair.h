@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -40,6 +41,7 @@ struct ProxiedPairOptions {
   std::string link_extra;        // TOML lines for [link] on both daemons
   std::string compression;       // link.compression on both ("": the default, s2)
   int proxy_sockbuf = 0;         // the proxy's --sockbuf (0: its default)
+  std::vector<std::string> extra_streams;  // more streams the leader leads (the test creates them)
 };
 
 class ProxiedPair {

@@ -17,6 +17,8 @@
 //      link must survive the stall: no reconnect, no close)
 //   d  5 resets 300 ms apart mid-transfer; reconnects counted in /v1/links
 //   e  compression off (the smaller set): 50 ms round trip, then 3 resets
+//   f  the leader's daemon stopped (SIGSTOP) longer than stale_after
+//   g  eight streams catching up over a link at its window: each moves
 // Each case prints "[figures]" lines.
 #include <algorithm>
 #include <csignal>
@@ -452,4 +454,88 @@ TEST_CASE("f: the leader's daemon stopped 6 s (stale_after 3 s): continued, it s
   // Its peer stopped hearing from it and closed the link; iad itself
   // received nothing because it did not run, not because ams went quiet.
   CHECK(log.find("nothing received for") == std::string::npos);
+}
+
+TEST_CASE("g: a link at its window shares it: eight streams catching up over a 1.5 MB/s link all move from the start",
+          "[faults][window]") {
+  // Eight streams with 400 messages of ~1 KB each behind a link that holds
+  // at most 64 KiB in flight (link.peer_window_bytes, a stream's own window
+  // too) and carries 1.5 MB/s: about 2 s of a full link. Room freed by an
+  // acknowledgement goes round the streams, so by the time half of all
+  // messages are across, every stream has a fair part of its own. (Before:
+  // the stream whose acknowledgement freed the room took it again at once,
+  // and the streams that did not get in first waited until the others were
+  // done, with nothing moving: a stream's lag grew without bound while the
+  // link stayed full.)
+  constexpr int kStreams = 8;
+  constexpr uint64_t kPer = 400;
+  auto o = pair_options("window_bytes = \"64KiB\"\npeer_window_bytes = \"64KiB\"\nmax_frame_bytes = \"32KiB\"\n"
+             "batch_bytes = \"16KiB\"",
+             "none");
+  for (int i = 1; i <= kStreams; ++i) o.extra_streams.push_back("FAIR_" + std::to_string(i));
+  ProxiedPair s(o);
+  require_ok(s.proxy->set(FaultProxy::kB2A, "rate_bps=1500000"), "set rate");
+  s.start_nats();
+  const std::string pad(1000, 'x');
+  for (int i = 1; i <= kStreams; ++i) {
+    const std::string name = "FAIR_" + std::to_string(i);
+    s.leader().js().create_stream({{"name", name},
+                                   {"subjects", {"fair." + std::to_string(i) + ".*"}},
+                                   {"retention", "limits"},
+                                   {"storage", "file"},
+                                   {"num_replicas", 1}});
+    std::vector<OutMsg> msgs;
+    for (uint64_t k = 0; k < kPer; ++k) {
+      OutMsg m;
+      m.subject = "fair." + std::to_string(i) + ".e";
+      m.payload = name + " " + std::to_string(k) + " " + pad;
+      msgs.push_back(std::move(m));
+    }
+    s.leader().js().publish_bulk(msgs, 100);
+  }
+  s.start_daemons();
+
+  // Sample every replica until half of all messages are across.
+  std::vector<uint64_t> at_half;
+  std::string sampled;
+  check_for(
+      60s,
+      [&](std::string& st) {
+        for (const std::string& r : {kLeader, kFollower}) s.mesh[r].daemon.ensure_running();
+        std::vector<uint64_t> now;
+        uint64_t total = 0;
+        for (int i = 1; i <= kStreams; ++i) {
+          auto info = s.follower().js().stream_info("FAIR_" + std::to_string(i));
+          now.push_back(info ? info->last_seq : 0);
+          total += now.back();
+        }
+        st.clear();
+        for (auto n : now) st += std::to_string(n) + " ";
+        if (total * 2 < kStreams * kPer) return false;
+        at_half = now;
+        sampled = st;
+        return true;
+      },
+      "half of the messages replicated");
+  std::printf("[figures] g: replicas' last sequences when half were across: %s(of %llu each)\n", sampled.c_str(),
+              static_cast<unsigned long long>(kPer));
+  std::fflush(stdout);
+  INFO("replicas when half were across: " << sampled);
+  // Each stream has at least a quarter of its messages: round the streams
+  // the room comes to each within a few of its windows' worth (a window is
+  // about 60 of these messages).
+  for (uint64_t n : at_half) CHECK(n >= kPer / 4);
+
+  for (int i = 1; i <= kStreams; ++i) {
+    const std::string name = "FAIR_" + std::to_string(i);
+    check_for(
+        60s,
+        [&](std::string& st) {
+          auto info = s.follower().js().stream_info(name);
+          st = info ? std::to_string(info->last_seq) : "none";
+          return info && info->last_seq == kPer;
+        },
+        name + " complete in ams");
+  }
+  check_never_closed(s, "after the transfer");
 }
