@@ -91,6 +91,12 @@ constexpr int64_t kDurableAckWaitNs = int64_t{30} * 60 * 1'000'000'000;
 // Deletions are reconciled at least this often (and on SUBSCRIBE and on a
 // delete/purge advisory).
 constexpr int64_t kReconcileIntervalNs = 30'000'000'000;
+// The least time between the starts of two passes that advisories ask for:
+// a stream deleted from continuously (each delete an advisory) would
+// otherwise run passes back to back, each sending the whole deleted list to
+// every follower faster than a slow link carries it. Deletes seen live go
+// out one by one anyway (on_msg_deleted).
+constexpr int64_t kReconcileGapNs = 1'000'000'000;
 
 struct ConsumerResult {
   Status st;
@@ -1336,7 +1342,7 @@ void Leader::on_delete_or_purge() {
     if (v.lookup_time_ns >= 0) recheck_oldest(v);
   }
   refresh_state();
-  reconcile();
+  reconcile(/*paced=*/true);
 }
 
 void Leader::recheck_oldest(FollowerView& v) {
@@ -1344,10 +1350,10 @@ void Leader::recheck_oldest(FollowerView& v) {
   ++v.recheck_gen;
 }
 
-void Leader::reconcile() {
+void Leader::reconcile(bool paced) {
   if (!ctx_.conn) return;
-  if (reconcile_pending_) {
-    reconcile_again_ = true;
+  if (reconcile_pending_ || (paced && loop::mono_ns() - last_reconcile_mono_ns_ < kReconcileGapNs)) {
+    reconcile_again_ = true;  // tick() or the pending pass's end runs it
     return;
   }
   reconcile_pending_ = true;
@@ -1433,7 +1439,7 @@ void Leader::on_reconcile_read(Result<ReconcileRead> r, uint64_t limit) {
     num_deleted_ = r->num_deleted;
     send_deleted(r->state);
   }
-  if (reconcile_again_) {
+  if (reconcile_again_ && loop::mono_ns() - last_reconcile_mono_ns_ >= kReconcileGapNs) {
     reconcile_again_ = false;
     reconcile();
   }
@@ -1468,7 +1474,16 @@ void Leader::send_deleted(const Json& st) {
   size_t run = 0;  // deleted[n - run, n) are last - run + 1 .. last
   while (run < deleted.size() && run <= kMaxDeletedTail && deleted[deleted.size() - 1 - run] == last - run) ++run;
   const size_t tail = run <= kMaxDeletedTail ? deleted.size() - run : deleted.size();
+  const int64_t now = loop::mono_ns();
   for (auto& [peer, sp] : senders_) {
+    // A link with a full send queue gets this pass later (unless its last
+    // pass is a full interval old): the lists must not pile up in front
+    // of the data on a link slower than the passes come.
+    if (ctx_.links->pending_bytes(sp->peer) > kLinkHighWater && now - sp->last_pass_mono_ns < kReconcileIntervalNs) {
+      reconcile_again_ = true;
+      continue;
+    }
+    sp->last_pass_mono_ns = now;
     // Otherwise only what the follower may hold: up to what was sent to it.
     auto end = std::upper_bound(deleted.begin(), deleted.end(), sp->sent_seq);
     std::vector<uint64_t> seqs(deleted.begin(), end);
@@ -1551,7 +1566,11 @@ void Leader::cleanup_stale_durables() {
 void Leader::tick() {
   for (auto& [peer, v] : views_) lookup_oldest(peer, v);
   int64_t now = loop::mono_ns();
-  if (now - last_reconcile_mono_ns_ > kReconcileIntervalNs) reconcile();
+  if (now - last_reconcile_mono_ns_ > kReconcileIntervalNs ||
+      (reconcile_again_ && !reconcile_pending_ && now - last_reconcile_mono_ns_ >= kReconcileGapNs)) {
+    reconcile_again_ = false;
+    reconcile();
+  }
   for (auto& [peer, s] : senders_) {
     check_ack_refused(*s, now);
     if (s->consumer.empty() && !s->creating && ctx_.conn) {

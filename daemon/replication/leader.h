@@ -137,6 +137,7 @@ class Leader {
     uint64_t accounted = 0;       // this sender's share of ctx.peer_inflight_bytes
     int64_t last_activity_mono_ns = 0;
     bool live_deletes_sent = false;  // live_deletes_ sent since this sender started
+    int64_t last_pass_mono_ns = 0;   // when a reconcile pass was last sent to it
     // A pull gone unanswered: the server is asked for a PONG first, and the
     // reader recreated only once it has answered for kServerAnsweringNs
     // with the pull still open (a stalled server answers nothing: no
@@ -206,7 +207,9 @@ class Leader {
   void start_sender(const std::string& peer, uint64_t sub_id, uint64_t from);
   // why empty: not logged; expected: logged at debug (else warn).
   void restart_consumer(Sender& s, const std::string& why, bool expected = false);
-  void reconcile();
+  // A pass over the stream's deleted list, sent to every follower. paced:
+  // at most one a second (kReconcileGapNs); a later one runs from tick().
+  void reconcile(bool paced = false);
   struct ReconcileRead {
     uint64_t num_deleted = 0;
     bool over_limit = false;  // the list was not read
