@@ -1002,6 +1002,18 @@ void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
     }
   }
   if (sseq <= s->sent_seq) {  // already sent (consumer recreated)
+    auto vit = views_.find(s->peer);
+    if (s->durable && ctx_.data && vit != views_.end() && sseq <= vit->second.acked_seq) {
+      // The follower has stored it already (its acknowledgement came
+      // before this delivery, e.g. a redelivery after a NATS reconnect lost
+      // our +ACK): acknowledge it now. Nothing later may come to cover it,
+      // and an interest stream would hold it, redelivered every ack wait.
+      // (last_ack_reply stays the highest: what a refused acknowledgement's
+      // retry sends.)
+      (void)ctx_.data->publish(reply, "", "+ACK");
+      ctx_.request_flush();
+      return;
+    }
     if (s->durable) {
       // The follower's acknowledgement of it must go to this consumer: the
       // durable that delivered it first is gone, and an ack sent there would
