@@ -11,19 +11,23 @@
 # write into a replica (divergence and a rebuild) and a stream added by
 # SIGHUP. Stops everything it started on exit (Ctrl-C included), daemons
 # first; removes its temporary directory unless it failed or --keep is given.
-#   scripts/demo.sh [--events N] [--rate MSGS_PER_S] [--keep]    (per stream)
+# --hold: at the end, leave the deployment running (to try isthmusctl, the
+# API and the status pages against it) until Ctrl-C.
+#   scripts/demo.sh [--events N] [--rate MSGS_PER_S] [--keep] [--hold]    (per stream)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 EVENTS=4000
 RATE=800
 KEEP=0
-usage() { echo "usage: $0 [--events N (1..5000)] [--rate MSGS_PER_S] [--keep]" >&2; exit 2; }
+HOLD=0
+usage() { echo "usage: $0 [--events N (1..5000)] [--rate MSGS_PER_S] [--keep] [--hold]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --events) [ $# -ge 2 ] || usage; EVENTS=$2; shift 2 ;;
     --rate) [ $# -ge 2 ] || usage; RATE=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --hold) HOLD=1; shift ;;
     *) usage ;;
   esac
 done
@@ -416,3 +420,17 @@ for s in "${STREAMS[@]}" COVENANT_AUDIT; do
       python3 -c 'import json,sys; s=json.load(sys.stdin)["state"]; print("messages=%d first_seq=%d last_seq=%d" % (s["messages"], s["first_seq"], s["last_seq"]))'
   done
 done
+
+if [ "$HOLD" = 1 ]; then
+  echo
+  echo "== holding: everything stays up until Ctrl-C (then it is stopped and cleaned up as usual)"
+  for r in "${REGIONS[@]}"; do
+    echo "   $r: status page http://127.0.0.1:${HTTP_PORT[$r]}/   $CTL --url http://127.0.0.1:${HTTP_PORT[$r]} lag"
+    echo "        nats nats://127.0.0.1:${NATS_PORT[$r]}, config $DEMO/$r/isthmus.toml, log $DEMO/$r/isthmusd.log"
+  done
+  echo "   no traffic now; to publish some: $LOADGEN publish --url nats://127.0.0.1:${NATS_PORT[iad]} \\"
+  echo "     --subjects covenant.countries.created --count 2000 --rate 200"
+  SLEEPER=
+  trap 'kill $SLEEPER 2>/dev/null; echo; exit 0' INT TERM
+  while :; do sleep 3600 & SLEEPER=$!; wait $SLEEPER || true; done
+fi
