@@ -113,6 +113,11 @@ Json links_report(const ApiSources& src) {
       if (!p.last_close_detail.empty()) j["last_close_detail"] = p.last_close_detail;
       j["last_close_ns"] = p.last_close_ns;
     }
+    if (!p.last_drop_reason.empty()) {
+      j["last_drop_reason"] = p.last_drop_reason;
+      if (!p.last_drop_detail.empty()) j["last_drop_detail"] = p.last_drop_detail;
+      j["last_drop_ns"] = p.last_drop_ns;
+    }
     j["closes"] = Json::object();
     for (const auto& [reason, n] : p.closes) j["closes"][reason] = n;
     arr.push_back(j);

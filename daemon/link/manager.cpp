@@ -177,7 +177,13 @@ void Manager::shutdown() {
       bury(std::move(p.conn));
       p.up = false;
       p.st.last_close_reason = close_reason_name(CloseReason::kShutdown);
+      p.st.last_close_detail.clear();
       p.st.last_close_ns = loop::wall_ns();
+      if (was_up) {
+        p.st.last_drop_reason = p.st.last_close_reason;
+        p.st.last_drop_detail.clear();
+        p.st.last_drop_ns = p.st.last_close_ns;
+      }
       set_state(p, "down");
       if (was_up) listener_->on_link_down(name);
     }
@@ -661,6 +667,11 @@ void Manager::link_closed(Peer& p, CloseReason reason, const std::string& detail
   p.st.last_close_reason = close_reason_name(reason);
   p.st.last_close_detail = detail;
   p.st.last_close_ns = loop::wall_ns();
+  if (was_up) {
+    p.st.last_drop_reason = p.st.last_close_reason;
+    p.st.last_drop_detail = detail;
+    p.st.last_drop_ns = p.st.last_close_ns;
+  }
   p.st.closes[close_reason_name(reason)]++;
   if (p.conn) {
     const auto& s = p.conn->stats();

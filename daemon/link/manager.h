@@ -78,6 +78,11 @@ struct PeerStatus {
   std::string last_close_reason;
   std::string last_close_detail;
   int64_t last_close_ns = 0;
+  // The close of the last connection that was up (why the link went down):
+  // the failed dials that follow overwrite last_close_*, not these.
+  std::string last_drop_reason;
+  std::string last_drop_detail;
+  int64_t last_drop_ns = 0;
   // Every close of a connection to this peer (also refusals during the
   // handshake of a connection we dialed), by close reason name.
   std::map<std::string, uint64_t> closes;

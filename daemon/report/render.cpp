@@ -304,13 +304,25 @@ std::string render_links(const Json& links, int64_t now_ns) {
     if (l.contains("since_ns") && l["since_ns"].get<int64_t>() > 0) {
       since = format_age(std::max<int64_t>(0, now_ns - l["since_ns"].get<int64_t>()));
     }
-    std::string rtt = l.contains("rtt_ms") ? format_rtt_ms(l["rtt_ms"].get<double>()) : kNone;
+    // A link that is not up has no round trip now (the API keeps the last).
+    const bool up = cell(l, "state") == "up";
+    std::string rtt = up && l.contains("rtt_ms") ? format_rtt_ms(l["rtt_ms"].get<double>()) : kNone;
     auto bytes = [&](const char* key) { return l.contains(key) ? format_bytes(l[key].get<uint64_t>()) : kNone; };
     std::string last_close = cell(l, "last_close_reason");
     if (l.contains("last_close_ns") && l["last_close_ns"].get<int64_t>() > 0 && last_close != kNone) {
       last_close += " (" + format_age(std::max<int64_t>(0, now_ns - l["last_close_ns"].get<int64_t>())) + " ago)";
     }
     if (l.contains("last_close_detail")) notes.push_back(cell(l, "peer") + ": last close: " + cell(l, "last_close_detail"));
+    // Down, and the failed dials since have replaced the close that took
+    // the link down: say what that was.
+    if (!up && l.contains("last_drop_reason") && l.contains("last_drop_ns") &&
+        l["last_drop_ns"] != l.value("last_close_ns", Json())) {
+      std::string drop = cell(l, "peer") + ": the link went down " +
+                         format_age(std::max<int64_t>(0, now_ns - l["last_drop_ns"].get<int64_t>())) +
+                         " ago: " + cell(l, "last_drop_reason");
+      if (l.contains("last_drop_detail")) drop += " (" + cell(l, "last_drop_detail") + ")";
+      notes.push_back(drop);
+    }
     t.add_row({cell(l, "peer"), cell(l, "state"), cell(l, "role"), since, rtt, cell(l, "reconnects"),
                bytes("bytes_in"), bytes("bytes_out"), last_close});
   }

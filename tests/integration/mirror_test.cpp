@@ -549,6 +549,20 @@ void run_with_fault(Fault fault) {
       INFO("leader daemon: " << st.to_string());
       CHECK(st.exited);
       CHECK(st.code == 0);
+      // The follower says why the link went down (the leader's GOAWAY),
+      // also once its dials since have failed (last_close_reason).
+      check_for(
+          10s,
+          [&](std::string& state) {
+            auto r = s.follower().daemon.http_get("/v1/links", 2s);
+            state = r.body;
+            if (r.status != 200) return false;
+            const json j = json::parse(r.body);
+            for (const auto& l : j.at("links"))
+              if (l.value("peer", "") == s.leader().name) return l.value("last_drop_reason", "") == "peer_goaway";
+            return false;
+          },
+          "ams: last_drop_reason peer_goaway");
       break;
     }
     case Fault::kRestartFollowerNats:
