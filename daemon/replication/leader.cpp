@@ -1127,8 +1127,14 @@ void Leader::flush() {
   });
 }
 
-void Leader::pump() {
-  for (auto& [peer, s] : senders_) pull(*s);
+bool Leader::pump() {
+  bool pulled = false;
+  for (auto& [peer, s] : senders_) {
+    const uint64_t before = s->next_pull_id;
+    pull(*s);
+    pulled = pulled || s->next_pull_id != before;
+  }
+  return pulled;
 }
 
 void Leader::refresh_state(std::function<void()> done) {
@@ -1362,13 +1368,14 @@ void Leader::recheck_oldest(FollowerView& v) {
   ++v.recheck_gen;
 }
 
-void Leader::reconcile(bool paced) {
+void Leader::reconcile(bool paced, bool owed_only) {
   if (!ctx_.conn) return;
   if (reconcile_pending_ || (paced && loop::mono_ns() - last_reconcile_mono_ns_ < kReconcileGapNs)) {
-    reconcile_again_ = true;  // tick() or the pending pass's end runs it
+    if (!owed_only) reconcile_again_ = true;  // tick() or the pending pass's end runs it
     return;
   }
   reconcile_pending_ = true;
+  pass_owed_only_ = owed_only;
   last_reconcile_mono_ns_ = loop::mono_ns();
   const uint64_t limit = static_cast<uint64_t>(ctx_.cfg->nats.reconcile_max_deleted);
   // Hysteresis: once over the limit, back only at 90% of it.
@@ -1488,13 +1495,16 @@ void Leader::send_deleted(const Json& st) {
   const size_t tail = run <= kMaxDeletedTail ? deleted.size() - run : deleted.size();
   const int64_t now = loop::mono_ns();
   for (auto& [peer, sp] : senders_) {
-    // A link with a full send queue gets this pass later (unless its last
-    // pass is a full interval old): the lists must not pile up in front
-    // of the data on a link slower than the passes come.
+    if (pass_owed_only_ && !sp->pass_owed) continue;
+    // A link with a full send queue gets a pass once it drains (tick();
+    // or at once when its last pass is a full interval old): the lists
+    // must not pile up in front of the data on a link slower than the
+    // passes come.
     if (ctx_.links->pending_bytes(sp->peer) > kLinkHighWater && now - sp->last_pass_mono_ns < kReconcileIntervalNs) {
-      reconcile_again_ = true;
+      sp->pass_owed = true;
       continue;
     }
+    sp->pass_owed = false;
     sp->last_pass_mono_ns = now;
     // Otherwise only what the follower may hold: up to what was sent to it.
     auto end = std::upper_bound(deleted.begin(), deleted.end(), sp->sent_seq);
@@ -1578,10 +1588,23 @@ void Leader::cleanup_stale_durables() {
 void Leader::tick() {
   for (auto& [peer, v] : views_) lookup_oldest(peer, v);
   int64_t now = loop::mono_ns();
-  if (now - last_reconcile_mono_ns_ > kReconcileIntervalNs ||
-      (reconcile_again_ && !reconcile_pending_ && now - last_reconcile_mono_ns_ >= kReconcileGapNs)) {
-    reconcile_again_ = false;
-    reconcile();
+  if (ctx_.conn && !reconcile_pending_) {
+    // A follower a pass skipped for its full link, now drained (or owed
+    // for a full interval): that pass, to it alone.
+    bool owed_ready = false;
+    for (const auto& [peer, s] : senders_) {
+      if (s->pass_owed && (ctx_.links->pending_bytes(peer) <= kLinkHighWater ||
+                           now - s->last_pass_mono_ns >= kReconcileIntervalNs)) {
+        owed_ready = true;
+      }
+    }
+    if (now - last_reconcile_mono_ns_ > kReconcileIntervalNs ||
+        (reconcile_again_ && now - last_reconcile_mono_ns_ >= kReconcileGapNs)) {
+      reconcile_again_ = false;
+      reconcile();
+    } else if (owed_ready && now - last_reconcile_mono_ns_ >= kReconcileGapNs) {
+      reconcile(false, /*owed_only=*/true);
+    }
   }
   for (auto& [peer, s] : senders_) {
     check_ack_refused(*s, now);

@@ -59,7 +59,8 @@ class Leader {
   // Re-reads the local stream's state; done() runs on the loop once known
   // (at once when NATS is down).
   void refresh_state(std::function<void()> done = {});
-  void pump();   // issue pulls where windows allow; send partial batches
+  // Issues pulls where windows allow; true if it issued any.
+  bool pump();
   void flush();  // send batches built so far
   void drain();  // shutdown: no new pulls, nothing held
   // A $JS.API.STREAM.MSG.DELETE / PURGE of this stream was seen.
@@ -138,6 +139,7 @@ class Leader {
     int64_t last_activity_mono_ns = 0;
     bool live_deletes_sent = false;  // live_deletes_ sent since this sender started
     int64_t last_pass_mono_ns = 0;   // when a reconcile pass was last sent to it
+    bool pass_owed = false;          // a pass skipped for its full link: sent once it drains
     // A pull gone unanswered: the server is asked for a PONG first, and the
     // reader recreated only once it has answered for kServerAnsweringNs
     // with the pull still open (a stalled server answers nothing: no
@@ -209,7 +211,8 @@ class Leader {
   void restart_consumer(Sender& s, const std::string& why, bool expected = false);
   // A pass over the stream's deleted list, sent to every follower. paced:
   // at most one a second (kReconcileGapNs); a later one runs from tick().
-  void reconcile(bool paced = false);
+  // owed_only: only to the followers a pass skipped (Sender::pass_owed).
+  void reconcile(bool paced = false, bool owed_only = false);
   struct ReconcileRead {
     uint64_t num_deleted = 0;
     bool over_limit = false;  // the list was not read
@@ -251,6 +254,7 @@ class Leader {
   std::string retention_;  // "limits" | "interest" | "workqueue"; empty until known
   bool reconcile_pending_ = false;
   bool reconcile_again_ = false;
+  bool pass_owed_only_ = false;  // the pass under way goes to Sender::pass_owed only
   int64_t last_reconcile_mono_ns_ = 0;
   // Interior deletes (the stream state's num_deleted); above
   // nats.reconcile_max_deleted the deleted list is not read.

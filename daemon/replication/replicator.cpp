@@ -14,7 +14,16 @@ Replicator::Replicator(uv_loop_t* loop, const config::Config& cfg, loop::Mailbox
   ctx_.cfg = &cfg_;
   ctx_.mailbox = mailbox;
   ctx_.request_flush = [this] { schedule_flush(); };
-  ctx_.pump_in_turn = [this] { pump_round(); };
+  // Once per loop iteration at most, however many acknowledgements asked
+  // (one per stream per flush): each round calls every stream's pull().
+  ctx_.pump_in_turn = [this] {
+    if (pump_soon_ || !pump_soon_timer_) return;
+    pump_soon_ = true;
+    pump_soon_timer_->start(0, 0, [this] {
+      pump_soon_ = false;
+      pump_round();
+    });
+  };
   infos_ = std::make_unique<StreamInfoReader>(ctx_);
   ctx_.infos = infos_.get();
   warnings_ = std::make_unique<LogLimiter>();
@@ -42,6 +51,7 @@ void Replicator::start() {
   flush_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
   tick_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
   pump_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
+  pump_soon_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
   state_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
   tick_timer_->start(1000, 1000, [this] { tick(); });
   start_state_timer();
@@ -49,18 +59,24 @@ void Replicator::start() {
   pump_timer_->start(20, 20, [this] { pump_round(); });
 }
 
-// Every stream's pull() in turn, from a different stream each round: on a
-// full link the first to pull takes the room acknowledgements freed since
-// the last round, so each stream comes first in its turn.
+// Every stream's pull() in turn, round robin: on a full link the first to
+// pull takes the room acknowledgements freed since the last round, so the
+// next round starts after it (and with the same stream when none could
+// pull: it is still first in line).
 void Replicator::pump_round() {
   if (leaders_.empty()) return;
   pump_first_ %= leaders_.size();
   auto it = std::next(leaders_.begin(), static_cast<std::ptrdiff_t>(pump_first_));
+  size_t next_first = pump_first_;
+  bool served = false;
   for (size_t i = 0; i < leaders_.size(); ++i) {
-    it->second->pump();
+    if (it->second->pump() && !served) {
+      served = true;
+      next_first = pump_first_ + i + 1;
+    }
     if (++it == leaders_.end()) it = leaders_.begin();
   }
-  ++pump_first_;
+  pump_first_ = next_first % leaders_.size();
 }
 
 void Replicator::start_state_timer() {
@@ -114,6 +130,7 @@ void Replicator::stop() {
   for (auto& w : waits) w.finish();
   if (tick_timer_) tick_timer_->stop();
   if (pump_timer_) pump_timer_->stop();
+  if (pump_soon_timer_) pump_soon_timer_->stop();
   if (state_timer_) state_timer_->stop();
   infos_->stop();
   server_watch_->stop();

@@ -101,10 +101,12 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   std::unique_ptr<ServerWatch> server_watch_;
   std::map<std::string, std::unique_ptr<Leader>> leaders_;
   size_t pump_first_ = 0;  // the stream (index in leaders_) the pump serves first next time
+  bool pump_soon_ = false;  // pump_soon_timer_ armed (Context::pump_in_turn)
   std::map<std::string, std::unique_ptr<Follower>> followers_;
   std::unique_ptr<loop::Timer> flush_timer_;
   std::unique_ptr<loop::Timer> tick_timer_;
   std::unique_ptr<loop::Timer> pump_timer_;
+  std::unique_ptr<loop::Timer> pump_soon_timer_;  // a round on the next loop iteration
   std::unique_ptr<loop::Timer> state_timer_;
   // $JS.EVENT.ADVISORY.API on the current connection: deletes and purges of
   // led streams trigger a prompt STATE and deletion reconcile.

@@ -137,7 +137,7 @@ int ephemeral_low() {
 // run at the same time (meson runs two integration tests at once) thus hand
 // out disjoint ports, and a port a test's server gives up while it restarts
 // cannot be taken by another test meanwhile. Returns the block's index, or
-// -1 when every block is held (or /tmp refuses the files).
+// -1 when every block is held (or none of the files can be opened).
 constexpr uint32_t kPortBlock = 500;
 
 int claim_port_block(uint32_t blocks, uint32_t start, std::set<uint32_t>& mine) {
@@ -145,8 +145,10 @@ int claim_port_block(uint32_t blocks, uint32_t start, std::set<uint32_t>& mine) 
     const uint32_t b = (start + i) % blocks;
     if (mine.count(b) != 0) continue;
     const std::string path = "/tmp/isthmus-test-ports." + std::to_string(b) + ".lock";
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (fd < 0) return -1;
+    // Read-only suffices for flock, and opens a file another user (root,
+    // from a sudo run) left behind; one that cannot be opened is skipped.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) continue;
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
       mine.insert(b);  // the descriptor stays open: the lock lives with the process
       return static_cast<int>(b);
