@@ -20,6 +20,8 @@
 //   f  the leader's daemon stopped (SIGSTOP) longer than stale_after
 //   g  eight streams catching up over a link at its window: each moves
 //   h  continuous deletes at the leader: reconcile passes paced, bytes counted
+//   i  a purge while the link is stalled with megabytes queued: the pass
+//      skipped for the full link arrives once it drains
 // Each case prints "[figures]" lines.
 #include <algorithm>
 #include <csignal>
@@ -602,5 +604,71 @@ TEST_CASE("h: a stream deleted from continuously: reconcile passes at most about
   // About 10 KB a pass: one a second over ~4 + 2.5 s is under 100 KB, with
   // the live deletes and heartbeats; passes back to back, megabytes.
   CHECK(bytes < 300'000);
+  verify_mirror(s, kTotal);
+}
+
+TEST_CASE("i: a purge while the link to the follower is stalled with megabytes queued: the pass it skipped comes "
+          "once the link drains",
+          "[faults][deletes]") {
+  // The leader skips a reconcile pass for a follower whose link has more
+  // than 4 MiB queued (the lists must not pile up in front of its data)
+  // and owes it one: sent when the link has drained, not at the next 30 s
+  // pass. A purge by subject has no sequence of its own to send live, so
+  // only a pass tells the follower.
+  ProxiedPair s(pair_options("stale_after = \"60s\"\nwindow_bytes = \"24MiB\"\npeer_window_bytes = \"32MiB\"", "none"));
+  s.start();
+  constexpr uint64_t kTotal = 16000;
+  constexpr uint64_t kFirst = 10;  // replicated before the stall: ams subscribed
+  const std::string pad(1000, 'y');
+  auto publish = [&](uint64_t from, uint64_t to) {
+    std::vector<OutMsg> msgs;
+    for (uint64_t i = from; i < to; ++i) {
+      OutMsg m;
+      m.subject = i % 160 == 7 ? "covenant.countries.deleted" : "covenant.countries.created";
+      m.payload = "event " + std::to_string(i + 1) + " " + pad;
+      msgs.push_back(std::move(m));
+    }
+    s.leader().js().publish_bulk(msgs, 500);
+  };
+  publish(0, kFirst);
+  s.await_replica(kFirst);
+  require_ok(s.proxy->stall(FaultProxy::kB2A, true), "stall iad -> ams");
+  publish(kFirst, kTotal);
+  // iad reads and sends into the stalled link until its queue passes
+  // 4 MiB (far below the 24 MiB window): then what it has sent stops
+  // growing, over 5 MiB (the rest sits in socket buffers).
+  uint64_t prev = 0;
+  check_for(
+      20s,
+      [&](std::string& st) {
+        json f = s.lag_entry(kLeader);
+        st = f.dump();
+        const uint64_t sent = f.value("bytes_sent", uint64_t{0});
+        const bool still = sent == prev && sent > (5u << 20);
+        prev = sent;
+        if (!still) std::this_thread::sleep_for(300ms);  // the next sample's spacing
+        return still;
+      },
+      "iad's sending to stop with over 5 MiB sent into the stalled link");
+  REQUIRE(s.lag_entry(kLeader).value("messages_sent", uint64_t{0}) < kTotal);  // held back by the queue
+  s.leader().js().api("$JS.API.STREAM.PURGE." + kStream, json{{"filter", "covenant.countries.deleted"}});
+  const uint64_t kept = s.leader().js().require_stream_info(kStream).messages;
+  REQUIRE(kept == kTotal - 100);
+  // The pass the purge asked for has run (and skipped ams) before the link
+  // drains: the advisory's pass starts within a second.
+  std::this_thread::sleep_for(2s);  // a pass's time; no observable to poll for
+  require_ok(s.proxy->stall(FaultProxy::kB2A, false), "stall off");
+  const auto t0 = Clock::now();
+  s.await_replica(kTotal, kCatchUp, kNoProgress);
+  check_for(
+      15s,
+      [&](std::string& st) {
+        const uint64_t f = s.follower().js().require_stream_info(kStream).messages;
+        st = "replica holds " + std::to_string(f) + ", leader " + std::to_string(kept);
+        return f == kept;
+      },
+      "the purge to reach ams once the link drained");
+  std::printf("[figures] i: purge applied in ams %.1f s after the stall ended\n", seconds_since(t0));
+  std::fflush(stdout);
   verify_mirror(s, kTotal);
 }
