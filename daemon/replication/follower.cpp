@@ -2756,6 +2756,11 @@ nlohmann::json Follower::lag_json() const {
     }
   } else {
     s["state"] = phase_ == Phase::kReplicating && sync_.syncing() ? "syncing" : phase_name(phase_);
+    // Back from an error and not yet proven (the leader's row says `error`
+    // meanwhile: our reports say we are not applying): say which.
+    if (!warned_error_.empty()) {
+      s["detail"] = "retrying after: " + warned_error_ + " (until a write is acknowledged, or 10 s without it)";
+    }
   }
   if (rebuild_ != Rebuild::kNone && phase_ != Phase::kDiverged) {
     s["rebuild"] = rebuild_ == Rebuild::kRequested ? "requested" : "syncing";
