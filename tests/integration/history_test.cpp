@@ -828,6 +828,39 @@ TEST_CASE("ALERTS_INCIDENTS with discard new filled past 10,000: the replica nev
   CHECK(detail.find("file") != std::string::npos);
   CHECK(f.js().require_stream_info(kOther).raw["config"].value("storage", "") == "memory");
 
+  // The operator removes the conflicting stream: the next retry (every 2 s)
+  // creates the replica. The leader's stream is empty, so no write proves
+  // the repair yet: until one does (or 10 s pass), ams says it is retrying
+  // after that error (the leader's row for ams shows error meanwhile), and
+  // its /healthz is not held at 503 by it. The first write clears it.
+  f.js().api("$JS.API.STREAM.DELETE." + kOther, nullptr);
+  check_for(
+      10s,
+      [&](std::string& st) {
+        auto other = f.daemon.lag_stream(kOther);
+        st = other ? other->dump() : "(no entry)";
+        return other && other->value("state", "") == "replicating" &&
+               other->value("detail", "").rfind("retrying after: cannot prepare replica: ", 0) == 0 &&
+               other->value("detail", "").find("storage") != std::string::npos;
+      },
+      kOther + " replicating again at " + kFollower + ", retrying after the conflict until a write is acknowledged");
+  {
+    auto h = f.daemon.http_get("/healthz");
+    INFO(h.body);
+    CHECK(h.body.find(kOther) == std::string::npos);
+  }
+  l.js().publish(messages("covenant.countries.created", 0, 1)[0]);
+  check_for(
+      5s,
+      [&](std::string& st) {
+        auto other = f.daemon.lag_stream(kOther);
+        st = other ? other->dump() : "(no entry)";
+        return other && other->value("state", "") == "replicating" && !other->contains("detail") &&
+               f.js().stream_info(kOther) && f.js().stream_info(kOther)->last_seq == 1;
+      },
+      kOther + " at " + kFollower + ": the first acknowledged write clears the retry detail");
+  CHECK(f.js().require_stream_info(kOther).raw["config"].value("storage", "") == "file");
+
   check_for(
       15s,
       [&](std::string& st) {
