@@ -368,6 +368,14 @@ std::string render_rebuild(const Json& lag, const std::string& stream, bool& fin
     }
     if (sync == nullptr) return line + (s.contains("detail") ? ": " + cell(s, "detail") : std::string()) + "\n";
     line += ": " + cell(*sync, "done") + " done, " + cell(*sync, "to_go") + " to go";
+    auto eta = sync->find("eta_s");
+    const bool eta_known = eta != sync->end() && eta->is_number();
+    if (cell(*sync, "to_go") == "0" && !eta_known) {
+      // The follower sets no estimate with nothing to go only while it has
+      // not heard from the leader for a few seconds: "to go" is as last
+      // heard, not done.
+      return line + " as last heard: the leader is out of sight (link down?)\n";
+    }
     if (cell(*sync, "to_go") == "0") {
       // Everything copied; the daemon is switching the stream back to
       // replicating. One line for it, not one per interval as the smoothed
@@ -376,8 +384,7 @@ std::string render_rebuild(const Json& lag, const std::string& stream, bool& fin
     }
     double rate = sync->value("rate_per_s", 0.0);
     if (rate > 0) line += ", " + sprintf_str("%.0f", rate) + " msg/s";
-    auto eta = sync->find("eta_s");
-    if (eta != sync->end() && eta->is_number()) {
+    if (eta_known) {
       // (Under a second reads "under 1s", not "about 0s" with thousands to go.)
       const double e = eta->get<double>();
       line += e < 1.0 && cell(*sync, "to_go") != "0" ? std::string(", under 1s left")

@@ -271,6 +271,12 @@ TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
     fast["streams"][0]["followers"][0]["sync"]["rate_per_s"] = 3120.5;
     CHECK(render_rebuild(fast, "S", finished, failed) == done);
     CHECK_FALSE(finished);
+    // Nothing to go and no estimate: the follower has not heard from the
+    // leader lately, and "0 to go" is as last heard, not done.
+    fast["streams"][0]["followers"][0]["sync"]["eta_s"] = nullptr;
+    CHECK(render_rebuild(fast, "S", finished, failed) ==
+          "S rebuilding: 60508 done, 0 to go as last heard: the leader is out of sight (link down?)\n");
+    CHECK_FALSE(finished);
   }
   CHECK_THAT(render_rebuild(lag, "T", finished, failed), Catch::Contains("keeping foreign messages aside"));
   CHECK_FALSE(finished);
