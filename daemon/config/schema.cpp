@@ -161,7 +161,7 @@ const std::array kKeys{
 
     // [[streams]]
     Key{.section = "streams", .name = "name", .kind = Kind::kString, .required = true,
-        .check = Check::kStreamName, .reload = Reload::kAdd,
+        .check = Check::kStreamName, .reload = Reload::kAddRemove,
         .doc = "JetStream stream name; unique.",
         .field = FIELD(c.streams[i].name)},
     Key{.section = "streams", .name = "leader", .kind = Kind::kString, .required = true,
@@ -310,7 +310,7 @@ std::vector<Difference> differences(const Config& running, const Config& next) {
 std::vector<std::string> reload_blockers(const Config& running, const Config& next) {
   std::vector<std::string> out;
   for (const Difference& d : differences(running, next)) {
-    const bool ok = d.k->reload == Reload::kLive || (d.k->reload == Reload::kAdd && d.what == Difference::kAdded);
+    const bool ok = d.k->reload == Reload::kLive || (d.k->reload == Reload::kAddRemove && d.what != Difference::kChanged);
     if (!ok) out.push_back(d.key);
   }
   return out;

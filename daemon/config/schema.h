@@ -40,8 +40,8 @@ enum class Check {
 enum class Reload {
   kRestart,  // a change needs a restart; reload refuses it by name
   kLive,     // applied by SIGHUP
-  kAdd,      // identity key of an array section: elements may be added by
-             // SIGHUP; removing one needs a restart
+  kAddRemove,  // identity key of an array section: elements may be added
+               // and removed by SIGHUP (other changes per their own keys)
 };
 
 // Where a key's value lives in a Config. `index` selects the element for
@@ -86,7 +86,7 @@ std::string kind_name(const Key& key);
 // which cannot change without a restart (Reload::kRestart), e.g.
 // {"link.listen", "streams[2].leader"}. Elements of array sections are
 // matched by their identity key; adding one is blocked if the identity key
-// is kRestart, removing one unless it is kLive. Empty: `next` can be
+// is kRestart, removing one if it is kRestart. Empty: `next` can be
 // applied by reload.
 std::vector<std::string> reload_blockers(const Config& running, const Config& next);
 

@@ -136,6 +136,12 @@ struct GoAway {
 // diverges. (Any other STREAM_INFO with an error while replicating is a
 // late answer to an earlier request, and is ignored.)
 inline constexpr std::string_view kReplacedPrefix = "replaced: ";
+// ... and this when the leader no longer leads the stream (removed from its
+// configuration by reload), sent unasked to a follower that replicates,
+// prepares or asks, and in answer to a SUBSCRIBE or LAG_REPORT of a stream
+// it does not lead: the follower stops with an error (and asks again every
+// 2 s, as after any error).
+inline constexpr std::string_view kNotLeaderPrefix = "not leader: ";
 
 // LAG_REPORT flags.
 constexpr uint32_t kLagFlagOffsetKnown = 1u << 0;  // clock_offset_* is an estimate

@@ -280,7 +280,7 @@ Follower::Follower(Context& ctx, config::Stream cfg) : ctx_(ctx), cfg_(std::move
 Follower::~Follower() = default;
 
 void Follower::maybe_start() {
-  if (phase_ != Phase::kIdle) return;
+  if (phase_ != Phase::kIdle || retired_) return;
   if (!ctx_.conn || !ctx_.links->is_up(cfg_.leader)) return;
   link::StreamReq req;
   req.stream = cfg_.name;
@@ -338,7 +338,7 @@ void Follower::read_local() {
         return r;
       },
       [this](Local r) {
-        if (prepared_once_ || !r.st || r.last_seq == 0) return;
+        if (retired_ || prepared_once_ || !r.st || r.last_seq == 0) return;
         applied_ = std::max(applied_, r.last_seq);
         last_applied_origin_ns_ = std::max(last_applied_origin_ns_, r.last_origin_ns);
       });
@@ -358,8 +358,28 @@ void Follower::on_link_up() { maybe_start(); }
 
 void Follower::on_link_down() { reset("link to leader " + cfg_.leader + " down"); }
 
+void Follower::retire() {
+  if (retired_) return;
+  // (Over a link that is down the leader learns it when it asks: its row
+  // for us reads "has not asked" 15 s after the link is back.)
+  if (ctx_.links->is_up(cfg_.leader)) {
+    stop_leader("stream " + cfg_.name + " was removed from region " + ctx_.cfg->region.name +
+                "'s configuration");
+  }
+  retired_ = true;
+  ++gen_;  // every result of a job under way is dropped
+  drop_held();
+  ack_sub_.reset();
+  watch_subs_.clear();
+  write_watch_.reset();
+  watched_subjects_.clear();
+  to_delete_.clear();
+  purge_pending_ = check_pending_ = delete_pending_ = false;
+  spdlog::info("stream {}: no longer followed; the replica stays as it is (last sequence {})", cfg_.name, applied_);
+}
+
 void Follower::reset(const std::string& why) {
-  if (phase_ == Phase::kDiverged) return;
+  if (phase_ == Phase::kDiverged || retired_) return;
   bool was_active = phase_ == Phase::kReplicating || !inflight_.empty();
   ++gen_;
   drop_held();
@@ -652,6 +672,18 @@ void Follower::check_synced() {
 }
 
 Status Follower::on_stream_info(const link::StreamInfo& info) {
+  if (retired_) return Status::ok();
+  if (info.error.rfind(link::kNotLeaderPrefix, 0) == 0) {
+    // The leader no longer leads the stream (removed from its configuration
+    // by reload): stop, in error, and ask again every 2 s as after any
+    // error (it may come back). Only what waits on the leader stops: a
+    // replica being prepared goes on (its SUBSCRIBE is answered the same
+    // way), and diverged stays diverged.
+    if (phase_ == Phase::kReplicating || phase_ == Phase::kAwaitInfo) {
+      fail("leader " + cfg_.leader + ": " + info.error.substr(link::kNotLeaderPrefix.size()));
+    }
+    return Status::ok();
+  }
   if (info.error.rfind(link::kReplacedPrefix, 0) == 0) {
     // The leader says the replica no longer matches its stream (deleted and
     // created again): unasked while we replicate or prepare (the start in
@@ -1620,6 +1652,7 @@ void Follower::trim() {
   uint64_t target = std::min(leader_first_, applied_ + 1);
   if (target <= replica_first_) return;
   purge_replica_below(target, [this, target](Status st) {
+    if (retired_) return;
     if (!st) {
       spdlog::warn("stream {}: cannot trim the replica below {}: {}", cfg_.name, target, st.message());
       return;  // retried on the next STATE
@@ -1719,6 +1752,7 @@ void Follower::apply_deletes() {
         return out;
       },
       [this, g, now](Out out) {
+        if (retired_) return;
         // Recorded here, on the loop: the NATS worker runs jobs in order, so
         // a hole check's read made after these deletes is answered after
         // this runs.
@@ -1750,6 +1784,7 @@ void Follower::apply_deletes() {
 // everything below it is gone at the leader (nothing in flight).
 void Follower::position_at(uint64_t to) {
   purge_replica_below(to, [this, to](Status st) {
+    if (retired_) return;
     if (!st) {
       reset("positioning purge failed: " + st.message());
       return;
@@ -2112,6 +2147,7 @@ void Follower::confirm_through(uint64_t seq) {
 }
 
 void Follower::fail(const std::string& why) {
+  if (retired_) return;
   phase_ = Phase::kError;
   detail_ = why;
   phase_since_mono_ns_ = loop::mono_ns();

@@ -90,6 +90,12 @@ class Follower {
   // Shutdown: publish nothing new; in-flight publishes still complete.
   void drain() { draining_ = true; }
   bool idle() const { return inflight_.empty() && !purge_pending_; }
+  // The stream was removed from the configuration (SIGHUP): tells the
+  // leader (STOP), drops what it holds and its subscriptions, and does
+  // nothing from now on. The replica stays as it is. The Replicator keeps
+  // a retired Follower until the daemon exits (results of jobs already
+  // started still arrive here: each is dropped), and routes nothing to it.
+  void retire();
 
   // Operator's request to rebuild the replica from the leader. Refused
   // (kConflict) when the existing stream is not an Isthmus replica.
@@ -199,6 +205,7 @@ class Follower {
   Context& ctx_;
   config::Stream cfg_;
   Phase phase_ = Phase::kIdle;
+  bool retired_ = false;       // retire() ran: every callback returns at once
   std::string detail_;         // why diverged/error
   std::string warned_error_;        // warn_error()'s last, until a write is acknowledged
   int64_t warned_error_mono_ns_ = 0;

@@ -347,6 +347,7 @@ Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
         return a;
       },
       [this, peer, deliveries_then](Answer a) {
+        if (retired_) return;
         Result<Json>& r = a.r;
         link::StreamInfo info;
         info.stream = cfg_.name;
@@ -807,6 +808,7 @@ void Leader::arm_pull_timer(int64_t at_mono_ns) {
   pull_timer_at_ns_ = at_mono_ns;
   pull_timer_->start(ms, 0, [this] {
     pull_timer_at_ns_ = 0;
+    if (retired_) return;
     for (auto& [peer, s] : senders_) {
       if (s->mode == ReadMode::kLive) pull(*s);
     }
@@ -1098,6 +1100,38 @@ bool Leader::holds(const Sender& s, int64_t now) const {
          now - s.batch_started_mono_ns < kFrameHoldNs - 1'000'000;
 }
 
+std::string not_leader_error(const std::string& region, const std::string& stream) {
+  return "region " + region + " does not lead stream " + stream;
+}
+
+void Leader::retire() {
+  if (retired_) return;
+  retired_ = true;
+  draining_ = true;
+  if (pull_timer_) pull_timer_->stop();
+  pull_timer_at_ns_ = 0;
+  if (hold_timer_) hold_timer_->stop();
+  hold_timer_at_ns_ = 0;
+  // After what is queued for them already (a follower drops it then).
+  for (const auto& [peer, v] : views_) {
+    if (!ctx_.links->is_up(peer)) continue;
+    link::StreamInfo info;
+    info.stream = cfg_.name;
+    info.error = std::string(link::kNotLeaderPrefix) + not_leader_error(ctx_.cfg->region.name, cfg_.name);
+    std::vector<uint8_t> f;
+    encode(info, f);
+    ctx_.links->send(peer, std::move(f));
+  }
+  std::vector<std::string> peers;
+  for (const auto& [peer, s] : senders_) peers.push_back(peer);
+  for (const auto& peer : peers) drop_sender(peer);
+  auto waiters = std::move(refresh_waiters_);
+  refresh_waiters_.clear();
+  for (auto& w : waiters) w();
+  ctx_.request_flush();
+  spdlog::info("stream {}: no longer led by this region; its followers are told", cfg_.name);
+}
+
 void Leader::drain() {
   draining_ = true;
   if (hold_timer_) hold_timer_->stop();
@@ -1123,6 +1157,7 @@ void Leader::flush() {
   const uint64_t ms = release > now ? static_cast<uint64_t>((release - now + 999'999) / 1'000'000) : 0;
   hold_timer_->start(ms, 0, [this] {
     hold_timer_at_ns_ = 0;
+    if (retired_) return;
     ctx_.request_flush();
   });
 }
@@ -1148,6 +1183,7 @@ void Leader::refresh_state(std::function<void()> done) {
   const uint64_t deliveries_then = deliveries_;
   ctx_.infos->read(cfg_.name, [this, deliveries_then](Result<Json> r) {
     refresh_pending_ = false;
+    if (retired_) return;  // (its waiters ran at retire())
     auto waiters = std::move(refresh_waiters_);
     refresh_waiters_.clear();
     struct RunAtEnd {
@@ -1325,6 +1361,7 @@ void Leader::lookup_oldest(const std::string& peer, FollowerView& v) {
   ctx_.async<Result<Json>>(
       [stream, from, tmo](natsConnection* nc) { return nats::msg_get_next(nc, stream, from, tmo); },
       [this, peer, from, asked_at_last, asked_gen](Result<Json> r) {
+        if (retired_) return;
         auto vit = views_.find(peer);
         if (vit == views_.end()) return;
         FollowerView& fv = vit->second;
@@ -1384,6 +1421,7 @@ void Leader::reconcile(bool paced, bool owed_only) {
   // JSON number per delete, which the server builds and both daemons parse
   // on every reconcile; with no interior delete there is none to read.
   ctx_.infos->read(cfg_.name, [this, threshold, limit](Result<Json> brief) {
+    if (retired_) return;
     if (!brief) {
       on_reconcile_read(brief.status(), limit);
       return;
@@ -1406,6 +1444,7 @@ void Leader::reconcile(bool paced, bool owed_only) {
     ctx_.async<Result<Json>>(
         [stream, tmo](natsConnection* nc) { return nats::stream_info(nc, stream, true, tmo); },
         [this, out = std::move(out), limit](Result<Json> full) mutable {
+          if (retired_) return;
           if (!full) {
             on_reconcile_read(full.status(), limit);
             return;

@@ -39,6 +39,10 @@
 
 namespace isthmus::replication {
 
+// "region R does not lead stream S": a leader's answer to a follower that
+// asks for (or replicates) a stream it does not lead.
+std::string not_leader_error(const std::string& region, const std::string& stream);
+
 class Leader {
  public:
   Leader(Context& ctx, config::Stream cfg, std::vector<std::string> followers);
@@ -63,6 +67,15 @@ class Leader {
   bool pump();
   void flush();  // send batches built so far
   void drain();  // shutdown: no new pulls, nothing held
+  // The stream was removed from the configuration (SIGHUP): tells every
+  // follower whose link is up that this region does not lead it (a
+  // STREAM_INFO error, link::kNotLeaderPrefix), drops every reader (an
+  // ephemeral one is deleted; the Replicator deletes the durables) and
+  // does nothing from now on. The Replicator keeps a retired Leader until
+  // the daemon exits (results of jobs already started still arrive here:
+  // each is dropped), and routes nothing to it.
+  void retire();
+  const std::string& retention() const { return retention_; }
   // A $JS.API.STREAM.MSG.DELETE / PURGE of this stream was seen.
   void on_delete_or_purge();
   // A message deleted through the API (its audit advisory): sent at once to
@@ -244,6 +257,7 @@ class Leader {
   bool refresh_pending_ = false;
   std::vector<std::function<void()>> refresh_waiters_;
   bool draining_ = false;
+  bool retired_ = false;  // retire() ran: every callback returns at once
   std::unique_ptr<loop::Timer> pull_timer_;  // deferred kLive pulls
   int64_t pull_timer_at_ns_ = 0;             // when it fires; 0: not armed
   std::unique_ptr<loop::Timer> hold_timer_;  // releases batches held for their pull

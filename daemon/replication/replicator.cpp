@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <iterator>
 
+#include "nats/jsapi.h"
+#include "replication/replica_config.h"
+
 namespace isthmus::replication {
 
 using Json = nlohmann::json;
@@ -94,9 +97,18 @@ void Replicator::reconfigure(const config::Config& next) {
   for (const auto& s : next.streams) {
     if (!leaders_.count(s.name) && !followers_.count(s.name)) added.push_back(s);
   }
+  std::vector<std::string> removed;
+  for (const auto& s : cfg_.streams) {
+    if (std::none_of(next.streams.begin(), next.streams.end(),
+                     [&s](const config::Stream& n) { return n.name == s.name; })) {
+      removed.push_back(s.name);
+    }
+  }
   cfg_ = next;  // ctx_.cfg points here: the streams read the new values from now on
   if (state_timer_ && hb != cfg_.link.heartbeat_interval && !stopped_) start_state_timer();
-  if (added.empty() || stopped_) return;
+  if (stopped_) return;
+  for (const auto& name : removed) remove_stream(name);
+  if (added.empty()) return;
   std::vector<std::string> others;
   for (const auto& p : cfg_.peers) others.push_back(p.name);
   for (const auto& s : added) {
@@ -118,6 +130,60 @@ void Replicator::reconfigure(const config::Config& next) {
     }
   }
   schedule_flush();
+}
+
+// Kept until the daemon exits (see Leader::retire, Follower::retire): the
+// results of their jobs under way still arrive, and are dropped there.
+void Replicator::remove_stream(const std::string& name) {
+  if (auto it = leaders_.find(name); it != leaders_.end()) {
+    spdlog::info("stream {}: removed by reload (this region led it): its followers are told, its readers deleted",
+                 name);
+    it->second->retire();
+    retired_leaders_.push_back(std::move(it->second));
+    leaders_.erase(it);
+    durables_to_delete_.push_back(name);
+    delete_durables();
+  } else if (auto fit = followers_.find(name); fit != followers_.end()) {
+    spdlog::info("stream {}: removed by reload ({} leads it): no longer followed", name, fit->second->leader());
+    fit->second->retire();
+    retired_followers_.push_back(std::move(fit->second));
+    followers_.erase(fit);
+  }
+  schedule_flush();
+}
+
+// The durable readers (isthmus_<region>_<n>) of streams this region no
+// longer leads: each keeps its stream's interest in what that follower has
+// not stored, for ever. Deleted now, or once NATS is up.
+void Replicator::delete_durables() {
+  if (!ctx_.conn || durables_to_delete_.empty()) return;
+  auto streams = std::move(durables_to_delete_);
+  durables_to_delete_.clear();
+  const int64_t tmo = ctx_.timeout_ms();
+  ctx_.nats->run([streams, tmo](natsConnection* nc) {
+    for (const auto& stream : streams) {
+      auto names = nats::consumer_names(nc, stream, tmo);
+      if (!names) {
+        // (The stream itself deleted: nothing holds anything.)
+        if (names.status().code() != Code::kNotFound) {
+          spdlog::warn("stream {}: cannot list its consumers to delete Isthmus' durable readers: {}", stream,
+                       names.status().message());
+        }
+        continue;
+      }
+      for (const auto& n : *names) {
+        if (durable_region(n).empty()) continue;
+        Status st = nats::consumer_delete(nc, stream, n, tmo);
+        if (st) {
+          spdlog::warn("stream {}: deleted durable {} (the stream is no longer replicated)", stream, n);
+        } else {
+          spdlog::warn("stream {}: cannot delete durable {}: {} (delete it by hand: it keeps every message "
+                       "its region has not stored)",
+                       stream, n, st.message());
+        }
+      }
+    }
+  });
 }
 
 void Replicator::stop() {
@@ -198,6 +264,7 @@ void Replicator::on_data_up() {
   if (!leaders_.empty()) watch_advisories();
   for (auto& [n, l] : leaders_) l->on_nats_up();
   for (auto& [n, f] : followers_) f->on_nats_up();
+  delete_durables();
 }
 
 void Replicator::watch_advisories() {
@@ -294,7 +361,7 @@ Status Replicator::on_link_frame(const std::string& peer, link::FrameType type, 
       if (Leader* l = leader_of(f.stream)) return l->on_stream_req(peer, f);
       link::StreamInfo info;
       info.stream = f.stream;
-      info.error = "region " + cfg_.region.name + " does not lead stream " + f.stream;
+      info.error = not_leader_error(cfg_.region.name, f.stream);
       std::vector<uint8_t> out;
       encode(info, out);
       ctx_.links->send(peer, std::move(out));
@@ -305,6 +372,7 @@ Status Replicator::on_link_frame(const std::string& peer, link::FrameType type, 
       link::Subscribe f;
       if (!(st = decode(body, f))) return st;
       if (Leader* l = leader_of(f.stream)) return l->on_subscribe(peer, f);
+      tell_not_leader(peer, f.stream);
       return Status::ok();
     }
     case FrameType::kAck: {
@@ -323,6 +391,7 @@ Status Replicator::on_link_frame(const std::string& peer, link::FrameType type, 
       link::LagReport f;
       if (!(st = decode(body, f))) return st;
       if (Leader* l = leader_of(f.stream)) return l->on_lag_report(peer, f);
+      tell_not_leader(peer, f.stream);  // (about once a second while it replicates)
       return Status::ok();
     }
     case FrameType::kStreamInfo: {
@@ -352,6 +421,18 @@ Status Replicator::on_link_frame(const std::string& peer, link::FrameType type, 
     default:
       return Status(Code::kInvalid, std::string("unexpected frame ") + link::frame_type_name(type));
   }
+}
+
+// A follower that subscribes to, or reports on, a stream this region does
+// not lead (it no longer does: removed by reload): it stops with that error.
+void Replicator::tell_not_leader(const std::string& peer, const std::string& stream) {
+  link::StreamInfo info;
+  info.stream = stream;
+  info.error = std::string(link::kNotLeaderPrefix) + not_leader_error(cfg_.region.name, stream);
+  std::vector<uint8_t> out;
+  encode(info, out);
+  ctx_.links->send(peer, std::move(out));
+  schedule_flush();
 }
 
 // An audit advisory ({"subject": "$JS.API.STREAM.PURGE.<stream>", ...}) for

@@ -36,8 +36,10 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   void start();
   void stop();
   // SIGHUP: takes `next` (which differs from the running configuration only
-  // in reloadable keys: config::reload_blockers) and starts replicating the
-  // streams it adds, as at start-up.
+  // in reloadable keys: config::reload_blockers), starts replicating the
+  // streams it adds, as at start-up, and stops those it removes (their
+  // replicas stay; the durable readers of a stream this region led are
+  // deleted).
   void reconfigure(const config::Config& next);
 
   // nats::ClientListener
@@ -86,6 +88,9 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   void pump_round();
   void streams_down();
   void refresh_deadlines();  // runs the refresh waits that are due
+  void remove_stream(const std::string& name);
+  void delete_durables();  // of durables_to_delete_, once NATS is up
+  void tell_not_leader(const std::string& peer, const std::string& stream);
 
   struct RefreshWait {
     int64_t deadline_mono_ns = 0;
@@ -103,6 +108,10 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   size_t pump_first_ = 0;  // the stream (index in leaders_) the pump serves first next time
   bool pump_soon_ = false;  // pump_soon_timer_ armed (Context::pump_in_turn)
   std::map<std::string, std::unique_ptr<Follower>> followers_;
+  // Streams removed by reload: inert, kept until the daemon exits.
+  std::vector<std::unique_ptr<Leader>> retired_leaders_;
+  std::vector<std::unique_ptr<Follower>> retired_followers_;
+  std::vector<std::string> durables_to_delete_;  // streams (remove_stream)
   std::unique_ptr<loop::Timer> flush_timer_;
   std::unique_ptr<loop::Timer> tick_timer_;
   std::unique_ptr<loop::Timer> pump_timer_;

@@ -3,12 +3,15 @@
 // applies the reloadable keys (log format and level, a stream added, a
 // peer's address, also a host name resolved slowly), refuses a file with errors or with a change that needs a
 // restart (naming the file and line, or the keys) and then changes nothing;
-// replication goes on through all of it.
+// replication goes on through all of it. Streams removed by reload, the
+// follower first or the leader first, stop at both ends and say so, and
+// added back they resume.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -229,11 +232,11 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
       },
       "iad reports the added stream replicating to ams with no lag");
 
-  // Removing a stream needs a restart.
-  f.daemon.config().streams.pop_back();
+  // Changing a stream's leader needs a restart.
+  f.daemon.config().streams.back().leader = kFollower;
   f.daemon.write_config();
-  reload(f, "reload refused: a restart is needed for: streams[1].name ALERTS_INCIDENTS removed (");
-  f.daemon.config().streams.push_back({kAdded, kLeader});
+  reload(f, "reload refused: a restart is needed for: streams[1].leader (");
+  f.daemon.config().streams.back().leader = kLeader;
   f.daemon.write_config();
   reload(f, "reloaded: nothing changed");
 
@@ -358,4 +361,179 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
   replicated(l, f, kAdded, "at the end");
   f.js().publish_bulk(messages("ams.events.seen", 11, 5));
   replicated(f, l, kOwn, "at the end");
+}
+
+namespace {
+
+void remove_stream(Region& r, const std::string& stream) {
+  auto& v = r.daemon.config().streams;
+  v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& s) { return s.name == stream; }), v.end());
+  r.daemon.write_config();
+}
+
+std::vector<std::string> durables(Region& r, const std::string& stream) {
+  std::vector<std::string> out;
+  const json names = r.js().api("$JS.API.CONSUMER.NAMES." + stream, json::object());
+  for (const auto& n : names.value("consumers", json::array())) {
+    if (n.get<std::string>().rfind("isthmus_", 0) == 0) out.push_back(n.get<std::string>());
+  }
+  return out;
+}
+
+// The leader's row for `follower` on `stream`.
+json leader_row(Region& l, const std::string& stream) {
+  auto s = l.daemon.lag_stream(stream);
+  if (!s || !s->contains("followers") || (*s)["followers"].empty()) return json();
+  return (*s)["followers"][0];
+}
+
+}  // namespace
+
+TEST_CASE("streams removed by reload stop at both ends, the leader's durable readers are deleted, and added back "
+          "they resume",
+          "[reload][remove]") {
+  const std::string kUsers = "COVENANT_USERS";  // interest: a durable reader per follower
+  TempDir tmp("isthmus-reload-remove");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kFirst, kLeader}, {kUsers, kLeader}, {kAdded, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  mesh.start_nats();
+  l.js().create_stream({{"name", kFirst}, {"subjects", {"covenant.countries.>"}}, {"num_replicas", 1}});
+  l.js().create_stream(
+      {{"name", kUsers}, {"subjects", {"covenant.users.>"}}, {"retention", "interest"}, {"num_replicas", 1}});
+  l.js().create_stream({{"name", kAdded}, {"subjects", {"alerts.incidents.>"}}, {"num_replicas", 1}});
+  // An application's consumer keeps the interest stream's messages at iad
+  // whatever Isthmus does.
+  l.js().api("$JS.API.CONSUMER.DURABLE.CREATE." + kUsers + ".billing",
+             {{"stream_name", kUsers},
+              {"config", {{"durable_name", "billing"}, {"ack_policy", "explicit"}, {"deliver_policy", "all"}}}});
+  l.js().publish_bulk(messages("covenant.countries.created", 1, 20));
+  l.js().publish_bulk(messages("covenant.users.signup", 1, 20));
+  l.js().publish_bulk(messages("alerts.incidents.opened", 1, 20));
+  mesh.start_daemons();
+  replicated(l, f, kFirst, "at start");
+  replicated(l, f, kUsers, "at start");
+  replicated(l, f, kAdded, "at start");
+  check_for(
+      10s,
+      [&](std::string& st) {
+        auto d = durables(l, kUsers);
+        st = std::to_string(d.size()) + " durables";
+        return d.size() == 1;
+      },
+      "iad reads " + kUsers + " for ams through a durable");
+
+  // The follower first: ams stops following, tells iad, and its replica
+  // stays as it was while iad takes in more.
+  remove_stream(f, kUsers);
+  std::string log = reload(f, "reloaded: streams[1].name " + kUsers + " removed");
+  CHECK(log.find("stream " + kUsers + ": removed by reload (iad leads it): no longer followed") != std::string::npos);
+  CHECK_FALSE(f.daemon.lag_stream(kUsers).has_value());
+  check_for(
+      10s,
+      [&](std::string& st) {
+        json row = leader_row(l, kUsers);
+        st = row.dump();
+        return row.value("state", "") == "stopped" &&
+               row.value("detail", "") == "stream " + kUsers + " was removed from region ams's configuration";
+      },
+      "iad's row for ams on " + kUsers + " reads stopped, saying why");
+  l.js().publish_bulk(messages("covenant.users.signup", 21, 10));
+  l.js().publish_bulk(messages("covenant.countries.created", 21, 10));
+  replicated(l, f, kFirst, "while " + kUsers + " is removed at ams");
+  CHECK(f.js().require_stream_info(kUsers).last_seq == 20);
+  CHECK(durables(l, kUsers).size() == 1);  // iad still replicates it (to nobody now)
+  {
+    auto h = f.daemon.http_get("/healthz");
+    INFO(h.body);
+    CHECK(h.status == 200);
+    CHECK(f.daemon.http_get("/metrics").body.find("stream=\"" + kUsers + "\"") == std::string::npos);
+  }
+  // Then the leader: its durable reader goes, the stream's messages stay
+  // (the application's consumer has not read them).
+  remove_stream(l, kUsers);
+  log = reload(l, "reloaded: streams[1].name " + kUsers + " removed");
+  CHECK(log.find("stream " + kUsers + ": removed by reload (this region led it)") != std::string::npos);
+  check_for(
+      10s,
+      [&](std::string& st) {
+        auto d = durables(l, kUsers);
+        st = std::to_string(d.size()) + " durables; log: " + tail_file(l.daemon.log_path(), 3);
+        return d.empty() && read_file(l.daemon.log_path()).find("stream " + kUsers + ": deleted durable isthmus_ams_") !=
+                                std::string::npos;
+      },
+      "iad deletes its durable reader of " + kUsers + " for ams");
+  CHECK(l.js().require_stream_info(kUsers).messages == 30);
+  CHECK_FALSE(l.daemon.lag_stream(kUsers).has_value());
+
+  // The leader first: ams's replica stops in error, said at once (not after
+  // a timeout), and asks again until it is removed there too.
+  remove_stream(l, kAdded);
+  reload(l, "reloaded: streams[1].name " + kAdded + " removed");
+  const std::string not_lead = "leader iad: region iad does not lead stream " + kAdded;
+  check_for(
+      5s,
+      [&](std::string& st) {
+        auto s = f.daemon.lag_stream(kAdded);
+        st = s ? s->dump() : "not listed";
+        return s && s->value("state", "") == "error" && s->value("detail", "") == not_lead;
+      },
+      "ams: " + kAdded + " in error once iad no longer leads it");
+  {
+    auto h = f.daemon.http_get("/healthz");
+    INFO(h.body);
+    CHECK(h.status == 503);
+    CHECK(h.body.find(not_lead) != std::string::npos);
+  }
+  l.js().publish_bulk(messages("alerts.incidents.opened", 21, 10));
+  check_stays(
+      2s,
+      [&](std::string& st) {
+        auto s = f.daemon.lag_stream(kAdded);
+        st = s ? s->dump() : "not listed";
+        return f.js().require_stream_info(kAdded).last_seq == 20 && s && s->value("state", "") == "error";
+      },
+      "ams's replica of " + kAdded + " stays at 20, in error");
+  remove_stream(f, kAdded);
+  reload(f, "reloaded: streams[1].name " + kAdded + " removed");
+  check_for(
+      5s,
+      [&](std::string& st) {
+        auto h = f.daemon.http_get("/healthz");
+        st = h.body;
+        return h.status == 200;
+      },
+      "ams healthy once it no longer follows " + kAdded + " either");
+
+  // Added back at both ends: each resumes from its replica's last sequence,
+  // nothing written twice, and what was published meanwhile arrives.
+  f.daemon.config().streams.push_back({kAdded, kLeader});
+  f.daemon.config().streams.push_back({kUsers, kLeader});
+  f.daemon.write_config();
+  reload(f, kUsers + " added");
+  l.daemon.config().streams.push_back({kAdded, kLeader});
+  l.daemon.config().streams.push_back({kUsers, kLeader});
+  l.daemon.write_config();
+  reload(l, kUsers + " added");
+  l.js().publish_bulk(messages("alerts.incidents.opened", 31, 5));
+  l.js().publish_bulk(messages("covenant.users.signup", 31, 5));
+  replicated(l, f, kAdded, "after it was added back");
+  check_for(
+      20s,
+      [&](std::string& st) {
+        auto li = l.js().require_stream_info(kUsers);
+        auto fi = f.js().require_stream_info(kUsers);
+        st = "leader last " + std::to_string(li.last_seq) + ", replica last " + std::to_string(fi.last_seq) + ", " +
+             std::to_string(fi.messages) + " messages";
+        return fi.last_seq == 35 && fi.messages == 35;
+      },
+      kUsers + " replicated again after it was added back, the messages of its absence too");
+  for (const auto& stream : {kAdded, kUsers}) {
+    auto s = f.daemon.lag_stream(stream);
+    REQUIRE(s);
+    INFO(s->dump());
+    CHECK(s->value("state", "") == "replicating");
+    CHECK((*s)["followers"][0].value("apply_errors", 1) == 0);
+  }
+  CHECK(f.daemon.http_get("/healthz").status == 200);
 }

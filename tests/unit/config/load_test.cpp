@@ -244,7 +244,7 @@ TEST_CASE("docs/configuration.md documents every key with its default", "[config
     REQUIRE(row != nullptr);
     CHECK(row->find(k.default_toml.empty() ? "required" : "`" + std::string(k.default_toml) + "`") !=
           std::string::npos);
-    const char* col = k.reload == Reload::kLive ? "| yes |" : k.reload == Reload::kAdd ? "| add |" : "| no |";
+    const char* col = k.reload == Reload::kLive ? "| yes |" : k.reload == Reload::kAddRemove ? "| add, remove |" : "| no |";
     CHECK(row->find(col) != std::string::npos);
   }
 }
@@ -411,13 +411,23 @@ TEST_CASE("reload_blockers names what cannot change without a restart", "[config
   b.streams.push_back(Stream{"NEW", "iad"});
   CHECK(reload_blockers(a, b).empty());
 
-  // Streams may be added, not removed; peers neither.
+  // Streams may be added and removed; peers neither. A stream removed and
+  // another added under the same name with another leader is a change of
+  // its leader.
   Config d = a;
   d.streams.pop_back();
   d.peers.push_back(Peer{"per", HostPort{"127.0.0.1", 9999}});
-  CHECK(reload_blockers(a, d) == std::vector<std::string>{"peers[" + std::to_string(a.peers.size()) + "].name",
-                                                          "streams[" + std::to_string(a.streams.size() - 1) +
-                                                              "].name"});
+  CHECK(reload_blockers(a, d) == std::vector<std::string>{"peers[" + std::to_string(a.peers.size()) + "].name"});
+  d.peers.erase(d.peers.begin());
+  CHECK(reload_blockers(a, d) ==
+        std::vector<std::string>{"peers[" + std::to_string(a.peers.size() - 1) + "].name", "peers[0].name"});
+  Config e = a;
+  e.streams.erase(e.streams.begin());
+  CHECK(reload_blockers(a, e).empty());
+  CHECK(changed_keys(a, e) == std::vector<std::string>{"streams[0].name " + a.streams[0].name + " removed"});
+  e.streams.push_back(Stream{a.streams[0].name, a.streams[0].leader == "iad" ? "ams" : "iad"});
+  CHECK(reload_blockers(a, e) == std::vector<std::string>{"streams[" + std::to_string(a.streams.size() - 1) +
+                                                          "].leader"});
 
   Config c = a;
   c.link.listen.port = 1;
