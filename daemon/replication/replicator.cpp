@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <set>
 
 #include "nats/jsapi.h"
 #include "replication/replica_config.h"
@@ -154,13 +155,44 @@ void Replicator::remove_stream(const std::string& name) {
 
 // The durable readers (isthmus_<region>_<n>) of streams this region no
 // longer leads: each keeps its stream's interest in what that follower has
-// not stored, for ever. Deleted now, or once NATS is up.
+// not stored, for ever. Those of streams removed by reload, once NATS is
+// up; and once per start, those of every interest stream on the server
+// that is not configured (removed at a restart: the same as by reload).
 void Replicator::delete_durables() {
-  if (!ctx_.conn || durables_to_delete_.empty()) return;
+  if (!ctx_.conn || (durables_to_delete_.empty() && durables_scanned_)) return;
   auto streams = std::move(durables_to_delete_);
   durables_to_delete_.clear();
+  std::set<std::string> configured;
+  if (!durables_scanned_) {
+    for (const auto& s : cfg_.streams) configured.insert(s.name);
+  }
+  const bool scan = !durables_scanned_;
+  durables_scanned_ = true;
   const int64_t tmo = ctx_.timeout_ms();
-  ctx_.nats->run([streams, tmo](natsConnection* nc) {
+  ctx_.nats->run([streams, scan, configured, tmo](natsConnection* nc) mutable {
+    if (scan) {
+      uint64_t offset = 0;
+      for (int page_no = 0; page_no < 64; ++page_no) {  // (16,384 streams)
+        auto page = nats::stream_list(nc, offset, tmo);
+        if (!page) {
+          spdlog::debug("replication: cannot list streams for Isthmus durables left on unconfigured ones: {}",
+                        page.status().message());
+          break;
+        }
+        const Json& list = (*page)["streams"];
+        if (!list.is_array() || list.empty()) break;
+        for (const Json& si : list) {
+          if (!si.is_object() || !si.contains("config") || !si["config"].is_object()) continue;
+          const std::string name = si["config"].value("name", std::string());
+          if (si["config"].value("retention", std::string()) == "interest" && !configured.count(name) &&
+              std::find(streams.begin(), streams.end(), name) == streams.end()) {
+            streams.push_back(name);
+          }
+        }
+        offset += list.size();
+        if (offset >= page->value("total", uint64_t{0})) break;
+      }
+    }
     for (const auto& stream : streams) {
       auto names = nats::consumer_names(nc, stream, tmo);
       if (!names) {
@@ -172,14 +204,17 @@ void Replicator::delete_durables() {
         continue;
       }
       for (const auto& n : *names) {
-        if (durable_region(n).empty()) continue;
+        const std::string region = durable_region(n);
+        if (region.empty()) continue;
         Status st = nats::consumer_delete(nc, stream, n, tmo);
         if (st) {
-          spdlog::warn("stream {}: deleted durable {} (the stream is no longer replicated)", stream, n);
+          spdlog::warn("stream {}: deleted durable {} (the stream is not replicated by this region's "
+                       "configuration; it kept every message region {} had not stored)",
+                       stream, n, region);
         } else {
           spdlog::warn("stream {}: cannot delete durable {}: {} (delete it by hand: it keeps every message "
-                       "its region has not stored)",
-                       stream, n, st.message());
+                       "region {} has not stored)",
+                       stream, n, st.message(), region);
         }
       }
     }

@@ -536,4 +536,26 @@ TEST_CASE("streams removed by reload stop at both ends, the leader's durable rea
     CHECK((*s)["followers"][0].value("apply_errors", 1) == 0);
   }
   CHECK(f.daemon.http_get("/healthz").status == 200);
+
+  // Removed at a restart instead of a reload: the leader deletes the
+  // durable readers of the interest stream it no longer replicates as well.
+  check_for(
+      10s,
+      [&](std::string& st) {
+        auto d = durables(l, kUsers);
+        st = std::to_string(d.size()) + " durables";
+        return d.size() == 1;
+      },
+      "iad reads " + kUsers + " for ams through a durable again");
+  remove_stream(l, kUsers);
+  l.daemon.restart();
+  check_for(
+      10s,
+      [&](std::string& st) {
+        auto d = durables(l, kUsers);
+        st = std::to_string(d.size()) + " durables; log: " + tail_file(l.daemon.log_path(), 3);
+        return d.empty();
+      },
+      "iad, restarted without " + kUsers + ", deletes its durable reader of it");
+  CHECK(l.js().require_stream_info(kUsers).messages > 0);  // (the application's consumer keeps them)
 }
