@@ -9,7 +9,7 @@
 # replicate, then a kill -9 of syd's daemon and its resume, a kill -9 of the
 # ams node ams's daemon is connected to (it moves to another node), a foreign
 # write into a replica (divergence and a rebuild) and a stream added by
-# SIGHUP. Stops everything it started on exit (Ctrl-C included), daemons
+# SIGHUP, then removed again by SIGHUP. Stops everything it started on exit (Ctrl-C included), daemons
 # first; removes its temporary directory unless it failed or --keep is given.
 # --hold: at the end, leave the deployment running (to try isthmusctl, the
 # API and the status pages against it) until Ctrl-C.
@@ -410,6 +410,40 @@ for r in "${REGIONS[@]}"; do
   printf "%s: " "$r"; grep -h "reloaded:" "$DEMO/$r/isthmusd.log" | tail -1
 done
 ctl iad lag | grep -E "STREAM|AUDIT"
+
+echo
+echo "== COVENANT_AUDIT removed again from every region's configuration, with SIGHUP: the followers"
+echo "   first (iad's rows for them read 'stopped'), then iad, which deletes its readers of it;"
+echo "   nothing is deleted from the streams: every replica keeps its 500 messages"
+drop_audit() {  # removes the [[streams]] table added above
+  python3 - "$1" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+block = '\n[[streams]]\nname = "COVENANT_AUDIT"\nleader = "iad"\n'
+assert block in s, "no COVENANT_AUDIT table in " + p
+open(p, "w").write(s.replace(block, ""))
+PY
+}
+for r in ams syd iad; do
+  drop_audit "$DEMO/$r/isthmus.toml"
+  kill -HUP "${DAEMON_PID[$r]}"
+  wait_for 10 "$r to apply the reload" grep -q "reloaded: .*COVENANT_AUDIT removed" "$DEMO/$r/isthmusd.log"
+  if [ "$r" = syd ]; then
+    audit_stopped() {  # iad's rows for both followers read stopped
+      ctl iad --json lag | python3 -c '
+import json, sys
+s = [s for s in json.load(sys.stdin)["streams"] if s["stream"] == "COVENANT_AUDIT"]
+sys.exit(0 if s and all(f["state"] == "stopped" for f in s[0].get("followers", [])) else 1)'
+    }
+    wait_for 10 "iad to see both followers stop COVENANT_AUDIT" audit_stopped
+    ctl iad lag | grep -E "STREAM|AUDIT"
+  fi
+done
+for r in "${REGIONS[@]}"; do
+  printf "%s: " "$r"; grep -h "reloaded:" "$DEMO/$r/isthmusd.log" | tail -1
+done
+grep -h "COVENANT_AUDIT: removed by reload" "$DEMO"/*/isthmusd.log | sed 's/^/   /'
 
 echo
 echo "== stream state in each region:"
