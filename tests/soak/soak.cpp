@@ -26,7 +26,8 @@
 // and on either proxied link: down for 1-10 s, its connection reset, stalled
 // for 2-12 s, slowed (delay, jitter, a 256 KB/s cap) for 10 s, or cut after a
 // random number of bytes (the open connection only; the fault waits up to
-// 60 s for the cut to happen). Recovery, timed from the end of the fault:
+// 60 s for the cut to happen); and one of the streams removed from any
+// region's configuration by reload, and added back 1-8 s later. Recovery, timed from the end of the fault:
 // every link up again, then both followers holding, in every stream, what
 // the leader held when the fault ended. Longer than --recovery-limit seconds
 // fails the run. Then 2-6 s of quiet.
@@ -106,7 +107,7 @@ std::vector<std::string> fault_kinds(const std::string& only) {
   static const std::vector<std::string> all = {
       "daemon kill -9", "daemon SIGSTOP", "daemon SIGTERM restart", "daemon SIGHUP", "nats restart",
       "nats restart under writes", "nats SIGSTOP", "link down", "link reset", "link stall", "link slow",
-      "link cut"};
+      "link cut", "stream removed by reload"};
   std::vector<std::string> v;
   for (const auto& k : all)
     if (k.find(only) != std::string::npos) v.push_back(k);
@@ -523,7 +524,29 @@ void Soak::inject() {
   const std::string kind = pick(fault_kinds(opt_.only));
   char d[160];
   std::string key = kind;
-  if (kind.rfind("daemon", 0) == 0) {
+  if (kind == "stream removed by reload") {
+    // One region stops replicating a stream for a while and takes it back:
+    // a follower resumes from its replica; the leader tells its followers,
+    // deletes its readers and, added back, serves them from their replicas
+    // again (the application durable keeps every message meanwhile).
+    const std::string n = pick(kRegions);
+    key += n == kLeader ? " (leader)" : " (follower)";
+    Isthmusd& dm = region(n).daemon;
+    auto& streams = dm.config().streams;
+    const auto saved = streams;
+    const size_t i = std::uniform_int_distribution<size_t>(0, streams.size() - 1)(rng_);
+    const double away = uniform(1, 8);
+    std::snprintf(d, sizeof d, "%s: %s at %s, added back after %.1f s", kind.c_str(), streams[i].name.c_str(),
+                  n.c_str(), away);
+    log(d);
+    streams.erase(streams.begin() + static_cast<std::ptrdiff_t>(i));
+    dm.write_config();
+    dm.process().signal(SIGHUP);
+    watch_for(ms(away));
+    streams = saved;
+    dm.write_config();
+    dm.process().signal(SIGHUP);
+  } else if (kind.rfind("daemon", 0) == 0) {
     const std::string n = pick(kRegions);
     key += n == kLeader ? " (leader)" : " (follower)";
     Isthmusd& dm = region(n).daemon;
