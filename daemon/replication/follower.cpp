@@ -369,6 +369,29 @@ void Follower::retire() {
   retired_ = true;
   ++gen_;  // every result of a job under way is dropped
   drop_held();
+  // Fillers in flight (or dropped in flight by an earlier restart of the
+  // pipeline) that get stored would stay in the replica: nobody confirms
+  // them now. Once they have had time to land, each that is a filler is
+  // deleted, as a confirmed one is.
+  if (!late_fillers_pending_.empty() && ctx_.loop != nullptr) {
+    std::vector<uint64_t> fillers(late_fillers_pending_.begin(), late_fillers_pending_.end());
+    retire_timer_ = std::make_unique<loop::Timer>(ctx_.loop);
+    retire_timer_->start(3000, 0, [this, fillers] {
+      const std::string stream = cfg_.name, leader = cfg_.leader;
+      const int64_t tmo = ctx_.timeout_ms();
+      ctx_.nats->run([stream, leader, fillers, tmo](natsConnection* nc) {
+        if (nc == nullptr) return;
+        uint64_t deleted = 0;
+        for (uint64_t fs : fillers) {
+          auto c = check_own_writes(nc, stream, leader, fs, fs, tmo);
+          if (!c.st) break;
+          deleted += c.fillers_deleted;
+        }
+        if (deleted > 0) spdlog::info("stream {}: {} filler(s) stored after it was removed deleted", stream, deleted);
+      });
+    });
+  }
+  late_fillers_pending_.clear();
   ack_sub_.reset();
   watch_subs_.clear();
   write_watch_.reset();
@@ -489,7 +512,7 @@ void Follower::stop_leader(const std::string& reason) {
 }
 
 void Follower::diverge(const std::string& why, uint64_t from_seq, bool marked) {
-  if (phase_ == Phase::kDiverged || rebuild_ == Rebuild::kRequested) return;
+  if (phase_ == Phase::kDiverged || rebuild_ == Rebuild::kRequested || retired_) return;
   ++gen_;
   drop_held();
   purge_pending_ = false;
@@ -676,10 +699,12 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
   if (info.error.rfind(link::kNotLeaderPrefix, 0) == 0) {
     // The leader no longer leads the stream (removed from its configuration
     // by reload): stop, in error, and ask again every 2 s as after any
-    // error (it may come back). Only what waits on the leader stops: a
-    // replica being prepared goes on (its SUBSCRIBE is answered the same
-    // way), and diverged stays diverged.
-    if (phase_ == Phase::kReplicating || phase_ == Phase::kAwaitInfo) {
+    // error (it may come back). Only while replicating: a replica being
+    // prepared goes on (its SUBSCRIBE is answered the same way), diverged
+    // stays diverged, and a request's own answer comes without the prefix
+    // (one with it meanwhile answered a report sent before the request: the
+    // stream may be back by now).
+    if (phase_ == Phase::kReplicating) {
       fail("leader " + cfg_.leader + ": " + info.error.substr(link::kNotLeaderPrefix.size()));
     }
     return Status::ok();

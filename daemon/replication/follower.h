@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "link/frame.h"
+#include "loop/timer.h"
 #include "nats/pub_ack.h"
 #include "replication/context.h"
 #include "replication/unanswered_pace.h"
@@ -206,6 +207,7 @@ class Follower {
   config::Stream cfg_;
   Phase phase_ = Phase::kIdle;
   bool retired_ = false;       // retire() ran: every callback returns at once
+  std::unique_ptr<loop::Timer> retire_timer_;  // deletes fillers stored after retire()
   std::string detail_;         // why diverged/error
   std::string warned_error_;        // warn_error()'s last, until a write is acknowledged
   int64_t warned_error_mono_ns_ = 0;

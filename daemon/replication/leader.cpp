@@ -347,12 +347,15 @@ Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
         return a;
       },
       [this, peer, deliveries_then](Answer a) {
-        if (retired_) return;
         Result<Json>& r = a.r;
         link::StreamInfo info;
         info.stream = cfg_.name;
-        const int64_t pause = info_req_pace_.note(a.unanswered_alone, loop::mono_ns());
-        if (!r) {
+        const int64_t pause = retired_ ? 0 : info_req_pace_.note(a.unanswered_alone, loop::mono_ns());
+        if (retired_) {
+          // Asked just before the stream was removed: the answer it gets
+          // for any STREAM_REQ now (the Replicator's).
+          info.error = not_leader_error(ctx_.cfg->region.name, cfg_.name);
+        } else if (!r) {
           info.error = "cannot read stream " + cfg_.name + " at the leader: " + r.status().message();
           if (pause > 0) {
             info_req_error_ = info.error + " (asked again in " + std::to_string(pause / 1'000'000'000) + " s)";

@@ -89,7 +89,8 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   void streams_down();
   void refresh_deadlines();  // runs the refresh waits that are due
   void remove_stream(const std::string& name);
-  void delete_durables();  // of durables_to_delete_ and unconfigured streams, once NATS is up
+  void delete_durables();  // of durables_to_delete_, once NATS is up
+  void scan_unconfigured_durables();
   void tell_not_leader(const std::string& peer, const std::string& stream);
 
   struct RefreshWait {
@@ -112,7 +113,9 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   std::vector<std::unique_ptr<Leader>> retired_leaders_;
   std::vector<std::unique_ptr<Follower>> retired_followers_;
   std::vector<std::string> durables_to_delete_;  // streams (remove_stream)
-  bool durables_scanned_ = false;  // unconfigured interest streams checked once per start
+  bool durables_deleting_ = false;                // a delete_durables() job under way
+  int64_t durables_tried_mono_ns_ = 0;
+  bool durables_scanned_ = false;  // scan_unconfigured_durables() ran
   std::unique_ptr<loop::Timer> flush_timer_;
   std::unique_ptr<loop::Timer> tick_timer_;
   std::unique_ptr<loop::Timer> pump_timer_;
