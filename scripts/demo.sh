@@ -440,10 +440,12 @@ sys.exit(0 if s and all(f["state"] == "stopped" for f in s[0].get("followers", [
     ctl iad lag | grep -E "STREAM|AUDIT"
   fi
 done
-for r in "${REGIONS[@]}"; do
+for r in ams syd iad; do  # (in the order they were reloaded)
   printf "%s: " "$r"; grep -h "reloaded:" "$DEMO/$r/isthmusd.log" | tail -1
+  grep -h "COVENANT_AUDIT: removed by reload" "$DEMO/$r/isthmusd.log" | sed 's/^/     /'
 done
-grep -h "COVENANT_AUDIT: removed by reload" "$DEMO"/*/isthmusd.log | sed 's/^/   /'
+if ctl iad lag | grep -q COVENANT_AUDIT; then echo "iad still lists COVENANT_AUDIT" >&2; exit 1; fi
+echo "iad's lag table no longer lists COVENANT_AUDIT; health: iad $(ctl iad health | awk 'NR==1{print $2}'), ams $(ctl ams health | awk 'NR==1{print $2}'), syd $(ctl syd health | awk 'NR==1{print $2}')"
 
 echo
 echo "== stream state in each region:"

@@ -142,6 +142,10 @@ inline constexpr std::string_view kReplacedPrefix = "replaced: ";
 // it does not lead: the follower stops with an error (and asks again every
 // 2 s, as after any error).
 inline constexpr std::string_view kNotLeaderPrefix = "not leader: ";
+// The reason of a STOP from a follower whose configuration no longer has the
+// stream (removed by reload) begins with this: the leader's row for it stays
+// `stopped` across link drops (it will not ask for the stream) until it asks.
+inline constexpr std::string_view kStopRemovedPrefix = "removed: ";
 
 // LAG_REPORT flags.
 constexpr uint32_t kLagFlagOffsetKnown = 1u << 0;  // clock_offset_* is an estimate

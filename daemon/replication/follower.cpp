@@ -363,8 +363,8 @@ void Follower::retire() {
   // (Over a link that is down the leader learns it when it asks: its row
   // for us reads "has not asked" 15 s after the link is back.)
   if (ctx_.links->is_up(cfg_.leader)) {
-    stop_leader("stream " + cfg_.name + " was removed from region " + ctx_.cfg->region.name +
-                "'s configuration");
+    stop_leader(std::string(link::kStopRemovedPrefix) + "stream " + cfg_.name + " was removed from region " +
+                ctx_.cfg->region.name + "'s configuration");
   }
   retired_ = true;
   ++gen_;  // every result of a job under way is dropped

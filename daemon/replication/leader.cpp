@@ -286,7 +286,7 @@ void Leader::on_link_down(const std::string& peer) {
   auto it = views_.find(peer);
   if (it != views_.end()) {
     it->second.subscribed = false;
-    it->second.state = "waiting";
+    if (!it->second.removed) it->second.state = "waiting";  // (removed: stays stopped)
     it->second.link_up_mono_ns = 0;
   }
 }
@@ -296,7 +296,7 @@ std::string Leader::not_asked(const std::string& peer, const FollowerView& v, in
   // while it cannot prepare the replica, up to a minute apart while its
   // replica's requests go unanswered), unless its own NATS is down.
   constexpr int64_t kNotAskedNs = 15'000'000'000;
-  if (v.asked || v.link_up_mono_ns == 0 || now_mono - v.link_up_mono_ns < kNotAskedNs) return "";
+  if (v.asked || v.removed || v.link_up_mono_ns == 0 || now_mono - v.link_up_mono_ns < kNotAskedNs) return "";
   const int64_t s = (now_mono - v.link_up_mono_ns) / 1'000'000'000;
   return "region " + peer + " has not asked for this stream in the " + std::to_string(s) +
          " s since its link came up (or this stream was added by reload): the stream is missing from its configuration (a [[streams]] entry for " +
@@ -308,6 +308,10 @@ std::string Leader::not_asked(const std::string& peer, const FollowerView& v, in
 Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
   if (auto it = views_.find(peer); it != views_.end()) {
     it->second.asked = true;
+    if (it->second.removed) {  // added back there
+      it->second.removed = false;
+      if (!it->second.subscribed) it->second.state = "waiting";
+    }
     if (it->second.replaced) {
       // Before it prepares (and trims) its replica: it holds the old
       // stream's messages.
@@ -400,6 +404,7 @@ Status Leader::on_subscribe(const std::string& peer, const link::Subscribe& sub)
   v.replaced = false;
   v.subscribed = true;
   v.asked = true;
+  v.removed = false;
   v.seen = true;
   v.detail.clear();
   v.acked_seq = sub.from_seq > 0 ? sub.from_seq - 1 : 0;
@@ -456,13 +461,16 @@ Status Leader::on_ack(const std::string& peer, const link::Ack& ack) {
 }
 
 Status Leader::on_stop(const std::string& peer, const link::Stop& stop) {
-  spdlog::warn("stream {}: follower {} stopped: {}", cfg_.name, peer, stop.reason);
+  const bool removed = stop.reason.rfind(link::kStopRemovedPrefix, 0) == 0;
+  const std::string reason = removed ? stop.reason.substr(link::kStopRemovedPrefix.size()) : stop.reason;
+  spdlog::warn("stream {}: follower {} stopped: {}", cfg_.name, peer, reason);
   drop_sender(peer);
   auto it = views_.find(peer);
   if (it != views_.end()) {
     it->second.subscribed = false;
     it->second.state = "stopped";
-    it->second.detail = stop.reason;
+    it->second.detail = reason;
+    it->second.removed = removed;
   }
   return Status::ok();
 }

@@ -197,6 +197,7 @@ class Leader {
     // configuration lacks the stream never does (not_asked()).
     int64_t link_up_mono_ns = 0;
     bool asked = false;
+    bool removed = false;  // it stopped the stream for good (link::kStopRemovedPrefix), until it asks
     // It stored messages of a stream since deleted and created again, and
     // has not been told yet (tell_replaced()).
     bool replaced = false;

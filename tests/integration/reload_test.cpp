@@ -438,6 +438,17 @@ TEST_CASE("streams removed by reload stop at both ends, the leader's durable rea
                row.value("detail", "") == "stream " + kUsers + " was removed from region ams's configuration";
       },
       "iad's row for ams on " + kUsers + " reads stopped, saying why");
+  // It stays so across a link drop (ams's daemon restarted): ams will not
+  // ask for the stream, and iad knows why.
+  f.daemon.restart();
+  check_for(
+      10s, [&](std::string& st) { return link_is(l, kFollower, true, st); }, "the link up again after ams restarted");
+  {
+    json row = leader_row(l, kUsers);
+    INFO(row.dump());
+    CHECK(row.value("state", "") == "stopped");
+    CHECK(row.value("detail", "") == "stream " + kUsers + " was removed from region ams's configuration");
+  }
   l.js().publish_bulk(messages("covenant.users.signup", 21, 10));
   l.js().publish_bulk(messages("covenant.countries.created", 21, 10));
   replicated(l, f, kFirst, "while " + kUsers + " is removed at ams");
