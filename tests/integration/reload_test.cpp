@@ -380,6 +380,18 @@ std::vector<std::string> durables(Region& r, const std::string& stream) {
   return out;
 }
 
+// The leader's reader of `stream` for the follower is one durable.
+void await_one_durable(Region& l, const std::string& stream, const std::string& when) {
+  check_for(
+      10s,
+      [&](std::string& st) {
+        auto d = durables(l, stream);
+        st = std::to_string(d.size()) + " durables";
+        return d.size() == 1;
+      },
+      "iad reads " + stream + " for ams through a durable" + when);
+}
+
 // The leader's row for `follower` on `stream`.
 json leader_row(Region& l, const std::string& stream) {
   auto s = l.daemon.lag_stream(stream);
@@ -414,14 +426,7 @@ TEST_CASE("streams removed by reload stop at both ends, the leader's durable rea
   replicated(l, f, kFirst, "at start");
   replicated(l, f, kUsers, "at start");
   replicated(l, f, kAdded, "at start");
-  check_for(
-      10s,
-      [&](std::string& st) {
-        auto d = durables(l, kUsers);
-        st = std::to_string(d.size()) + " durables";
-        return d.size() == 1;
-      },
-      "iad reads " + kUsers + " for ams through a durable");
+  await_one_durable(l, kUsers, "");
 
   // The follower first: ams stops following, tells iad, and its replica
   // stays as it was while iad takes in more.
@@ -551,14 +556,7 @@ TEST_CASE("streams removed by reload stop at both ends, the leader's durable rea
   // Removed at a restart instead of a reload: the durable reader stays (a
   // configuration that lost a stream by mistake must not cost ams what the
   // application consumes meanwhile), and iad's daemon names it at start.
-  check_for(
-      10s,
-      [&](std::string& st) {
-        auto d = durables(l, kUsers);
-        st = std::to_string(d.size()) + " durables";
-        return d.size() == 1;
-      },
-      "iad reads " + kUsers + " for ams through a durable again");
+  await_one_durable(l, kUsers, " again");
   remove_stream(l, kUsers);
   l.daemon.restart();
   check_for(
