@@ -358,14 +358,15 @@ void Follower::on_link_up() { maybe_start(); }
 
 void Follower::on_link_down() { reset("link to leader " + cfg_.leader + " down"); }
 
+void Follower::announce_removed() {
+  if (!ctx_.links->is_up(cfg_.leader)) return;
+  stop_leader(std::string(link::kStopRemovedPrefix) + "stream " + cfg_.name + " was removed from region " +
+              ctx_.cfg->region.name + "'s configuration");
+}
+
 void Follower::retire() {
   if (retired_) return;
-  // (Over a link that is down the leader learns it when it asks: its row
-  // for us reads "has not asked" 15 s after the link is back.)
-  if (ctx_.links->is_up(cfg_.leader)) {
-    stop_leader(std::string(link::kStopRemovedPrefix) + "stream " + cfg_.name + " was removed from region " +
-                ctx_.cfg->region.name + "'s configuration");
-  }
+  announce_removed();
   retired_ = true;
   ++gen_;  // every result of a job under way is dropped
   drop_held();

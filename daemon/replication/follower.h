@@ -97,6 +97,10 @@ class Follower {
   // a retired Follower until the daemon exits (results of jobs already
   // started still arrive here: each is dropped), and routes nothing to it.
   void retire();
+  // Tells the leader (over a link that is up) that this region's
+  // configuration no longer has the stream: its row for us reads `stopped`.
+  // At retire(), and by the Replicator each time the link comes up.
+  void announce_removed();
 
   // Operator's request to rebuild the replica from the leader. Refused
   // (kConflict) when the existing stream is not an Isthmus replica.

@@ -311,6 +311,7 @@ Status Leader::on_stream_req(const std::string& peer, const link::StreamReq&) {
     if (it->second.removed) {  // added back there
       it->second.removed = false;
       if (!it->second.subscribed) it->second.state = "waiting";
+      it->second.detail.clear();
     }
     if (it->second.replaced) {
       // Before it prepares (and trims) its replica: it holds the old
@@ -1141,6 +1142,16 @@ void Leader::retire() {
   for (auto& w : waiters) w();
   ctx_.request_flush();
   spdlog::info("stream {}: no longer led by this region; its followers are told", cfg_.name);
+}
+
+void Leader::inherit_removed(const Leader& retired) {
+  for (const auto& [peer, old] : retired.views_) {
+    auto it = views_.find(peer);
+    if (!old.removed || it == views_.end()) continue;
+    it->second.removed = true;
+    it->second.state = "stopped";
+    it->second.detail = old.detail;
+  }
 }
 
 void Leader::drain() {

@@ -76,6 +76,9 @@ class Leader {
   // each is dropped), and routes nothing to it.
   void retire();
   const std::string& retention() const { return retention_; }
+  // Added back by reload after `retired` (the same stream): its followers
+  // that had removed the stream stay `stopped` until they ask.
+  void inherit_removed(const Leader& retired);
   // A $JS.API.STREAM.MSG.DELETE / PURGE of this stream was seen.
   void on_delete_or_purge();
   // A message deleted through the API (its audit advisory): sent at once to

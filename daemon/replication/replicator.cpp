@@ -33,6 +33,9 @@ Replicator::Replicator(uv_loop_t* loop, const config::Config& cfg, loop::Mailbox
   warnings_ = std::make_unique<LogLimiter>();
   ctx_.warnings = warnings_.get();
   server_watch_ = std::make_unique<ServerWatch>(ctx_);
+  durables_ = std::make_unique<DurableCleanup>(
+      ctx_, [this](const std::string& s) { return leaders_.count(s) > 0 || followers_.count(s) > 0; },
+      [this](const std::string& s) { return leaders_.count(s) > 0; });
   std::vector<std::string> others;
   for (const auto& p : cfg_.peers) others.push_back(p.name);
   for (const auto& s : cfg_.streams) {
@@ -109,10 +112,6 @@ void Replicator::reconfigure(const config::Config& next) {
   if (state_timer_ && hb != cfg_.link.heartbeat_interval && !stopped_) start_state_timer();
   if (stopped_) return;
   for (const auto& name : removed) remove_stream(name);
-  for (const auto& s : added) {
-    durables_to_delete_.erase(std::remove(durables_to_delete_.begin(), durables_to_delete_.end(), s.name),
-                              durables_to_delete_.end());
-  }
   if (added.empty()) return;
   std::vector<std::string> others;
   for (const auto& p : cfg_.peers) others.push_back(p.name);
@@ -120,7 +119,15 @@ void Replicator::reconfigure(const config::Config& next) {
     spdlog::info("stream {}: added by reload ({} leads it)", s.name,
                  s.leader == cfg_.region.name ? "this region" : s.leader);
     if (s.leader == cfg_.region.name) {
+      durables_->led_again(s.name);
       auto& l = leaders_[s.name] = std::make_unique<Leader>(ctx_, s, others);
+      // Its followers that removed it meanwhile stay `stopped`.
+      for (auto it = retired_leaders_.rbegin(); it != retired_leaders_.rend(); ++it) {
+        if ((*it)->name() == s.name) {
+          l->inherit_removed(**it);
+          break;
+        }
+      }
       if (ctx_.data) {
         if (!advisory_sub_) watch_advisories();
         l->on_nats_up();
@@ -146,10 +153,7 @@ void Replicator::remove_stream(const std::string& name) {
     it->second->retire();
     retired_leaders_.push_back(std::move(it->second));
     leaders_.erase(it);
-    if (std::find(durables_to_delete_.begin(), durables_to_delete_.end(), name) == durables_to_delete_.end()) {
-      durables_to_delete_.push_back(name);
-    }
-    delete_durables();
+    durables_->removed(name);
   } else if (auto fit = followers_.find(name); fit != followers_.end()) {
     spdlog::info("stream {}: removed by reload ({} leads it): no longer followed", name, fit->second->leader());
     fit->second->retire();
@@ -157,128 +161,6 @@ void Replicator::remove_stream(const std::string& name) {
     followers_.erase(fit);
   }
   schedule_flush();
-}
-
-// The durable readers (isthmus_<region>_<n>) of streams removed by reload
-// that this region led: each keeps its stream's interest in what that
-// follower has not stored, for ever. Deleted once NATS is up (one job,
-// queued ahead of any consumer a stream added back creates); a stream led
-// again meanwhile keeps them; what could not be deleted is tried again at
-// the next tick after 30 s, or when NATS is up again.
-void Replicator::delete_durables() {
-  if (!ctx_.conn || durables_deleting_) return;
-  std::vector<std::string> streams;
-  for (const auto& s : durables_to_delete_) {
-    if (!leaders_.count(s)) streams.push_back(s);
-  }
-  durables_to_delete_.clear();
-  if (streams.empty()) return;
-  durables_deleting_ = true;
-  durables_tried_mono_ns_ = loop::mono_ns();
-  const int64_t tmo = ctx_.timeout_ms();
-  ctx_.async<std::vector<std::string>>(
-      [streams, tmo](natsConnection* nc) {
-        std::vector<std::string> failed;
-        for (const auto& stream : streams) {
-          auto names = nats::consumer_names(nc, stream, tmo);
-          if (!names) {
-            // (The stream itself deleted: nothing holds anything.)
-            if (names.status().code() != Code::kNotFound) {
-              spdlog::warn("stream {}: cannot list its consumers to delete Isthmus' durable readers: {} (tried "
-                           "again in 30 s)",
-                           stream, names.status().message());
-              failed.push_back(stream);
-            }
-            continue;
-          }
-          for (const auto& n : *names) {
-            const std::string region = durable_region(n);
-            if (region.empty()) continue;
-            Status st = nats::consumer_delete(nc, stream, n, tmo);
-            if (st) {
-              spdlog::warn("stream {}: deleted durable {} (the stream was removed from this region's "
-                           "configuration; it kept every message region {} had not stored)",
-                           stream, n, region);
-            } else if (st.code() != Code::kNotFound) {
-              spdlog::warn("stream {}: cannot delete durable {}: {} (tried again in 30 s)", stream, n,
-                           st.message());
-              if (failed.empty() || failed.back() != stream) failed.push_back(stream);
-            }
-          }
-        }
-        return failed;
-      },
-      [this](std::vector<std::string> failed) {
-        durables_deleting_ = false;
-        for (auto& s : failed) {
-          if (std::find(durables_to_delete_.begin(), durables_to_delete_.end(), s) == durables_to_delete_.end()) {
-            durables_to_delete_.push_back(std::move(s));
-          }
-        }
-      });
-}
-
-// Once per start: interest streams of this server that are not configured
-// and still carry Isthmus' durable readers (a stream removed at a restart,
-// not by reload) are named in a warning. They are not deleted: a
-// configuration that lost a stream by mistake must not cost its followers
-// what its applications consume meanwhile.
-void Replicator::scan_unconfigured_durables() {
-  if (!ctx_.conn || durables_scanned_) return;
-  durables_scanned_ = true;
-  const int64_t tmo = ctx_.timeout_ms();
-  std::set<std::string> configured;
-  for (const auto& s : cfg_.streams) configured.insert(s.name);
-  using Found = std::vector<std::pair<std::string, std::vector<std::string>>>;
-  ctx_.async<Found>(
-      [tmo, configured](natsConnection* nc) {
-        Found found;
-        uint64_t offset = 0;
-        for (int page_no = 0; page_no < 64; ++page_no) {  // (16,384 streams)
-          auto page = nats::stream_list(nc, offset, tmo);
-          if (!page) {
-            spdlog::debug("replication: cannot list streams to look for Isthmus durables on unconfigured ones: {}",
-                          page.status().message());
-            break;
-          }
-          const Json& list = (*page)["streams"];
-          if (!list.is_array() || list.empty()) break;
-          for (const Json& si : list) {
-            if (!si.is_object() || !si.contains("config") || !si["config"].is_object()) continue;
-            if (si["config"].value("retention", std::string()) != "interest") continue;
-            if (si.contains("state") && si["state"].value("consumer_count", uint64_t{1}) == 0) continue;
-            std::string name = si["config"].value("name", std::string());
-            if (!configured.count(name)) found.push_back({std::move(name), {}});
-          }
-          offset += list.size();
-          if (offset >= page->value("total", uint64_t{0})) break;
-        }
-        Found out;
-        for (auto& [stream, durables] : found) {
-          auto names = nats::consumer_names(nc, stream, tmo);
-          if (!names) {
-            if (names.status().code() == Code::kTimeout) break;  // (a server that answers nothing: stop)
-            continue;
-          }
-          for (const auto& n : *names) {
-            if (!durable_region(n).empty()) durables.push_back(n);
-          }
-          if (!durables.empty()) out.push_back({stream, std::move(durables)});
-        }
-        return out;
-      },
-      [this](Found out) {
-        for (const auto& [stream, durables] : out) {
-          if (leaders_.count(stream) || followers_.count(stream)) continue;  // configured (now)
-          std::string list;
-          for (const auto& d : durables) list += (list.empty() ? "" : ", ") + d;
-          spdlog::warn("stream {} is not in this daemon's configuration, yet Isthmus' durable reader(s) {} "
-                       "remain on it (the stream was removed at a restart): each keeps every message its "
-                       "region has not stored. Delete them (nats consumer rm {} NAME), or add the stream back "
-                       "and remove it by reload, which deletes them",
-                       stream, list, stream);
-        }
-      });
 }
 
 void Replicator::stop() {
@@ -357,10 +239,9 @@ void Replicator::on_data_up() {
   data_error_.clear();
   advisory_sub_.reset();
   if (!leaders_.empty()) watch_advisories();
-  delete_durables();  // (ahead of the consumers the streams create)
+  durables_->on_nats_up();  // (its jobs ahead of the consumers the streams create)
   for (auto& [n, l] : leaders_) l->on_nats_up();
   for (auto& [n, f] : followers_) f->on_nats_up();
-  scan_unconfigured_durables();
 }
 
 void Replicator::watch_advisories() {
@@ -423,6 +304,16 @@ void Replicator::on_nats_down(const std::string& reason) {
 
 void Replicator::on_link_up(const std::string& peer) {
   for (auto& [n, l] : leaders_) l->on_link_up(peer);
+  // Streams removed here by reload: said again on every link up (the
+  // leader's daemon may have restarted, or the link was down at removal).
+  std::set<std::string> told;
+  for (auto it = retired_followers_.rbegin(); it != retired_followers_.rend(); ++it) {
+    Follower& f = **it;
+    if (f.leader() != peer || followers_.count(f.name()) || leaders_.count(f.name()) || !told.insert(f.name()).second) {
+      continue;
+    }
+    f.announce_removed();
+  }
   for (auto& [n, f] : followers_) {
     if (f->leader() == peer) f->on_link_up();
   }
@@ -588,7 +479,7 @@ void Replicator::flush_now() {
 
 void Replicator::tick() {
   server_watch_->tick();
-  if (!durables_to_delete_.empty() && loop::mono_ns() - durables_tried_mono_ns_ > 30'000'000'000) delete_durables();
+  durables_->tick();
   for (auto& [n, l] : leaders_) l->tick();
   for (auto& [n, f] : followers_) f->tick();
   warnings_->flush(loop::mono_ns());

@@ -18,6 +18,7 @@
 #include "loop/timer.h"
 #include "nats/client.h"
 #include "replication/context.h"
+#include "replication/durable_cleanup.h"
 #include "replication/follower.h"
 #include "replication/info_reader.h"
 #include "replication/leader.h"
@@ -89,8 +90,6 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   void streams_down();
   void refresh_deadlines();  // runs the refresh waits that are due
   void remove_stream(const std::string& name);
-  void delete_durables();  // of durables_to_delete_, once NATS is up
-  void scan_unconfigured_durables();
   void tell_not_leader(const std::string& peer, const std::string& stream);
 
   struct RefreshWait {
@@ -112,10 +111,7 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   // Streams removed by reload: inert, kept until the daemon exits.
   std::vector<std::unique_ptr<Leader>> retired_leaders_;
   std::vector<std::unique_ptr<Follower>> retired_followers_;
-  std::vector<std::string> durables_to_delete_;  // streams (remove_stream)
-  bool durables_deleting_ = false;                // a delete_durables() job under way
-  int64_t durables_tried_mono_ns_ = 0;
-  bool durables_scanned_ = false;  // scan_unconfigured_durables() ran
+  std::unique_ptr<DurableCleanup> durables_;
   std::unique_ptr<loop::Timer> flush_timer_;
   std::unique_ptr<loop::Timer> tick_timer_;
   std::unique_ptr<loop::Timer> pump_timer_;

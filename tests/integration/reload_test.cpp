@@ -443,17 +443,25 @@ TEST_CASE("streams removed by reload stop at both ends, the leader's durable rea
                row.value("detail", "") == "stream " + kUsers + " was removed from region ams's configuration";
       },
       "iad's row for ams on " + kUsers + " reads stopped, saying why");
-  // It stays so across a link drop (ams's daemon restarted): ams will not
-  // ask for the stream, and iad knows why.
+  // It stays so across a link drop: iad's daemon restarted (ams says it
+  // again when the link is back), then ams's (iad remembers it).
+  auto still_stopped = [&](const std::string& when) {
+    check_for(
+        10s, [&](std::string& st) { return link_is(l, kFollower, true, st); }, "the link up again after " + when);
+    check_for(
+        5s,
+        [&](std::string& st) {
+          json row = leader_row(l, kUsers);
+          st = row.dump();
+          return row.value("state", "") == "stopped" &&
+                 row.value("detail", "") == "stream " + kUsers + " was removed from region ams's configuration";
+        },
+        "iad's row for ams on " + kUsers + " stopped after " + when);
+  };
+  l.daemon.restart();
+  still_stopped("iad restarted");
   f.daemon.restart();
-  check_for(
-      10s, [&](std::string& st) { return link_is(l, kFollower, true, st); }, "the link up again after ams restarted");
-  {
-    json row = leader_row(l, kUsers);
-    INFO(row.dump());
-    CHECK(row.value("state", "") == "stopped");
-    CHECK(row.value("detail", "") == "stream " + kUsers + " was removed from region ams's configuration");
-  }
+  still_stopped("ams restarted");
   l.js().publish_bulk(messages("covenant.users.signup", 21, 10));
   l.js().publish_bulk(messages("covenant.countries.created", 21, 10));
   replicated(l, f, kFirst, "while " + kUsers + " is removed at ams");
@@ -521,16 +529,23 @@ TEST_CASE("streams removed by reload stop at both ends, the leader's durable rea
       },
       "ams healthy once it no longer follows " + kAdded + " either");
 
-  // Added back at both ends: each resumes from its replica's last sequence,
-  // nothing written twice, and what was published meanwhile arrives.
-  f.daemon.config().streams.push_back({kAdded, kLeader});
-  f.daemon.config().streams.push_back({kUsers, kLeader});
-  f.daemon.write_config();
-  reload(f, kUsers + " added");
+  // Added back at both ends, the leader first (its row for ams on
+  // COVENANT_USERS stays stopped until ams asks): each resumes from its
+  // replica's last sequence, nothing written twice, and what was published
+  // meanwhile arrives.
   l.daemon.config().streams.push_back({kAdded, kLeader});
   l.daemon.config().streams.push_back({kUsers, kLeader});
   l.daemon.write_config();
   reload(l, kUsers + " added");
+  {
+    json row = leader_row(l, kUsers);
+    INFO(row.dump());
+    CHECK(row.value("state", "") == "stopped");
+  }
+  f.daemon.config().streams.push_back({kAdded, kLeader});
+  f.daemon.config().streams.push_back({kUsers, kLeader});
+  f.daemon.write_config();
+  reload(f, kUsers + " added");
   l.js().publish_bulk(messages("alerts.incidents.opened", 31, 5));
   l.js().publish_bulk(messages("covenant.users.signup", 31, 5));
   replicated(l, f, kAdded, "after it was added back");
