@@ -434,29 +434,24 @@ TEST_CASE("streams removed by reload stop at both ends, the leader's durable rea
   std::string log = reload(f, "reloaded: streams[1].name " + kUsers + " removed");
   CHECK(log.find("stream " + kUsers + ": removed by reload (iad leads it): no longer followed") != std::string::npos);
   CHECK_FALSE(f.daemon.lag_stream(kUsers).has_value());
-  check_for(
-      10s,
-      [&](std::string& st) {
-        json row = leader_row(l, kUsers);
-        st = row.dump();
-        return row.value("state", "") == "stopped" &&
-               row.value("detail", "") == "stream " + kUsers + " was removed from region ams's configuration";
-      },
-      "iad's row for ams on " + kUsers + " reads stopped, saying why");
-  // It stays so across a link drop: iad's daemon restarted (ams says it
-  // again when the link is back), then ams's (iad remembers it).
-  auto still_stopped = [&](const std::string& when) {
+  auto shows_stopped = [&](std::chrono::seconds within, const std::string& when) {
     check_for(
-        10s, [&](std::string& st) { return link_is(l, kFollower, true, st); }, "the link up again after " + when);
-    check_for(
-        5s,
+        within,
         [&](std::string& st) {
           json row = leader_row(l, kUsers);
           st = row.dump();
           return row.value("state", "") == "stopped" &&
                  row.value("detail", "") == "stream " + kUsers + " was removed from region ams's configuration";
         },
-        "iad's row for ams on " + kUsers + " stopped after " + when);
+        "iad's row for ams on " + kUsers + " reads stopped, saying why, " + when);
+  };
+  shows_stopped(10s, "after ams's reload");
+  // It stays so across a link drop: iad's daemon restarted (ams says it
+  // again when the link is back), then ams's (iad remembers it).
+  auto still_stopped = [&](const std::string& when) {
+    check_for(
+        10s, [&](std::string& st) { return link_is(l, kFollower, true, st); }, "the link up again after " + when);
+    shows_stopped(5s, "after " + when);
   };
   l.daemon.restart();
   still_stopped("iad restarted");
