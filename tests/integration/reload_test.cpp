@@ -579,4 +579,32 @@ TEST_CASE("streams removed by reload stop at both ends, the leader's durable rea
       },
       "iad, restarted without " + kUsers + ", names the durable reader left on it");
   CHECK(durables(l, kUsers).size() == 1);
+
+  // Added back and removed again by reload while iad's nats-server is
+  // down: the durable goes once the server is back.
+  l.daemon.config().streams.push_back({kUsers, kLeader});
+  l.daemon.write_config();
+  reload(l, kUsers + " added");
+  l.js().publish(messages("covenant.users.signup", 36, 1)[0]);
+  check_for(
+      20s,
+      [&](std::string& st) {
+        auto fi = f.js().require_stream_info(kUsers);
+        st = "replica last " + std::to_string(fi.last_seq);
+        return fi.last_seq == 36;
+      },
+      kUsers + " replicated after it was added back at iad");
+  l.drop_js();
+  l.nats.stop();
+  remove_stream(l, kUsers);
+  reload(l, "reloaded: streams[");
+  l.nats.start();
+  check_for(
+      20s,
+      [&](std::string& st) {
+        auto d = durables(l, kUsers);
+        st = std::to_string(d.size()) + " durables; log: " + tail_file(l.daemon.log_path(), 3);
+        return d.empty();
+      },
+      "iad deletes its durable reader of " + kUsers + " once its nats-server is back");
 }
