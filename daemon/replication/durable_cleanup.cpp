@@ -61,6 +61,7 @@ void DurableCleanup::delete_now() {
     for (const auto& s : streams) cancelled_->names.erase(s);  // (removed again since)
   }
   deleting_ = true;
+  in_flight_ = streams;
   tried_mono_ns_ = loop::mono_ns();
   struct Failure {
     std::string stream;
@@ -71,7 +72,8 @@ void DurableCleanup::delete_now() {
   ctx_.async<std::vector<Failure>>(
       [streams, tmo, cancelled](natsConnection* nc) {
         std::vector<Failure> failed;
-        bool stalled = false;  // a request timed out: the rest waits for the retry
+        std::vector<Failure> timed_out;  // (last in line next time: the others are not held up by it)
+        bool stalled = false;            // a request timed out: the rest waits for the retry
         for (const auto& stream : streams) {
           {
             std::lock_guard<std::mutex> lock(cancelled->m);
@@ -85,8 +87,8 @@ void DurableCleanup::delete_now() {
           if (!names) {
             // (The stream itself deleted: nothing holds anything.)
             if (names.status().code() == Code::kNotFound) continue;
-            failed.push_back({stream, "cannot list its consumers: " + names.status().message()});
             stalled = names.status().code() == Code::kTimeout;
+            (stalled ? timed_out : failed).push_back({stream, "cannot list its consumers: " + names.status().message()});
             continue;
           }
           for (const auto& n : *names) {
@@ -98,17 +100,27 @@ void DurableCleanup::delete_now() {
                            "configuration; it kept every message region {} had not stored)",
                            stream, n, region);
             } else if (st.code() != Code::kNotFound) {
-              failed.push_back({stream, "cannot delete durable " + n + ": " + st.message()});
               stalled = st.code() == Code::kTimeout;
+              (stalled ? timed_out : failed).push_back({stream, "cannot delete durable " + n + ": " + st.message()});
               break;
             }
           }
         }
+        failed.insert(failed.end(), timed_out.begin(), timed_out.end());
         return failed;
       },
       [this](std::vector<Failure> failed) {
         deleting_ = false;
         const int64_t now = loop::mono_ns();
+        for (const auto& s : in_flight_) {
+          if (std::none_of(failed.begin(), failed.end(), [&s](const Failure& f) { return f.stream == s; })) {
+            warned_mono_ns_.erase(s);  // (done: a later failure is news)
+          }
+        }
+        in_flight_.clear();
+        // Removed while this job ran (or NATS came back meanwhile): now,
+        // not at the next retry.
+        const bool fresh = !to_delete_.empty();
         for (auto& f : failed) {
           if (led_(f.stream)) continue;
           if (std::find(to_delete_.begin(), to_delete_.end(), f.stream) == to_delete_.end()) {
@@ -122,6 +134,7 @@ void DurableCleanup::delete_now() {
                          f.stream, f.error);
           }
         }
+        if (fresh) delete_now();
       });
 }
 
@@ -166,15 +179,19 @@ void DurableCleanup::scan_page(uint64_t offset, int page_no) {
       },
       [this, page_no](Page p) {
         if (!p.st) {
+          // Again in a minute; after three failures (a LIST the user may
+          // not send times out each time), not at all.
           scanning_ = false;
           scan_tried_mono_ns_ = loop::mono_ns();
-          spdlog::debug("replication: cannot list streams to look for Isthmus durables on unconfigured ones: {} "
-                        "(tried again in a minute)",
-                        p.st.message());
+          if (++scan_stalls_ >= 3) scanned_ = true;
+          spdlog::debug("replication: cannot list streams to look for Isthmus durables on unconfigured ones: {}{}",
+                        p.st.message(), scanned_ ? " (given up)" : " (tried again in a minute)");
           return;
         }
         for (auto& c : p.candidates) {
-          if (!configured_(c)) scan_candidates_.push_back(std::move(c));
+          const bool queued = std::find(to_delete_.begin(), to_delete_.end(), c) != to_delete_.end() ||
+                              std::find(in_flight_.begin(), in_flight_.end(), c) != in_flight_.end();
+          if (!configured_(c) && !queued && !scan_named_.count(c)) scan_candidates_.push_back(std::move(c));
         }
         if (!p.last && page_no + 1 < kMaxListPages) {
           scan_page(p.next, page_no + 1);
@@ -225,7 +242,7 @@ void DurableCleanup::scan_consumers(size_t from) {
       },
       [this, to](Found f) {
         for (const auto& [stream, durables] : f.left) {
-          if (configured_(stream)) continue;  // (added by reload since)
+          if (configured_(stream) || !scan_named_.insert(stream).second) continue;  // (added by reload since)
           std::string list;
           for (const auto& d : durables) list += (list.empty() ? "" : ", ") + d;
           spdlog::warn("stream {} is not in this daemon's configuration, yet Isthmus' durable reader(s) {} "
@@ -235,10 +252,15 @@ void DurableCleanup::scan_consumers(size_t from) {
                        stream, list, stream);
         }
         if (f.stalled) {
-          // The whole scan again in a minute (a server that answers
-          // nothing now; what was named may be named again then).
+          // Again in a minute (a server that answers nothing now), what
+          // was named not again; after three such tries, not at all.
           scanning_ = false;
           scan_tried_mono_ns_ = loop::mono_ns();
+          if (++scan_stalls_ >= 3) {
+            scanned_ = true;
+            spdlog::debug("replication: the look for Isthmus durables on unconfigured streams stopped: the server "
+                          "does not answer");
+          }
           return;
         }
         scan_consumers(to);

@@ -12,7 +12,9 @@
 //   named in a warning, not deleted: a configuration that lost a stream by
 //   mistake must not cost its followers what the applications consume
 //   meanwhile. The scan reads one STREAM.LIST page, or the consumers of 16
-//   streams, per job, so other NATS work runs in between.
+//   streams, per job, so other NATS work runs in between; it leaves out
+//   streams queued for deletion, names each stream once, and is tried
+//   again a minute after a failure, three times at most.
 //
 // Thread: loop thread only (jobs run on the NATS worker; their results
 // come back through the mailbox). Lifetime: owned by the Replicator, which
@@ -60,6 +62,7 @@ class DurableCleanup {
   std::function<bool(const std::string&)> configured_;
   std::function<bool(const std::string&)> led_;
   std::vector<std::string> to_delete_;
+  std::vector<std::string> in_flight_;  // the deletion job's streams
   std::shared_ptr<Cancelled> cancelled_ = std::make_shared<Cancelled>();
   bool deleting_ = false;
   int64_t tried_mono_ns_ = 0;
@@ -68,6 +71,8 @@ class DurableCleanup {
   bool scanning_ = false;
   int64_t scan_tried_mono_ns_ = 0;
   std::vector<std::string> scan_candidates_;  // unconfigured interest streams with consumers
+  std::set<std::string> scan_named_;          // warned of already
+  int scan_stalls_ = 0;
 };
 
 }  // namespace isthmus::replication

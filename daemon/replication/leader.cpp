@@ -464,9 +464,12 @@ Status Leader::on_ack(const std::string& peer, const link::Ack& ack) {
 Status Leader::on_stop(const std::string& peer, const link::Stop& stop) {
   const bool removed = stop.reason.rfind(link::kStopRemovedPrefix, 0) == 0;
   const std::string reason = removed ? stop.reason.substr(link::kStopRemovedPrefix.size()) : stop.reason;
-  spdlog::warn("stream {}: follower {} stopped: {}", cfg_.name, peer, reason);
-  drop_sender(peer);
   auto it = views_.find(peer);
+  // (A follower that removed the stream says so at every link up.)
+  const bool again = removed && it != views_.end() && it->second.removed && it->second.detail == reason;
+  spdlog::log(again ? spdlog::level::debug : spdlog::level::warn, "stream {}: follower {} stopped: {}", cfg_.name,
+              peer, reason);
+  drop_sender(peer);
   if (it != views_.end()) {
     it->second.subscribed = false;
     it->second.state = "stopped";

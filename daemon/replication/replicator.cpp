@@ -372,6 +372,11 @@ Status Replicator::on_link_frame(const std::string& peer, link::FrameType type, 
       link::Stop f;
       if (!(st = decode(body, f))) return st;
       if (Leader* l = leader_of(f.stream)) return l->on_stop(peer, f);
+      // Removed here first: the newest retired Leader keeps the row, for
+      // the stream added back (Leader::inherit_removed).
+      for (auto it = retired_leaders_.rbegin(); it != retired_leaders_.rend(); ++it) {
+        if ((*it)->name() == f.stream) return (*it)->on_stop(peer, f);
+      }
       return Status::ok();
     }
     case FrameType::kLagReport: {
