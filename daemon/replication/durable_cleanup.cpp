@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <utility>
 
 #include "loop/timer.h"
 #include "nats/jsapi.h"
@@ -38,6 +40,7 @@ void DurableCleanup::led_again(const std::string& stream) {
 }
 
 void DurableCleanup::on_nats_up() {
+  if (deleting_) redo_ = true;  // (the job under way may fail with the old connection)
   delete_now();
   scan();
 }
@@ -120,7 +123,7 @@ void DurableCleanup::delete_now() {
         in_flight_.clear();
         // Removed while this job ran (or NATS came back meanwhile): now,
         // not at the next retry.
-        const bool fresh = !to_delete_.empty();
+        const bool fresh = !to_delete_.empty() || std::exchange(redo_, false);
         for (auto& f : failed) {
           if (led_(f.stream)) continue;
           if (std::find(to_delete_.begin(), to_delete_.end(), f.stream) == to_delete_.end()) {

@@ -65,6 +65,7 @@ class DurableCleanup {
   std::vector<std::string> in_flight_;  // the deletion job's streams
   std::shared_ptr<Cancelled> cancelled_ = std::make_shared<Cancelled>();
   bool deleting_ = false;
+  bool redo_ = false;  // NATS came back while a job ran: run again when it ends
   int64_t tried_mono_ns_ = 0;
   std::map<std::string, int64_t> warned_mono_ns_;  // per stream, failed deletions
   bool scanned_ = false;

@@ -75,7 +75,6 @@ class Leader {
   // the daemon exits (results of jobs already started still arrive here:
   // each is dropped), and routes nothing to it.
   void retire();
-  const std::string& retention() const { return retention_; }
   // Added back by reload after `retired` (the same stream): its followers
   // that had removed the stream stay `stopped` until they ask.
   void inherit_removed(const Leader& retired);
