@@ -414,6 +414,20 @@ std::string render_health(const Json& health) {
   t.add_row({"uptime", uptime});
   t.add_row({"nats", cell(health, "nats")});
   t.add_row({"links", links});
+  // The configuration file, and a refused reload: it leaves the daemon
+  // healthy (the running configuration stands), so it is said here, not
+  // among the reasons.
+  if (health.contains("config") && health["config"].is_object()) {
+    const Json& c = health["config"];
+    std::string line = cell(c, "path");
+    const int64_t reloads = c.value("reloads", int64_t{0});
+    if (reloads > 0) line += " (" + std::to_string(reloads) + (reloads == 1 ? " reload)" : " reloads)");
+    if (!c.value("last_reload_ok", true)) {
+      line += "; the last reload was refused: " + c.value("last_reload_error", std::string("?")) +
+              " (the running configuration stands)";
+    }
+    t.add_row({"config", line});
+  }
   std::string out = t.render();
   out.erase(0, out.find('\n') + 1);  // no title line
   const Json& reasons = array_field(health, "reasons");

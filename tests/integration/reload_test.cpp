@@ -182,6 +182,10 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
     CHECK(hj["config"].value("last_reload_error", "").find("bogus") != std::string::npos);
     auto m = f.daemon.http_get("/metrics");
     CHECK(m.body.find("isthmus_config_last_reload_successful{region=\"ams\"} 0\n") != std::string::npos);
+    // And on the status page (isthmusctl health's table), healthy all the same.
+    auto page = f.daemon.http_get("/?refresh=0").body;
+    CHECK(page.find("<title>isthmusd ams: ok</title>") != std::string::npos);
+    CHECK(page.find("the last reload was refused: " + f.daemon.config_path() + ":") != std::string::npos);
   }
   l.js().publish_bulk(messages("covenant.countries.updated", 51, 20));
   replicated(l, f, kFirst, "after a refused reload");

@@ -232,6 +232,16 @@ TEST_CASE("health", "[ctl][render]") {
         "reasons:\n"
         "  - local NATS connection down\n"
         "  - stream COVENANT_USERS diverged: x\n");
+
+  // The configuration: its reloads, and a refused one (healthy all the same).
+  ok["config"] = Json::parse(R"({"path":"/etc/isthmus/isthmus.toml","reloads":0,"last_reload_ok":true})");
+  CHECK_THAT(render_health(ok), Catch::EndsWith("links    ams up, syd up\n"
+                                                "config   /etc/isthmus/isthmus.toml\n"));
+  ok["config"] = Json::parse(R"({"path":"/etc/isthmus/isthmus.toml","reloads":2,"last_reload_ok":false,
+    "last_reload_error":"a restart is needed for: link.listen"})");
+  CHECK_THAT(render_health(ok),
+             Catch::EndsWith("config   /etc/isthmus/isthmus.toml (2 reloads); the last reload was refused: a restart "
+                             "is needed for: link.listen (the running configuration stands)\n"));
 }
 
 TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
