@@ -1119,6 +1119,15 @@ std::string not_leader_error(const std::string& region, const std::string& strea
   return "region " + region + " does not lead stream " + stream;
 }
 
+std::vector<uint8_t> not_leader_frame(const std::string& region, const std::string& stream) {
+  link::StreamInfo info;
+  info.stream = stream;
+  info.error = std::string(link::kNotLeaderPrefix) + not_leader_error(region, stream);
+  std::vector<uint8_t> f;
+  encode(info, f);
+  return f;
+}
+
 void Leader::retire() {
   if (retired_) return;
   retired_ = true;
@@ -1129,13 +1138,7 @@ void Leader::retire() {
   hold_timer_at_ns_ = 0;
   // After what is queued for them already (a follower drops it then).
   for (const auto& [peer, v] : views_) {
-    if (!ctx_.links->is_up(peer)) continue;
-    link::StreamInfo info;
-    info.stream = cfg_.name;
-    info.error = std::string(link::kNotLeaderPrefix) + not_leader_error(ctx_.cfg->region.name, cfg_.name);
-    std::vector<uint8_t> f;
-    encode(info, f);
-    ctx_.links->send(peer, std::move(f));
+    if (ctx_.links->is_up(peer)) ctx_.links->send(peer, not_leader_frame(ctx_.cfg->region.name, cfg_.name));
   }
   std::vector<std::string> peers;
   for (const auto& [peer, s] : senders_) peers.push_back(peer);

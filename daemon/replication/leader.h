@@ -42,6 +42,9 @@ namespace isthmus::replication {
 // "region R does not lead stream S": a leader's answer to a follower that
 // asks for (or replicates) a stream it does not lead.
 std::string not_leader_error(const std::string& region, const std::string& stream);
+// The STREAM_INFO frame a follower gets unasked when `region` does not (or
+// no longer) lead `stream`: that error behind link::kNotLeaderPrefix.
+std::vector<uint8_t> not_leader_frame(const std::string& region, const std::string& stream);
 
 class Leader {
  public:

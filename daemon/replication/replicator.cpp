@@ -418,12 +418,7 @@ Status Replicator::on_link_frame(const std::string& peer, link::FrameType type, 
 // A follower that subscribes to, or reports on, a stream this region does
 // not lead (it no longer does: removed by reload): it stops with that error.
 void Replicator::tell_not_leader(const std::string& peer, const std::string& stream) {
-  link::StreamInfo info;
-  info.stream = stream;
-  info.error = std::string(link::kNotLeaderPrefix) + not_leader_error(cfg_.region.name, stream);
-  std::vector<uint8_t> out;
-  encode(info, out);
-  ctx_.links->send(peer, std::move(out));
+  ctx_.links->send(peer, not_leader_frame(cfg_.region.name, stream));
   schedule_flush();
 }
 
