@@ -69,6 +69,11 @@ Json health_report(const ApiSources& src, bool& healthy) {
     if (!src.reload->last_ok) c["last_reload_error"] = src.reload->last_error;
     out["config"] = std::move(c);
   }
+  // Durable readers left on streams removed at a restart: not an outage
+  // either, but each keeps its interest stream's messages for good.
+  Json left = Json::object();
+  for (const auto& [stream, names] : src.replicator->leftover_durables()) left[stream] = names;
+  out["leftover_durables"] = std::move(left);
   return out;
 }
 

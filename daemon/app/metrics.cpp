@@ -173,6 +173,13 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
           "when the running configuration was applied (start or last applied SIGHUP), Unix seconds", region,
           static_cast<double>(c.value("last_applied_ns", int64_t{0})) / 1e9);
   }
+  const Json left = health.value("leftover_durables", Json::object());  // items() must not outlive it
+  for (const auto& [stream, names] : left.items()) {
+    m.add("isthmus_leftover_durables", "gauge",
+          "Isthmus durable readers left on a stream no longer configured (removed at a restart); each keeps "
+          "the messages its region has not stored",
+          region + ",stream=\"" + esc(stream) + "\"", names.is_array() ? static_cast<double>(names.size()) : 0);
+  }
 
   for (const auto& l : links.value("links", Json::array())) {
     std::string lb = region + ",peer=\"" + esc(l.value("peer", std::string())) + "\"";

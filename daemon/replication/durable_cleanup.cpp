@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <iterator>
 #include <utility>
 
 #include "loop/timer.h"
@@ -19,6 +20,7 @@ namespace {
 constexpr int64_t kRetryNs = 30'000'000'000;
 constexpr int64_t kRewarnNs = 600'000'000'000;
 constexpr int64_t kScanRetryNs = 60'000'000'000;
+constexpr int64_t kRecheckNs = 5'000'000'000;   // leftover durables: gone yet?
 constexpr int kMaxListPages = 64;      // 16,384 streams
 constexpr size_t kStreamsPerJob = 16;  // consumer listings per scan job
 
@@ -49,6 +51,11 @@ void DurableCleanup::tick() {
   const int64_t now = loop::mono_ns();
   if (!to_delete_.empty() && now - tried_mono_ns_ > kRetryNs) delete_now();
   if (!scanned_ && now - scan_tried_mono_ns_ > kScanRetryNs) scan();
+  // A stream configured again (by reload) uses its durables again.
+  for (auto it = leftover_.begin(); it != leftover_.end();) {
+    it = configured_(it->first) ? leftover_.erase(it) : std::next(it);
+  }
+  if (!leftover_.empty() && now - rechecked_mono_ns_ > kRecheckNs) recheck();
 }
 
 void DurableCleanup::delete_now() {
@@ -246,6 +253,8 @@ void DurableCleanup::scan_consumers(size_t from) {
       [this, to](Found f) {
         for (const auto& [stream, durables] : f.left) {
           if (configured_(stream) || !scan_named_.insert(stream).second) continue;  // (added by reload since)
+          leftover_[stream] = durables;
+          rechecked_mono_ns_ = loop::mono_ns();
           std::string list;
           for (const auto& d : durables) list += (list.empty() ? "" : ", ") + d;
           spdlog::warn("stream {} is not in this daemon's configuration, yet Isthmus' durable reader(s) {} "
@@ -267,6 +276,54 @@ void DurableCleanup::scan_consumers(size_t from) {
           return;
         }
         scan_consumers(to);
+      });
+}
+
+void DurableCleanup::recheck() {
+  if (!ctx_.conn || rechecking_) return;
+  rechecking_ = true;
+  rechecked_mono_ns_ = loop::mono_ns();
+  std::vector<std::string> streams;
+  for (const auto& [stream, _] : leftover_) streams.push_back(stream);
+  struct Seen {
+    std::string stream;
+    bool known = false;  // the listing answered (or the stream is gone)
+    std::vector<std::string> durables;
+  };
+  const int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<std::vector<Seen>>(
+      [streams, tmo](natsConnection* nc) {
+        std::vector<Seen> seen;
+        for (const auto& stream : streams) {
+          if (nc == nullptr) break;
+          Seen s{stream, false, {}};
+          auto names = nats::consumer_names(nc, stream, tmo);
+          if (names) {
+            s.known = true;
+            for (const auto& n : *names) {
+              if (!durable_region(n).empty()) s.durables.push_back(n);
+            }
+          } else if (names.status().code() == Code::kNotFound) {
+            s.known = true;  // (the stream itself deleted)
+          } else if (names.status().code() == Code::kTimeout) {
+            break;  // (a server that answers nothing: the next round)
+          }
+          seen.push_back(std::move(s));
+        }
+        return seen;
+      },
+      [this](std::vector<Seen> seen) {
+        rechecking_ = false;
+        for (auto& s : seen) {
+          auto it = leftover_.find(s.stream);
+          if (it == leftover_.end() || !s.known) continue;  // (configured again meanwhile, or no answer)
+          if (s.durables.empty()) {
+            spdlog::info("stream {}: no Isthmus durable reader is left on it any more", s.stream);
+            leftover_.erase(it);
+          } else {
+            it->second = std::move(s.durables);
+          }
+        }
       });
 }
 

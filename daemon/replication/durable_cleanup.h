@@ -14,7 +14,10 @@
 //   meanwhile. The scan reads one STREAM.LIST page, or the consumers of 16
 //   streams, per job, so other NATS work runs in between; it leaves out
 //   streams queued for deletion, names each stream once, and is tried
-//   again a minute after a failure, three times at most.
+//   again a minute after a failure, three times at most. What it found
+//   stays in leftover() (the /healthz JSON, a metric, isthmusctl health),
+//   checked again every 5 s until the durables are gone (deleted by hand)
+//   or the stream is configured again.
 //
 // Thread: loop thread only (jobs run on the NATS worker; their results
 // come back through the mailbox). Lifetime: owned by the Replicator, which
@@ -46,11 +49,17 @@ class DurableCleanup {
   void on_nats_up();                          // before the streams' own jobs
   void tick();                                // about once a second: retries
 
+  // Streams removed at a restart that still carry Isthmus durables, with
+  // their names: what the start-up scan found, as last checked.
+  using Leftover = std::map<std::string, std::vector<std::string>>;
+  const Leftover& leftover() const { return leftover_; }
+
  private:
   void delete_now();
   void scan();
   void scan_page(uint64_t offset, int page_no);
   void scan_consumers(size_t from);
+  void recheck();
 
   // Streams led again while a deletion job runs (checked by the job).
   struct Cancelled {
@@ -74,6 +83,9 @@ class DurableCleanup {
   std::vector<std::string> scan_candidates_;  // unconfigured interest streams with consumers
   std::set<std::string> scan_named_;          // warned of already
   int scan_stalls_ = 0;
+  Leftover leftover_;
+  bool rechecking_ = false;
+  int64_t rechecked_mono_ns_ = 0;
 };
 
 }  // namespace isthmus::replication

@@ -79,6 +79,8 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   // configured stream; kConflict: this region leads it, or the existing
   // stream is not an Isthmus replica. OK: accepted, the rebuild runs on.
   Status request_rebuild(const std::string& stream);
+  // Isthmus durables left on streams removed at a restart (DurableCleanup).
+  const DurableCleanup::Leftover& leftover_durables() const { return durables_->leftover(); }
 
  private:
   void schedule_flush();

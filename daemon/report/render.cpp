@@ -428,6 +428,20 @@ std::string render_health(const Json& health) {
     }
     t.add_row({"config", line});
   }
+  // Durables left on streams removed at a restart, with the command that
+  // deletes each (docs/operations.md, "Dropping a stream from replication").
+  if (health.contains("leftover_durables") && health["leftover_durables"].is_object()) {
+    for (const auto& [stream, names] : health["leftover_durables"].items()) {
+      std::string line = stream + ", removed at a restart, still has ";
+      std::string cmds;
+      for (const Json& n : names.is_array() ? names : Json::array()) {
+        const std::string name = n.is_string() ? n.get<std::string>() : n.dump();
+        line += (cmds.empty() ? "" : ", ") + name;
+        cmds += (cmds.empty() ? "" : "; ") + std::string("nats consumer rm ") + stream + " " + name;
+      }
+      t.add_row({"leftover", line + " (each keeps what its region has not stored: " + cmds + ")"});
+    }
+  }
   std::string out = t.render();
   out.erase(0, out.find('\n') + 1);  // no title line
   const Json& reasons = array_field(health, "reasons");

@@ -396,6 +396,30 @@ void await_one_durable(Region& l, const std::string& stream, const std::string& 
       "iad reads " + stream + " for ams through a durable" + when);
 }
 
+// iad's /healthz, /metrics and status page report `n` durables left on
+// `stream` (removed at a restart), and iad stays healthy.
+void await_leftover(Region& l, const std::string& stream, size_t n, const std::string& when) {
+  const std::string metric = "isthmus_leftover_durables{region=\"iad\",stream=\"" + stream + "\"} ";
+  check_for(
+      15s,
+      [&](std::string& st) {
+        auto h = l.daemon.http_get("/healthz");
+        st = h.body;
+        if (h.status != 200) return false;
+        const json left = json::parse(h.body).value("leftover_durables", json::object());
+        const size_t found = left.contains(stream) ? left[stream].size() : 0;
+        if (found != n) return false;
+        const std::string m = l.daemon.http_get("/metrics").body;
+        const std::string page = l.daemon.http_get("/?refresh=0").body;
+        st += "; metrics and page disagree";
+        const bool in_page = page.find(stream + ", removed at a restart, still has isthmus_ams_") != std::string::npos;
+        if (n == 0) return m.find(metric) == std::string::npos && !in_page;
+        return m.find(metric + std::to_string(n) + "\n") != std::string::npos && in_page &&
+               page.find("nats consumer rm " + stream + " isthmus_ams_") != std::string::npos;
+      },
+      "iad reports " + std::to_string(n) + " durable(s) left on " + stream + " " + when);
+}
+
 // The leader's row for `follower` on `stream`.
 json leader_row(Region& l, const std::string& stream) {
   auto s = l.daemon.lag_stream(stream);
@@ -585,12 +609,16 @@ TEST_CASE("streams removed by reload stop at both ends, the leader's durable rea
       },
       "iad, restarted without " + kUsers + ", names the durable reader left on it");
   CHECK(durables(l, kUsers).size() == 1);
+  // ... and /healthz, the metric and the status page show it (healthy all
+  // the same) until the stream is added back (its durable in use again).
+  await_leftover(l, kUsers, 1, "after the restart without " + kUsers);
 
   // Added back and removed again by reload while iad's nats-server is
   // down: the durable goes once the server is back.
   l.daemon.config().streams.push_back({kUsers, kLeader});
   l.daemon.write_config();
   reload(l, kUsers + " added");
+  await_leftover(l, kUsers, 0, "once " + kUsers + " is added back");
   l.js().publish(messages("covenant.users.signup", 36, 1)[0]);
   check_for(
       20s,
@@ -613,4 +641,16 @@ TEST_CASE("streams removed by reload stop at both ends, the leader's durable rea
         return d.empty();
       },
       "iad deletes its durable reader of " + kUsers + " once its nats-server is back");
+
+  // Removed at a restart again, and the durable deleted by hand, as the
+  // warning says: the daemon notices.
+  l.daemon.config().streams.push_back({kUsers, kLeader});
+  l.daemon.write_config();
+  reload(l, kUsers + " added");
+  await_one_durable(l, kUsers, " once more");
+  remove_stream(l, kUsers);
+  l.daemon.restart();
+  await_leftover(l, kUsers, 1, "after a second restart without " + kUsers);
+  for (const auto& d : durables(l, kUsers)) l.js().api("$JS.API.CONSUMER.DELETE." + kUsers + "." + d, json::object());
+  await_leftover(l, kUsers, 0, "once its durable is deleted by hand");
 }

@@ -103,6 +103,18 @@ TEST_CASE("metrics show foreign messages and a rebuild", "[metrics]") {
   CHECK(has_line(t, "isthmus_stream_error{region=\"ams\",stream=\"COVENANT_COUNTRIES\",role=\"follower\"} 1"));
 }
 
+TEST_CASE("metrics count durables left on streams removed at a restart", "[metrics]") {
+  json h = health(true);
+  h["leftover_durables"] = json::parse(R"({"COVENANT_USERS":["isthmus_ams_0","isthmus_syd_1"],"OLD":["isthmus_ams_3"]})");
+  std::string t = render_metrics(json{{"streams", json::array()}}, json{{"links", json::array()}}, h);
+  CHECK(has_line(t, "isthmus_leftover_durables{region=\"ams\",stream=\"COVENANT_USERS\"} 2"));
+  CHECK(has_line(t, "isthmus_leftover_durables{region=\"ams\",stream=\"OLD\"} 1"));
+  CHECK(has_line(t, "# TYPE isthmus_leftover_durables gauge"));
+  h["leftover_durables"] = json::object();
+  t = render_metrics(json{{"streams", json::array()}}, json{{"links", json::array()}}, h);
+  CHECK(t.find("isthmus_leftover_durables") == std::string::npos);
+}
+
 TEST_CASE("metric label values are escaped", "[metrics]") {
   json h = health(true);
   h["region"] = "a\"b\\c";
@@ -267,7 +279,11 @@ TEST_CASE("the Grafana dashboard queries only metrics listed in docs/http-api.md
 
 TEST_CASE("every metric /metrics renders is listed in docs/http-api.md with its type", "[metrics][docs]") {
   auto docs = documented_metrics();
-  std::string t = render_metrics(full_lag(), links(), health(true));
+  json h = health(true);  // (with the optional parts)
+  h["config"] = json::parse(R"({"path":"/etc/isthmus/isthmus.toml","reloads":1,"last_reload_ok":true,
+    "last_applied_ns":1})");
+  h["leftover_durables"] = json::parse(R"({"OLD":["isthmus_ams_3"]})");
+  std::string t = render_metrics(full_lag(), links(), h);
   std::istringstream in(t);
   std::string line;
   std::regex type_line(R"(^# TYPE (\S+) (\S+)$)");

@@ -242,6 +242,17 @@ TEST_CASE("health", "[ctl][render]") {
   CHECK_THAT(render_health(ok),
              Catch::EndsWith("config   /etc/isthmus/isthmus.toml (2 reloads); the last reload was refused: a restart "
                              "is needed for: link.listen (the running configuration stands)\n"));
+
+  // Durables left on a stream removed at a restart: one line per stream,
+  // with the command that deletes each; none, no line.
+  ok["config"] = Json::parse(R"({"path":"/etc/isthmus/isthmus.toml","reloads":0,"last_reload_ok":true})");
+  ok["leftover_durables"] = Json::object();
+  CHECK_THAT(render_health(ok), Catch::EndsWith("config   /etc/isthmus/isthmus.toml\n"));
+  ok["leftover_durables"] = Json::parse(R"({"COVENANT_USERS":["isthmus_ams_0","isthmus_syd_1"]})");
+  CHECK_THAT(render_health(ok),
+             Catch::EndsWith("leftover  COVENANT_USERS, removed at a restart, still has isthmus_ams_0, isthmus_syd_1 "
+                             "(each keeps what its region has not stored: nats consumer rm COVENANT_USERS "
+                             "isthmus_ams_0; nats consumer rm COVENANT_USERS isthmus_syd_1)\n"));
 }
 
 TEST_CASE("render_rebuild: progress, done, stopped, missing", "[ctl][render]") {
