@@ -9,7 +9,7 @@
 # replicate, then a kill -9 of syd's daemon and its resume, a kill -9 of the
 # ams node ams's daemon is connected to (it moves to another node), a foreign
 # write into a replica (divergence and a rebuild) and a stream added by
-# SIGHUP, then removed again by SIGHUP. Stops everything it started on exit (Ctrl-C included), daemons
+# SIGHUP, then removed again by SIGHUP; syd taken out of the mesh by SIGHUP and added back. Stops everything it started on exit (Ctrl-C included), daemons
 # first; removes its temporary directory unless it failed or --keep is given.
 # --hold: at the end, leave the deployment running (to try isthmusctl, the
 # API and the status pages against it) until Ctrl-C.
@@ -446,6 +446,45 @@ for r in ams syd iad; do  # (in the order they were reloaded)
 done
 if ctl iad lag | grep -q COVENANT_AUDIT; then echo "iad still lists COVENANT_AUDIT" >&2; exit 1; fi
 echo "iad's lag table no longer lists COVENANT_AUDIT; health: iad $(ctl iad health | awk 'NR==1{print $2}'), ams $(ctl ams health | awk 'NR==1{print $2}'), syd $(ctl syd health | awk 'NR==1{print $2}')"
+
+echo
+echo "== syd taken out of the mesh with SIGHUP (its [[peers]] table removed at iad and ams): the links"
+echo "   to it close (peer_removed) and iad deletes the durable readers it kept for syd; 200 events per"
+echo "   COVENANT stream arrive meanwhile (ANALYTICS still holds them at iad); then syd is added back with SIGHUP"
+echo "   and catches up from its replicas' last sequences"
+syd_peer() { printf '\n[[peers]]\nname = "syd"\naddress = "127.0.0.1:%s"\n' "${LINK_PORT[syd]}"; }
+for r in iad ams; do
+  python3 - "$DEMO/$r/isthmus.toml" "$(syd_peer)" <<'PY'
+import sys
+p, block = sys.argv[1], sys.argv[2] + "\n"
+s = open(p).read()
+assert block in s, "no [[peers]] table for syd in " + p
+open(p, "w").write(s.replace(block, ""))
+PY
+  kill -HUP "${DAEMON_PID[$r]}"
+  wait_for 10 "$r to apply the reload" grep -q "reloaded: .*name syd removed" "$DEMO/$r/isthmusd.log"
+done
+syd_gone() { ! ctl iad links | grep -q syd && [ "$(ctl syd --json links | python3 -c '
+import json, sys
+print(sum(1 for l in json.load(sys.stdin)["links"] if l["state"] == "up"))')" = 0 ]; }
+wait_for 10 "syd's links to close" syd_gone
+for r in iad ams; do printf "%s: " "$r"; grep -h "reloaded:" "$DEMO/$r/isthmusd.log" | tail -1; done
+grep -h "of region syd, which is no longer a peer" "$DEMO/iad/isthmusd.log" | sed 's/^/iad: /'
+echo "-- syd's own view of its link to iad (it still lists iad):"
+ctl syd links | grep -E "PEER|iad" || true
+PUB_STREAMS=(COVENANT_COUNTRIES COVENANT_PROJECTS COVENANT_USERS)  # (ALERTS_INCIDENTS may be full: discard new)
+publish_all 200 0 5
+publishers_ok 5 || exit 1
+PUB_STREAMS=("${STREAMS[@]}")
+ctl iad lag
+for r in iad ams; do
+  syd_peer >> "$DEMO/$r/isthmus.toml"
+  kill -HUP "${DAEMON_PID[$r]}"
+  wait_for 10 "$r to apply the reload" grep -q "reloaded: .*name syd added" "$DEMO/$r/isthmusd.log"
+done
+wait_for 60 "syd to catch up after it was added back" caught_up
+echo "--- $(date +%T): syd added back and caught up; health: iad $(ctl iad health | awk 'NR==1{print $2}'), ams $(ctl ams health | awk 'NR==1{print $2}'), syd $(ctl syd health | awk 'NR==1{print $2}')"
+ctl iad lag
 
 echo
 echo "== stream state in each region:"

@@ -137,7 +137,7 @@ const std::array kKeys{
 
     // [[peers]]
     Key{.section = "peers", .name = "name", .kind = Kind::kString, .required = true,
-        .check = Check::kRegionName,
+        .check = Check::kRegionName, .reload = Reload::kAddRemove,
         .doc = "The peer region's name (its region.name); unique, not this region's.",
         .field = FIELD(c.peers[i].name)},
     Key{.section = "peers", .name = "address", .kind = Kind::kHostPort, .required = true,

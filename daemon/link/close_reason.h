@@ -28,6 +28,7 @@ enum class CloseReason {
   kCompressionMismatch,// the two ends disagree on S2 compression (seen in the HELLO)
   kSendStalled,        // bytes waited to be written and none could be for stale_after
                        // (the peer stopped reading, or the path is stuck one way)
+  kPeerRemoved,        // the peer was removed from this region's configuration (reload)
 };
 
 const char* close_reason_name(CloseReason r);

@@ -35,6 +35,7 @@ const char* close_reason_name(CloseReason r) {
     case CloseReason::kPinMismatch: return "pin_mismatch";
     case CloseReason::kCompressionMismatch: return "compression_mismatch";
     case CloseReason::kSendStalled: return "send_stalled";
+    case CloseReason::kPeerRemoved: return "peer_removed";
   }
   return "unknown";
 }

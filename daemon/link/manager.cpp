@@ -44,18 +44,38 @@ uint64_t jitter(uint64_t ms) {
 
 Manager::Manager(uv_loop_t* loop, const config::Config& cfg, LinkListener* listener)
     : loop_(loop), cfg_(cfg), listener_(listener) {
-  for (const auto& pc : cfg_.peers) {
-    Peer p;
-    p.cfg = pc;
-    p.dialer = cfg_.region.name < pc.name;
-    p.st.name = pc.name;
-    p.st.address = pc.address.to_string();
-    p.st.dialer = p.dialer;
-    p.st.state = p.dialer ? "connecting" : "waiting";
-    p.st.since_ns = loop::wall_ns();
-    p.backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
-    peers_.emplace(pc.name, std::move(p));
+  for (const auto& pc : cfg_.peers) add_peer(pc);
+}
+
+Manager::Peer& Manager::add_peer(const config::Peer& pc) {
+  Peer p;
+  p.cfg = pc;
+  p.dialer = cfg_.region.name < pc.name;
+  p.st.name = pc.name;
+  p.st.address = pc.address.to_string();
+  p.st.dialer = p.dialer;
+  p.st.state = p.dialer ? "connecting" : "waiting";
+  p.st.since_ns = loop::wall_ns();
+  p.backoff_ms = static_cast<uint64_t>(cfg_.link.backoff_min.count());
+  return peers_.insert_or_assign(pc.name, std::move(p)).first->second;
+}
+
+void Manager::remove_peer(const std::string& name) {
+  auto it = peers_.find(name);
+  if (it == peers_.end()) return;
+  Peer& p = it->second;
+  spdlog::info("links: peer {} removed by reload{}", name, p.up ? ": its link closes" : "");
+  const bool was_up = p.up;
+  if (p.dial_timer) p.dial_timer->stop();
+  abandon_resolve(p);
+  p.addrs.clear();
+  if (p.conn) {
+    // (Its later callbacks find no peer of that name: nothing more happens.)
+    p.conn->close(CloseReason::kPeerRemoved, "removed from " + cfg_.region.name + "'s configuration", true);
+    bury(std::move(p.conn));
   }
+  peers_.erase(it);
+  if (was_up) listener_->on_link_down(name);
 }
 
 Manager::~Manager() { shutdown(); }
@@ -89,6 +109,22 @@ void Manager::reconfigure(const config::Config& next) {
       if (!p.up && !p.conn && p.dial_timer) schedule_dial(p);
     }
   }
+  // Peers removed: the link closes (peer_removed, said to the peer in the
+  // GOODBYE) and the peer is forgotten. Peers added: dialed, or waited
+  // for, like those configured at the start.
+  std::vector<std::string> removed;
+  for (const auto& [name, p] : peers_) {
+    if (next.find_peer(name) == nullptr) removed.push_back(name);
+  }
+  for (const auto& name : removed) remove_peer(name);
+  for (const auto& pc : next.peers) {
+    if (find(pc.name) != nullptr) continue;
+    Peer& p = add_peer(pc);
+    spdlog::info("links: peer {} at {} added by reload ({})", pc.name, pc.address.to_string(),
+                 p.dialer ? "this region dials it" : "it dials this region");
+    if (tick_ && !shutting_down_ && p.dialer) dial(p);
+  }
+  cfg_.peers = next.peers;
   for (const auto& pc : next.peers) {
     Peer* p = find(pc.name);
     if (p == nullptr || p->cfg.address.to_string() == pc.address.to_string()) continue;
@@ -96,9 +132,6 @@ void Manager::reconfigure(const config::Config& next) {
                  p->cfg.address.to_string(), p->up ? ": used from the next dial" : "");
     p->cfg.address = pc.address;
     p->st.address = pc.address.to_string();
-    for (auto& c : cfg_.peers) {
-      if (c.name == pc.name) c.address = pc.address;
-    }
     // A dialer waiting out a backoff, or still trying the old address (a
     // black hole holds a connection attempt until handshake_timeout),
     // dials the new one now.

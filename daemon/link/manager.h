@@ -97,9 +97,11 @@ class Manager : public ConnectionHandler {
 
   Status start();       // listen and begin dialing
   // SIGHUP: takes the reloadable link settings of `next` (timers, windows,
-  // backoff; config/schema.cpp) and each peer's address (the next dial
-  // uses it; a link that is up stays). `next` differs from the running
-  // configuration only in reloadable keys (config::reload_blockers).
+  // backoff; config/schema.cpp), each peer's address (the next dial
+  // uses it; a link that is up stays) and the set of peers: a peer removed
+  // is closed with kPeerRemoved (on_link_down() if its link was up) and
+  // forgotten, one added is dialed or waited for. `next` differs from the
+  // running configuration only in reloadable keys (config::reload_blockers).
   void reconfigure(const config::Config& next);
   void shutdown();      // close all links with kShutdown; stop dialing and listening
   uint16_t listen_port() const;
@@ -208,6 +210,8 @@ class Manager : public ConnectionHandler {
   void link_closed(Peer& p, CloseReason reason, const std::string& detail);
   void tick();
   void start_tick();  // (re)starts the tick timer for the heartbeat interval
+  Peer& add_peer(const config::Peer& pc);
+  void remove_peer(const std::string& name);
   Peer* find(const std::string& name);
   const Peer* find(const std::string& name) const;
   void set_state(Peer& p, const char* state);

@@ -1630,6 +1630,22 @@ void Leader::on_msg_deleted(uint64_t seq) {
   ctx_.request_flush();
 }
 
+void Leader::add_follower(const std::string& peer) {
+  if (retired_ || views_.count(peer)) return;
+  followers_.push_back(peer);
+  views_[peer];
+  if (ctx_.links->is_up(peer)) on_link_up(peer);
+}
+
+void Leader::remove_follower(const std::string& peer) {
+  if (retired_ || !views_.count(peer)) return;
+  drop_sender(peer);
+  views_.erase(peer);
+  followers_.erase(std::remove(followers_.begin(), followers_.end(), peer), followers_.end());
+  cleaned_nats_gen_ = 0;  // (its durable is now stale: deleted here, or at the next NATS up)
+  cleanup_stale_durables();
+}
+
 void Leader::cleanup_stale_durables() {
   if (!ctx_.conn || cleaned_nats_gen_ == ctx_.nats_gen) return;
   cleaned_nats_gen_ = ctx_.nats_gen;

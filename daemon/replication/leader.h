@@ -81,6 +81,13 @@ class Leader {
   // Added back by reload after `retired` (the same stream): its followers
   // that had removed the stream stay `stopped` until they ask.
   void inherit_removed(const Leader& retired);
+  // SIGHUP: a peer region added to the configuration follows this stream
+  // like the others, from its first SUBSCRIBE; one removed is forgotten:
+  // its reader is dropped, its row goes, and its durable reader (interest
+  // retention) is deleted as a region that is no longer a peer (at once, or
+  // once NATS is up).
+  void add_follower(const std::string& peer);
+  void remove_follower(const std::string& peer);
   // A $JS.API.STREAM.MSG.DELETE / PURGE of this stream was seen.
   void on_delete_or_purge();
   // A message deleted through the API (its audit advisory): sent at once to

@@ -108,10 +108,31 @@ void Replicator::reconfigure(const config::Config& next) {
       removed.push_back(s.name);
     }
   }
+  std::vector<std::string> peers_removed, peers_added;
+  for (const auto& p : cfg_.peers) {
+    if (next.find_peer(p.name) == nullptr) peers_removed.push_back(p.name);
+  }
+  for (const auto& p : next.peers) {
+    if (cfg_.find_peer(p.name) == nullptr) peers_added.push_back(p.name);
+  }
   cfg_ = next;  // ctx_.cfg points here: the streams read the new values from now on
   if (state_timer_ && hb != cfg_.link.heartbeat_interval && !stopped_) start_state_timer();
   if (stopped_) return;
   for (const auto& name : removed) remove_stream(name);
+  // (A removed peer's link is down already: link::Manager::reconfigure.
+  // The streams it led were removed with it: config validation.)
+  for (const auto& peer : peers_removed) {
+    spdlog::info("replication: region {} removed by reload: no longer followed by it", peer);
+    for (auto& [n, l] : leaders_) l->remove_follower(peer);
+    ctx_.peer_inflight_bytes.erase(peer);
+    ctx_.peer_full_mono_ns.erase(peer);
+  }
+  for (const auto& peer : peers_added) {
+    spdlog::info("replication: region {} added by reload: it follows the {} stream(s) led here once it asks",
+                 peer, leaders_.size());
+    for (auto& [n, l] : leaders_) l->add_follower(peer);
+  }
+  if (!peers_removed.empty()) schedule_flush();
   if (added.empty()) return;
   std::vector<std::string> others;
   for (const auto& p : cfg_.peers) others.push_back(p.name);

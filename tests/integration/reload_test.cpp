@@ -5,7 +5,8 @@
 // restart (naming the file and line, or the keys) and then changes nothing;
 // replication goes on through all of it. Streams removed by reload, the
 // follower first or the leader first, stop at both ends and say so, and
-// added back they resume.
+// added back they resume. A third region added by reload follows from the
+// first sequence; removed, its link closes and its durable readers go.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -653,4 +654,157 @@ TEST_CASE("streams removed by reload stop at both ends, the leader's durable rea
   await_leftover(l, kUsers, 1, "after a second restart without " + kUsers);
   for (const auto& d : durables(l, kUsers)) l.js().api("$JS.API.CONSUMER.DELETE." + kUsers + "." + d, json::object());
   await_leftover(l, kUsers, 0, "once its durable is deleted by hand");
+}
+
+namespace {
+
+// r's /v1/lag row for `region` on `stream` (a leader's, one per follower).
+json row_for(Region& r, const std::string& stream, const std::string& region) {
+  auto s = r.daemon.lag_stream(stream);
+  if (!s) return json();
+  for (const auto& f : s->value("followers", json::array())) {
+    if (f.value("region", "") == region) return f;
+  }
+  return json();
+}
+
+bool lists_peer(Region& r, const std::string& peer) {
+  const json all = json::parse(r.daemon.http_get("/v1/links").body);
+  for (const auto& p : all["links"]) {
+    if (p.value("peer", "") == peer) return true;
+  }
+  return false;
+}
+
+// The regions of Isthmus durables (isthmus_<region>_<n>), sorted.
+std::vector<std::string> regions_of(const std::vector<std::string>& durables) {
+  std::vector<std::string> out;
+  for (const auto& d : durables) {
+    const std::string rest = d.substr(std::string("isthmus_").size());
+    out.push_back(rest.substr(0, rest.rfind('_')));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void remove_peer(Region& r, const std::string& peer) {
+  auto& v = r.daemon.config().peers;
+  v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& p) { return p.name == peer; }), v.end());
+  r.daemon.write_config();
+}
+
+}  // namespace
+
+TEST_CASE("a region added by reload follows the streams led here from their first sequence; removed, its link "
+          "closes and its durable readers go",
+          "[reload][peers]") {
+  const std::string kUsers = "COVENANT_USERS";  // interest: a durable reader per follower
+  const std::string kNew = "syd";
+  TempDir tmp("isthmus-reload-peers");
+  Mesh mesh(tmp, {kLeader, kFollower, kNew}, {{kFirst, kLeader}, {kUsers, kLeader}});
+  Region& l = mesh[kLeader];
+  Region& f = mesh[kFollower];
+  Region& n = mesh[kNew];
+  // iad and ams start without syd (syd's own configuration lists both).
+  const auto syd_at_iad = *std::find_if(l.daemon.config().peers.begin(), l.daemon.config().peers.end(),
+                                        [&](const auto& p) { return p.name == kNew; });
+  const auto syd_at_ams = *std::find_if(f.daemon.config().peers.begin(), f.daemon.config().peers.end(),
+                                        [&](const auto& p) { return p.name == kNew; });
+  remove_peer(l, kNew);
+  remove_peer(f, kNew);
+  mesh.start_nats();
+  l.js().create_stream({{"name", kFirst}, {"subjects", {"covenant.countries.>"}}, {"num_replicas", 1}});
+  l.js().create_stream(
+      {{"name", kUsers}, {"subjects", {"covenant.users.>"}}, {"retention", "interest"}, {"num_replicas", 1}});
+  // An application's consumer keeps the interest stream's messages at iad.
+  l.js().api("$JS.API.CONSUMER.DURABLE.CREATE." + kUsers + ".billing",
+             {{"stream_name", kUsers},
+              {"config", {{"durable_name", "billing"}, {"ack_policy", "explicit"}, {"deliver_policy", "all"}}}});
+  l.js().publish_bulk(messages("covenant.countries.created", 1, 30));
+  l.js().publish_bulk(messages("covenant.users.signup", 1, 30));
+  l.daemon.spawn();
+  f.daemon.spawn();
+  l.daemon.wait_http();
+  f.daemon.wait_http();
+  replicated(l, f, kFirst, "at start");
+  replicated(l, f, kUsers, "at start");
+  CHECK(regions_of(durables(l, kUsers)) == std::vector<std::string>{"ams"});
+  CHECK_FALSE(lists_peer(l, kNew));
+
+  // syd added at iad and ams, then started: it copies the history and
+  // follows; ams and syd link up too.
+  l.daemon.config().peers.push_back(syd_at_iad);
+  l.daemon.write_config();
+  f.daemon.config().peers.push_back(syd_at_ams);
+  f.daemon.write_config();
+  reload(l, "peers[1].name " + kNew + " added");
+  reload(f, "peers[1].name " + kNew + " added");
+  CHECK(lists_peer(l, kNew));
+  n.daemon.spawn();
+  n.daemon.wait_http();
+  l.js().publish_bulk(messages("covenant.countries.updated", 31, 10));
+  l.js().publish_bulk(messages("covenant.users.signup", 31, 10));
+  for (Region* r : {&f, &n}) {
+    replicated(l, *r, kFirst, "after syd was added");
+    replicated(l, *r, kUsers, "after syd was added");
+  }
+  for (const auto& stream : {kFirst, kUsers}) {
+    auto d = compare_streams(l.js().read_stream(stream), n.js().read_stream(stream), kLeader);
+    INFO(stream << ": " << (d.problems.empty() ? "" : d.problems.front()));
+    CHECK(d.compared == 40);
+    CHECK(d.mismatches == 0);
+  }
+  check_for(
+      10s,
+      [&](std::string& st) {
+        st = link_to(f, kNew).dump() + "; " + row_for(l, kUsers, kNew).dump();
+        return link_to(f, kNew).value("state", "") == "up" && link_to(n, kFollower).value("state", "") == "up" &&
+               row_for(l, kUsers, kNew).value("state", "") == "replicating";
+      },
+      "ams and syd linked, iad's row for syd replicating");
+  CHECK(regions_of(durables(l, kUsers)) == std::vector<std::string>{"ams", "syd"});
+  for (Region* r : {&l, &f, &n}) {
+    auto h = r->daemon.http_get("/healthz");
+    INFO(r->name << ": " << h.body);
+    CHECK(h.status == 200);
+  }
+
+  // syd removed at iad and ams: its links close (syd hears why), iad
+  // forgets its row and deletes its durable reader, and the others go on.
+  remove_peer(l, kNew);
+  remove_peer(f, kNew);
+  reload(l, "peers[1].name " + kNew + " removed");
+  reload(f, "peers[1].name " + kNew + " removed");
+  check_for(
+      10s,
+      [&](std::string& st) {
+        auto dd = durables(l, kUsers);
+        st = std::to_string(dd.size()) + " durables; " + tail_file(l.daemon.log_path(), 3);
+        return regions_of(dd) == std::vector<std::string>{"ams"};
+      },
+      "iad deletes syd's durable reader of " + kUsers);
+  CHECK(read_file(l.daemon.log_path()).find("deleted durable isthmus_syd_") != std::string::npos);
+  CHECK(read_file(l.daemon.log_path()).find(" of region syd, which is no longer a peer") != std::string::npos);
+  CHECK_FALSE(lists_peer(l, kNew));
+  CHECK_FALSE(lists_peer(f, kNew));
+  CHECK(row_for(l, kUsers, kNew).is_null());
+  CHECK(l.daemon.http_get("/metrics").body.find("\"syd\"") == std::string::npos);
+  check_for(
+      10s,
+      [&](std::string& st) {
+        auto li = link_to(n, kLeader);
+        st = li.dump();
+        return li.value("state", "") != "up" &&
+               li.value("last_drop_detail", "").find("peer_removed") != std::string::npos;
+      },
+      "syd's link to iad closed, saying why");
+  l.js().publish_bulk(messages("covenant.countries.updated", 41, 10));
+  l.js().publish_bulk(messages("covenant.users.signup", 41, 10));
+  replicated(l, f, kFirst, "after syd was removed");
+  replicated(l, f, kUsers, "after syd was removed");
+  for (Region* r : {&l, &f}) {
+    auto h = r->daemon.http_get("/healthz");
+    INFO(r->name << ": " << h.body);
+    CHECK(h.status == 200);
+  }
 }

@@ -411,16 +411,27 @@ TEST_CASE("reload_blockers names what cannot change without a restart", "[config
   b.streams.push_back(Stream{"NEW", "iad"});
   CHECK(reload_blockers(a, b).empty());
 
-  // Streams may be added and removed; peers neither. A stream removed and
-  // another added under the same name with another leader is a change of
-  // its leader.
+  // Streams and peers may be added and removed; a peer's pin or
+  // compression not changed. A stream removed and another added under the
+  // same name with another leader is a change of its leader.
   Config d = a;
   d.streams.pop_back();
   d.peers.push_back(Peer{"per", HostPort{"127.0.0.1", 9999}});
-  CHECK(reload_blockers(a, d) == std::vector<std::string>{"peers[" + std::to_string(a.peers.size()) + "].name"});
+  d.peers.back().pin_sha256 = std::string(64, 'a');  // (an added peer's settings are its own)
+  CHECK(reload_blockers(a, d).empty());
+  auto has = [](const std::vector<std::string>& v, const std::string& k) {
+    return std::find(v.begin(), v.end(), k) != v.end();
+  };
+  const std::string added = "peers[" + std::to_string(a.peers.size()) + "].name per added";
+  CHECK(has(changed_keys(a, d), added));
   d.peers.erase(d.peers.begin());
-  CHECK(reload_blockers(a, d) ==
-        std::vector<std::string>{"peers[" + std::to_string(a.peers.size() - 1) + "].name", "peers[0].name"});
+  CHECK(reload_blockers(a, d).empty());
+  CHECK(has(changed_keys(a, d), "peers[" + std::to_string(a.peers.size() - 1) + "].name per added"));
+  CHECK(has(changed_keys(a, d), "peers[0].name " + a.peers[0].name + " removed"));
+  Config g = a;
+  g.peers[0].compression = "none";
+  g.peers[0].pin_sha256 = std::string(64, 'b');
+  CHECK(reload_blockers(a, g) == std::vector<std::string>{"peers[0].pin_sha256", "peers[0].compression"});
   Config e = a;
   e.streams.erase(e.streams.begin());
   CHECK(reload_blockers(a, e).empty());
