@@ -20,7 +20,8 @@ namespace {
 constexpr int64_t kRetryNs = 30'000'000'000;
 constexpr int64_t kRewarnNs = 600'000'000'000;
 constexpr int64_t kScanRetryNs = 60'000'000'000;
-constexpr int64_t kRecheckNs = 5'000'000'000;   // leftover durables: gone yet?
+constexpr int64_t kRecheckNs = 5'000'000'000;      // leftover durables: gone yet?
+constexpr int64_t kRecheckMaxNs = 60'000'000'000;  // ... while the server does not answer
 constexpr int kMaxListPages = 64;      // 16,384 streams
 constexpr size_t kStreamsPerJob = 16;  // consumer listings per scan job
 
@@ -55,7 +56,7 @@ void DurableCleanup::tick() {
   for (auto it = leftover_.begin(); it != leftover_.end();) {
     it = configured_(it->first) ? leftover_.erase(it) : std::next(it);
   }
-  if (!leftover_.empty() && now - rechecked_mono_ns_ > kRecheckNs) recheck();
+  if (!leftover_.empty() && now - rechecked_mono_ns_ > recheck_ns_) recheck();
 }
 
 void DurableCleanup::delete_now() {
@@ -290,10 +291,15 @@ void DurableCleanup::recheck() {
     bool known = false;  // the listing answered (or the stream is gone)
     std::vector<std::string> durables;
   };
+  struct Round {
+    std::vector<Seen> seen;
+    bool timed_out = false;
+  };
   const int64_t tmo = ctx_.timeout_ms();
-  ctx_.async<std::vector<Seen>>(
+  ctx_.async<Round>(
       [streams, tmo](natsConnection* nc) {
-        std::vector<Seen> seen;
+        Round r;
+        std::vector<Seen>& seen = r.seen;
         for (const auto& stream : streams) {
           if (nc == nullptr) break;
           Seen s{stream, false, {}};
@@ -306,15 +312,20 @@ void DurableCleanup::recheck() {
           } else if (names.status().code() == Code::kNotFound) {
             s.known = true;  // (the stream itself deleted)
           } else if (names.status().code() == Code::kTimeout) {
-            break;  // (a server that answers nothing: the next round)
+            r.timed_out = true;  // (a server that answers nothing: the next round, later)
+            break;
           }
           seen.push_back(std::move(s));
         }
-        return seen;
+        return r;
       },
-      [this](std::vector<Seen> seen) {
+      [this](Round r) {
         rechecking_ = false;
-        for (auto& s : seen) {
+        // A server that answers nothing is asked less and less often (each
+        // round holds the NATS worker for a timeout), back to every 5 s
+        // once it answers.
+        recheck_ns_ = r.timed_out ? std::min(recheck_ns_ * 2, kRecheckMaxNs) : kRecheckNs;
+        for (auto& s : r.seen) {
           auto it = leftover_.find(s.stream);
           if (it == leftover_.end() || !s.known) continue;  // (configured again meanwhile, or no answer)
           if (s.durables.empty()) {

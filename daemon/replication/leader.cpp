@@ -1642,33 +1642,69 @@ void Leader::remove_follower(const std::string& peer) {
   drop_sender(peer);
   views_.erase(peer);
   followers_.erase(std::remove(followers_.begin(), followers_.end(), peer), followers_.end());
-  cleaned_nats_gen_ = 0;  // (its durable is now stale: deleted here, or at the next NATS up)
+  // Its durable is stale now: deleted here, or at the next NATS up; after
+  // a job under way (it still counts the region as a follower).
+  stale_redo_ = true;
+  cleaned_nats_gen_ = 0;
   cleanup_stale_durables();
 }
 
 void Leader::cleanup_stale_durables() {
-  if (!ctx_.conn || cleaned_nats_gen_ == ctx_.nats_gen) return;
+  if (!ctx_.conn || cleaned_nats_gen_ == ctx_.nats_gen || stale_cleaning_) return;
   cleaned_nats_gen_ = ctx_.nats_gen;
+  stale_cleaning_ = true;
+  stale_redo_ = false;
+  stale_tried_mono_ns_ = loop::mono_ns();
   std::string stream = cfg_.name;
   std::vector<std::string> followers = followers_;
   int64_t tmo = ctx_.timeout_ms();
-  ctx_.nats->run([stream, followers, tmo](natsConnection* nc) {
-    auto names = nats::consumer_names(nc, stream, tmo);
-    if (!names) return;
-    for (const auto& n : *names) {
-      std::string peer = durable_region(n);
-      if (peer.empty() || std::find(followers.begin(), followers.end(), peer) != followers.end()) continue;
-      Status st = nats::consumer_delete(nc, stream, n, tmo);
-      if (st) {
-        spdlog::warn("stream {}: deleted durable {} of region {}, which is no longer a peer", stream, n, peer);
-      } else {
-        spdlog::warn("stream {}: cannot delete stale durable {}: {}", stream, n, st.message());
-      }
-    }
-  });
+  // "" when every stale durable is gone (or there was none); else why not.
+  ctx_.async<std::string>(
+      [stream, followers, tmo](natsConnection* nc) -> std::string {
+        if (nc == nullptr) return "NATS connection down";
+        auto names = nats::consumer_names(nc, stream, tmo);
+        if (!names) {
+          // (The stream itself missing: no durable to keep anything.)
+          return names.status().code() == Code::kNotFound ? "" : "cannot list its consumers: " + names.status().message();
+        }
+        std::string failed;
+        for (const auto& n : *names) {
+          std::string peer = durable_region(n);
+          if (peer.empty() || std::find(followers.begin(), followers.end(), peer) != followers.end()) continue;
+          Status st = nats::consumer_delete(nc, stream, n, tmo);
+          if (st) {
+            spdlog::warn("stream {}: deleted durable {} of region {}, which is no longer a peer", stream, n, peer);
+          } else if (st.code() != Code::kNotFound) {
+            failed = "cannot delete durable " + n + " of region " + peer + ", which is no longer a peer: " +
+                     st.message();
+            if (st.code() == Code::kTimeout) break;  // (the rest at the retry)
+          }
+        }
+        return failed;
+      },
+      [this](std::string failed) {
+        stale_cleaning_ = false;
+        stale_owed_ = !failed.empty();
+        if ((stale_redo_ || cleaned_nats_gen_ != ctx_.nats_gen) && !retired_) {  // (a peer removed, or NATS back, meanwhile)
+          cleaned_nats_gen_ = 0;
+          cleanup_stale_durables();
+          return;
+        }
+        if (retired_ || failed.empty()) return;
+        const int64_t now = loop::mono_ns();
+        if (stale_warned_mono_ns_ == 0 || now - stale_warned_mono_ns_ > kStaleRewarnNs) {
+          stale_warned_mono_ns_ = now;
+          spdlog::warn("stream {}: {} (tried again every 30 s: it keeps every message that region has not stored)",
+                       cfg_.name, failed);
+        }
+      });
 }
 
 void Leader::tick() {
+  if (stale_owed_ && !stale_cleaning_ && loop::mono_ns() - stale_tried_mono_ns_ > kStaleRetryNs) {
+    cleaned_nats_gen_ = 0;
+    cleanup_stale_durables();
+  }
   for (auto& [peer, v] : views_) lookup_oldest(peer, v);
   int64_t now = loop::mono_ns();
   if (ctx_.conn && !reconcile_pending_) {

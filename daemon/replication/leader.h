@@ -297,6 +297,17 @@ class Leader {
   // what was sent to that follower (docs/wire-format.md).
   void send_seqs_end(Sender& s, uint64_t first);
   uint64_t cleaned_nats_gen_ = 0;
+  // The durables of regions that are no longer peers (cleanup_stale_durables,
+  // at each NATS connection and when a peer is removed): a deletion that
+  // failed is tried again every kStaleRetryNs, warned at most every
+  // kStaleRewarnNs.
+  static constexpr int64_t kStaleRetryNs = 30'000'000'000;
+  static constexpr int64_t kStaleRewarnNs = 600'000'000'000;
+  bool stale_cleaning_ = false;
+  bool stale_owed_ = false;
+  bool stale_redo_ = false;  // a peer was removed while a job ran: run again
+  int64_t stale_tried_mono_ns_ = 0;
+  int64_t stale_warned_mono_ns_ = 0;
   uint64_t first_seq_ = 0;
   uint64_t last_seq_ = 0;
   uint64_t delivered_seq_ = 0;
