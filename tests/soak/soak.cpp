@@ -27,7 +27,9 @@
 // for 2-12 s, slowed (delay, jitter, a 256 KB/s cap) for 10 s, or cut after a
 // random number of bytes (the open connection only; the fault waits up to
 // 60 s for the cut to happen); and one of the streams removed from any
-// region's configuration by reload, and added back 1-8 s later. Recovery, timed from the end of the fault:
+// region's configuration by reload, and added back 1-8 s later; and a
+// follower region removed from the other two's configuration by reload (its
+// daemon left running) and added back 1-8 s later. Recovery, timed from the end of the fault:
 // every link up again, then both followers holding, in every stream, what
 // the leader held when the fault ended. Longer than --recovery-limit seconds
 // fails the run. Then 2-6 s of quiet.
@@ -107,7 +109,7 @@ std::vector<std::string> fault_kinds(const std::string& only) {
   static const std::vector<std::string> all = {
       "daemon kill -9", "daemon SIGSTOP", "daemon SIGTERM restart", "daemon SIGHUP", "nats restart",
       "nats restart under writes", "nats SIGSTOP", "link down", "link reset", "link stall", "link slow",
-      "link cut", "stream removed by reload"};
+      "link cut", "stream removed by reload", "region removed by reload"};
   std::vector<std::string> v;
   for (const auto& k : all)
     if (k.find(only) != std::string::npos) v.push_back(k);
@@ -546,6 +548,36 @@ void Soak::inject() {
     streams = saved;
     dm.write_config();
     dm.process().signal(SIGHUP);
+  } else if (kind == "region removed by reload") {
+    // A follower region taken out of the mesh for a while (its [[peers]]
+    // table removed at the two others, its own daemon left running) and
+    // added back: the leader drops its readers and deletes its durables,
+    // and it resumes from its replicas (the application durable kept every
+    // message meanwhile).
+    const std::string n = pick(kFollowers);
+    key += " (" + n + ")";
+    const double away = uniform(1, 8);
+    std::snprintf(d, sizeof d, "%s: %s removed at the other two, added back after %.1f s", kind.c_str(), n.c_str(),
+                  away);
+    log(d);
+    std::map<std::string, std::vector<IsthmusdConfig::Peer>> saved;
+    for (const auto& o : kRegions) {
+      if (o == n) continue;
+      Isthmusd& dm = region(o).daemon;
+      auto& peers = dm.config().peers;
+      saved[o] = peers;
+      peers.erase(std::remove_if(peers.begin(), peers.end(), [&](const auto& p) { return p.name == n; }),
+                  peers.end());
+      dm.write_config();
+      dm.process().signal(SIGHUP);
+    }
+    watch_for(ms(away));
+    for (auto& [o, peers] : saved) {
+      Isthmusd& dm = region(o).daemon;
+      dm.config().peers = peers;
+      dm.write_config();
+      dm.process().signal(SIGHUP);
+    }
   } else if (kind.rfind("daemon", 0) == 0) {
     const std::string n = pick(kRegions);
     key += n == kLeader ? " (leader)" : " (follower)";
