@@ -3,12 +3,37 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <string>
+
 namespace isthmus::tls {
 
 using link::CloseReason;
 
 namespace {
 constexpr size_t kReadBuf = 64 * 1024;
+
+// The DNS names of a certificate's subjectAltName, comma-separated ("" if
+// none): said when none of them is a configured peer, so that an operator
+// learns who knocked (a region removed from the configuration, say).
+std::string dns_names(X509* cert) {
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (names == nullptr) return "";
+  std::string out;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names) && i < 8; ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    if (n->type != GEN_DNS) continue;
+    const ASN1_IA5STRING* d = n->d.dNSName;
+    std::string name(reinterpret_cast<const char*>(ASN1_STRING_get0_data(d)),
+                     static_cast<size_t>(std::min(ASN1_STRING_length(d), 64)));
+    for (char& c : name) {
+      if (c < 0x20 || c > 0x7e) c = '?';  // (into a log line and JSON)
+    }
+    out += (out.empty() ? "" : ", ") + name;
+  }
+  GENERAL_NAMES_free(names);
+  return out;
+}
 }  // namespace
 
 TlsLayer::TlsLayer(std::shared_ptr<TlsContext> ctx, Role role, Peer peer)
@@ -52,7 +77,9 @@ int TlsLayer::verify(int preverify_ok, X509_STORE_CTX* store) {
     verify_reason_ = CloseReason::kNameMismatch;
     std::string want;
     for (const auto& n : peer_.names) want += (want.empty() ? "" : ", ") + n;
-    verify_detail_ = "peer certificate carries no DNS name among: " + want;
+    const std::string has = dns_names(cert);
+    verify_detail_ = "peer certificate carries no DNS name among: " + want +
+                     (has.empty() ? " (it carries none)" : " (it names " + has + ")");
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
   }

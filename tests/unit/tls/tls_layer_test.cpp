@@ -188,6 +188,8 @@ TEST_CASE("TLS refusals carry their own close reasons", "[tls]") {
     auto [c, s] = outcome(p, &detail);
     INFO(detail);
     CHECK(s == CloseReason::kNameMismatch);
+    // Who knocked: the names its certificate carries.
+    CHECK_THAT(detail, Catch::Contains("no DNS name among: ams, syd (it names mars)"));
   }
   SECTION("pin mismatch") {
     auto client = pki.ctx(pki.cert("ams"));
