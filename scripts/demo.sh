@@ -502,7 +502,10 @@ if [ "$HOLD" = 1 ]; then
   for r in "${REGIONS[@]}"; do
     echo "   $r: status page http://127.0.0.1:${HTTP_PORT[$r]}/   $CTL --url http://127.0.0.1:${HTTP_PORT[$r]} lag"
     echo "        nats nats://127.0.0.1:${NATS_PORT[$r]}, config $DEMO/$r/isthmus.toml, log $DEMO/$r/isthmusd.log"
+    echo "        isthmusd pid ${DAEMON_PID[$r]} (kill -HUP to reload), links on 127.0.0.1:${LINK_PORT[$r]}"
   done
+  echo "   link TLS: CA $DEMO/tls/ca.pem (key ca.key beside it, to sign another region's certificate)"
+  echo "   stop: Ctrl-C, or kill -TERM $$ when this runs in the background"
   echo "   no traffic now; to publish some: $LOADGEN publish --url nats://127.0.0.1:${NATS_PORT[iad]} \\"
   echo "     --subjects covenant.countries.created --count 2000 --rate 200"
   SLEEPER=

@@ -36,8 +36,13 @@ Json health_report(const ApiSources& src, bool& healthy) {
   for (const auto& p : src.links->status()) {
     links[p.name] = p.state;
     if (p.state != "up") {
+      // A goodbye carries the peer's own reason (e.g. "peer_removed: removed
+      // from iad's configuration"): that is the news, not "peer_goaway".
+      const bool told = p.last_close_reason == "peer_goaway" && !p.last_close_detail.empty();
       std::string why = "link to " + p.name + " is " + p.state +
-                        (p.last_close_reason.empty() ? "" : " (last close: " + p.last_close_reason + ")");
+                        (p.last_close_reason.empty()
+                             ? ""
+                             : " (last close: " + p.last_close_reason + (told ? ": " + p.last_close_detail : "") + ")");
       if (!p.dialer && refused_ago_ns >= 0 && refused_ago_ns < 60'000'000'000) {
         // Its time, not an age: the same refusal reads the same (alerts).
         why += "; a connection from " + lr.from + " was refused at " + std::to_string(lr.wall_ns / 1000000000) +

@@ -70,7 +70,8 @@ void Manager::remove_peer(const std::string& name) {
   abandon_resolve(p);
   p.addrs.clear();
   if (p.conn) {
-    // (Its later callbacks find no peer of that name: nothing more happens.)
+    // (close() detaches it from its socket's callbacks: nothing of it
+    // reaches us again, even if a peer of that name is added back.)
     p.conn->close(CloseReason::kPeerRemoved, "removed from " + cfg_.region.name + "'s configuration", true);
     bury(std::move(p.conn));
   }

@@ -52,9 +52,10 @@ void DurableCleanup::tick() {
   const int64_t now = loop::mono_ns();
   if (!to_delete_.empty() && now - tried_mono_ns_ > kRetryNs) delete_now();
   if (!scanned_ && now - scan_tried_mono_ns_ > kScanRetryNs) scan();
-  // A stream configured again (by reload) uses its durables again.
+  // A stream led here again (added back by reload) uses its durables
+  // again. (Followed instead, it does not: they still keep its messages.)
   for (auto it = leftover_.begin(); it != leftover_.end();) {
-    it = configured_(it->first) ? leftover_.erase(it) : std::next(it);
+    it = led_(it->first) ? leftover_.erase(it) : std::next(it);
   }
   if (!leftover_.empty() && now - rechecked_mono_ns_ > recheck_ns_) recheck();
 }
@@ -284,8 +285,18 @@ void DurableCleanup::recheck() {
   if (!ctx_.conn || rechecking_) return;
   rechecking_ = true;
   rechecked_mono_ns_ = loop::mono_ns();
+  // At most kStreamsPerJob streams a round, taking turns, so other NATS
+  // work runs in between.
   std::vector<std::string> streams;
-  for (const auto& [stream, _] : leftover_) streams.push_back(stream);
+  for (auto it = leftover_.upper_bound(recheck_after_); it != leftover_.end() && streams.size() < kStreamsPerJob; ++it) {
+    streams.push_back(it->first);
+  }
+  for (auto it = leftover_.begin(); it != leftover_.end() && streams.size() < kStreamsPerJob; ++it) {
+    if (it->first > recheck_after_) break;  // (taken above)
+    streams.push_back(it->first);
+  }
+  recheck_after_ = streams.empty() ? std::string() : streams.back();
+  if (leftover_.size() <= kStreamsPerJob) recheck_after_.clear();  // (all of them each round)
   struct Seen {
     std::string stream;
     bool known = false;  // the listing answered (or the stream is gone)

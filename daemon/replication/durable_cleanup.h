@@ -16,9 +16,9 @@
 //   streams queued for deletion, names each stream once, and is tried
 //   again a minute after a failure, three times at most. What it found
 //   stays in leftover() (the /healthz JSON, a metric, isthmusctl health),
-//   checked again every 5 s (up to a minute apart while the server does not
-//   answer) until the durables are gone (deleted by hand) or the stream is
-//   configured again.
+//   checked again every 5 s, 16 streams a round (up to a minute apart while
+//   the server does not answer), until the durables are gone (deleted by
+//   hand) or the stream is led here again.
 //
 // Thread: loop thread only (jobs run on the NATS worker; their results
 // come back through the mailbox). Lifetime: owned by the Replicator, which
@@ -88,6 +88,7 @@ class DurableCleanup {
   bool rechecking_ = false;
   int64_t rechecked_mono_ns_ = 0;
   int64_t recheck_ns_ = 5'000'000'000;  // interval; doubles (to 60 s) while listings time out
+  std::string recheck_after_;           // the last stream of the previous round (16 a round)
 };
 
 }  // namespace isthmus::replication

@@ -1658,16 +1658,25 @@ void Leader::cleanup_stale_durables() {
   std::string stream = cfg_.name;
   std::vector<std::string> followers = followers_;
   int64_t tmo = ctx_.timeout_ms();
-  // "" when every stale durable is gone (or there was none); else why not.
-  ctx_.async<std::string>(
-      [stream, followers, tmo](natsConnection* nc) -> std::string {
-        if (nc == nullptr) return "NATS connection down";
+  struct Outcome {
+    bool done = true;           // every stale durable gone (or none), or no connection: nothing owed
+    bool timed_out = false;     // the server did not answer
+    std::string failed_delete;  // a stale durable that could not be deleted, and why
+    std::string why;            // otherwise, why not done (a listing that failed)
+  };
+  ctx_.async<Outcome>(
+      [stream, followers, tmo](natsConnection* nc) {
+        Outcome o;
+        if (nc == nullptr) return o;  // (the next connection runs it again)
         auto names = nats::consumer_names(nc, stream, tmo);
         if (!names) {
           // (The stream itself missing: no durable to keep anything.)
-          return names.status().code() == Code::kNotFound ? "" : "cannot list its consumers: " + names.status().message();
+          if (names.status().code() == Code::kNotFound) return o;
+          o.done = false;
+          o.timed_out = names.status().code() == Code::kTimeout;
+          o.why = "cannot list its consumers: " + names.status().message();
+          return o;
         }
-        std::string failed;
         for (const auto& n : *names) {
           std::string peer = durable_region(n);
           if (peer.empty() || std::find(followers.begin(), followers.end(), peer) != followers.end()) continue;
@@ -1675,33 +1684,49 @@ void Leader::cleanup_stale_durables() {
           if (st) {
             spdlog::warn("stream {}: deleted durable {} of region {}, which is no longer a peer", stream, n, peer);
           } else if (st.code() != Code::kNotFound) {
-            failed = "cannot delete durable " + n + " of region " + peer + ", which is no longer a peer: " +
-                     st.message();
-            if (st.code() == Code::kTimeout) break;  // (the rest at the retry)
+            o.done = false;
+            o.failed_delete = "cannot delete durable " + n + " of region " + peer + ", which is no longer a peer: " +
+                              st.message() + " (it keeps every message that region has not stored)";
+            if (st.code() == Code::kTimeout) {
+              o.timed_out = true;
+              break;  // (the rest at the retry)
+            }
           }
         }
-        return failed;
+        return o;
       },
-      [this](std::string failed) {
+      [this](Outcome o) {
         stale_cleaning_ = false;
-        stale_owed_ = !failed.empty();
-        if ((stale_redo_ || cleaned_nats_gen_ != ctx_.nats_gen) && !retired_) {  // (a peer removed, or NATS back, meanwhile)
+        stale_owed_ = !o.done;
+        if (retired_) return;
+        if ((stale_redo_ || cleaned_nats_gen_ != ctx_.nats_gen)) {  // (a peer removed, or NATS back, meanwhile)
           cleaned_nats_gen_ = 0;
           cleanup_stale_durables();
           return;
         }
-        if (retired_ || failed.empty()) return;
+        if (o.done) {
+          stale_retry_ns_ = kStaleRetryNs;
+          stale_warned_mono_ns_ = 0;  // (a later failure is news)
+          return;
+        }
+        // Tried again in 30 s, less often while the server does not answer
+        // (each try holds the NATS worker for a timeout).
+        stale_retry_ns_ = o.timed_out ? std::min(stale_retry_ns_ * 2, kStaleRetryMaxNs) : kStaleRetryNs;
+        if (o.failed_delete.empty()) {
+          // A listing that failed: there may be nothing stale at all.
+          spdlog::debug("stream {}: looking for durables of regions that are no longer peers: {}", cfg_.name, o.why);
+          return;
+        }
         const int64_t now = loop::mono_ns();
         if (stale_warned_mono_ns_ == 0 || now - stale_warned_mono_ns_ > kStaleRewarnNs) {
           stale_warned_mono_ns_ = now;
-          spdlog::warn("stream {}: {} (tried again every 30 s: it keeps every message that region has not stored)",
-                       cfg_.name, failed);
+          spdlog::warn("stream {}: {}; tried again", cfg_.name, o.failed_delete);
         }
       });
 }
 
 void Leader::tick() {
-  if (stale_owed_ && !stale_cleaning_ && loop::mono_ns() - stale_tried_mono_ns_ > kStaleRetryNs) {
+  if (stale_owed_ && !stale_cleaning_ && loop::mono_ns() - stale_tried_mono_ns_ > stale_retry_ns_) {
     cleaned_nats_gen_ = 0;
     cleanup_stale_durables();
   }

@@ -298,11 +298,15 @@ class Leader {
   void send_seqs_end(Sender& s, uint64_t first);
   uint64_t cleaned_nats_gen_ = 0;
   // The durables of regions that are no longer peers (cleanup_stale_durables,
-  // at each NATS connection and when a peer is removed): a deletion that
-  // failed is tried again every kStaleRetryNs, warned at most every
-  // kStaleRewarnNs.
+  // at each NATS connection and when a peer is removed): a listing or
+  // deletion that failed is tried again every kStaleRetryNs (doubling up to
+  // kStaleRetryMaxNs while the server does not answer); a failed deletion
+  // is warned at most every kStaleRewarnNs, a failed listing logged at
+  // debug (there may be nothing stale).
   static constexpr int64_t kStaleRetryNs = 30'000'000'000;
+  static constexpr int64_t kStaleRetryMaxNs = 300'000'000'000;
   static constexpr int64_t kStaleRewarnNs = 600'000'000'000;
+  int64_t stale_retry_ns_ = kStaleRetryNs;
   bool stale_cleaning_ = false;
   bool stale_owed_ = false;
   bool stale_redo_ = false;  // a peer was removed while a job ran: run again

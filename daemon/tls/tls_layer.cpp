@@ -4,6 +4,7 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 
 namespace isthmus::tls {
@@ -13,26 +14,33 @@ using link::CloseReason;
 namespace {
 constexpr size_t kReadBuf = 64 * 1024;
 
-// The DNS names of a certificate's subjectAltName, comma-separated ("" if
-// none): said when none of them is a configured peer, so that an operator
-// learns who knocked (a region removed from the configuration, say).
+// The DNS names of a certificate's subjectAltName, comma-separated (at most
+// 8, each cut at 64 characters): said when none of them is a configured
+// peer, so that an operator learns who knocked (a region removed from the
+// configuration, say). "(...)" when there are none or they cannot be read.
 std::string dns_names(X509* cert) {
-  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
-  if (names == nullptr) return "";
+  int crit = 0;
+  std::unique_ptr<GENERAL_NAMES, decltype(&GENERAL_NAMES_free)> names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, &crit, nullptr)), &GENERAL_NAMES_free);
+  if (!names) return crit == -1 ? "(it carries none)" : "(its names cannot be read)";
   std::string out;
-  for (int i = 0; i < sk_GENERAL_NAME_num(names) && i < 8; ++i) {
-    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+  int shown = 0;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names.get(), i);
     if (n->type != GEN_DNS) continue;
+    if (++shown > 8) {
+      out += ", ...";
+      break;
+    }
     const ASN1_IA5STRING* d = n->d.dNSName;
-    std::string name(reinterpret_cast<const char*>(ASN1_STRING_get0_data(d)),
-                     static_cast<size_t>(std::min(ASN1_STRING_length(d), 64)));
+    const int len = ASN1_STRING_length(d);
+    std::string name(reinterpret_cast<const char*>(ASN1_STRING_get0_data(d)), static_cast<size_t>(std::min(len, 64)));
     for (char& c : name) {
       if (c < 0x20 || c > 0x7e) c = '?';  // (into a log line and JSON)
     }
-    out += (out.empty() ? "" : ", ") + name;
+    out += (out.empty() ? "" : ", ") + name + (len > 64 ? "..." : "");
   }
-  GENERAL_NAMES_free(names);
-  return out;
+  return out.empty() ? "(it carries none)" : "(it names " + out + ")";
 }
 }  // namespace
 
@@ -77,9 +85,7 @@ int TlsLayer::verify(int preverify_ok, X509_STORE_CTX* store) {
     verify_reason_ = CloseReason::kNameMismatch;
     std::string want;
     for (const auto& n : peer_.names) want += (want.empty() ? "" : ", ") + n;
-    const std::string has = dns_names(cert);
-    verify_detail_ = "peer certificate carries no DNS name among: " + want +
-                     (has.empty() ? " (it carries none)" : " (it names " + has + ")");
+    verify_detail_ = "peer certificate carries no DNS name among: " + want + " " + dns_names(cert);
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
     return 0;
   }

@@ -816,6 +816,14 @@ TEST_CASE("regions added by reload follow the streams led here from their first 
                li.value("last_drop_detail", "").find("peer_removed") != std::string::npos;
       },
       "syd's link to iad closed, saying why");
+  {
+    // syd's own /healthz says why (the peer's reason in the goodbye).
+    auto h = late.daemon.http_get("/healthz");
+    INFO(h.body);
+    CHECK(h.status == 503);
+    CHECK(h.body.find("link to iad is waiting (last close: peer_goaway: peer_removed: removed from iad's "
+                      "configuration)") != std::string::npos);
+  }
 
   // akl removed at iad while iad's nats-server is down: its durable goes
   // once the server is back. akl's daemon, left running, dials in vain.
@@ -883,6 +891,7 @@ TEST_CASE("regions added by reload follow the streams led here from their first 
     INFO(s->dump());
     CHECK((*s)["followers"][0].value("apply_errors", 1) == 0);
   }
+  CHECK(regions_of(durables(l, kUsers)) == std::vector<std::string>{"ams", "syd"});
   for (Region* r : {&l, &f}) {
     auto h = r->daemon.http_get("/healthz");
     INFO(r->name << ": " << h.body);
