@@ -675,9 +675,31 @@ Status Manager::on_frame(Connection& c, FrameType type, std::span<const uint8_t>
 void Manager::on_closed(Connection& c, CloseReason reason, const std::string& detail) {
   auto it = std::find_if(pending_.begin(), pending_.end(), [&](auto& u) { return u.get() == &c; });
   if (it != pending_.end()) {
-    // Refused before it identified itself: log it once, and count it.
-    spdlog::warn("links: refused connection from {}: {}{}{}", c.remote_address, close_reason_name(reason),
-                 detail.empty() ? "" : ": ", detail);
+    // Refused before it identified itself: log it once, and count it. A
+    // certificate naming no peer, refused again within a minute (a region
+    // removed from the configuration whose daemon still dials, every few
+    // seconds), is logged at debug, and counted in the next warning.
+    bool quiet = false;
+    std::string more;
+    if (reason == CloseReason::kNameMismatch) {
+      const int64_t now = loop::mono_ns();
+      if (repeated_refusals_.size() > 64) repeated_refusals_.clear();
+      auto& r = repeated_refusals_[detail];
+      if (r.warned_mono_ns != 0 && now - r.warned_mono_ns < kRepeatedRefusalNs) {
+        quiet = true;
+        ++r.since;
+      } else {
+        if (r.since > 0) more = " (" + std::to_string(r.since) + " more like it since the last warning, at debug)";
+        r.warned_mono_ns = now;
+        r.since = 0;
+      }
+    }
+    if (quiet) {
+      spdlog::debug("links: refused connection from {}: {}: {}", c.remote_address, close_reason_name(reason), detail);
+    } else {
+      spdlog::warn("links: refused connection from {}: {}{}{}{}", c.remote_address, close_reason_name(reason),
+                   detail.empty() ? "" : ": ", detail, more);
+    }
     note_refused(c, reason, detail);
     bury(std::move(*it));
     pending_.erase(it);

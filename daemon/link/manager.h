@@ -232,6 +232,13 @@ class Manager : public ConnectionHandler {
   std::shared_ptr<tls::TlsContext> tls_;
   std::map<std::string, uint64_t> refused_;
   Refusal last_refused_;
+  // name_mismatch refusals by detail: warned at most once a minute each.
+  static constexpr int64_t kRepeatedRefusalNs = 60'000'000'000;
+  struct Repeated {
+    int64_t warned_mono_ns = 0;
+    uint64_t since = 0;  // refused quietly since
+  };
+  std::map<std::string, Repeated> repeated_refusals_;
   void note_refused(const Connection& c, CloseReason reason, const std::string& detail);
   void bury(std::unique_ptr<Connection> c);
 };

@@ -852,6 +852,16 @@ TEST_CASE("regions added by reload follow the streams led here from their first 
                links["last_refused"].value("detail", "").find("(it names akl)") != std::string::npos;
       },
       "iad refuses akl's dials (TLS: its certificate names no peer), naming akl");
+  // akl dials again and again: one warning a minute, the rest at debug.
+  check_for(
+      20s,
+      [&](std::string& st) {
+        const json links = json::parse(l.daemon.http_get("/v1/links").body);
+        st = links["refused"].dump();
+        return links["refused"].value("name_mismatch", 0) >= 2;
+      },
+      "akl's daemon dials iad again");
+  CHECK(count_of(read_file(l.daemon.log_path()), "(it names akl)") == 1);
 
   // syd added back: it resumes from its replicas' last sequences and gets
   // what was published while it was away (the application's consumer kept
