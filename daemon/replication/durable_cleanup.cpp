@@ -338,7 +338,7 @@ void DurableCleanup::recheck() {
         recheck_ns_ = r.timed_out ? std::min(recheck_ns_ * 2, kRecheckMaxNs) : kRecheckNs;
         for (auto& s : r.seen) {
           auto it = leftover_.find(s.stream);
-          if (it == leftover_.end() || !s.known) continue;  // (configured again meanwhile, or no answer)
+          if (it == leftover_.end() || !s.known) continue;  // (led here again meanwhile, or no answer)
           if (s.durables.empty()) {
             spdlog::info("stream {}: no Isthmus durable reader is left on it any more", s.stream);
             leftover_.erase(it);
