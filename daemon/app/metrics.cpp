@@ -176,7 +176,7 @@ std::string render_metrics(const Json& lag, const Json& links, const Json& healt
   const Json left = health.value("leftover_durables", Json::object());  // items() must not outlive it
   for (const auto& [stream, names] : left.items()) {
     m.add("isthmus_leftover_durables", "gauge",
-          "Isthmus durable readers left on a stream no longer configured (removed at a restart); each keeps "
+          "Isthmus durable readers left on a stream this region no longer leads (removed at a restart); each keeps "
           "the messages its region has not stored",
           region + ",stream=\"" + esc(stream) + "\"", names.is_array() ? static_cast<double>(names.size()) : 0);
   }
