@@ -165,8 +165,8 @@ const std::array kKeys{
         .doc = "JetStream stream name; unique.",
         .field = FIELD(c.streams[i].name)},
     Key{.section = "streams", .name = "leader", .kind = Kind::kString, .required = true,
-        .check = Check::kRegionName,
-        .doc = "Region that leads the stream (static for now): this region or one of the peers.",
+        .check = Check::kRegionName, .reload = Reload::kLive,
+        .doc = "Region that leads the stream: this region or one of the peers (changed by reload: a switchover).",
         .field = FIELD(c.streams[i].leader)},
 
     // [log]

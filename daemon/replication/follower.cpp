@@ -113,6 +113,11 @@ struct PrepResult {
   uint64_t first_seq = 0;
   uint64_t messages = 0;
   int64_t last_origin_ns = 0;  // origin store time of the replica's last message
+  // Non-empty: that message is not this leader's by its headers (stored
+  // here while this region led the stream, or copied from an earlier
+  // leader), and says why; it is this leader's message only if the leader's
+  // at known_seq has the same origin store time (last_origin_ns).
+  std::string unverified;
   // Sequence of that message: last_seq, or below it when the replica's
   // last sequences are deleted (a filled deleted tail; the leader's
   // deletes applied); 0 when none was found.
@@ -360,12 +365,15 @@ void Follower::on_link_down() { reset("link to leader " + cfg_.leader + " down")
 
 void Follower::announce_removed() {
   if (!ctx_.links->is_up(cfg_.leader)) return;
-  stop_leader(std::string(link::kStopRemovedPrefix) + "stream " + cfg_.name + " was removed from region " +
-              ctx_.cfg->region.name + "'s configuration");
+  stop_leader(std::string(link::kStopRemovedPrefix) +
+              (!removed_why_.empty() ? removed_why_
+                                     : "stream " + cfg_.name + " was removed from region " + ctx_.cfg->region.name +
+                                           "'s configuration"));
 }
 
-void Follower::retire() {
+void Follower::retire(const std::string& why) {
   if (retired_) return;
+  removed_why_ = why;
   announce_removed();
   retired_ = true;
   ++gen_;  // every result of a job under way is dropped
@@ -907,9 +915,25 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
                                                        : "the replica's last message held (sequence " +
                                                              std::to_string(at) + ", below deleted ones";
             if (!message_origin(*m, o)) {
-              r.diverged = which + ") was not written by Isthmus";
+              // Stored here by a client: this region led the stream before
+              // (the leader was changed), or a foreign write. The leader's
+              // message at this sequence tells (a copy keeps its origin
+              // store time: Leader::on_msg()).
+              auto t = util::parse_rfc3339_ns((*m).value("time", std::string()));
+              if (t && *t > 0) {
+                r.unverified = which + ") was not written by Isthmus";
+                r.last_origin_ns = *t;
+                r.known_seq = at;
+              } else {
+                r.diverged = which + ") was not written by Isthmus";
+              }
             } else if (o.seq != at) {
               r.diverged = which + ") carries leader sequence " + std::to_string(o.seq);
+            } else if (o.region != leader && o.time_ns > 0) {
+              // Copied from an earlier leader of the stream: the same test.
+              r.unverified = which + ") came from region " + o.region + ", not " + leader;
+              r.last_origin_ns = o.time_ns;
+              r.known_seq = at;
             } else if (o.region != leader) {
               r.diverged = which + ") came from region " + o.region + ", not " + leader;
             } else {
@@ -1040,6 +1064,15 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           warn_error("cannot prepare replica: " + detail_);
           return;
         }
+        if (!r.unverified.empty() && (r.known_seq > leader_last || r.known_seq < leader_first_)) {
+          // Not the leader's by its headers, and the leader does not hold
+          // that sequence to show otherwise.
+          diverge(r.unverified + ", and " + cfg_.leader + "'s stream " +
+                      (r.known_seq > leader_last ? "ends at " + std::to_string(leader_last)
+                                                 : "begins at " + std::to_string(leader_first_)),
+                  0);
+          return;
+        }
         if (r.known_seq > leader_last && r.last_origin_ns > 0) {
           // The replica's last message is this leader's, at a sequence its
           // stream has not reached: that stream is not the one the replica
@@ -1053,6 +1086,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         // (prepared()); its store time must be the one the replica holds.
         known_seq_ = r.last_origin_ns > 0 ? r.known_seq : 0;
         known_time_ns_ = r.last_origin_ns;
+        unverified_ = r.unverified;
         if (r.verify_next > 0) {
           // One chunk of the late-write check done: the next is another start.
           late_checked_ += r.late_checked;
@@ -1187,9 +1221,14 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   // again (skipped, only compared: on_data()), which proves the leader's
   // stream is still the one the replica copies.
   if (known_seq_ == 0 || known_seq_ > last_seq || last_seq + 1 != next_) known_seq_ = known_time_ns_ = 0;
+  if (known_seq_ == 0) unverified_.clear();  // (an empty replica: a rebuild's)
   s.from_seq = known_seq_ > 0 ? known_seq_ : next_;
   received_high_ = s.from_seq - 1;
   awaiting_overlap_ = known_seq_ > 0 && leader_first_ <= known_seq_;
+  if (!unverified_.empty() && !awaiting_overlap_) {
+    diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", 0);
+    return;
+  }
   deleted_tail_above_ = known_seq_ > 0 && known_seq_ + 1 < next_ ? known_seq_ : 0;
   s.sub_id = sub_id_;
   std::vector<uint8_t> f;
@@ -1336,10 +1375,30 @@ Status Follower::on_data(link::Data&& d) {
   } lost;
   for (auto& m : d.msgs) {
     received_high_ = std::max(received_high_, m.seq);
+    if (awaiting_overlap_ && m.seq > known_seq_ && !unverified_.empty()) {
+      // Gone at the leader before it could be compared.
+      diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", 0);
+      return Status::ok();
+    }
     if (awaiting_overlap_ && m.seq >= known_seq_) awaiting_overlap_ = false;  // compared below, or gone
     // The replica's last confirmed message, sent again (at a SUBSCRIBE, or
     // by a leader that found its stream created again): the same message,
     // or the leader's stream is another one.
+    if (m.seq == known_seq_ && known_time_ns_ > 0 && m.seq < next_ && m.time_ns != known_time_ns_ &&
+        !unverified_.empty()) {
+      diverge(unverified_ + ", and " + cfg_.leader + "'s message at that sequence was stored at " +
+                  std::to_string(m.time_ns) + " ns (Unix), not at the replica's " + std::to_string(known_time_ns_),
+              0);
+      return Status::ok();
+    }
+    if (m.seq == known_seq_ && known_time_ns_ > 0 && m.seq < next_ && !unverified_.empty()) {
+      // The leader's own message (the same origin store time): the
+      // replica was copied from, or led by, the region it came from.
+      spdlog::info("stream {}: the replica's last message (sequence {}) is {}'s message at that sequence: "
+                   "replicating on",
+                   cfg_.name, m.seq, cfg_.leader);
+      unverified_.clear();
+    }
     if (m.seq == known_seq_ && known_time_ns_ > 0 && m.seq < next_ && m.time_ns != known_time_ns_) {
       diverge(replaced_detail(m.seq, "the leader's message at that sequence was stored at " +
                                          std::to_string(m.time_ns) + " ns (Unix), the replica's copy at " +
@@ -1396,7 +1455,13 @@ void Follower::on_state(const link::State& st) {
     state_last_seq_ = st.last_seq;
   }
   ++states_seen_;
-  if (awaiting_overlap_ && st.first_seq > known_seq_) awaiting_overlap_ = false;  // gone at the leader
+  if (awaiting_overlap_ && st.first_seq > known_seq_) {
+    if (!unverified_.empty()) {
+      diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", 0);
+      return;
+    }
+    awaiting_overlap_ = false;  // gone at the leader
+  }
   if (phase_ == Phase::kReplicating && known_time_ns_ > 0 && st.last_seq < known_seq_) {
     // The leader's stream ends below a message the replica holds from it:
     // not the stream the replica copied (STATE goes ahead of data, so it

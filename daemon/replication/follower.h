@@ -96,7 +96,9 @@ class Follower {
   // nothing from now on. The replica stays as it is. The Replicator keeps
   // a retired Follower until the daemon exits (results of jobs already
   // started still arrive here: each is dropped), and routes nothing to it.
-  void retire();
+  // `why`: the STOP's reason after its "removed: " prefix (default: the
+  // stream was removed from this region's configuration).
+  void retire(const std::string& why = {});
   // Tells the leader (over a link that is up) that this region's
   // configuration no longer has the stream: its row for us reads `stopped`.
   // At retire(), and by the Replicator each time the link comes up.
@@ -106,6 +108,10 @@ class Follower {
   // (kConflict) when the existing stream is not an Isthmus replica.
   Status request_rebuild();
   bool diverged() const { return phase_ == Phase::kDiverged; }
+  // A pipeline has begun since this Follower was made: the replica is
+  // prepared (its neutral limits and, on an interest stream, the retention
+  // anchor in place).
+  bool prepared_once() const { return prepared_once_; }
 
   // The lag figures (docs/http-api.md, GET /v1/lag).
   nlohmann::json lag_json() const;
@@ -326,6 +332,10 @@ class Follower {
   uint64_t known_seq_ = 0;
   int64_t known_time_ns_ = 0;
   bool awaiting_overlap_ = false;  // subscribed from known_seq_, not yet received: no trim()
+  // Non-empty while known_seq_ is not the leader's message by its headers
+  // (PrepResult::unverified): the leader's resend of it must carry the
+  // same origin store time, or the replica diverges with this reason.
+  std::string unverified_;
   // Subscribed from known_seq_ below a deleted tail of the replica (its
   // sequences up to next_ - 1 were probed, none held): whatever of it the
   // leader sends again is a message the leader holds and the replica lost
@@ -396,6 +406,7 @@ class Follower {
   bool front_suspect_ = false;         // check_front() found the replica short once
   uint64_t front_suspect_states_ = 0;  // states_seen_ then
   bool local_read_ = false;           // read_local() asked (once per daemon run)
+  std::string removed_why_;  // retire()'s reason (empty: the default)
   bool prepared_once_ = false;        // a pipeline has begun since this daemon started
 
   // Time lag (docs/architecture.md "Lag"): apply time (our wall clock when

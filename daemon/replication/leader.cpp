@@ -7,6 +7,7 @@
 
 #include "loop/timer.h"
 #include "nats/jsapi.h"
+#include "replication/headers.h"
 #include "replication/info_reader.h"
 #include "replication/lag_json.h"
 #include "replication/log_limiter.h"
@@ -1064,6 +1065,12 @@ void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
       }
       if (!hv) m.headers.clear();
     }
+    // A copy of an earlier leader's message (this region followed the
+    // stream before its leader was changed) keeps the store time it was
+    // first stored with: a replica that copied it from that leader
+    // compares the same time (Follower, "unverified").
+    Origin o;
+    if (parse_origin(m.headers, o) && o.seq == sseq && o.time_ns > 0) ts = m.time_ns = o.time_ns;
   }
   m.payload.assign(msg.payload);
 

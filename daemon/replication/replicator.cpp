@@ -102,10 +102,21 @@ void Replicator::reconfigure(const config::Config& next) {
     if (!leaders_.count(s.name) && !followers_.count(s.name)) added.push_back(s);
   }
   std::vector<std::string> removed;
+  // Streams whose leader changed (a switchover): the object of the old role
+  // is retired and one of the new role made, as for a removal and an
+  // addition, with two differences: a region that stops leading deletes
+  // its durable readers only once its replica is prepared (the retention
+  // anchor holds the interest stream's messages first), and one that
+  // starts leading tells the old leader why it stopped following.
+  std::map<std::string, std::string> switched;  // stream -> its leader before
   for (const auto& s : cfg_.streams) {
-    if (std::none_of(next.streams.begin(), next.streams.end(),
-                     [&s](const config::Stream& n) { return n.name == s.name; })) {
+    auto n = std::find_if(next.streams.begin(), next.streams.end(),
+                          [&s](const config::Stream& x) { return x.name == s.name; });
+    if (n == next.streams.end()) {
       removed.push_back(s.name);
+    } else if (n->leader != s.leader) {
+      switched[s.name] = s.leader;
+      added.push_back(*n);
     }
   }
   std::vector<std::string> peers_removed, peers_added;
@@ -119,6 +130,19 @@ void Replicator::reconfigure(const config::Config& next) {
   if (state_timer_ && hb != cfg_.link.heartbeat_interval && !stopped_) start_state_timer();
   if (stopped_) return;
   for (const auto& name : removed) remove_stream(name);
+  for (const auto& [name, before] : switched) {
+    std::string now;
+    for (const auto& x : cfg_.streams) {
+      if (x.name == name) now = x.leader;
+    }
+    spdlog::warn("stream {}: leader changed by reload from {} to {}{}", name, before, now,
+                 now == cfg_.region.name   ? ": led here from now on"
+                 : before == cfg_.region.name ? ": followed here from now on"
+                                              : ": followed from the new leader");
+    remove_stream(name, now == cfg_.region.name ? "region " + cfg_.region.name + " leads stream " + name + " now"
+                                                : std::string(),
+                  /*switched=*/true);
+  }
   // (A removed peer's link is down already: link::Manager::reconfigure.
   // The streams it led were removed with it: config validation.)
   for (const auto& peer : peers_removed) {
@@ -137,10 +161,13 @@ void Replicator::reconfigure(const config::Config& next) {
   std::vector<std::string> others;
   for (const auto& p : cfg_.peers) others.push_back(p.name);
   for (const auto& s : added) {
-    spdlog::info("stream {}: added by reload ({} leads it)", s.name,
-                 s.leader == cfg_.region.name ? "this region" : s.leader);
+    if (!switched.count(s.name)) {
+      spdlog::info("stream {}: added by reload ({} leads it)", s.name,
+                   s.leader == cfg_.region.name ? "this region" : s.leader);
+    }
     if (s.leader == cfg_.region.name) {
       durables_->led_again(s.name);
+      demoted_.erase(s.name);  // its durables are its own again
       auto& l = leaders_[s.name] = std::make_unique<Leader>(ctx_, s, others);
       // Its followers that removed it meanwhile stay `stopped`.
       for (auto it = retired_leaders_.rbegin(); it != retired_leaders_.rend(); ++it) {
@@ -167,20 +194,32 @@ void Replicator::reconfigure(const config::Config& next) {
 
 // Kept until the daemon exits (see Leader::retire, Follower::retire): the
 // results of their jobs under way still arrive, and are dropped there.
-void Replicator::remove_stream(const std::string& name) {
+void Replicator::remove_stream(const std::string& name, const std::string& why, bool switched) {
   if (auto it = leaders_.find(name); it != leaders_.end()) {
-    spdlog::info("stream {}: removed by reload (this region led it): its followers are told, its readers deleted",
-                 name);
+    if (!switched) {
+      spdlog::info("stream {}: removed by reload (this region led it): its followers are told, its readers deleted",
+                   name);
+    }
     it->second->retire();
     retired_leaders_.push_back(std::move(it->second));
     leaders_.erase(it);
-    durables_->removed(name);
+    if (switched) {
+      // Followed from now on: the durables go once the replica is prepared
+      // (tick()); deleted first, nats-server would drop the interest
+      // stream's messages only they held, before the anchor holds them.
+      demoted_.insert(name);
+    } else {
+      durables_->removed(name);
+    }
   } else if (auto fit = followers_.find(name); fit != followers_.end()) {
-    spdlog::info("stream {}: removed by reload ({} leads it): no longer followed", name, fit->second->leader());
-    fit->second->retire();
+    if (!switched) {
+      spdlog::info("stream {}: removed by reload ({} leads it): no longer followed", name, fit->second->leader());
+    }
+    fit->second->retire(why);
     retired_followers_.push_back(std::move(fit->second));
     followers_.erase(fit);
   }
+  if (!switched && demoted_.erase(name) > 0) durables_->removed(name);  // no longer followed either
   schedule_flush();
 }
 
@@ -500,6 +539,17 @@ void Replicator::flush_now() {
 
 void Replicator::tick() {
   server_watch_->tick();
+  for (auto it = demoted_.begin(); it != demoted_.end();) {
+    auto f = followers_.find(*it);
+    if (f == followers_.end() || !f->second->prepared_once()) {
+      ++it;
+      continue;
+    }
+    spdlog::info("stream {}: the replica is prepared; deleting the durable readers this region kept as its leader",
+                 *it);
+    durables_->removed(*it);
+    it = demoted_.erase(it);
+  }
   durables_->tick();
   for (auto& [n, l] : leaders_) l->tick();
   for (auto& [n, f] : followers_) f->tick();

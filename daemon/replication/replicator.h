@@ -10,6 +10,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -91,7 +92,9 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   void pump_round();
   void streams_down();
   void refresh_deadlines();  // runs the refresh waits that are due
-  void remove_stream(const std::string& name);
+  // `why`: a retired Follower's STOP reason (Follower::retire); `switched`:
+  // the stream stays, with another leader (reconfigure()).
+  void remove_stream(const std::string& name, const std::string& why = {}, bool switched = false);
   void tell_not_leader(const std::string& peer, const std::string& stream);
 
   struct RefreshWait {
@@ -114,6 +117,9 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   std::vector<std::unique_ptr<Leader>> retired_leaders_;
   std::vector<std::unique_ptr<Follower>> retired_followers_;
   std::unique_ptr<DurableCleanup> durables_;
+  // Streams this region stopped leading by reload whose durable readers
+  // wait for the replica to be prepared (tick()).
+  std::set<std::string> demoted_;
   std::unique_ptr<loop::Timer> flush_timer_;
   std::unique_ptr<loop::Timer> tick_timer_;
   std::unique_ptr<loop::Timer> pump_timer_;

@@ -6,7 +6,9 @@
 // replication goes on through all of it. Streams removed by reload, the
 // follower first or the leader first, stop at both ends and say so, and
 // added back they resume. A third region added by reload follows from the
-// first sequence; removed, its link closes and its durable readers go.
+// first sequence; removed, its link closes and its durable readers go. A
+// stream's leader changed by reload (a switchover) makes the old leader
+// and a third region follow the new one, with nothing diverged or lost.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -236,14 +238,6 @@ TEST_CASE("SIGHUP applies reloadable changes, refuses the rest by name, and repl
                (*s)["followers"][0].value("state", "") == "replicating";
       },
       "iad reports the added stream replicating to ams with no lag");
-
-  // Changing a stream's leader needs a restart.
-  f.daemon.config().streams.back().leader = kFollower;
-  f.daemon.write_config();
-  reload(f, "reload refused: a restart is needed for: streams[1].leader (");
-  f.daemon.config().streams.back().leader = kLeader;
-  f.daemon.write_config();
-  reload(f, "reloaded: nothing changed");
 
   // A stream led by ams, which led none (so it watches the API advisories
   // from now on: a delete at ams reaches iad within seconds, not at the
@@ -680,6 +674,7 @@ bool lists_peer(Region& r, const std::string& peer) {
 std::vector<std::string> regions_of(const std::vector<std::string>& durables) {
   std::vector<std::string> out;
   for (const auto& d : durables) {
+    if (d == "isthmus_retention_anchor") continue;  // a replica's (or a promoted one's)
     const std::string rest = d.substr(std::string("isthmus_").size());
     out.push_back(rest.substr(0, rest.rfind('_')));
   }
@@ -907,4 +902,163 @@ TEST_CASE("regions added by reload follow the streams led here from their first 
     INFO(r->name << ": " << h.body);
     CHECK(h.status == 200);
   }
+}
+
+namespace {
+
+void set_leader(Region& r, const std::string& stream, const std::string& leader) {
+  for (auto& s : r.daemon.config().streams) {
+    if (s.name == stream) s.leader = leader;
+  }
+  r.daemon.write_config();
+}
+
+// Whether two regions hold the same messages of `stream`, sequence for
+// sequence (subject, payload and, where both carry one, the same origin
+// store time); `st` names the first difference.
+bool same_messages(Region& a, Region& b, const std::string& stream, std::string& st) {
+  const auto x = a.js().read_stream(stream), y = b.js().read_stream(stream);
+  st = a.name + " holds " + std::to_string(x.size()) + ", " + b.name + " " + std::to_string(y.size());
+  if (x.size() != y.size()) return false;
+  auto origin_time = [](const StoredMsg& m) {
+    for (const auto& [k, v] : m.headers) {
+      if (k == "Isthmus-Origin-Time") return static_cast<int64_t>(std::stoll(v));
+    }
+    return m.time_ns;  // stored there first
+  };
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (x[i].seq != y[i].seq || x[i].subject != y[i].subject || x[i].payload != y[i].payload ||
+        origin_time(x[i]) != origin_time(y[i])) {
+      st += "; they differ at " + a.name + "'s sequence " + std::to_string(x[i].seq);
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string header(const StoredMsg& m, const std::string& key) {
+  for (const auto& [k, v] : m.headers) {
+    if (k == key) return v;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("a stream's leader changed by reload: the old leader follows the new one, a third region follows it "
+          "too, and nothing diverges or is lost",
+          "[reload][leader]") {
+  const std::string kUsers = "COVENANT_USERS";  // interest: a durable reader per follower
+  const std::string kThird = "syd";
+  TempDir tmp("isthmus-reload-leader");
+  Mesh mesh(tmp, {kLeader, kFollower, kThird}, {{kFirst, kLeader}, {kUsers, kLeader}});
+  Region& old_leader = mesh[kLeader];
+  Region& next_leader = mesh[kFollower];
+  Region& third = mesh[kThird];
+  mesh.start_nats();
+  old_leader.js().create_stream({{"name", kFirst}, {"subjects", {"covenant.countries.>"}}, {"num_replicas", 1}});
+  // No application consumer: at iad only Isthmus's durables keep the
+  // interest stream's messages, each until its region has stored them.
+  old_leader.js().create_stream(
+      {{"name", kUsers}, {"subjects", {"covenant.users.>"}}, {"retention", "interest"}, {"num_replicas", 1}});
+  old_leader.js().publish_bulk(messages("covenant.countries.created", 1, 20));
+  old_leader.js().publish_bulk(messages("covenant.users.signup", 1, 20));
+  mesh.start_daemons();
+  for (Region* r : {&next_leader, &third}) {
+    replicated(old_leader, *r, kFirst, "at start");
+    replicated(old_leader, *r, kUsers, "at start");
+  }
+
+  // syd is away while ten more are written: iad's durable keeps them for
+  // it (ams has them).
+  third.daemon.terminate();
+  old_leader.js().publish_bulk(messages("covenant.countries.created", 21, 10));
+  old_leader.js().publish_bulk(messages("covenant.users.signup", 21, 10));
+  replicated(old_leader, next_leader, kFirst, "while syd is away");
+  replicated(old_leader, next_leader, kUsers, "while syd is away");
+  REQUIRE(old_leader.js().require_stream_info(kUsers).messages == 10);
+
+  // The switchover: writes stopped, ams leads from now on. iad is
+  // reloaded first (for a moment nobody leads: both say so), then ams;
+  // syd's configuration is changed while it is away.
+  for (Region* r : {&old_leader, &next_leader, &third}) {
+    set_leader(*r, kFirst, kFollower);
+    set_leader(*r, kUsers, kFollower);
+  }
+  std::string log = reload(old_leader, "streams[0].leader, streams[1].leader");
+  CHECK(log.find("stream " + kUsers + ": leader changed by reload from iad to ams: followed here from now on") !=
+        std::string::npos);
+  log = reload(next_leader, "streams[0].leader, streams[1].leader");
+  CHECK(log.find("stream " + kUsers + ": leader changed by reload from iad to ams: led here from now on") !=
+        std::string::npos);
+
+  // iad's replica is prepared (the retention anchor in place) before its
+  // durables go: nothing they kept is lost.
+  check_for(
+      20s,
+      [&](std::string& st) {
+        auto d = durables(old_leader, kUsers);
+        st = "durables at iad:";
+        for (const auto& n : d) st += " " + n;
+        return d == std::vector<std::string>{"isthmus_retention_anchor"};
+      },
+      "iad keeps only the retention anchor on " + kUsers);
+  CHECK(old_leader.js().require_stream_info(kUsers).messages == 10);
+  CHECK(regions_of(durables(next_leader, kUsers)) == std::vector<std::string>{"iad"});
+
+  // ams takes writes; syd comes back and follows ams.
+  next_leader.js().publish_bulk(messages("covenant.countries.created", 31, 10));
+  next_leader.js().publish_bulk(messages("covenant.users.signup", 31, 10));
+  third.daemon.start();
+  for (Region* r : {&old_leader, &third}) {
+    for (const auto& stream : {kFirst, kUsers}) {
+      replicated(next_leader, *r, stream, "after the switchover");
+      check_for(
+          10s, [&](std::string& st) { return same_messages(next_leader, *r, stream, st); },
+          stream + " at " + r->name + " holds what ams holds");
+    }
+  }
+  CHECK(next_leader.js().require_stream_info(kFirst).messages == 40);
+  // The limits stream shows where each message was first stored.
+  {
+    auto m = third.js().get_msg(kFirst, 20);
+    REQUIRE(m);
+    CHECK(header(*m, "Isthmus-Origin-Region") == kLeader);
+    m = old_leader.js().get_msg(kFirst, 35);
+    REQUIRE(m);
+    CHECK(header(*m, "Isthmus-Origin-Region") == kFollower);
+    CHECK(header(*m, "Isthmus-Origin-Seq") == "35");
+  }
+  check_for(
+      10s,
+      [&](std::string& st) {
+        auto d = regions_of(durables(next_leader, kUsers));
+        st = std::to_string(d.size()) + " regions";
+        return d == std::vector<std::string>{"iad", "syd"};
+      },
+      "ams reads " + kUsers + " for iad and syd through durables");
+  for (Region* r : {&old_leader, &next_leader, &third}) {
+    check_for(
+        15s,
+        [&](std::string& st) {
+          auto h = r->daemon.http_get("/healthz");
+          st = h.body;
+          return h.status == 200;
+        },
+        r->name + " healthy after the switchover");
+    const std::string l = read_file(r->daemon.log_path());
+    INFO(r->name);
+    CHECK(l.find("DIVERGED") == std::string::npos);
+  }
+  for (Region* r : {&old_leader, &third}) {
+    for (const auto& stream : {kFirst, kUsers}) {
+      auto s = r->daemon.lag_stream(stream);
+      REQUIRE(s);
+      INFO(r->name << " " << s->dump());
+      CHECK(s->value("role", "") == "follower");
+      CHECK(s->value("leader", "") == kFollower);
+    }
+  }
+  CHECK(read_file(third.daemon.log_path()).find("is ams's message at that sequence: replicating on") !=
+        std::string::npos);
 }
