@@ -9,7 +9,8 @@
 # replicate, then a kill -9 of syd's daemon and its resume, a kill -9 of the
 # ams node ams's daemon is connected to (it moves to another node), a foreign
 # write into a replica (divergence and a rebuild) and a stream added by
-# SIGHUP, then removed again by SIGHUP; syd taken out of the mesh by SIGHUP and added back. Stops everything it started on exit (Ctrl-C included), daemons
+# SIGHUP, then removed again by SIGHUP; syd taken out of the mesh by SIGHUP and added back; a
+# switchover of COVENANT_PROJECTS from iad to ams by SIGHUP. Stops everything it started on exit (Ctrl-C included), daemons
 # first; removes its temporary directory unless it failed or --keep is given.
 # --hold: at the end, leave the deployment running (to try isthmusctl, the
 # API and the status pages against it) until Ctrl-C.
@@ -485,6 +486,42 @@ done
 wait_for 60 "syd to catch up after it was added back" caught_up
 echo "--- $(date +%T): syd added back and caught up; health: iad $(ctl iad health | awk 'NR==1{print $2}'), ams $(ctl ams health | awk 'NR==1{print $2}'), syd $(ctl syd health | awk 'NR==1{print $2}')"
 ctl iad lag
+
+echo
+echo "== switchover: COVENANT_PROJECTS moves from iad to ams with SIGHUP (its leader changed in every"
+echo "   region's configuration; iad first, then ams, then syd): iad becomes a follower (its durable"
+echo "   readers go once its replica is ready), syd follows ams; then 200 events are published in ams"
+for r in iad ams syd; do
+  python3 - "$DEMO/$r/isthmus.toml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+old = 'name = "COVENANT_PROJECTS"\nleader = "iad"\n'
+assert old in s, "no COVENANT_PROJECTS table led by iad in " + p
+open(p, "w").write(s.replace(old, 'name = "COVENANT_PROJECTS"\nleader = "ams"\n'))
+PY
+  kill -HUP "${DAEMON_PID[$r]}"
+  wait_for 10 "$r to apply the reload" grep -q "reloaded: .*leader" "$DEMO/$r/isthmusd.log"
+done
+for r in iad ams syd; do grep -h "COVENANT_PROJECTS: leader changed by reload" "$DEMO/$r/isthmusd.log" | sed "s/^/$r: /"; done
+"$LOADGEN" publish --url "nats://127.0.0.1:${NATS_PORT[ams]}" --subjects "${SUBJECTS[COVENANT_PROJECTS]}" \
+  --count 200 --rate 0 >"$DEMO/publish-projects-ams.log" 2>&1
+projects_from_ams() {  # ams leads COVENANT_PROJECTS and iad and syd hold its last sequence
+  ctl ams --json lag | python3 -c '
+import json, sys
+s = [s for s in json.load(sys.stdin)["streams"] if s["stream"] == "COVENANT_PROJECTS"]
+ok = s and s[0]["role"] == "leader" and len(s[0].get("followers", [])) == 2 and all(
+    f["state"] == "replicating" and f["seq_lag"] == 0 for f in s[0]["followers"])
+sys.exit(0 if ok else 1)'
+}
+wait_for 60 "iad and syd to follow COVENANT_PROJECTS from ams" projects_from_ams
+echo "-- ams's lag table (ams leads COVENANT_PROJECTS now):"
+ctl ams lag | grep -E "STREAM|PROJECTS"
+grep -h "COVENANT_PROJECTS: the replica is prepared; deleting" "$DEMO/iad/isthmusd.log" | sed 's/^/iad: /'
+grep -h "COVENANT_PROJECTS: deleted durable" "$DEMO/iad/isthmusd.log" | sed 's/^/iad: /'
+echo "   (at ams an operator now restores the stream's limits and consumers and deletes"
+echo "   isthmus_retention_anchor: docs/operations.md, \"Switchover\")"
+echo "health: iad $(ctl iad health | awk 'NR==1{print $2}'), ams $(ctl ams health | awk 'NR==1{print $2}'), syd $(ctl syd health | awk 'NR==1{print $2}')"
 
 echo
 echo "== stream state in each region:"

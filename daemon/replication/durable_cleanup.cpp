@@ -108,8 +108,9 @@ void DurableCleanup::delete_now() {
             if (region.empty()) continue;
             Status st = nats::consumer_delete(nc, stream, n, tmo);
             if (st) {
-              spdlog::warn("stream {}: deleted durable {} (the stream was removed from this region's "
-                           "configuration; it kept every message region {} had not stored)",
+              spdlog::warn("stream {}: deleted durable {} (this region no longer leads the stream: removed from "
+                           "its configuration, or led elsewhere now; it kept every message region {} had not "
+                           "stored)",
                            stream, n, region);
             } else if (st.code() != Code::kNotFound) {
               stalled = st.code() == Code::kTimeout;
