@@ -517,7 +517,7 @@ sys.exit(0 if ok else 1)'
 wait_for 60 "iad and syd to follow COVENANT_PROJECTS from ams" projects_from_ams
 echo "-- ams's lag table (ams leads COVENANT_PROJECTS now):"
 ctl ams lag | grep -E "STREAM|PROJECTS"
-grep -h "COVENANT_PROJECTS: the replica is prepared; deleting" "$DEMO/iad/isthmusd.log" | sed 's/^/iad: /'
+grep -h "COVENANT_PROJECTS: the replica is ready; deleting" "$DEMO/iad/isthmusd.log" | sed 's/^/iad: /'
 grep -h "COVENANT_PROJECTS: deleted durable" "$DEMO/iad/isthmusd.log" | sed 's/^/iad: /'
 echo "   (at ams an operator now restores the stream's limits and consumers and deletes"
 echo "   isthmus_retention_anchor: docs/operations.md, \"Switchover\")"

@@ -118,6 +118,7 @@ struct PrepResult {
   // leader), and says why; it is this leader's message only if the leader's
   // at known_seq has the same origin store time (last_origin_ns).
   std::string unverified;
+  bool anchored = false;  // the replica's limits and retention anchor are in place
   // Sequence of that message: last_seq, or below it when the replica's
   // last sequences are deleted (a filled deleted tail; the leader's
   // deletes applied); 0 when none was found.
@@ -863,6 +864,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
             return r;
           }
         }
+        r.anchored = true;
         const Json& state = (*sinfo)["state"];
         r.created_ns = created_ns_of(*sinfo);
         r.last_seq = state.value("last_seq", uint64_t{0});
@@ -999,6 +1001,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
       },
       [this, g, verify_from, leader_last = info.last_seq](PrepResult r) {
         if (g != gen_ || (phase_ != Phase::kPreparing && phase_ != Phase::kRebuilding)) return;
+        if (r.anchored) replica_ready_ = true;
         const int64_t pause = prepare_pace_.note(r.unanswered_alone, loop::mono_ns());
         conflict_ = r.conflict;
         if (!r.storage.empty()) storage_ = r.storage;
@@ -1064,13 +1067,18 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           warn_error("cannot prepare replica: " + detail_);
           return;
         }
+        // Compared once with this leader already (by an earlier pipeline of
+        // this daemon's): it need not still hold that sequence.
+        if (!r.unverified.empty() && r.known_seq == verified_seq_ && r.last_origin_ns == verified_time_ns_) {
+          r.unverified.clear();
+        }
         if (!r.unverified.empty() && (r.known_seq > leader_last || r.known_seq < leader_first_)) {
           // Not the leader's by its headers, and the leader does not hold
           // that sequence to show otherwise.
           diverge(r.unverified + ", and " + cfg_.leader + "'s stream " +
                       (r.known_seq > leader_last ? "ends at " + std::to_string(leader_last)
                                                  : "begins at " + std::to_string(leader_first_)),
-                  0);
+                  r.known_seq > leader_last ? leader_last + 1 : r.known_seq);
           return;
         }
         if (r.known_seq > leader_last && r.last_origin_ns > 0) {
@@ -1226,7 +1234,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   received_high_ = s.from_seq - 1;
   awaiting_overlap_ = known_seq_ > 0 && leader_first_ <= known_seq_;
   if (!unverified_.empty() && !awaiting_overlap_) {
-    diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", 0);
+    diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", known_seq_);
     return;
   }
   deleted_tail_above_ = known_seq_ > 0 && known_seq_ + 1 < next_ ? known_seq_ : 0;
@@ -1377,7 +1385,7 @@ Status Follower::on_data(link::Data&& d) {
     received_high_ = std::max(received_high_, m.seq);
     if (awaiting_overlap_ && m.seq > known_seq_ && !unverified_.empty()) {
       // Gone at the leader before it could be compared.
-      diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", 0);
+      diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", known_seq_);
       return Status::ok();
     }
     if (awaiting_overlap_ && m.seq >= known_seq_) awaiting_overlap_ = false;  // compared below, or gone
@@ -1388,7 +1396,7 @@ Status Follower::on_data(link::Data&& d) {
         !unverified_.empty()) {
       diverge(unverified_ + ", and " + cfg_.leader + "'s message at that sequence was stored at " +
                   std::to_string(m.time_ns) + " ns (Unix), not at the replica's " + std::to_string(known_time_ns_),
-              0);
+              known_seq_);
       return Status::ok();
     }
     if (m.seq == known_seq_ && known_time_ns_ > 0 && m.seq < next_ && !unverified_.empty()) {
@@ -1398,6 +1406,8 @@ Status Follower::on_data(link::Data&& d) {
                    "replicating on",
                    cfg_.name, m.seq, cfg_.leader);
       unverified_.clear();
+      verified_seq_ = known_seq_;
+      verified_time_ns_ = known_time_ns_;
     }
     if (m.seq == known_seq_ && known_time_ns_ > 0 && m.seq < next_ && m.time_ns != known_time_ns_) {
       diverge(replaced_detail(m.seq, "the leader's message at that sequence was stored at " +
@@ -1457,7 +1467,7 @@ void Follower::on_state(const link::State& st) {
   ++states_seen_;
   if (awaiting_overlap_ && st.first_seq > known_seq_) {
     if (!unverified_.empty()) {
-      diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", 0);
+      diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", known_seq_);
       return;
     }
     awaiting_overlap_ = false;  // gone at the leader
@@ -1782,6 +1792,10 @@ void Follower::purge_replica_below(uint64_t to, std::function<void(Status)> done
 // becomes a deleted filler anyway).
 void Follower::apply_deletes() {
   if (phase_ != Phase::kReplicating || delete_pending_ || to_delete_.empty()) return;
+  // Not before the leader's resend of an unverified last message has shown
+  // that this leader's stream is the one the replica holds (tick() and the
+  // next batch of data try again).
+  if (awaiting_overlap_ && !unverified_.empty()) return;
   std::vector<uint64_t> now;
   for (auto it = to_delete_.begin(); it != to_delete_.end() && *it <= applied_;) {
     now.push_back(*it);

@@ -112,6 +112,10 @@ class Follower {
   // prepared (its neutral limits and, on an interest stream, the retention
   // anchor in place).
   bool prepared_once() const { return prepared_once_; }
+  // A start of the pipeline has put the replica's neutral limits and (on an
+  // interest stream) its retention anchor in place: durables of this
+  // region's own readers on the stream may go (Replicator::tick()).
+  bool replica_ready() const { return replica_ready_; }
 
   // The lag figures (docs/http-api.md, GET /v1/lag).
   nlohmann::json lag_json() const;
@@ -336,6 +340,10 @@ class Follower {
   // (PrepResult::unverified): the leader's resend of it must carry the
   // same origin store time, or the replica diverges with this reason.
   std::string unverified_;
+  // The last unverified message found to be this leader's (by sequence and
+  // origin time): not compared again by a later pipeline of this daemon.
+  uint64_t verified_seq_ = 0;
+  int64_t verified_time_ns_ = 0;
   // Subscribed from known_seq_ below a deleted tail of the replica (its
   // sequences up to next_ - 1 were probed, none held): whatever of it the
   // leader sends again is a message the leader holds and the replica lost
@@ -407,7 +415,8 @@ class Follower {
   uint64_t front_suspect_states_ = 0;  // states_seen_ then
   bool local_read_ = false;           // read_local() asked (once per daemon run)
   std::string removed_why_;  // retire()'s reason (empty: the default)
-  bool prepared_once_ = false;        // a pipeline has begun since this daemon started
+  bool prepared_once_ = false;
+  bool replica_ready_ = false;  // replica_ready()        // a pipeline has begun since this daemon started
 
   // Time lag (docs/architecture.md "Lag"): apply time (our wall clock when
   // the replica acknowledged) minus the origin store time (the leader's

@@ -158,7 +158,9 @@ Result<uint64_t> foreign_tail_start(natsConnection* nc, const std::string& strea
       return m.status();
     }
     auto msg = decode(*m);
-    if (msg && foreign_reason(msg->headers, seq, leader).empty()) return seq + 1;
+    // (Any region: below a switchover the replica holds copies from the
+    // stream's earlier leader, which are Isthmus's writes too.)
+    if (msg && foreign_reason(msg->headers, seq, leader, /*any_region=*/true).empty()) return seq + 1;
   }
   return first;
 }

@@ -48,6 +48,16 @@ bool parse_whole(const std::string& v, T& out) {
 }
 }  // namespace
 
+bool copied_origin(const Headers& headers, uint64_t seq, Origin& out) {
+  for (const auto& [k, v] : headers) {
+    if (iequals(k, kHdrFiller)) return false;
+  }
+  Origin o;
+  if (!parse_origin(headers, o) || o.seq != seq || o.time_ns <= 0 || o.region.empty()) return false;
+  out = std::move(o);
+  return true;
+}
+
 bool parse_origin(const Headers& replica, Origin& out) {
   bool have_seq = false;
   for (const auto& [k, v] : replica) {

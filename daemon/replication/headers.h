@@ -49,6 +49,11 @@ Headers replica_headers(const Headers& leader, const Origin& origin);
 template <typename Add>
 bool for_each_replica_header(const Headers& leader, const Origin& origin, Add&& add);
 
+// A copy of another region's message at `seq` (stored while this region
+// followed the stream): its origin headers name a region, `seq` and a store
+// time, and it is not a filler. Fills `out`.
+bool copied_origin(const Headers& headers, uint64_t seq, Origin& out);
+
 // Reads the origin headers back from a replica message: false unless
 // Isthmus-Origin-Seq is present and wholly a decimal number; a malformed time
 // or epoch leaves that field unchanged.

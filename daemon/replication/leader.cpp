@@ -1070,7 +1070,7 @@ void Leader::on_msg(uint64_t sender_id, const nats::wire::ServerOp& msg) {
     // first stored with: a replica that copied it from that leader
     // compares the same time (Follower, "unverified").
     Origin o;
-    if (parse_origin(m.headers, o) && o.seq == sseq && o.time_ns > 0) ts = m.time_ns = o.time_ns;
+    if (copied_origin(m.headers, sseq, o)) ts = m.time_ns = o.time_ns;
   }
   m.payload.assign(msg.payload);
 

@@ -43,6 +43,10 @@ Replicator::Replicator(uv_loop_t* loop, const config::Config& cfg, loop::Mailbox
       leaders_[s.name] = std::make_unique<Leader>(ctx_, s, others);
     } else {
       followers_[s.name] = std::make_unique<Follower>(ctx_, s);
+      // Durables of readers this region made while it led the stream (a
+      // switchover by restart, or one by reload the daemon did not finish)
+      // are deleted once the replica is ready: tick().
+      readers_to_drop_[s.name] = false;
     }
   }
 }
@@ -139,8 +143,10 @@ void Replicator::reconfigure(const config::Config& next) {
                  now == cfg_.region.name   ? ": led here from now on"
                  : before == cfg_.region.name ? ": followed here from now on"
                                               : ": followed from the new leader");
-    remove_stream(name, now == cfg_.region.name ? "region " + cfg_.region.name + " leads stream " + name + " now"
-                                                : std::string(),
+    remove_stream(name,
+                  now == cfg_.region.name ? "region " + cfg_.region.name + " leads stream " + name + " now"
+                                          : "region " + cfg_.region.name + " follows stream " + name + " from " +
+                                                now + " now",
                   /*switched=*/true);
   }
   // (A removed peer's link is down already: link::Manager::reconfigure.
@@ -167,7 +173,7 @@ void Replicator::reconfigure(const config::Config& next) {
     }
     if (s.leader == cfg_.region.name) {
       durables_->led_again(s.name);
-      demoted_.erase(s.name);  // its durables are its own again
+      readers_to_drop_.erase(s.name);  // its durables are its own again
       auto& l = leaders_[s.name] = std::make_unique<Leader>(ctx_, s, others);
       // Its followers that removed it meanwhile stay `stopped`.
       for (auto it = retired_leaders_.rbegin(); it != retired_leaders_.rend(); ++it) {
@@ -207,7 +213,7 @@ void Replicator::remove_stream(const std::string& name, const std::string& why, 
       // Followed from now on: the durables go once the replica is prepared
       // (tick()); deleted first, nats-server would drop the interest
       // stream's messages only they held, before the anchor holds them.
-      demoted_.insert(name);
+      readers_to_drop_[name] = true;
     } else {
       durables_->removed(name);
     }
@@ -219,7 +225,7 @@ void Replicator::remove_stream(const std::string& name, const std::string& why, 
     retired_followers_.push_back(std::move(fit->second));
     followers_.erase(fit);
   }
-  if (!switched && demoted_.erase(name) > 0) durables_->removed(name);  // no longer followed either
+  if (!switched && readers_to_drop_.erase(name) > 0) durables_->removed(name);  // no longer followed either
   schedule_flush();
 }
 
@@ -539,16 +545,18 @@ void Replicator::flush_now() {
 
 void Replicator::tick() {
   server_watch_->tick();
-  for (auto it = demoted_.begin(); it != demoted_.end();) {
-    auto f = followers_.find(*it);
-    if (f == followers_.end() || !f->second->prepared_once()) {
+  for (auto it = readers_to_drop_.begin(); it != readers_to_drop_.end();) {
+    auto f = followers_.find(it->first);
+    if (f == followers_.end() || !f->second->replica_ready()) {
       ++it;
       continue;
     }
-    spdlog::info("stream {}: the replica is prepared; deleting the durable readers this region kept as its leader",
-                 *it);
-    durables_->removed(*it);
-    it = demoted_.erase(it);
+    if (it->second) {
+      spdlog::info("stream {}: the replica is ready; deleting the durable readers this region kept as its leader",
+                   it->first);
+    }
+    durables_->removed(it->first);
+    it = readers_to_drop_.erase(it);
   }
   durables_->tick();
   for (auto& [n, l] : leaders_) l->tick();

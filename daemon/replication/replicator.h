@@ -10,7 +10,6 @@
 #include <deque>
 #include <map>
 #include <memory>
-#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -117,9 +116,11 @@ class Replicator : public link::LinkListener, public nats::ClientListener, publi
   std::vector<std::unique_ptr<Leader>> retired_leaders_;
   std::vector<std::unique_ptr<Follower>> retired_followers_;
   std::unique_ptr<DurableCleanup> durables_;
-  // Streams this region stopped leading by reload whose durable readers
-  // wait for the replica to be prepared (tick()).
-  std::set<std::string> demoted_;
+  // Followed streams whose durable readers from when this region led them
+  // (isthmus_<region>_<n>) are deleted once the replica is ready (tick()):
+  // every followed stream at start, and one this region stopped leading by
+  // reload (true: said in the log).
+  std::map<std::string, bool> readers_to_drop_;
   std::unique_ptr<loop::Timer> flush_timer_;
   std::unique_ptr<loop::Timer> tick_timer_;
   std::unique_ptr<loop::Timer> pump_timer_;

@@ -969,9 +969,9 @@ TEST_CASE("a stream's leader changed by reload: the old leader follows the new o
     replicated(old_leader, *r, kUsers, "at start");
   }
 
-  // syd is away while ten more are written: iad's durable keeps them for
-  // it (ams has them).
-  third.daemon.terminate();
+  // syd's daemon stands still (SIGSTOP) while ten more are written: iad's
+  // durable keeps them for it (ams has them).
+  third.daemon.process().signal(SIGSTOP);
   old_leader.js().publish_bulk(messages("covenant.countries.created", 21, 10));
   old_leader.js().publish_bulk(messages("covenant.users.signup", 21, 10));
   replicated(old_leader, next_leader, kFirst, "while syd is away");
@@ -979,8 +979,8 @@ TEST_CASE("a stream's leader changed by reload: the old leader follows the new o
   REQUIRE(old_leader.js().require_stream_info(kUsers).messages == 10);
 
   // The switchover: writes stopped, ams leads from now on. iad is
-  // reloaded first (for a moment nobody leads: both say so), then ams;
-  // syd's configuration is changed while it is away.
+  // reloaded first (for a moment nobody leads: both say so), then ams,
+  // then syd once it runs again.
   for (Region* r : {&old_leader, &next_leader, &third}) {
     set_leader(*r, kFirst, kFollower);
     set_leader(*r, kUsers, kFollower);
@@ -1006,10 +1006,14 @@ TEST_CASE("a stream's leader changed by reload: the old leader follows the new o
   CHECK(old_leader.js().require_stream_info(kUsers).messages == 10);
   CHECK(regions_of(durables(next_leader, kUsers)) == std::vector<std::string>{"iad"});
 
-  // ams takes writes; syd comes back and follows ams.
+  // ams takes writes; syd runs again, is reloaded and follows ams (telling
+  // iad why it stopped following it there).
   next_leader.js().publish_bulk(messages("covenant.countries.created", 31, 10));
   next_leader.js().publish_bulk(messages("covenant.users.signup", 31, 10));
-  third.daemon.start();
+  third.daemon.process().signal(SIGCONT);
+  log = reload(third, "streams[0].leader, streams[1].leader");
+  CHECK(log.find("stream " + kFirst + ": leader changed by reload from iad to ams: followed from the new leader") !=
+        std::string::npos);
   for (Region* r : {&old_leader, &third}) {
     for (const auto& stream : {kFirst, kUsers}) {
       replicated(next_leader, *r, stream, "after the switchover");
@@ -1061,4 +1065,83 @@ TEST_CASE("a stream's leader changed by reload: the old leader follows the new o
   }
   CHECK(read_file(third.daemon.log_path()).find("is ams's message at that sequence: replicating on") !=
         std::string::npos);
+  CHECK(read_file(old_leader.daemon.log_path()).find("is ams's message at that sequence: replicating on") !=
+        std::string::npos);
+
+  // A reader durable left on a stream this region follows (a switchover
+  // done by restart leaves them: the daemon did not know it had led it) is
+  // deleted once the replica is ready after the next start.
+  old_leader.js().api("$JS.API.CONSUMER.DURABLE.CREATE." + kUsers + ".isthmus_syd_42",
+                      {{"stream_name", kUsers},
+                       {"config", {{"durable_name", "isthmus_syd_42"}, {"ack_policy", "all"},
+                                   {"deliver_policy", "all"}}}});
+  old_leader.daemon.restart();
+  check_for(
+      20s,
+      [&](std::string& st) {
+        auto d = durables(old_leader, kUsers);
+        st = std::to_string(d.size()) + " durables";
+        return d == std::vector<std::string>{"isthmus_retention_anchor"};
+      },
+      "iad deletes the reader durable left on the replica it follows");
+  CHECK(old_leader.js().require_stream_info(kUsers).messages == next_leader.js().require_stream_info(kUsers).messages);
+}
+
+TEST_CASE("a switchover to a region that lacks the old leader's last messages: the old leader diverges, keeps "
+          "them aside, and a rebuild makes it the new leader's replica",
+          "[reload][leader]") {
+  TempDir tmp("isthmus-reload-behind");
+  Mesh mesh(tmp, {kLeader, kFollower}, {{kFirst, kLeader}});
+  Region& old_leader = mesh[kLeader];
+  Region& next_leader = mesh[kFollower];
+  mesh.start_nats();
+  old_leader.js().create_stream({{"name", kFirst}, {"subjects", {"covenant.countries.>"}}, {"num_replicas", 1}});
+  old_leader.js().publish_bulk(messages("covenant.countries.created", 1, 20));
+  mesh.start_daemons();
+  replicated(old_leader, next_leader, kFirst, "at start");
+  // ams's daemon is down while iad takes five more: a failover by hand,
+  // iad's last writes never reached ams.
+  next_leader.daemon.terminate();
+  old_leader.js().publish_bulk(messages("covenant.countries.created", 21, 5));
+  for (Region* r : {&old_leader, &next_leader}) set_leader(*r, kFirst, kFollower);
+  reload(old_leader, "streams[0].leader");
+  next_leader.daemon.start();
+  const std::string kSide = "ISTHMUS_FOREIGN_" + kFirst;
+  check_for(
+      20s,
+      [&](std::string& st) {
+        auto h = old_leader.daemon.http_get("/healthz");
+        st = h.body;
+        auto side = old_leader.js().stream_info(kSide);
+        return h.status == 503 &&
+               h.body.find("(sequence 25) was not written by Isthmus, and ams's stream ends at 20") !=
+                   std::string::npos &&
+               side && side->messages == 5;
+      },
+      "iad diverged, its five messages ams lacks kept aside");
+  {
+    auto side = old_leader.js().read_stream(kSide);
+    REQUIRE(side.size() == 5);
+    CHECK(side.front().payload == "{\"n\":21}");
+    CHECK(side.back().payload == "{\"n\":25}");
+  }
+  // Its other messages are not foreign to ams: they are what ams holds.
+  CHECK(old_leader.js().require_stream_info(kFirst).messages == 25);
+  next_leader.js().publish_bulk(messages("covenant.countries.created", 101, 3));
+  auto r = old_leader.daemon.http_post("/v1/streams/" + kFirst + "/rebuild");
+  INFO(r.body);
+  CHECK(r.status == 202);
+  replicated(next_leader, old_leader, kFirst, "after the rebuild");
+  check_for(
+      15s, [&](std::string& s2) { return same_messages(next_leader, old_leader, kFirst, s2); },
+      "iad holds what ams holds after the rebuild");
+  check_for(
+      15s,
+      [&](std::string& s2) {
+        auto h = old_leader.daemon.http_get("/healthz");
+        s2 = h.body;
+        return h.status == 200;
+      },
+      "iad healthy after the rebuild");
+  CHECK(old_leader.js().require_stream_info(kFirst).last_seq == 23);
 }

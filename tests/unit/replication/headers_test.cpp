@@ -184,3 +184,20 @@ TEST_CASE("parse_origin is case-insensitive and needs the sequence", "[headers]"
   CHECK_FALSE(parse_origin({{"Isthmus-Origin-Seq", "18446744073709551616"}}, m));  // 2^64
   CHECK_FALSE(parse_origin({{"Isthmus-Orig-Isthmus-Origin-Seq", "5"}}, m));
 }
+
+TEST_CASE("copied_origin: a copy of another region's message at its own sequence, not a filler", "[headers]") {
+  const Headers copy = replica_headers({{"X-A", "1"}}, kOrigin);
+  Origin o;
+  REQUIRE(copied_origin(copy, kOrigin.seq, o));
+  CHECK(o.region == "iad");
+  CHECK(o.time_ns == kOrigin.time_ns);
+  Origin m;
+  CHECK_FALSE(copied_origin(copy, kOrigin.seq + 1, m));  // at another sequence: not a copy of it
+  CHECK_FALSE(copied_origin({{"X-A", "1"}}, 1, m));      // a client's message
+  Headers filler = copy;
+  filler.emplace_back("Isthmus-Filler", "1");
+  CHECK_FALSE(copied_origin(filler, kOrigin.seq, m));
+  CHECK_FALSE(copied_origin(replica_headers({}, Origin{.region = "", .seq = 7, .time_ns = 5, .epoch = 0}), 7, m));
+  CHECK_FALSE(copied_origin(replica_headers({}, Origin{.region = "ams", .seq = 7, .time_ns = 0, .epoch = 0}), 7, m));
+  CHECK(m.region.empty());  // (left as it was)
+}
