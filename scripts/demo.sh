@@ -104,6 +104,15 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
   done
 }
 ctl() { local r=$1; shift; "$CTL" --url "http://127.0.0.1:${HTTP_PORT[$r]}" "$@"; }
+replace_in() {  # replace_in FILE OLD NEW: every OLD in FILE becomes NEW; fails when there is none
+  python3 - "$@" <<'PY'
+import sys
+p, old, new = sys.argv[1:4]
+s = open(p).read()
+assert old in s, "%r is not in %s" % (old, p)
+open(p, "w").write(s.replace(old, new))
+PY
+}
 
 for r in "${REGIONS[@]}"; do LINK_PORT[$r]=$(free_port); HTTP_PORT[$r]=$(free_port); done
 for n in "${NODES[@]}"; do NODE_PORT[$n]=$(free_port); done
@@ -417,14 +426,7 @@ echo "== COVENANT_AUDIT removed again from every region's configuration, with SI
 echo "   first (iad's rows for them read 'stopped'), then iad, which deletes its readers of it;"
 echo "   nothing is deleted from the streams: every replica keeps its 500 messages"
 drop_audit() {  # removes the [[streams]] table added above
-  python3 - "$1" <<'PY'
-import sys
-p = sys.argv[1]
-s = open(p).read()
-block = '\n[[streams]]\nname = "COVENANT_AUDIT"\nleader = "iad"\n'
-assert block in s, "no COVENANT_AUDIT table in " + p
-open(p, "w").write(s.replace(block, ""))
-PY
+  replace_in "$1" $'\n[[streams]]\nname = "COVENANT_AUDIT"\nleader = "iad"\n' ""
 }
 for r in ams syd iad; do
   drop_audit "$DEMO/$r/isthmus.toml"
@@ -455,13 +457,7 @@ echo "   COVENANT stream arrive meanwhile (ANALYTICS still holds them at iad); t
 echo "   and catches up from its replicas' last sequences"
 syd_peer() { printf '\n[[peers]]\nname = "syd"\naddress = "127.0.0.1:%s"\n' "${LINK_PORT[syd]}"; }
 for r in iad ams; do
-  python3 - "$DEMO/$r/isthmus.toml" "$(syd_peer)" <<'PY'
-import sys
-p, block = sys.argv[1], sys.argv[2] + "\n"
-s = open(p).read()
-assert block in s, "no [[peers]] table for syd in " + p
-open(p, "w").write(s.replace(block, ""))
-PY
+  replace_in "$DEMO/$r/isthmus.toml" "$(syd_peer)"$'\n' ""
   kill -HUP "${DAEMON_PID[$r]}"
   wait_for 10 "$r to apply the reload" grep -q "reloaded: .*name syd removed" "$DEMO/$r/isthmusd.log"
 done
@@ -492,14 +488,8 @@ echo "== switchover: COVENANT_PROJECTS moves from iad to ams with SIGHUP (its le
 echo "   region's configuration; iad first, then ams, then syd): iad becomes a follower (its durable"
 echo "   readers go once its replica is ready), syd follows ams; then 200 events are published in ams"
 for r in iad ams syd; do
-  python3 - "$DEMO/$r/isthmus.toml" <<'PY'
-import sys
-p = sys.argv[1]
-s = open(p).read()
-old = 'name = "COVENANT_PROJECTS"\nleader = "iad"\n'
-assert old in s, "no COVENANT_PROJECTS table led by iad in " + p
-open(p, "w").write(s.replace(old, 'name = "COVENANT_PROJECTS"\nleader = "ams"\n'))
-PY
+  replace_in "$DEMO/$r/isthmus.toml" $'name = "COVENANT_PROJECTS"\nleader = "iad"\n' \
+    $'name = "COVENANT_PROJECTS"\nleader = "ams"\n'
   kill -HUP "${DAEMON_PID[$r]}"
   wait_for 10 "$r to apply the reload" grep -q "reloaded: .*leader" "$DEMO/$r/isthmusd.log"
 done

@@ -408,7 +408,12 @@ void Follower::retire(const std::string& why) {
   watched_subjects_.clear();
   to_delete_.clear();
   purge_pending_ = check_pending_ = delete_pending_ = false;
-  spdlog::info("stream {}: no longer followed; the replica stays as it is (last sequence {})", cfg_.name, applied_);
+  if (removed_why_.empty()) {
+    spdlog::info("stream {}: no longer followed; the replica stays as it is (last sequence {})", cfg_.name, applied_);
+  } else {
+    spdlog::info("stream {}: no longer followed from {}: {} (last sequence {})", cfg_.name, cfg_.leader, removed_why_,
+                 applied_);
+  }
 }
 
 void Follower::reset(const std::string& why) {
@@ -540,6 +545,7 @@ void Follower::diverge(const std::string& why, uint64_t from_seq, bool marked) {
   write_watch_.reset();
   watched_subjects_.clear();
   foreign_from_ = from_seq;
+  foreign_walk_next_ = 0;
   foreign_scanned_to_ = 0;
   foreign_found_ = 0;
   foreign_kept_ = 0;
@@ -576,12 +582,14 @@ void Follower::keep_foreign() {
   a.max_scan = kKeepAsideChunk;
   a.timeout_ms = ctx_.timeout_ms();
   bool need_start = foreign_from_ == 0;
+  const uint64_t walk_top = foreign_walk_next_;
   struct Out {
     KeepAsideResult k;
     uint64_t from = 0;
+    uint64_t walk_next = 0;  // the walk for the tail's start goes on from here (next tick)
   };
   ctx_.async<Out>(
-      [a, need_start](natsConnection* nc) mutable {
+      [a, need_start, walk_top](natsConnection* nc) mutable {
         Out o;
         auto si = nats::stream_info(nc, a.stream, a.timeout_ms);
         if (!si) {
@@ -591,12 +599,20 @@ void Follower::keep_foreign() {
         uint64_t first = (*si)["state"].value("first_seq", uint64_t{0});
         a.to_seq = (*si)["state"].value("last_seq", uint64_t{0});
         if (need_start) {
-          auto t = foreign_tail_start(nc, a.stream, a.leader, first, a.to_seq, a.timeout_ms);
-          if (!t) {
-            o.k.st = t.status();
+          // In parts (a long stream none of whose messages Isthmus wrote,
+          // e.g. one this region led, must not hold the other streams'
+          // requests for long): kKeepAsideChunk sequences per job.
+          auto w = foreign_tail_walk(nc, a.stream, a.leader, first, walk_top > 0 ? walk_top : a.to_seq,
+                                     kKeepAsideChunk, a.timeout_ms);
+          if (!w) {
+            o.k.st = w.status();
             return o;
           }
-          a.from_seq = *t;
+          if (!w->done) {
+            o.walk_next = w->next;
+            return o;
+          }
+          a.from_seq = w->start;
         }
         a.from_seq = std::max(a.from_seq, first);
         o.from = a.from_seq;
@@ -610,6 +626,10 @@ void Follower::keep_foreign() {
       [this, g, need_start](Out o) {
         foreign_busy_ = false;
         if (g != gen_ || phase_ != Phase::kDiverged) return;
+        if (o.walk_next > 0) {
+          foreign_walk_next_ = o.walk_next;
+          return;
+        }
         if (need_start && o.from > 0) foreign_from_ = o.from;
         foreign_found_ += o.k.found;
         foreign_kept_ += o.k.kept;
@@ -1078,7 +1098,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           diverge(r.unverified + ", and " + cfg_.leader + "'s stream " +
                       (r.known_seq > leader_last ? "ends at " + std::to_string(leader_last)
                                                  : "begins at " + std::to_string(leader_first_)),
-                  r.known_seq > leader_last ? leader_last + 1 : r.known_seq);
+                  0);
           return;
         }
         if (r.known_seq > leader_last && r.last_origin_ns > 0) {
@@ -1234,7 +1254,7 @@ void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq
   received_high_ = s.from_seq - 1;
   awaiting_overlap_ = known_seq_ > 0 && leader_first_ <= known_seq_;
   if (!unverified_.empty() && !awaiting_overlap_) {
-    diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", known_seq_);
+    diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", 0);
     return;
   }
   deleted_tail_above_ = known_seq_ > 0 && known_seq_ + 1 < next_ ? known_seq_ : 0;
@@ -1385,7 +1405,7 @@ Status Follower::on_data(link::Data&& d) {
     received_high_ = std::max(received_high_, m.seq);
     if (awaiting_overlap_ && m.seq > known_seq_ && !unverified_.empty()) {
       // Gone at the leader before it could be compared.
-      diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", known_seq_);
+      diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", 0);
       return Status::ok();
     }
     if (awaiting_overlap_ && m.seq >= known_seq_) awaiting_overlap_ = false;  // compared below, or gone
@@ -1394,9 +1414,12 @@ Status Follower::on_data(link::Data&& d) {
     // or the leader's stream is another one.
     if (m.seq == known_seq_ && known_time_ns_ > 0 && m.seq < next_ && m.time_ns != known_time_ns_ &&
         !unverified_.empty()) {
-      diverge(unverified_ + ", and " + cfg_.leader + "'s message at that sequence was stored at " +
-                  std::to_string(m.time_ns) + " ns (Unix), not at the replica's " + std::to_string(known_time_ns_),
-              known_seq_);
+      // (From 0: what else differs is not known, so keep_foreign() walks
+      // down to the last message Isthmus wrote and keeps all above it
+      // aside: nothing the leader lacks is lost to a rebuild.)
+      diverge(unverified_ + ", and " + cfg_.leader + "'s message at that sequence was first stored at " +
+                  util::format_rfc3339_ns(m.time_ns) + ", the replica's at " + util::format_rfc3339_ns(known_time_ns_),
+              0);
       return Status::ok();
     }
     if (m.seq == known_seq_ && known_time_ns_ > 0 && m.seq < next_ && !unverified_.empty()) {
@@ -1467,7 +1490,7 @@ void Follower::on_state(const link::State& st) {
   ++states_seen_;
   if (awaiting_overlap_ && st.first_seq > known_seq_) {
     if (!unverified_.empty()) {
-      diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", known_seq_);
+      diverge(unverified_ + ", and " + cfg_.leader + " no longer holds that sequence to compare", 0);
       return;
     }
     awaiting_overlap_ = false;  // gone at the leader

@@ -474,6 +474,7 @@ class Follower {
 
   // Divergence: foreign messages in the replica, kept aside.
   uint64_t foreign_from_ = 0;        // first sequence that may hold one (0: unknown yet)
+  uint64_t foreign_walk_next_ = 0;   // finding foreign_from_: the walk down goes on from here (0: from the end)
   uint64_t foreign_scanned_to_ = 0;  // examined up to here
   uint64_t foreign_found_ = 0;
   uint64_t foreign_kept_ = 0;

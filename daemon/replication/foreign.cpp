@@ -148,10 +148,16 @@ OwnWritesCheck check_own_writes(natsConnection* nc, const std::string& stream, c
   return r;
 }
 
-Result<uint64_t> foreign_tail_start(natsConnection* nc, const std::string& stream, const std::string& leader,
-                                    uint64_t first, uint64_t last, int64_t timeout_ms) {
+Result<TailWalk> foreign_tail_walk(natsConnection* nc, const std::string& stream, const std::string& leader,
+                                   uint64_t first, uint64_t top, uint64_t max_steps, int64_t timeout_ms) {
   if (first == 0) first = 1;
-  for (uint64_t seq = last; seq >= first && seq > 0; --seq) {
+  TailWalk w;
+  uint64_t steps = 0;
+  for (uint64_t seq = top; seq >= first && seq > 0; --seq) {
+    if (max_steps > 0 && steps++ >= max_steps) {
+      w.next = seq;
+      return w;
+    }
     auto m = nats::msg_get(nc, stream, seq, timeout_ms);
     if (!m) {
       if (m.status().code() == Code::kNotFound) continue;
@@ -160,9 +166,22 @@ Result<uint64_t> foreign_tail_start(natsConnection* nc, const std::string& strea
     auto msg = decode(*m);
     // (Any region: below a switchover the replica holds copies from the
     // stream's earlier leader, which are Isthmus's writes too.)
-    if (msg && foreign_reason(msg->headers, seq, leader, /*any_region=*/true).empty()) return seq + 1;
+    if (msg && foreign_reason(msg->headers, seq, leader, /*any_region=*/true).empty()) {
+      w.done = true;
+      w.start = seq + 1;
+      return w;
+    }
   }
-  return first;
+  w.done = true;
+  w.start = first;
+  return w;
+}
+
+Result<uint64_t> foreign_tail_start(natsConnection* nc, const std::string& stream, const std::string& leader,
+                                    uint64_t first, uint64_t last, int64_t timeout_ms) {
+  auto w = foreign_tail_walk(nc, stream, leader, first, last, 0, timeout_ms);
+  if (!w) return w.status();
+  return w->start;
 }
 
 Status write_marker(natsConnection* nc, Json config, const Marker& m, bool seal, int64_t timeout_ms) {

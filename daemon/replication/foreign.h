@@ -68,6 +68,17 @@ OwnWritesCheck check_own_writes(natsConnection* nc, const std::string& stream, c
 Result<uint64_t> foreign_tail_start(natsConnection* nc, const std::string& stream, const std::string& leader,
                                     uint64_t first, uint64_t last, int64_t timeout_ms);
 
+// The same walk in parts: from `top` down, at most `max_steps` sequences.
+// `done` with `start` (as foreign_tail_start() returns it), or not done yet:
+// go on from `next` (below what was read).
+struct TailWalk {
+  bool done = false;
+  uint64_t start = 0;
+  uint64_t next = 0;
+};
+Result<TailWalk> foreign_tail_walk(natsConnection* nc, const std::string& stream, const std::string& leader,
+                                   uint64_t first, uint64_t top, uint64_t max_steps, int64_t timeout_ms);
+
 // Rewrites the replica's description marker (and seals the stream when
 // `seal`: a sealed stream refuses every write, so nothing new lands while a
 // rebuild keeps the foreign messages aside). `config` is the stream's

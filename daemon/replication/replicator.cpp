@@ -143,6 +143,12 @@ void Replicator::reconfigure(const config::Config& next) {
                  now == cfg_.region.name   ? ": led here from now on"
                  : before == cfg_.region.name ? ": followed here from now on"
                                               : ": followed from the new leader");
+    if (now == cfg_.region.name) {
+      spdlog::warn("stream {}: led here now, still set up as a replica (neutral limits; on an interest stream "
+                   "isthmus_retention_anchor, which keeps every message): restore the limits it had at {}, create "
+                   "the applications' consumers, then delete the anchor (docs/operations.md, \"Switchover\", step 4)",
+                   name, before);
+    }
     remove_stream(name,
                   now == cfg_.region.name ? "region " + cfg_.region.name + " leads stream " + name + " now"
                                           : "region " + cfg_.region.name + " follows stream " + name + " from " +

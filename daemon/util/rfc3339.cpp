@@ -1,5 +1,8 @@
 #include "util/rfc3339.h"
 
+#include <cstdio>
+#include <ctime>
+
 namespace isthmus::util {
 
 namespace {
@@ -78,6 +81,22 @@ std::optional<int64_t> parse_rfc3339_ns(std::string_view t) {
     return std::nullopt;  // beyond int64 nanoseconds
   }
   return ns;
+}
+
+std::string format_rfc3339_ns(int64_t unix_ns) {
+  int64_t secs = unix_ns / 1'000'000'000;
+  int64_t frac = unix_ns % 1'000'000'000;
+  if (frac < 0) {
+    frac += 1'000'000'000;
+    --secs;
+  }
+  const time_t t = static_cast<time_t>(secs);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(frac));
+  return buf;
 }
 
 }  // namespace isthmus::util

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace isthmus::util {
@@ -19,5 +20,9 @@ namespace isthmus::util {
 // anything after the offset, and for times that Unix ns in an int64 cannot
 // hold (before 1677-09-21T00:12:44Z, after 2262-04-11T23:47:16.854775807Z).
 std::optional<int64_t> parse_rfc3339_ns(std::string_view text);
+
+// Unix nanoseconds as UTC "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (always nine
+// fraction digits), the inverse of parse_rfc3339_ns() for such text.
+std::string format_rfc3339_ns(int64_t unix_ns);
 
 }  // namespace isthmus::util

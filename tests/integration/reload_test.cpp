@@ -1087,8 +1087,8 @@ TEST_CASE("a stream's leader changed by reload: the old leader follows the new o
   CHECK(old_leader.js().require_stream_info(kUsers).messages == next_leader.js().require_stream_info(kUsers).messages);
 }
 
-TEST_CASE("a switchover to a region that lacks the old leader's last messages: the old leader diverges, keeps "
-          "them aside, and a rebuild makes it the new leader's replica",
+TEST_CASE("a failover to a region that lacks the old leader's last messages: the old leader, back as a follower, "
+          "diverges, keeps everything not known to be the new leader's aside, and a rebuild makes it its replica",
           "[reload][leader]") {
   TempDir tmp("isthmus-reload-behind");
   Mesh mesh(tmp, {kLeader, kFollower}, {{kFirst, kLeader}});
@@ -1099,13 +1099,16 @@ TEST_CASE("a switchover to a region that lacks the old leader's last messages: t
   old_leader.js().publish_bulk(messages("covenant.countries.created", 1, 20));
   mesh.start_daemons();
   replicated(old_leader, next_leader, kFirst, "at start");
-  // ams's daemon is down while iad takes five more: a failover by hand,
-  // iad's last writes never reached ams.
+  // iad is lost with five writes ams never got; ams is made the leader and
+  // takes writes of its own at the same sequences.
+  old_leader.daemon.terminate();
   next_leader.daemon.terminate();
   old_leader.js().publish_bulk(messages("covenant.countries.created", 21, 5));
   for (Region* r : {&old_leader, &next_leader}) set_leader(*r, kFirst, kFollower);
-  reload(old_leader, "streams[0].leader");
   next_leader.daemon.start();
+  next_leader.js().publish_bulk(messages("covenant.countries.updated", 101, 10));
+  // iad comes back as a follower: its last message (25) is not ams's.
+  old_leader.daemon.start();
   const std::string kSide = "ISTHMUS_FOREIGN_" + kFirst;
   check_for(
       20s,
@@ -1114,34 +1117,35 @@ TEST_CASE("a switchover to a region that lacks the old leader's last messages: t
         st = h.body;
         auto side = old_leader.js().stream_info(kSide);
         return h.status == 503 &&
-               h.body.find("(sequence 25) was not written by Isthmus, and ams's stream ends at 20") !=
-                   std::string::npos &&
-               side && side->messages == 5;
+               h.body.find("(sequence 25) was not written by Isthmus, and ams's message at that sequence was first "
+                           "stored at 20") != std::string::npos &&
+               side && side->messages == 25;
       },
-      "iad diverged, its five messages ams lacks kept aside");
+      "iad diverged, every message of its own kept aside");
   {
+    // None of them was written by Isthmus: which of them ams holds is not
+    // known, so all are kept (the five ams never got among them).
     auto side = old_leader.js().read_stream(kSide);
-    REQUIRE(side.size() == 5);
-    CHECK(side.front().payload == "{\"n\":21}");
+    REQUIRE(side.size() == 25);
+    CHECK(side.front().payload == "{\"n\":1}");
+    CHECK(side[20].payload == "{\"n\":21}");
     CHECK(side.back().payload == "{\"n\":25}");
   }
-  // Its other messages are not foreign to ams: they are what ams holds.
-  CHECK(old_leader.js().require_stream_info(kFirst).messages == 25);
-  next_leader.js().publish_bulk(messages("covenant.countries.created", 101, 3));
   auto r = old_leader.daemon.http_post("/v1/streams/" + kFirst + "/rebuild");
   INFO(r.body);
   CHECK(r.status == 202);
   replicated(next_leader, old_leader, kFirst, "after the rebuild");
   check_for(
-      15s, [&](std::string& s2) { return same_messages(next_leader, old_leader, kFirst, s2); },
+      15s, [&](std::string& st) { return same_messages(next_leader, old_leader, kFirst, st); },
       "iad holds what ams holds after the rebuild");
   check_for(
       15s,
-      [&](std::string& s2) {
+      [&](std::string& st) {
         auto h = old_leader.daemon.http_get("/healthz");
-        s2 = h.body;
+        st = h.body;
         return h.status == 200;
       },
       "iad healthy after the rebuild");
-  CHECK(old_leader.js().require_stream_info(kFirst).last_seq == 23);
+  CHECK(old_leader.js().require_stream_info(kFirst).last_seq == 30);
+  CHECK(old_leader.js().require_stream_info(kSide).messages == 25);  // (kept once)
 }

@@ -29,7 +29,12 @@
 // 60 s for the cut to happen); and one of the streams removed from any
 // region's configuration by reload, and added back 1-8 s later; and a
 // follower region removed from the other two's configuration by reload (its
-// daemon left running) and added back 1-8 s later. Recovery, timed from the end of the fault:
+// daemon left running) and added back 1-8 s later; and a switchover: a
+// stream's leader moved from iad to a follower by reload in every region
+// (publishing paused, as the procedure says), and 1-4 s later back to iad,
+// whose limits are then restored and retention anchor deleted (the
+// operator's part): every region follows each new leader, none diverges.
+// Recovery, timed from the end of the fault:
 // every link up again, then both followers holding, in every stream, what
 // the leader held when the fault ended. Longer than --recovery-limit seconds
 // fails the run. Then 2-6 s of quiet.
@@ -109,7 +114,7 @@ std::vector<std::string> fault_kinds(const std::string& only) {
   static const std::vector<std::string> all = {
       "daemon kill -9", "daemon SIGSTOP", "daemon SIGTERM restart", "daemon SIGHUP", "nats restart",
       "nats restart under writes", "nats SIGSTOP", "link down", "link reset", "link stall", "link slow",
-      "link cut", "stream removed by reload", "region removed by reload"};
+      "link cut", "stream removed by reload", "region removed by reload", "switchover by reload"};
   std::vector<std::string> v;
   for (const auto& k : all)
     if (k.find(only) != std::string::npos) v.push_back(k);
@@ -578,6 +583,67 @@ void Soak::inject() {
       dm.write_config();
       dm.process().signal(SIGHUP);
     }
+  } else if (kind == "switchover by reload") {
+    const std::string to = pick(kFollowers);
+    key += " (" + to + ")";
+    const auto& at_iad = region(kLeader).daemon.config().streams;
+    const std::string name = at_iad[std::uniform_int_distribution<size_t>(0, at_iad.size() - 1)(rng_)].name;
+    const double away = uniform(1, 4);
+    std::snprintf(d, sizeof d, "%s: %s from iad to %s, back after %.1f s (publishing paused)", kind.c_str(),
+                  name.c_str(), to.c_str(), away);
+    log(d);
+    stop_publishers();
+    const json config = region(kLeader).js().require_stream_info(name).raw["config"];
+    const uint64_t last = region(kLeader).js().require_stream_info(name).last_seq;
+    // In every region, the old leader first; then until the new leader's
+    // rows for the other two read `replicating`, caught up, and no region
+    // has the stream diverged.
+    auto switch_to = [&](const std::string& leader, const std::string& from) {
+      std::vector<std::string> order = {from, leader};
+      for (const auto& n : kRegions)
+        if (n != from && n != leader) order.push_back(n);
+      for (const auto& n : order) {
+        Isthmusd& dm = region(n).daemon;
+        for (auto& st : dm.config().streams)
+          if (st.name == name) st.leader = leader;
+        dm.write_config();
+        dm.process().signal(SIGHUP);
+      }
+      const auto t0 = Clock::now();
+      std::string state;
+      while (true) {
+        sample();
+        state.clear();
+        for (const auto& n : kRegions) {
+          auto e = region(n).daemon.lag_stream(name);
+          if (e && e->value("state", "") == "diverged")
+            throw Failure(n + " " + name + " diverged in a switchover to " + leader + ": " + e->value("detail", "") +
+                          "; log tail:\n" + region(n).daemon.log_tail(30));
+        }
+        auto e = region(leader).daemon.lag_stream(name);
+        size_t ok = 0;
+        if (e && e->value("role", "") == "leader")
+          for (const auto& f : e->value("followers", json::array()))
+            if (f.value("state", "") == "replicating" && f.value("applied_seq", json()).is_number() &&
+                f["applied_seq"].get<uint64_t>() >= last)
+              ++ok;
+        if (ok == 2) break;
+        state = e ? e->dump() : std::string("not listed");
+        if (Clock::now() - t0 > ms(opt_.recovery_limit_s))
+          throw Failure("switchover of " + name + " to " + leader + " not done after " +
+                        std::to_string(static_cast<int>(opt_.recovery_limit_s)) + " s: " + state);
+        std::this_thread::sleep_for(100ms);
+      }
+    };
+    switch_to(to, kLeader);
+    watch_for(ms(away));
+    switch_to(kLeader, to);
+    // The operator's part at iad (a leader's limits back; on an interest
+    // stream the anchor deleted: the application durable keeps what it
+    // has not read).
+    region(kLeader).js().api("$JS.API.STREAM.UPDATE." + name, config);
+    region(kLeader).js().api_any("$JS.API.CONSUMER.DELETE." + name + ".isthmus_retention_anchor", json::object());
+    start_publishers();
   } else if (kind.rfind("daemon", 0) == 0) {
     const std::string n = pick(kRegions);
     key += n == kLeader ? " (leader)" : " (follower)";

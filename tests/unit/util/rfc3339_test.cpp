@@ -100,3 +100,13 @@ TEST_CASE("RFC 3339: malformed input is refused", "[rfc3339]") {
   const std::string nul("2026-11-27T07:12:05Z\0", 21);
   CHECK_FALSE(parse_rfc3339_ns(nul).has_value());
 }
+
+TEST_CASE("format_rfc3339_ns writes UTC with nine fraction digits, and parses back", "[rfc3339]") {
+  using isthmus::util::format_rfc3339_ns;
+  CHECK(format_rfc3339_ns(0) == "1970-01-01T00:00:00.000000000Z");
+  CHECK(format_rfc3339_ns(1'795'967'487'082'956'592) == "2026-11-29T15:51:27.082956592Z");
+  CHECK(format_rfc3339_ns(-1) == "1969-12-31T23:59:59.999999999Z");
+  for (int64_t ns : {int64_t{1}, int64_t{1'718'000'000'123'456'789}, int64_t{951'782'400'000'000'000}}) {
+    CHECK(parse_rfc3339_ns(format_rfc3339_ns(ns)) == ns);
+  }
+}
