@@ -627,7 +627,13 @@ void Soak::inject() {
             if (f.value("state", "") == "replicating" && f.value("applied_seq", json()).is_number() &&
                 f["applied_seq"].get<uint64_t>() >= last)
               ++ok;
-        if (ok == 2) break;
+        if (ok == 2) {
+          char b[96];
+          std::snprintf(b, sizeof b, "  %s leads it: both other regions follow it, caught up, %.1f s after the reloads",
+                        leader.c_str(), since_s(t0));
+          log(b);
+          break;
+        }
         state = e ? e->dump() : std::string("not listed");
         if (Clock::now() - t0 > ms(opt_.recovery_limit_s))
           throw Failure("switchover of " + name + " to " + leader + " not done after " +
