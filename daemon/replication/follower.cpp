@@ -552,21 +552,23 @@ void Follower::diverge(const std::string& why, uint64_t from_seq, bool marked) {
   foreign_error_.clear();
   spdlog::error("stream {}: DIVERGED, replication stopped: {}", cfg_.name, why);
   stop_leader("diverged: " + why);
-  if (!marked) {
-    // Mark the replica, so that a restart knows it diverged and from where.
-    std::string stream = cfg_.name;
-    int64_t tmo = ctx_.timeout_ms();
-    ctx_.async<Status>(
-        [stream, from_seq, tmo](natsConnection* nc) {
-          auto si = nats::stream_info(nc, stream, tmo);
-          if (!si) return si.status();
-          return write_marker(nc, (*si)["config"], {Marker::Kind::kDiverged, from_seq}, false, tmo);
-        },
-        [stream](Status st) {
-          if (!st) spdlog::warn("stream {}: could not mark the replica diverged: {}", stream, st.message());
-        });
-  }
+  if (!marked) mark_diverged(from_seq);
   keep_foreign();
+}
+
+// Marks the replica, so that a restart knows it diverged and from where.
+void Follower::mark_diverged(uint64_t from_seq) {
+  std::string stream = cfg_.name;
+  int64_t tmo = ctx_.timeout_ms();
+  ctx_.async<Status>(
+      [stream, from_seq, tmo](natsConnection* nc) {
+        auto si = nats::stream_info(nc, stream, tmo);
+        if (!si) return si.status();
+        return write_marker(nc, (*si)["config"], {Marker::Kind::kDiverged, from_seq}, false, tmo);
+      },
+      [stream](Status st) {
+        if (!st) spdlog::warn("stream {}: could not mark the replica diverged: {}", stream, st.message());
+      });
 }
 
 void Follower::keep_foreign() {
@@ -602,8 +604,9 @@ void Follower::keep_foreign() {
           // In parts (a long stream none of whose messages Isthmus wrote,
           // e.g. one this region led, must not hold the other streams'
           // requests for long): kKeepAsideChunk sequences per job.
-          auto w = foreign_tail_walk(nc, a.stream, a.leader, first, walk_top > 0 ? walk_top : a.to_seq,
-                                     kKeepAsideChunk, a.timeout_ms);
+          auto w = foreign_tail_walk(nc, a.stream, a.leader, first,
+                                     walk_top > 0 ? std::min(walk_top, a.to_seq) : a.to_seq, kKeepAsideChunk,
+                                     a.timeout_ms);
           if (!w) {
             o.k.st = w.status();
             return o;
@@ -630,7 +633,10 @@ void Follower::keep_foreign() {
           foreign_walk_next_ = o.walk_next;
           return;
         }
-        if (need_start && o.from > 0) foreign_from_ = o.from;
+        if (need_start && o.from > 0) {
+          foreign_from_ = o.from;
+          mark_diverged(o.from);  // (a restart, or a rebuild, need not walk again)
+        }
         foreign_found_ += o.k.found;
         foreign_kept_ += o.k.kept;
         foreign_scanned_to_ = std::max(foreign_scanned_to_, o.k.scanned_to);

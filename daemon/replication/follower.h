@@ -182,6 +182,7 @@ class Follower {
   // from_seq: first sequence that may hold foreign messages (0: unknown);
   // marked: the replica's description already says so.
   void diverge(const std::string& why, uint64_t from_seq, bool marked = false);
+  void mark_diverged(uint64_t from_seq);  // the replica's description says it (diverged=from_seq)
   void keep_foreign();
   void check_synced();
   void stop_leader(const std::string& reason);

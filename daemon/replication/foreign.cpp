@@ -164,9 +164,9 @@ Result<TailWalk> foreign_tail_walk(natsConnection* nc, const std::string& stream
       return m.status();
     }
     auto msg = decode(*m);
-    // (Any region: below a switchover the replica holds copies from the
-    // stream's earlier leader, which are Isthmus's writes too.)
-    if (msg && foreign_reason(msg->headers, seq, leader, /*any_region=*/true).empty()) {
+    // (From `leader` only: copies from an earlier leader of the stream,
+    // below a switchover, are not known to be this leader's messages.)
+    if (msg && foreign_reason(msg->headers, seq, leader).empty()) {
       w.done = true;
       w.start = seq + 1;
       return w;

@@ -62,9 +62,10 @@ OwnWritesCheck check_own_writes(natsConnection* nc, const std::string& stream, c
                                 uint64_t from, uint64_t to, int64_t timeout_ms);
 
 // The first sequence that may hold a foreign message when nothing else is
-// known: one past the highest message that Isthmus wrote at its place
-// (copied from `leader` or from an earlier leader of the stream), found by
-// walking down from `last` (at least `first`).
+// known: one past the highest message that Isthmus wrote at its place from
+// `leader` (below a switchover, copies from the earlier leader count as
+// foreign: they may be what the new leader never got), found by walking
+// down from `last` (at least `first`).
 Result<uint64_t> foreign_tail_start(natsConnection* nc, const std::string& stream, const std::string& leader,
                                     uint64_t first, uint64_t last, int64_t timeout_ms);
 

@@ -145,8 +145,9 @@ void Replicator::reconfigure(const config::Config& next) {
                                               : ": followed from the new leader");
     if (now == cfg_.region.name) {
       spdlog::warn("stream {}: led here now, still set up as a replica (neutral limits; on an interest stream "
-                   "isthmus_retention_anchor, which keeps every message): restore the limits it had at {}, create "
-                   "the applications' consumers, then delete the anchor (docs/operations.md, \"Switchover\", step 4)",
+                   "isthmus_retention_anchor, which keeps every message): restore the limits it had when it was last "
+                   "led (at {}, unless that was a replica too), create the applications' consumers, then delete the "
+                   "anchor (docs/operations.md, \"Switchover\", step 4)",
                    name, before);
     }
     remove_stream(name,

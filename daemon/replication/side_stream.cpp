@@ -41,10 +41,10 @@ Json side_stream_config(const std::string& stream, const std::string& storage, i
               {"max_consumers", -1}};
 }
 
-std::string foreign_reason(const Headers& headers, uint64_t seq, const std::string& leader, bool any_region) {
+std::string foreign_reason(const Headers& headers, uint64_t seq, const std::string& leader) {
   Origin o;
   if (!parse_origin(headers, o)) return "no Isthmus origin headers";
-  if (o.region != leader && (!any_region || o.region.empty())) return "origin region " + o.region + ", not " + leader;
+  if (o.region != leader) return "origin region " + o.region + ", not " + leader;
   if (o.seq != seq) return "origin sequence " + std::to_string(o.seq) + " stored at " + std::to_string(seq);
   return "";
 }

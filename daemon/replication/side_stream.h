@@ -36,10 +36,8 @@ std::string side_stream_subjects(const std::string& stream);
 nlohmann::json side_stream_config(const std::string& stream, const std::string& storage, int replicas);
 
 // Why a replica message at `seq` is foreign: "" when Isthmus wrote it there
-// (origin headers naming `leader` and `seq`; with `any_region`, any region:
-// a copy from whichever region led the stream then), else a short reason.
-std::string foreign_reason(const Headers& headers, uint64_t seq, const std::string& leader,
-                           bool any_region = false);
+// (origin headers naming `leader` and `seq`), else a short reason.
+std::string foreign_reason(const Headers& headers, uint64_t seq, const std::string& leader);
 
 // Headers for the side-stream copy of a foreign message.
 Headers side_headers(const Headers& original, const std::string& stream, const std::string& subject,

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <string>
 
 namespace isthmus::util {
 
@@ -92,7 +93,7 @@ std::string format_rfc3339_ns(int64_t unix_ns) {
   }
   const time_t t = static_cast<time_t>(secs);
   struct tm tm {};
-  gmtime_r(&t, &tm);
+  if (gmtime_r(&t, &tm) == nullptr) return std::to_string(unix_ns) + " ns (Unix)";
   char buf[48];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(frac));

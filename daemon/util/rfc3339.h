@@ -1,7 +1,8 @@
 // RFC 3339 date-times as JetStream writes them ("2026-11-27T07:12:05.750546034Z",
-// or with a +hh:mm / -hh:mm offset) to Unix nanoseconds. Pure code: no libuv,
-// no NATS; the one parser of these times in the daemon (the leader's ages of
-// stored messages, the store times of foreign messages).
+// or with a +hh:mm / -hh:mm offset) to Unix nanoseconds, and back (UTC, for
+// messages to operators). Pure code: no libuv, no NATS; the one parser of
+// these times in the daemon (the leader's ages of stored messages, the store
+// times of foreign messages).
 // Thread-safety: a pure function, callable from any thread.
 #pragma once
 
@@ -22,7 +23,8 @@ namespace isthmus::util {
 std::optional<int64_t> parse_rfc3339_ns(std::string_view text);
 
 // Unix nanoseconds as UTC "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" (always nine
-// fraction digits), the inverse of parse_rfc3339_ns() for such text.
+// fraction digits): parse_rfc3339_ns() reads it back for every time it
+// accepts (not before 1677-09-21T00:12:44Z).
 std::string format_rfc3339_ns(int64_t unix_ns);
 
 }  // namespace isthmus::util

@@ -1087,65 +1087,78 @@ TEST_CASE("a stream's leader changed by reload: the old leader follows the new o
   CHECK(old_leader.js().require_stream_info(kUsers).messages == next_leader.js().require_stream_info(kUsers).messages);
 }
 
-TEST_CASE("a failover to a region that lacks the old leader's last messages: the old leader, back as a follower, "
-          "diverges, keeps everything not known to be the new leader's aside, and a rebuild makes it its replica",
+TEST_CASE("a failover to a region that lacks the old leader's last messages: the old leader and a third region "
+          "that holds them diverge, keep everything not known to be the new leader's aside, and rebuilds make them "
+          "its replicas",
           "[reload][leader]") {
+  const std::string kThird = "syd";
   TempDir tmp("isthmus-reload-behind");
-  Mesh mesh(tmp, {kLeader, kFollower}, {{kFirst, kLeader}});
+  Mesh mesh(tmp, {kLeader, kFollower, kThird}, {{kFirst, kLeader}});
   Region& old_leader = mesh[kLeader];
   Region& next_leader = mesh[kFollower];
+  Region& third = mesh[kThird];
   mesh.start_nats();
   old_leader.js().create_stream({{"name", kFirst}, {"subjects", {"covenant.countries.>"}}, {"num_replicas", 1}});
   old_leader.js().publish_bulk(messages("covenant.countries.created", 1, 20));
   mesh.start_daemons();
   replicated(old_leader, next_leader, kFirst, "at start");
-  // iad is lost with five writes ams never got; ams is made the leader and
-  // takes writes of its own at the same sequences.
-  old_leader.daemon.terminate();
+  replicated(old_leader, third, kFirst, "at start");
+  // ams's daemon is down while iad takes five more, which syd copies; then
+  // iad is lost, and ams, made the leader, takes writes of its own at the
+  // same sequences.
   next_leader.daemon.terminate();
   old_leader.js().publish_bulk(messages("covenant.countries.created", 21, 5));
-  for (Region* r : {&old_leader, &next_leader}) set_leader(*r, kFirst, kFollower);
+  replicated(old_leader, third, kFirst, "while ams is down");
+  old_leader.daemon.terminate();
+  for (Region* r : {&old_leader, &next_leader, &third}) set_leader(*r, kFirst, kFollower);
   next_leader.daemon.start();
   next_leader.js().publish_bulk(messages("covenant.countries.updated", 101, 10));
-  // iad comes back as a follower: its last message (25) is not ams's.
+  reload(third, "streams[0].leader");
+  // iad comes back as a follower. Neither its last message (25, its own)
+  // nor syd's (25, copied from iad) is ams's.
   old_leader.daemon.start();
   const std::string kSide = "ISTHMUS_FOREIGN_" + kFirst;
-  check_for(
-      20s,
-      [&](std::string& st) {
-        auto h = old_leader.daemon.http_get("/healthz");
-        st = h.body;
-        auto side = old_leader.js().stream_info(kSide);
-        return h.status == 503 &&
-               h.body.find("(sequence 25) was not written by Isthmus, and ams's message at that sequence was first "
-                           "stored at 20") != std::string::npos &&
-               side && side->messages == 25;
-      },
-      "iad diverged, every message of its own kept aside");
-  {
-    // None of them was written by Isthmus: which of them ams holds is not
-    // known, so all are kept (the five ams never got among them).
-    auto side = old_leader.js().read_stream(kSide);
+  for (Region* r : {&old_leader, &third}) {
+    const std::string why = r == &old_leader ? "(sequence 25) was not written by Isthmus, and ams's message at that "
+                                               "sequence was first stored at 20"
+                                             : "(sequence 25) came from region iad, not ams, and ams's message at "
+                                               "that sequence was first stored at 20";
+    check_for(
+        20s,
+        [&](std::string& st) {
+          auto h = r->daemon.http_get("/healthz");
+          st = h.body;
+          auto side = r->js().stream_info(kSide);
+          return h.status == 503 && h.body.find(why) != std::string::npos && side && side->messages == 25;
+        },
+        r->name + " diverged, every message not known to be ams's kept aside");
+    // Which of them ams holds is not known there, so all are kept (the
+    // five ams never got among them).
+    auto side = r->js().read_stream(kSide);
     REQUIRE(side.size() == 25);
     CHECK(side.front().payload == "{\"n\":1}");
     CHECK(side[20].payload == "{\"n\":21}");
     CHECK(side.back().payload == "{\"n\":25}");
   }
-  auto r = old_leader.daemon.http_post("/v1/streams/" + kFirst + "/rebuild");
-  INFO(r.body);
-  CHECK(r.status == 202);
-  replicated(next_leader, old_leader, kFirst, "after the rebuild");
-  check_for(
-      15s, [&](std::string& st) { return same_messages(next_leader, old_leader, kFirst, st); },
-      "iad holds what ams holds after the rebuild");
-  check_for(
-      15s,
-      [&](std::string& st) {
-        auto h = old_leader.daemon.http_get("/healthz");
-        st = h.body;
-        return h.status == 200;
-      },
-      "iad healthy after the rebuild");
-  CHECK(old_leader.js().require_stream_info(kFirst).last_seq == 30);
-  CHECK(old_leader.js().require_stream_info(kSide).messages == 25);  // (kept once)
+  for (Region* r : {&old_leader, &third}) {
+    auto res = r->daemon.http_post("/v1/streams/" + kFirst + "/rebuild");
+    INFO(res.body);
+    CHECK(res.status == 202);
+  }
+  for (Region* r : {&old_leader, &third}) {
+    replicated(next_leader, *r, kFirst, "after the rebuild");
+    check_for(
+        15s, [&](std::string& st) { return same_messages(next_leader, *r, kFirst, st); },
+        r->name + " holds what ams holds after the rebuild");
+    check_for(
+        15s,
+        [&](std::string& st) {
+          auto h = r->daemon.http_get("/healthz");
+          st = h.body;
+          return h.status == 200;
+        },
+        r->name + " healthy after the rebuild");
+    CHECK(r->js().require_stream_info(kFirst).last_seq == 30);
+    CHECK(r->js().require_stream_info(kSide).messages == 25);  // (kept once)
+  }
 }

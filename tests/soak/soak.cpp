@@ -598,17 +598,9 @@ void Soak::inject() {
     // In every region, the old leader first; then until the new leader's
     // rows for the other two read `replicating`, caught up, and no region
     // has the stream diverged.
-    auto switch_to = [&](const std::string& leader, const std::string& from) {
-      std::vector<std::string> order = {from, leader};
-      for (const auto& n : kRegions)
-        if (n != from && n != leader) order.push_back(n);
-      for (const auto& n : order) {
-        Isthmusd& dm = region(n).daemon;
-        for (auto& st : dm.config().streams)
-          if (st.name == name) st.leader = leader;
-        dm.write_config();
-        dm.process().signal(SIGHUP);
-      }
+    // Until `leader`'s rows for the other two read `replicating`, caught
+    // up to `last`, with no region's replica of the stream diverged.
+    auto await_following = [&](const std::string& leader, const std::string& when) {
       const auto t0 = Clock::now();
       std::string state;
       while (true) {
@@ -629,18 +621,35 @@ void Soak::inject() {
               ++ok;
         if (ok == 2) {
           char b[96];
-          std::snprintf(b, sizeof b, "  %s leads it: both other regions follow it, caught up, %.1f s after the reloads",
-                        leader.c_str(), since_s(t0));
+          std::snprintf(b, sizeof b, "  %s leads it: both other regions follow it, caught up, %.1f s %s",
+                        leader.c_str(), since_s(t0), when.c_str());
           log(b);
           break;
         }
         state = e ? e->dump() : std::string("not listed");
         if (Clock::now() - t0 > ms(opt_.recovery_limit_s))
-          throw Failure("switchover of " + name + " to " + leader + " not done after " +
-                        std::to_string(static_cast<int>(opt_.recovery_limit_s)) + " s: " + state);
+          throw Failure("switchover of " + name + " (" + leader + " leading) not done after " +
+                        std::to_string(static_cast<int>(opt_.recovery_limit_s)) + " s " + when + ": " + state);
         std::this_thread::sleep_for(100ms);
       }
     };
+    // In every region, the old leader first (the procedure's step 3).
+    auto switch_to = [&](const std::string& leader, const std::string& from) {
+      std::vector<std::string> order = {from, leader};
+      for (const auto& n : kRegions)
+        if (n != from && n != leader) order.push_back(n);
+      for (const auto& n : order) {
+        Isthmusd& dm = region(n).daemon;
+        for (auto& st : dm.config().streams)
+          if (st.name == name) st.leader = leader;
+        dm.write_config();
+        dm.process().signal(SIGHUP);
+      }
+      await_following(leader, "after the reloads");
+    };
+    // The procedure's step 2: the new leader (and the third) hold
+    // everything first.
+    await_following(kLeader, "before the switchover");
     switch_to(to, kLeader);
     watch_for(ms(away));
     switch_to(kLeader, to);

@@ -50,10 +50,6 @@ TEST_CASE("foreign messages: no origin, other region, other sequence", "[replica
   CHECK_THAT(foreign_reason({}, 7, "iad"), Catch::Contains("no Isthmus origin"));
   CHECK_THAT(foreign_reason({{"X-Foreign", "yes"}}, 7, "iad"), Catch::Contains("no Isthmus origin"));
   CHECK_THAT(foreign_reason(isthmus_headers("syd", 7), 7, "iad"), Catch::Contains("origin region syd"));
-  // A copy from an earlier leader of the stream, where that counts.
-  CHECK(foreign_reason(isthmus_headers("syd", 7), 7, "iad", /*any_region=*/true).empty());
-  CHECK_THAT(foreign_reason(isthmus_headers("syd", 6), 7, "iad", true), Catch::Contains("origin sequence 6"));
-  CHECK_THAT(foreign_reason({}, 7, "iad", true), Catch::Contains("no Isthmus origin"));
   CHECK_THAT(foreign_reason(isthmus_headers("iad", 6), 7, "iad"), Catch::Contains("origin sequence 6"));
 }
 
