@@ -1492,6 +1492,15 @@ void Follower::on_state(const link::State& st) {
   if (phase_ == Phase::kReplicating) {
     state_seen_ = true;
     state_last_seq_ = st.last_seq;
+    // The error was that the region did not lead the stream (yet: the
+    // regions reloaded a switchover one after the other): a STATE for our
+    // subscription says it does now. Not kept 10 s like an error that may
+    // come back.
+    if (!warned_error_.empty() && warned_error_.find(" does not lead stream ") != std::string::npos) {
+      spdlog::info("stream {}: replicating again after: {}", cfg_.name, warned_error_);
+      warned_error_.clear();
+      send_lag_report();
+    }
   }
   ++states_seen_;
   if (awaiting_overlap_ && st.first_seq > known_seq_) {
