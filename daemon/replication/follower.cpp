@@ -1492,15 +1492,6 @@ void Follower::on_state(const link::State& st) {
   if (phase_ == Phase::kReplicating) {
     state_seen_ = true;
     state_last_seq_ = st.last_seq;
-    // The error was that the region did not lead the stream (yet: the
-    // regions reloaded a switchover one after the other): a STATE for our
-    // subscription says it does now. Not kept 10 s like an error that may
-    // come back.
-    if (!warned_error_.empty() && warned_error_.find(" does not lead stream ") != std::string::npos) {
-      spdlog::info("stream {}: replicating again after: {}", cfg_.name, warned_error_);
-      warned_error_.clear();
-      send_lag_report();
-    }
   }
   ++states_seen_;
   if (awaiting_overlap_ && st.first_seq > known_seq_) {
@@ -1532,6 +1523,16 @@ void Follower::on_state(const link::State& st) {
   note_leader_holds(st.last_seq, as_of);
   leader_first_ = std::max(leader_first_, st.first_seq);
   trim();
+  if (phase_ == Phase::kReplicating && !warned_error_.empty() &&
+      warned_error_.find(" does not lead stream ") != std::string::npos) {
+    // The error was that the region did not lead the stream (yet: the
+    // regions reloaded a switchover one after the other): a STATE for our
+    // subscription says it does now. Not kept 10 s like an error that may
+    // come back.
+    spdlog::info("stream {}: replicating again after: {}", cfg_.name, warned_error_);
+    warned_error_.clear();
+    send_lag_report();
+  }
 }
 
 void Follower::on_deleted(link::Deleted&& d) {

@@ -1002,6 +1002,9 @@ TEST_CASE("a stream's leader changed by reload: the old leader follows the new o
         return row.value("state", "") == "replicating";
       },
       "ams's row for iad replicating soon after the reloads");
+  // (iad was told ams did not lead it yet, reloaded first: that cleared.)
+  CHECK(read_file(old_leader.daemon.log_path())
+            .find("replicating again after: leader ams: region ams does not lead stream") != std::string::npos);
 
   // iad's replica is prepared (the retention anchor in place) before its
   // durables go: nothing they kept is lost.

@@ -595,9 +595,6 @@ void Soak::inject() {
     stop_publishers();
     const json config = region(kLeader).js().require_stream_info(name).raw["config"];
     const uint64_t last = region(kLeader).js().require_stream_info(name).last_seq;
-    // In every region, the old leader first; then until the new leader's
-    // rows for the other two read `replicating`, caught up, and no region
-    // has the stream diverged.
     // Until `leader`'s rows for the other two read `replicating`, caught
     // up to `last`, with no region's replica of the stream diverged.
     auto await_following = [&](const std::string& leader, const std::string& when) {
@@ -609,7 +606,7 @@ void Soak::inject() {
         for (const auto& n : kRegions) {
           auto e = region(n).daemon.lag_stream(name);
           if (e && e->value("state", "") == "diverged")
-            throw Failure(n + " " + name + " diverged in a switchover to " + leader + ": " + e->value("detail", "") +
+            throw Failure(n + " " + name + " diverged (" + leader + " leading, " + when + "): " + e->value("detail", "") +
                           "; log tail:\n" + region(n).daemon.log_tail(30));
         }
         auto e = region(leader).daemon.lag_stream(name);
