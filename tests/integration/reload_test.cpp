@@ -936,6 +936,24 @@ bool same_messages(Region& a, Region& b, const std::string& stream, std::string&
   return true;
 }
 
+// Within 6 s, `leader`'s rows for every region of `regions` on `stream`
+// read `replicating`.
+void await_replicating(Region& leader, const std::string& stream, const std::vector<std::string>& regions,
+                       const std::string& when) {
+  check_for(
+      6s,
+      [&](std::string& st) {
+        st.clear();
+        for (const auto& r : regions) {
+          json row = row_for(leader, stream, r);
+          st += r + ": " + row.dump() + "; ";
+          if (row.value("state", "") != "replicating") return false;
+        }
+        return true;
+      },
+      leader.name + "'s rows on " + stream + " replicating " + when);
+}
+
 std::string header(const StoredMsg& m, const std::string& key) {
   for (const auto& [k, v] : m.headers) {
     if (k == key) return v;
@@ -994,14 +1012,7 @@ TEST_CASE("a stream's leader changed by reload: the old leader follows the new o
   // Within seconds ams's row for iad reads `replicating`: iad's error of
   // the moment nobody led is not kept the 10 s an error that may come back
   // is (an idle stream: no write clears it).
-  check_for(
-      6s,
-      [&](std::string& st) {
-        json row = row_for(next_leader, kFirst, kLeader);
-        st = row.dump();
-        return row.value("state", "") == "replicating";
-      },
-      "ams's row for iad replicating soon after the reloads");
+  await_replicating(next_leader, kFirst, {kLeader}, "soon after the reloads");
   // (iad was told ams did not lead it yet, reloaded first: that cleared.)
   CHECK(read_file(old_leader.daemon.log_path())
             .find("replicating again after: leader ams: region ams does not lead stream") != std::string::npos);
@@ -1029,17 +1040,7 @@ TEST_CASE("a stream's leader changed by reload: the old leader follows the new o
   CHECK(log.find("stream " + kFirst + ": leader changed by reload from iad to ams: followed from the new leader") !=
         std::string::npos);
   // And for both, soon after syd's reload.
-  check_for(
-      6s,
-      [&](std::string& st) {
-        auto s = next_leader.daemon.lag_stream(kFirst);
-        st = s ? s->dump() : "not listed";
-        if (!s || s->value("role", "") != "leader") return false;
-        size_t ok = 0;
-        for (const auto& f : s->value("followers", json::array())) ok += f.value("state", "") == "replicating";
-        return ok == 2;
-      },
-      "ams's rows for iad and syd replicating soon after the last reload");
+  await_replicating(next_leader, kFirst, {kLeader, kThird}, "soon after the last reload");
   for (Region* r : {&old_leader, &third}) {
     for (const auto& stream : {kFirst, kUsers}) {
       replicated(next_leader, *r, stream, "after the switchover");
