@@ -103,6 +103,7 @@ struct PrepResult {
   bool syncing = false;   // a rebuild's sync was under way (marker)
   bool rebuilt = false;   // the replica was deleted and recreated just now
   uint64_t rebuild_next = 0;  // a rebuild's scan stopped after a chunk: go on from here
+  uint64_t rebuild_walk_next = 0;  // a rebuild's walk for the foreign tail's start goes on down from here
   bool scanned = false;       // a rebuild's scan ran: found/kept count this part of it
   bool scan_fresh = false;    // ... and it was the first part
   bool scan_done = false;     // a rebuild's scan reached the replica's end
@@ -143,10 +144,13 @@ int64_t created_ns_of(const Json& info) {
 // kKeepAsideChunk sequences per call, from `resume_from` once an earlier
 // call examined everything below it: a call that stops short sets
 // r.rebuild_next and deletes nothing, so other streams' JetStream requests
-// run between the chunks.
+// run between the chunks. So does the walk for where the foreign messages
+// begin, when nothing says it: kKeepAsideChunk sequences per call, from
+// `walk_top` down (0: from the last), r.rebuild_walk_next where it stopped;
+// the start found goes into the marker.
 void rebuild_replica(natsConnection* nc, const std::string& stream, const std::string& leader, const Json& want,
-                     const Json* sinfo, uint64_t known_from, uint64_t resume_from, int replicas, int64_t tmo,
-                     PrepResult& r) {
+                     const Json* sinfo, uint64_t known_from, uint64_t resume_from, uint64_t walk_top, int replicas,
+                     int64_t tmo, PrepResult& r) {
   r.rebuilt = true;
   if (sinfo != nullptr) {
     const Json& cfg = (*sinfo)["config"];
@@ -195,12 +199,27 @@ void rebuild_replica(natsConnection* nc, const std::string& stream, const std::s
       // walk down to it again.
       if (from == 0) from = resume_from;
       if (from == 0) {
-        auto t = foreign_tail_start(nc, stream, leader, first, last, tmo);
-        if (!t) {
-          r.st = Status(t.status().code(), "rebuild: " + t.status().message());
+        auto w = foreign_tail_walk(nc, stream, leader, first, walk_top > 0 ? std::min(walk_top, last) : last,
+                                   kKeepAsideChunk, tmo);
+        if (!w) {
+          r.st = Status(w.status().code(), "rebuild: " + w.status().message());
           return;
         }
-        from = *t;
+        if (!w->done) {
+          r.rebuilt = false;
+          r.rebuild_walk_next = w->next;
+          spdlog::info("stream {}: rebuild: looking for the last message Isthmus wrote from {}: none above "
+                       "sequence {} (of {}..{})",
+                       stream, leader, w->next, first, last);
+          return;
+        }
+        from = w->start;
+        // Later parts, and a restart, start from it.
+        Status st = write_marker(nc, cfg, {Marker::Kind::kRebuildRequested, from}, true, tmo);
+        if (!st) {
+          r.st = Status(st.code(), "rebuild: cannot mark the replica: " + st.message());
+          return;
+        }
       }
       KeepAsideArgs ka;
       ka.stream = stream;
@@ -679,6 +698,7 @@ Status Follower::request_rebuild() {
   rebuild_ = Rebuild::kRequested;
   rebuild_known_from_ = known_from;
   rebuild_resume_from_ = 0;
+  rebuild_walk_next_ = 0;
   rebuild_found_ = rebuild_kept_ = 0;
   rebuild_started_mono_ns_ = loop::mono_ns();
   to_delete_.clear();  // about the replica being dropped; the new one syncs without them
@@ -801,11 +821,12 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
   int replicas = ctx_.cfg->nats.replicas;
   uint64_t known_from = rebuild_known_from_;
   uint64_t resume_from = rebuild_resume_from_;
+  uint64_t walk_top = rebuild_walk_next_;
   uint64_t verify_from = check_from();
   std::vector<uint64_t> late_fillers(late_fillers_pending_.begin(), late_fillers_pending_.end());
   Json want = *wanted;
   std::function<PrepResult(natsConnection*)> prepare =
-      [stream, leader, tmo, want, rebuild, known_from, resume_from, replicas, verify_from,
+      [stream, leader, tmo, want, rebuild, known_from, resume_from, walk_top, replicas, verify_from,
        late_fillers](natsConnection* nc) {
         PrepResult r;
         auto sinfo = nats::stream_info(nc, stream, tmo);
@@ -819,8 +840,8 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           r.storage = (*sinfo)["config"].value("storage", std::string("file"));
         }
         if (rebuild || mk.kind == Marker::Kind::kRebuildRequested) {
-          rebuild_replica(nc, stream, leader, want, sinfo ? &*sinfo : nullptr, known_from, resume_from, replicas,
-                          tmo, r);
+          rebuild_replica(nc, stream, leader, want, sinfo ? &*sinfo : nullptr, known_from, resume_from, walk_top,
+                          replicas, tmo, r);
           return r;
         }
         if (!sinfo) {
@@ -968,10 +989,8 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
               r.last_origin_ns = o.time_ns;
               r.known_seq = at;
             }
-            if (!r.diverged.empty()) {
-              auto t = foreign_tail_start(nc, stream, leader, r.first_seq, r.last_seq, tmo);
-              r.foreign_from = t ? *t : 0;
-            }
+            // (A divergence found here: where its foreign messages begin
+            // is found by keep_foreign()'s walk, in parts.)
           } else if (m.status().code() != Code::kNotFound) {
             r.st = m.status();
           }
@@ -1039,6 +1058,17 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           rebuild_found_ += r.found;
           rebuild_kept_ += r.kept;
         }
+        if (r.rebuild_walk_next > 0 && r.st) {
+          // One part of the rebuild's walk done: the next is another job.
+          rebuild_walk_next_ = r.rebuild_walk_next;
+          rebuild_ = Rebuild::kRequested;
+          if (rebuild_started_mono_ns_ == 0) rebuild_started_mono_ns_ = loop::mono_ns();
+          phase_ = Phase::kIdle;
+          phase_since_mono_ns_ = loop::mono_ns();
+          maybe_start();
+          return;
+        }
+        if (r.scanned || r.rebuilt) rebuild_walk_next_ = 0;  // (the walk is over: its start is in the marker)
         if (r.rebuild_next > 0 && r.st) {
           // One part of the rebuild's scan done: the next is another job.
           // (Also when the rebuild was found under way after a restart.)

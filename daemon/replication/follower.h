@@ -487,6 +487,7 @@ class Follower {
   Rebuild rebuild_ = Rebuild::kNone;
   uint64_t rebuild_known_from_ = 0;  // where foreign messages may start, if known
   uint64_t rebuild_resume_from_ = 0;  // the scan's next chunk starts here (0: from the start)
+  uint64_t rebuild_walk_next_ = 0;    // the walk for the foreign tail's start goes on down from here (0: from the end)
   uint64_t rebuild_found_ = 0, rebuild_kept_ = 0;  // counted by the chunks done so far
   std::string storage_ = "file";     // the replica's storage (for the side stream)
   bool marker_clearing_ = false;

@@ -177,12 +177,6 @@ Result<TailWalk> foreign_tail_walk(natsConnection* nc, const std::string& stream
   return w;
 }
 
-Result<uint64_t> foreign_tail_start(natsConnection* nc, const std::string& stream, const std::string& leader,
-                                    uint64_t first, uint64_t last, int64_t timeout_ms) {
-  auto w = foreign_tail_walk(nc, stream, leader, first, last, 0, timeout_ms);
-  if (!w) return w.status();
-  return w->start;
-}
 
 Status write_marker(natsConnection* nc, Json config, const Marker& m, bool seal, int64_t timeout_ms) {
   if (!config.is_object()) return Status(Code::kInvalid, "no stream configuration");

@@ -65,13 +65,9 @@ OwnWritesCheck check_own_writes(natsConnection* nc, const std::string& stream, c
 // known: one past the highest message that Isthmus wrote at its place from
 // `leader` (below a switchover, copies from the earlier leader count as
 // foreign: they may be what the new leader never got), found by walking
-// down from `last` (at least `first`).
-Result<uint64_t> foreign_tail_start(natsConnection* nc, const std::string& stream, const std::string& leader,
-                                    uint64_t first, uint64_t last, int64_t timeout_ms);
-
-// The same walk in parts: from `top` down, at most `max_steps` sequences.
-// `done` with `start` (as foreign_tail_start() returns it), or not done yet:
-// go on from `next` (below what was read).
+// down (to `first` at most) in parts: from `top` down, at most `max_steps` sequences (0: no limit).
+// `done` with `start`, or not done yet: go on from `next` (below what was
+// read).
 struct TailWalk {
   bool done = false;
   uint64_t start = 0;

@@ -52,7 +52,7 @@ struct Marker {
   enum class Kind { kNone, kDiverged, kRebuildRequested, kRebuildSyncing };
   Kind kind = Kind::kNone;
   // kDiverged, kRebuildRequested: first sequence that may hold foreign
-  // messages (0: unknown, found by foreign_tail_start()).
+  // messages (0: unknown, found by foreign_tail_walk()).
   uint64_t seq = 0;
 };
 Marker parse_marker(std::string_view description);

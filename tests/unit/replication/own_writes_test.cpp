@@ -94,3 +94,54 @@ TEST_CASE("check_own_writes passes Isthmus's own writes and names the first that
     CHECK(c.foreign_at == 0);
   }
 }
+
+TEST_CASE("foreign_tail_walk finds one past the last message the leader's Isthmus wrote, in parts", "[foreign]") {
+  using isthmus::replication::foreign_tail_walk;
+  TempDir tmp("isthmus-tail-walk");
+  NatsServer server("r", tmp.subdir("r"));
+  server.start();
+  JetStream js(server.url());
+  js.create_stream({{"name", "R"}, {"subjects", {"r.>"}}, {"storage", "memory"}});
+  natsConnection* nc = js.connection();
+  // 1-3 written by Isthmus from iad, 4-5 copies from ams (an earlier
+  // leader), 6-9 a client's, 7 deleted.
+  for (uint64_t s = 1; s <= 3; ++s) js.publish(own(s));
+  for (uint64_t s = 4; s <= 5; ++s) js.publish(own(s, "ams"));
+  for (uint64_t s = 6; s <= 9; ++s) {
+    harness::OutMsg m;
+    m.subject = "r.x";
+    m.payload = "client " + std::to_string(s);
+    js.publish(m);
+  }
+  js.delete_msg("R", 7);
+
+  auto whole = foreign_tail_walk(nc, "R", "iad", 1, 9, 0, 5000);
+  REQUIRE(whole);
+  CHECK(whole->done);
+  CHECK(whole->start == 4);  // ams's copies are not iad's
+  auto other = foreign_tail_walk(nc, "R", "ams", 1, 9, 0, 5000);
+  REQUIRE(other);
+  CHECK(other->start == 6);
+
+  // Two sequences a part: 9-8, 7-6 (7 deleted), 5-4, then 3 ends it.
+  uint64_t top = 9, parts = 0;
+  isthmus::replication::TailWalk w;
+  do {
+    auto r = foreign_tail_walk(nc, "R", "iad", 1, top, 2, 5000);
+    REQUIRE(r);
+    w = *r;
+    ++parts;
+    if (!w.done) {
+      CHECK(w.next == top - 2);
+      top = w.next;
+    }
+  } while (!w.done && parts < 10);
+  CHECK(w.start == 4);
+  CHECK(parts == 4);
+
+  // Nothing written by the leader's Isthmus: the stream's first sequence.
+  auto none = foreign_tail_walk(nc, "R", "syd", 1, 9, 0, 5000);
+  REQUIRE(none);
+  CHECK(none->done);
+  CHECK(none->start == 1);
+}
