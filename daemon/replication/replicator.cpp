@@ -109,9 +109,9 @@ void Replicator::reconfigure(const config::Config& next) {
   // Streams whose leader changed (a switchover): the object of the old role
   // is retired and one of the new role made, as for a removal and an
   // addition, with two differences: a region that stops leading deletes
-  // its durable readers only once its replica is prepared (the retention
-  // anchor holds the interest stream's messages first), and one that
-  // starts leading tells the old leader why it stopped following.
+  // its durable readers only once its replica is ready (the retention
+  // anchor holds the interest stream's messages first: tick()), and every
+  // follower retired tells the old leader why it stopped following.
   std::map<std::string, std::string> switched;  // stream -> its leader before
   for (const auto& s : cfg_.streams) {
     auto n = std::find_if(next.streams.begin(), next.streams.end(),
@@ -217,7 +217,7 @@ void Replicator::remove_stream(const std::string& name, const std::string& why, 
     retired_leaders_.push_back(std::move(it->second));
     leaders_.erase(it);
     if (switched) {
-      // Followed from now on: the durables go once the replica is prepared
+      // Followed from now on: the durables go once the replica is ready
       // (tick()); deleted first, nats-server would drop the interest
       // stream's messages only they held, before the anchor holds them.
       readers_to_drop_[name] = true;
