@@ -1061,11 +1061,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         if (r.rebuild_walk_next > 0 && r.st) {
           // One part of the rebuild's walk done: the next is another job.
           rebuild_walk_next_ = r.rebuild_walk_next;
-          rebuild_ = Rebuild::kRequested;
-          if (rebuild_started_mono_ns_ == 0) rebuild_started_mono_ns_ = loop::mono_ns();
-          phase_ = Phase::kIdle;
-          phase_since_mono_ns_ = loop::mono_ns();
-          maybe_start();
+          next_rebuild_part();
           return;
         }
         if (r.scanned || r.rebuilt) rebuild_walk_next_ = 0;  // (the walk is over: its start is in the marker)
@@ -1073,11 +1069,7 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
           // One part of the rebuild's scan done: the next is another job.
           // (Also when the rebuild was found under way after a restart.)
           rebuild_resume_from_ = r.rebuild_next;
-          rebuild_ = Rebuild::kRequested;
-          if (rebuild_started_mono_ns_ == 0) rebuild_started_mono_ns_ = loop::mono_ns();
-          phase_ = Phase::kIdle;
-          phase_since_mono_ns_ = loop::mono_ns();
-          maybe_start();
+          next_rebuild_part();
           return;
         }
         // A retry goes on with a scan that failed part-way (the replica is
@@ -1211,6 +1203,16 @@ Status Follower::on_stream_info(const link::StreamInfo& info) {
         prepared(r.last_seq, r.messages, r.first_seq);
       });
   return Status::ok();
+}
+
+// A part of a rebuild (its walk or its scan) is done: the next part is
+// another start of the pipeline, another job.
+void Follower::next_rebuild_part() {
+  rebuild_ = Rebuild::kRequested;
+  if (rebuild_started_mono_ns_ == 0) rebuild_started_mono_ns_ = loop::mono_ns();
+  phase_ = Phase::kIdle;
+  phase_since_mono_ns_ = loop::mono_ns();
+  maybe_start();
 }
 
 void Follower::prepared(uint64_t last_seq, uint64_t messages, uint64_t first_seq) {

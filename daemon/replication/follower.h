@@ -183,6 +183,7 @@ class Follower {
   // marked: the replica's description already says so.
   void diverge(const std::string& why, uint64_t from_seq, bool marked = false);
   void mark_diverged(uint64_t from_seq);  // the replica's description says it (diverged=from_seq)
+  void next_rebuild_part();
   void keep_foreign();
   void check_synced();
   void stop_leader(const std::string& reason);
